@@ -1,0 +1,65 @@
+//! Indicator expressions → polars aggregations. The SQL text is compiled by polars' own SQL
+//! support; we only rewrite the result so that an indicator's row filter applies inside its
+//! aggregations, which lets many indicators with different filters share one group-by.
+
+use polars::prelude::*;
+
+use crate::definitions::{IndicatorDef, compile_sql_expr};
+
+/// The aggregations of one indicator, ready to go into a fused group-by.
+#[derive(Debug, Clone)]
+pub struct IndicatorAggs {
+    pub id: String,
+    pub numerator: Expr,
+    pub denominator: Option<Expr>,
+    /// Rows that counted: `len()`, or the number of rows passing the filter.
+    pub n_rows: Expr,
+    /// `(column name, boolean expression)` to add before the group-by, when there is a filter.
+    pub filter_column: Option<(String, Expr)>,
+}
+
+/// Compiles an indicator whose expressions were already checked by `definitions`.
+/// `slot` makes the helper column names unique within a source.
+pub fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAggs, String> {
+    let filter_name = format!("__filter_{slot}");
+    let filter = match &ind.filter {
+        Some(f) => Some(compile_sql_expr(f.get_ref())?.fill_null(lit(false))),
+        None => None,
+    };
+    let mask = filter.as_ref().map(|_| filter_name.as_str());
+    let numerator = restrict_to(compile_sql_expr(ind.numerator.get_ref())?, mask)
+        .cast(DataType::Float64)
+        .alias(format!("__num_{slot}"));
+    let denominator = match &ind.denominator {
+        Some(d) => Some(
+            restrict_to(compile_sql_expr(d.get_ref())?, mask)
+                .cast(DataType::Float64)
+                .alias(format!("__den_{slot}")),
+        ),
+        None => None,
+    };
+    let n_rows = match mask {
+        Some(m) => col(m).sum(),
+        None => len(),
+    }
+    .cast(DataType::Int64)
+    .alias(format!("__n_{slot}"));
+    Ok(IndicatorAggs {
+        id: ind.id.get_ref().clone(),
+        numerator,
+        denominator,
+        n_rows,
+        filter_column: filter.map(|f| (filter_name, f)),
+    })
+}
+
+/// Makes every column read inside `expr` see only the rows where the boolean column `mask` is
+/// true, and `count(*)` count only those rows. Without a mask the expression is unchanged.
+pub fn restrict_to(expr: Expr, mask: Option<&str>) -> Expr {
+    let Some(mask) = mask else { return expr };
+    expr.map_expr(|e| match e {
+        Expr::Column(name) => Expr::Column(name).filter(col(mask)),
+        Expr::Len => col(mask).sum(),
+        other => other,
+    })
+}

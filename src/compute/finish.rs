@@ -1,0 +1,333 @@
+//! From raw aggregates to the `indicator_values` table: stock measures' coarser periods, the full
+//! unit × period × segment grid (a unit in scope with no rows still gets its row), values, and
+//! the descriptive columns, sorted so that reruns write identical bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use polars::prelude::*;
+
+use crate::definitions::{IndicatorDef, StockRule, WhenNoRows};
+use crate::org::OrgTree;
+use crate::period::{Grain, RunMonths};
+
+/// What `finish_values` needs to know about one indicator.
+#[derive(Debug, Clone)]
+pub struct IndicatorRules {
+    pub id: String,
+    pub scale: f64,
+    pub has_denominator: bool,
+    pub when_no_rows: WhenNoRows,
+    pub stock: Option<StockRule>,
+    pub grains: Vec<Grain>,
+    /// Units that must report: the scope's subtree.
+    pub units: Vec<String>,
+}
+
+impl IndicatorRules {
+    /// `None` for the units when the scope names no unit of the tree (validation reports that).
+    pub fn from_def(def: &IndicatorDef, tree: &OrgTree) -> IndicatorRules {
+        let units = match &def.scope {
+            Some(root) => tree
+                .subtree(root.get_ref())
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            None => tree.units().iter().map(|u| u.id.clone()).collect(),
+        };
+        let mut grains = def.grains.get_ref().clone();
+        grains.sort();
+        grains.dedup();
+        IndicatorRules {
+            id: def.id.get_ref().clone(),
+            scale: def.scale,
+            has_denominator: def.denominator.is_some(),
+            when_no_rows: def.when_no_rows,
+            stock: def.stock,
+            grains,
+            units,
+        }
+    }
+}
+
+const KEYS: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];
+
+/// Output columns of `indicator_values.parquet`, in order.
+pub const VALUE_COLUMNS: [&str; 14] = [
+    "indicator_id",
+    "org_unit_id",
+    "org_level",
+    "org_kind",
+    "grain",
+    "period",
+    "period_start",
+    "period_end",
+    "segment",
+    "numerator",
+    "denominator",
+    "value",
+    "n_rows",
+    "org_name",
+];
+
+pub fn finish_values(
+    raw: Vec<DataFrame>,
+    rules: &[IndicatorRules],
+    tree: &OrgTree,
+    months: RunMonths,
+) -> PolarsResult<DataFrame> {
+    let raw_cols = [
+        "indicator_id",
+        "org_unit_id",
+        "grain",
+        "period",
+        "segment",
+        "numerator",
+        "denominator",
+        "n_rows",
+    ];
+    let frames: Vec<LazyFrame> = raw
+        .into_iter()
+        .map(|df| df.lazy().select(raw_cols.map(col)))
+        .collect();
+    let raw = if frames.is_empty() {
+        empty_raw().lazy()
+    } else {
+        concat(frames, UnionArgs::default())?
+    };
+    let rules_frame = rules_frame(rules)?;
+    let raw = with_stock_periods(raw, &rules_frame, months)?.collect()?;
+
+    let grid = grid(&raw, rules, months)?;
+    let key_cols: Vec<Expr> = KEYS.iter().map(|k| col(*k)).collect();
+    let filled = grid
+        .lazy()
+        .join(
+            raw.lazy(),
+            key_cols.clone(),
+            key_cols,
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            rules_frame.lazy(),
+            [col("indicator_id")],
+            [col("indicator_id")],
+            JoinArgs::new(JoinType::Left),
+        );
+
+    let n = col("n_rows").fill_null(lit(0i64));
+    let empty = n.clone().eq(lit(0i64));
+    let zero = col("__zero_when_empty");
+    let no_rows = when(zero.clone())
+        .then(lit(0.0f64))
+        .otherwise(lit(NULL).cast(DataType::Float64));
+    let den = col("denominator");
+    let value = when(empty.clone())
+        .then(no_rows.clone())
+        .when(col("__has_denominator"))
+        .then(
+            when(den.clone().is_null().or(den.clone().eq(lit(0.0))))
+                .then(lit(NULL).cast(DataType::Float64))
+                .otherwise(col("scale") * col("numerator") / den.clone()),
+        )
+        .otherwise(col("scale") * col("numerator"));
+    let numerator = when(empty.clone())
+        .then(no_rows)
+        .otherwise(col("numerator"));
+    let denominator = when(empty)
+        .then(lit(NULL).cast(DataType::Float64))
+        .otherwise(den);
+
+    let period_frame = months.period_frame(&Grain::ALL)?;
+    let out = filled
+        .with_columns([
+            value.alias("value"),
+            numerator.alias("numerator"),
+            denominator.alias("denominator"),
+            n.alias("n_rows"),
+        ])
+        .join(
+            tree.units_frame()?.lazy(),
+            [col("org_unit_id")],
+            [col("org_unit_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            period_frame.lazy(),
+            [col("grain"), col("period")],
+            [col("grain"), col("period")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select(VALUE_COLUMNS.map(col))
+        .sort(
+            KEYS,
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()?;
+    Ok(out)
+}
+
+fn empty_raw() -> DataFrame {
+    df!(
+        "indicator_id" => Vec::<String>::new(),
+        "org_unit_id" => Vec::<String>::new(),
+        "grain" => Vec::<String>::new(),
+        "period" => Vec::<String>::new(),
+        "segment" => Vec::<String>::new(),
+        "numerator" => Vec::<f64>::new(),
+        "denominator" => Vec::<f64>::new(),
+        "n_rows" => Vec::<i64>::new(),
+    )
+    .expect("static frame")
+}
+
+fn rules_frame(rules: &[IndicatorRules]) -> PolarsResult<DataFrame> {
+    df!(
+        "indicator_id" => rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        "scale" => rules.iter().map(|r| r.scale).collect::<Vec<_>>(),
+        "__has_denominator" => rules.iter().map(|r| r.has_denominator).collect::<Vec<_>>(),
+        "__zero_when_empty" => rules.iter().map(|r| r.when_no_rows == WhenNoRows::Zero).collect::<Vec<_>>(),
+        "__stock" => rules.iter().map(|r| match r.stock {
+            None => "",
+            Some(StockRule::Last) => "last",
+            Some(StockRule::Mean) => "mean",
+        }).collect::<Vec<_>>(),
+    )
+}
+
+/// Stock measures (headcount, balances) must not add months up: their quarter, tertial, year and
+/// ytd values are formed from the monthly values instead — the period's last month (`last`), or
+/// the mean of the numerators and denominators of the months that have rows (`mean`).
+fn with_stock_periods(
+    raw: LazyFrame,
+    rules_frame: &DataFrame,
+    months: RunMonths,
+) -> PolarsResult<LazyFrame> {
+    let coarse = [Grain::Quarter, Grain::Tertial, Grain::Year, Grain::Ytd];
+    let raw = raw.join(
+        rules_frame
+            .clone()
+            .lazy()
+            .select([col("indicator_id"), col("__stock")]),
+        [col("indicator_id")],
+        [col("indicator_id")],
+        JoinArgs::new(JoinType::Left),
+    );
+    let is_stock = col("__stock").neq(lit(""));
+    let flows = raw
+        .clone()
+        .filter(is_stock.clone().not().or(col("grain").eq(lit("month"))));
+
+    let month_index = months
+        .period_frame(&[Grain::Month])?
+        .lazy()
+        .select([col("period"), col("__first_month").alias("__month")]);
+    let membership = months.membership_frame(&coarse)?.lazy();
+    let bounds = months.period_frame(&coarse)?.lazy().select([
+        col("grain"),
+        col("period"),
+        col("__last_month"),
+    ]);
+    let spread = raw
+        .filter(is_stock.and(col("grain").eq(lit("month"))))
+        .join(
+            month_index,
+            [col("period")],
+            [col("period")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .drop(cols(["grain", "period"]))
+        .join(
+            membership,
+            [col("__month")],
+            [col("__month")],
+            JoinArgs::new(JoinType::Inner),
+        );
+    let out_cols = [
+        "indicator_id",
+        "org_unit_id",
+        "grain",
+        "period",
+        "segment",
+        "numerator",
+        "denominator",
+        "n_rows",
+    ];
+    let last = spread
+        .clone()
+        .filter(col("__stock").eq(lit("last")))
+        .join(
+            bounds,
+            [col("grain"), col("period")],
+            [col("grain"), col("period")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .filter(col("__month").eq(col("__last_month")))
+        .select(out_cols.map(col));
+    let mean = spread
+        .filter(
+            col("__stock")
+                .eq(lit("mean"))
+                .and(col("n_rows").gt(lit(0i64))),
+        )
+        .group_by(KEYS.map(col))
+        .agg([
+            col("numerator").mean(),
+            col("denominator").mean(),
+            col("n_rows").sum(),
+        ])
+        .select(out_cols.map(col));
+    concat(
+        [flows.select(out_cols.map(col)), last, mean],
+        UnionArgs::default(),
+    )
+}
+
+/// Every (indicator, unit in scope, declared grain's period, segment) cell. Segments are the
+/// total plus each breakdown value seen for the indicator anywhere in the run.
+fn grid(raw: &DataFrame, rules: &[IndicatorRules], months: RunMonths) -> PolarsResult<DataFrame> {
+    let mut segments: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let seen = raw
+        .clone()
+        .lazy()
+        .filter(col("segment").neq(lit("total")))
+        .select([col("indicator_id"), col("segment")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()?;
+    let ids = seen.column("indicator_id")?.str()?;
+    let segs = seen.column("segment")?.str()?;
+    for (i, s) in ids.iter().zip(segs.iter()) {
+        if let (Some(i), Some(s)) = (i, s) {
+            segments
+                .entry(i.to_string())
+                .or_default()
+                .insert(s.to_string());
+        }
+    }
+    let periods: BTreeMap<Grain, Vec<String>> = Grain::ALL
+        .iter()
+        .map(|&g| (g, months.periods(g).into_iter().map(|p| p.label).collect()))
+        .collect();
+    let mut cols: [Vec<&str>; 5] = Default::default();
+    let total = "total".to_string();
+    for r in rules {
+        let mut segs: Vec<&String> = vec![&total];
+        if let Some(s) = segments.get(&r.id) {
+            segs.extend(s.iter());
+        }
+        for unit in &r.units {
+            for g in &r.grains {
+                for p in &periods[g] {
+                    for s in &segs {
+                        cols[0].push(&r.id);
+                        cols[1].push(unit);
+                        cols[2].push(g.as_str());
+                        cols[3].push(p);
+                        cols[4].push(s);
+                    }
+                }
+            }
+        }
+    }
+    let [a, b, c, d, e] = cols;
+    df!(KEYS[0] => a, KEYS[1] => b, KEYS[2] => c, KEYS[3] => d, KEYS[4] => e)
+}

@@ -1,0 +1,107 @@
+//! The pipeline model: what a `pipelines/*.toml` file says, as serde types, and the checks that
+//! need nothing but the file itself (ids, references, expressions against declared columns).
+//!
+//! Checks that need data — the org tree, code mappings, input headers — live with the stage that
+//! reads that data (`org`, `ingest`); they report through the same [`Diagnostic`].
+
+mod diagnostic;
+mod model;
+mod validate;
+
+pub use diagnostic::{Diagnostic, Diagnostics, line_col};
+pub use model::*;
+pub use validate::compile_sql_expr;
+
+use std::path::{Path, PathBuf};
+
+/// A pipeline file read from disk and checked on its own terms.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The pipeline file, as given.
+    pub path: PathBuf,
+    /// Directory that relative paths inside the file are resolved against.
+    pub base_dir: PathBuf,
+    /// The raw TOML text: hashed into the manifest and used for line numbers in diagnostics.
+    pub text: String,
+    pub def: PipelineDef,
+}
+
+impl Pipeline {
+    /// Reads and parses a pipeline file, then runs the static checks. All problems found are
+    /// returned together so a user can fix them in one go.
+    pub fn load(path: &Path) -> Result<Pipeline, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics::one(Diagnostic::file(
+                path,
+                format!("cannot read pipeline file: {e}"),
+            ))
+        })?;
+        Self::from_text(path, text)
+    }
+
+    /// Parses pipeline text as if it were read from `path` (used by `load` and by tests).
+    pub fn from_text(path: &Path, text: String) -> Result<Pipeline, Diagnostics> {
+        let def: PipelineDef = toml::from_str(&text).map_err(|e| {
+            let location = e.span().map(|s| line_col(&text, s.start));
+            Diagnostics::one(Diagnostic {
+                file: path.to_path_buf(),
+                location,
+                item: "pipeline".into(),
+                message: e.message().trim().to_string(),
+            })
+        })?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let pipeline = Pipeline {
+            path: path.to_path_buf(),
+            base_dir,
+            text,
+            def,
+        };
+        let problems = validate::check(&pipeline);
+        if problems.is_empty() {
+            Ok(pipeline)
+        } else {
+            Err(Diagnostics(problems))
+        }
+    }
+
+    /// Resolves a path written in the pipeline file (relative to the file's directory).
+    pub fn resolve(&self, relative: &str) -> PathBuf {
+        let p = Path::new(relative);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// A diagnostic pointing at a span of the pipeline file.
+    pub fn diag_at(
+        &self,
+        span: std::ops::Range<usize>,
+        item: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            file: self.path.clone(),
+            location: Some(line_col(&self.text, span.start)),
+            item: item.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn source(&self, name: &str) -> Option<&SourceDef> {
+        self.def.sources.iter().find(|s| s.name.get_ref() == name)
+    }
+
+    /// Indicators in definition order, grouped by the source they read.
+    pub fn indicators_of<'a>(&'a self, source: &'a str) -> impl Iterator<Item = &'a IndicatorDef> {
+        self.def
+            .indicators
+            .iter()
+            .filter(move |i| i.source.get_ref() == source)
+    }
+}

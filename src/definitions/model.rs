@@ -1,0 +1,207 @@
+//! Serde types for a pipeline file. Fields that later checks must point back at are
+//! `Spanned`, so a diagnostic can name the line and column.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::period::Grain;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineDef {
+    /// Names the output folder: `OUT/<name>/as_of=<date>/`.
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: String,
+    /// What to do with a row that cannot be used (unknown org code, missing date, bad value).
+    #[serde(default)]
+    pub on_bad_rows: OnBadRows,
+    pub periods: PeriodsDef,
+    pub org: OrgDef,
+    #[serde(default)]
+    pub sources: Vec<SourceDef>,
+    #[serde(default)]
+    pub indicators: Vec<IndicatorDef>,
+    #[serde(default)]
+    pub goals: Vec<GoalDef>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBadRows {
+    /// Leave the row out, record it in `rejected_rows.parquet`, and go on.
+    #[default]
+    Reject,
+    /// Fail the run at the first bad row.
+    Fail,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodsDef {
+    /// First month reported, `YYYY-MM`.
+    pub first: Spanned<String>,
+    /// As-of date used when `--as-of` is not given (`YYYY-MM-DD`); without it, today.
+    /// The last period reported is the last complete month before the as-of date.
+    pub default_as_of: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgDef {
+    /// CSV with `id, name, parent_id, kind`.
+    pub units: String,
+    /// CSV with `source, code, unit_id, valid_from, valid_to`.
+    pub code_mapping: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgCodes {
+    /// The org column holds org unit ids.
+    #[default]
+    UnitId,
+    /// The org column holds source-system codes (cost centres) mapped through `org.code_mapping`.
+    Mapping,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    String,
+    Int,
+    Float,
+    Bool,
+    Date,
+}
+
+impl ColumnType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColumnType::String => "string",
+            ColumnType::Int => "int",
+            ColumnType::Float => "float",
+            ColumnType::Bool => "bool",
+            ColumnType::Date => "date",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDef {
+    pub name: Spanned<String>,
+    /// A path or glob, relative to the pipeline file.
+    pub path: Spanned<String>,
+    pub format: SourceFormat,
+    /// The columns used, with their types. Other columns in the files are ignored.
+    pub columns: Spanned<BTreeMap<String, ColumnType>>,
+    /// The date that places a row in a month.
+    pub date_column: Spanned<String>,
+    /// The column that places a row in the org tree.
+    pub org_column: Spanned<String>,
+    #[serde(default)]
+    pub org_codes: OrgCodes,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenNoRows {
+    /// A unit with no rows in a period has a null value: it should have reported.
+    #[default]
+    NoData,
+    /// No rows means zero (counts of events, where no event is a valid outcome).
+    Zero,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Polarity {
+    HigherIsBetter,
+    LowerIsBetter,
+    Neutral,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StockRule {
+    /// A coarser period takes its last month's value.
+    Last,
+    /// A coarser period takes the mean of its months' numerators and denominators.
+    Mean,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndicatorDef {
+    pub id: Spanned<String>,
+    pub name: String,
+    /// Unit of measure, e.g. "%", "kr", "dagar".
+    #[serde(default)]
+    pub unit: String,
+    #[serde(default)]
+    pub description: String,
+    pub source: Spanned<String>,
+    /// SQL aggregate expression, e.g. `sum(sick_hours)`.
+    pub numerator: Spanned<String>,
+    /// SQL aggregate expression; the value is `scale × numerator / denominator`.
+    pub denominator: Option<Spanned<String>>,
+    /// SQL boolean expression: only rows where it is true count.
+    pub filter: Option<Spanned<String>>,
+    #[serde(default = "default_scale")]
+    pub scale: f64,
+    pub grains: Spanned<Vec<Grain>>,
+    /// Root of the org subtree that must report; default the whole tree.
+    pub scope: Option<Spanned<String>>,
+    /// Columns to break the value down by, beside the total (e.g. `["gender"]`).
+    #[serde(default)]
+    pub breakdown: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub when_no_rows: WhenNoRows,
+    pub polarity: Polarity,
+    /// For stock measures (headcount): how coarser periods are formed from months.
+    pub stock: Option<StockRule>,
+}
+
+fn default_scale() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// Kärnuppdrag.
+    CoreMission,
+    /// Politiskt beslut.
+    PoliticalDecision,
+    /// Lagar och regler.
+    Law,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoalDef {
+    pub id: Spanned<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Where the goal is set: e.g. "kf", "namnd", "enhet".
+    pub level: String,
+    /// The org unit that owns the goal.
+    pub owner: Spanned<String>,
+    pub parent: Option<Spanned<String>>,
+    pub basis: Basis,
+    /// The decision, law or mission text the goal rests on, e.g. "Skollagen 8 kap 14 §".
+    pub reference: String,
+    #[serde(default)]
+    pub indicators: Vec<Spanned<String>>,
+}

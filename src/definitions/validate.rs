@@ -1,0 +1,305 @@
+//! Checks a pipeline file can make on its own: unique ids, references that resolve, expressions
+//! that compile and use only declared columns, a goal tree without cycles, and every indicator
+//! measuring some goal.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use polars::prelude::Expr;
+use toml::Spanned;
+
+use super::{ColumnType, Diagnostic, Pipeline, SourceDef};
+use crate::period::Month;
+
+/// Compiles one SQL expression with polars' SQL support. The error text is polars' own, trimmed.
+pub fn compile_sql_expr(text: &str) -> Result<Expr, String> {
+    polars::sql::sql_expr(text).map_err(|e| e.to_string().trim().to_string())
+}
+
+pub(super) fn check(p: &Pipeline) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let def = &p.def;
+
+    if def.name.get_ref().is_empty()
+        || !def
+            .name
+            .get_ref()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        out.push(p.diag_at(
+            def.name.span(),
+            "name",
+            "pipeline name must be non-empty and use only letters, digits, '-' and '_' (it names the output folder)",
+        ));
+    }
+    if Month::parse(def.periods.first.get_ref()).is_none() {
+        out.push(p.diag_at(
+            def.periods.first.span(),
+            "periods.first",
+            format!(
+                "expected a month as YYYY-MM, found '{}'",
+                def.periods.first.get_ref()
+            ),
+        ));
+    }
+    if let Some(d) = &def.periods.default_as_of
+        && chrono::NaiveDate::parse_from_str(d.get_ref(), "%Y-%m-%d").is_err()
+    {
+        out.push(p.diag_at(
+            d.span(),
+            "periods.default_as_of",
+            format!("expected a date as YYYY-MM-DD, found '{}'", d.get_ref()),
+        ));
+    }
+
+    check_sources(p, &mut out);
+    check_indicators(p, &mut out);
+    check_goals(p, &mut out);
+    out
+}
+
+fn duplicates<'a>(
+    p: &Pipeline,
+    kind: &str,
+    ids: impl Iterator<Item = &'a Spanned<String>>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in ids {
+        if let Some(first_line) = seen.get(id.get_ref().as_str()) {
+            out.push(p.diag_at(
+                id.span(),
+                format!("{kind} '{}'", id.get_ref()),
+                format!("duplicate {kind} id (first defined on line {first_line})"),
+            ));
+        } else {
+            seen.insert(id.get_ref(), super::line_col(&p.text, id.span().start).0);
+        }
+    }
+}
+
+fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
+    duplicates(p, "source", p.def.sources.iter().map(|s| &s.name), out);
+    for s in &p.def.sources {
+        let item = format!("source '{}'", s.name.get_ref());
+        let cols = s.columns.get_ref();
+        match cols.get(s.date_column.get_ref()) {
+            None => out.push(p.diag_at(
+                s.date_column.span(),
+                &item,
+                format!(
+                    "date_column '{}' is not among the declared columns",
+                    s.date_column.get_ref()
+                ),
+            )),
+            Some(ColumnType::Date) => {}
+            Some(t) => out.push(p.diag_at(
+                s.date_column.span(),
+                &item,
+                format!(
+                    "date_column '{}' is declared as {}, expected date",
+                    s.date_column.get_ref(),
+                    t.as_str()
+                ),
+            )),
+        }
+        match cols.get(s.org_column.get_ref()) {
+            None => out.push(p.diag_at(
+                s.org_column.span(),
+                &item,
+                format!(
+                    "org_column '{}' is not among the declared columns",
+                    s.org_column.get_ref()
+                ),
+            )),
+            Some(ColumnType::String) => {}
+            Some(t) => out.push(p.diag_at(
+                s.org_column.span(),
+                &item,
+                format!(
+                    "org_column '{}' is declared as {}, expected string",
+                    s.org_column.get_ref(),
+                    t.as_str()
+                ),
+            )),
+        }
+        for name in cols.keys() {
+            if name.starts_with("__") {
+                out.push(p.diag_at(
+                    s.columns.span(),
+                    &item,
+                    format!("column '{name}': names starting with '__' are reserved for styrkort"),
+                ));
+            }
+        }
+    }
+}
+
+fn check_expression(
+    p: &Pipeline,
+    item: &str,
+    field: &str,
+    text: &Spanned<String>,
+    source: Option<&SourceDef>,
+    out: &mut Vec<Diagnostic>,
+) {
+    match compile_sql_expr(text.get_ref()) {
+        Err(e) => out.push(p.diag_at(
+            text.span(),
+            item,
+            format!("{field} '{}' does not compile: {e}", text.get_ref()),
+        )),
+        Ok(expr) => {
+            let Some(source) = source else { return };
+            let declared = source.columns.get_ref();
+            let used: BTreeSet<String> = expr
+                .meta()
+                .root_names()
+                .into_iter()
+                .map(|n| n.to_string())
+                .collect();
+            for name in used.iter().filter(|n| !declared.contains_key(n.as_str())) {
+                out.push(p.diag_at(
+                    text.span(),
+                    item,
+                    format!(
+                        "{field} uses column '{name}', which source '{}' does not declare (declared: {})",
+                        source.name.get_ref(),
+                        declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn check_indicators(p: &Pipeline, out: &mut Vec<Diagnostic>) {
+    duplicates(p, "indicator", p.def.indicators.iter().map(|i| &i.id), out);
+    for ind in &p.def.indicators {
+        let item = format!("indicator '{}'", ind.id.get_ref());
+        let source = p.source(ind.source.get_ref());
+        if source.is_none() {
+            out.push(p.diag_at(
+                ind.source.span(),
+                &item,
+                format!("unknown source '{}'", ind.source.get_ref()),
+            ));
+        }
+        check_expression(p, &item, "numerator", &ind.numerator, source, out);
+        if let Some(d) = &ind.denominator {
+            check_expression(p, &item, "denominator", d, source, out);
+        }
+        if let Some(f) = &ind.filter {
+            check_expression(p, &item, "filter", f, source, out);
+        }
+        if ind.grains.get_ref().is_empty() {
+            out.push(p.diag_at(
+                ind.grains.span(),
+                &item,
+                "grains must name at least one grain",
+            ));
+        }
+        if !ind.scale.is_finite() || ind.scale == 0.0 {
+            out.push(p.diag_at(
+                ind.id.span(),
+                &item,
+                "scale must be a finite, non-zero number",
+            ));
+        }
+        for b in &ind.breakdown {
+            if let Some(s) = source
+                && !s.columns.get_ref().contains_key(b.get_ref())
+            {
+                out.push(p.diag_at(
+                    b.span(),
+                    &item,
+                    format!(
+                        "breakdown column '{}' is not declared by source '{}'",
+                        b.get_ref(),
+                        s.name.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn check_goals(p: &Pipeline, out: &mut Vec<Diagnostic>) {
+    duplicates(p, "goal", p.def.goals.iter().map(|g| &g.id), out);
+    let goal_ids: BTreeSet<&str> = p
+        .def
+        .goals
+        .iter()
+        .map(|g| g.id.get_ref().as_str())
+        .collect();
+    let indicator_ids: BTreeSet<&str> = p
+        .def
+        .indicators
+        .iter()
+        .map(|i| i.id.get_ref().as_str())
+        .collect();
+    let mut measured: BTreeSet<&str> = BTreeSet::new();
+    for g in &p.def.goals {
+        let item = format!("goal '{}'", g.id.get_ref());
+        for i in &g.indicators {
+            if indicator_ids.contains(i.get_ref().as_str()) {
+                measured.insert(i.get_ref());
+            } else {
+                out.push(p.diag_at(
+                    i.span(),
+                    &item,
+                    format!("unknown indicator '{}'", i.get_ref()),
+                ));
+            }
+        }
+        if let Some(parent) = &g.parent
+            && !goal_ids.contains(parent.get_ref().as_str())
+        {
+            out.push(p.diag_at(
+                parent.span(),
+                &item,
+                format!("unknown parent goal '{}'", parent.get_ref()),
+            ));
+        }
+    }
+    // A goal whose parent chain comes back to itself can never be rolled up.
+    let parent_of: BTreeMap<&str, &str> = p
+        .def
+        .goals
+        .iter()
+        .filter_map(|g| {
+            g.parent
+                .as_ref()
+                .map(|pa| (g.id.get_ref().as_str(), pa.get_ref().as_str()))
+        })
+        .collect();
+    for g in &p.def.goals {
+        let start = g.id.get_ref().as_str();
+        let mut cur = start;
+        let mut steps = 0;
+        while let Some(&next) = parent_of.get(cur) {
+            steps += 1;
+            if next == start {
+                out.push(p.diag_at(
+                    g.id.span(),
+                    format!("goal '{start}'"),
+                    "goal is its own ancestor (cycle in parent goals)",
+                ));
+                break;
+            }
+            if steps > parent_of.len() {
+                break;
+            }
+            cur = next;
+        }
+    }
+    for ind in &p.def.indicators {
+        if !measured.contains(ind.id.get_ref().as_str()) {
+            out.push(p.diag_at(
+                ind.id.span(),
+                format!("indicator '{}'", ind.id.get_ref()),
+                "indicator measures no goal: list it under some goal's `indicators`",
+            ));
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! One error type for the library's operations, each kind with its exit code.
+
+use crate::compute::ComputeError;
+use crate::definitions::Diagnostics;
+use crate::publish::PublishError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The pipeline file, org tree or code mapping is wrong: fix the definitions.
+    #[error("invalid definitions:\n{0}")]
+    Definitions(Diagnostics),
+    /// The command was asked for something it cannot do (e.g. an as-of date before any period).
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
+    #[error("{count} bad row(s) and the pipeline sets on_bad_rows = \"fail\"; first: {first}")]
+    BadRows { count: usize, first: String },
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("{0}")]
+    Data(String),
+}
+
+impl Error {
+    /// 2 for invalid definitions or usage, 1 for a run that failed on data or output.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Definitions(_) | Error::Usage(_) => 2,
+            Error::Compute(ComputeError::Expression { .. }) => 2,
+            _ => 1,
+        }
+    }
+}

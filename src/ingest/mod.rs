@@ -1,0 +1,399 @@
+//! Sources → typed lazy frames. Every row is either usable (typed columns, its org unit and month)
+//! or rejected with a reason naming the file, line and column. Nothing is dropped silently: rows
+//! dated outside the run's months are counted, not rejected.
+//!
+//! This stage only builds lazy plans; the compute stage adds the aggregations and runs them, so
+//! one scan of a source serves every indicator over it.
+
+mod convert;
+
+use std::path::{Component, Path, PathBuf};
+
+use polars::prelude::*;
+use thiserror::Error;
+
+use crate::definitions::{OrgCodes, Pipeline, SourceDef};
+use crate::org::{CodeMapping, OrgTree};
+use crate::period::RunMonths;
+
+pub use convert::typed_column;
+
+#[derive(Debug, Error)]
+pub enum IngestError {
+    #[error("source '{source_name}': no file matches '{pattern}'")]
+    NoFiles {
+        source_name: String,
+        pattern: String,
+    },
+    #[error("source '{source_name}': bad path pattern '{pattern}': {message}")]
+    BadPattern {
+        source_name: String,
+        pattern: String,
+        message: String,
+    },
+    #[error("{file}: cannot read: {message}")]
+    Unreadable { file: String, message: String },
+    #[error(
+        "{file}: missing column(s) {missing} declared by source '{source_name}' (the file has: {found})"
+    )]
+    MissingColumns {
+        file: String,
+        source_name: String,
+        missing: String,
+        found: String,
+    },
+    #[error(
+        "{file}: column '{column}' has type {found}, which cannot hold the declared {expected}"
+    )]
+    UnusableType {
+        file: String,
+        column: String,
+        found: String,
+        expected: String,
+    },
+}
+
+/// One input file, as recorded in the manifest.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub path: PathBuf,
+    /// The path as shown to users (normalised, relative where it was written relative).
+    pub display: String,
+    pub size: u64,
+    pub blake3: String,
+}
+
+/// A source's rows as lazy frames, split by what happens to them.
+pub struct SourceRows {
+    pub name: String,
+    pub files: Vec<InputFile>,
+    /// Usable rows in the run's months: `__unit`, `__month` and the declared columns, typed.
+    pub usable: LazyFrame,
+    /// `source, file, row, reason` for every row left out.
+    pub rejected: LazyFrame,
+    /// `file, rows`: rows read per file.
+    pub rows_per_file: LazyFrame,
+    /// One row, `rows`: usable rows dated outside the run's months (kept out, not rejected).
+    pub outside_months: LazyFrame,
+}
+
+/// Builds the lazy frames for one source. Reads only file headers and hashes the files.
+pub fn scan_source(
+    pipeline: &Pipeline,
+    source: &SourceDef,
+    tree: &OrgTree,
+    mapping: &CodeMapping,
+    months: RunMonths,
+) -> Result<SourceRows, IngestError> {
+    let files = expand(pipeline, source)?;
+    let mut per_file = Vec::with_capacity(files.len());
+    for file in &files {
+        per_file.push(typed_rows(source, file)?);
+    }
+    let rows = concat(per_file, UnionArgs::default()).map_err(|e| IngestError::Unreadable {
+        file: source.path.get_ref().clone(),
+        message: e.to_string(),
+    })?;
+    let rows = place_in_org(rows, source, tree, mapping).map_err(|e| IngestError::Unreadable {
+        file: source.path.get_ref().clone(),
+        message: e.to_string(),
+    })?;
+
+    let date = col(source.date_column.get_ref().as_str());
+    let month = (date.clone().dt().year().cast(DataType::Int32) * lit(12)
+        + date.dt().month().cast(DataType::Int32)
+        - lit(1))
+    .alias("__month");
+    let rows = rows.with_column(month);
+    let ok = col("__reason").is_null();
+    let in_months = col("__month")
+        .gt_eq(lit(months.first.0))
+        .and(col("__month").lt_eq(lit(months.last.0)));
+
+    let mut keep: Vec<Expr> = vec![col("__unit"), col("__month")];
+    keep.extend(source.columns.get_ref().keys().map(|c| col(c.as_str())));
+    let usable = rows
+        .clone()
+        .filter(ok.clone().and(in_months.clone()))
+        .select(keep);
+    let rejected = rows.clone().filter(ok.clone().not()).select([
+        lit(source.name.get_ref().as_str()).alias("source"),
+        col("__file").alias("file"),
+        col("__row").alias("row"),
+        col("__reason").alias("reason"),
+    ]);
+    let rows_per_file = rows
+        .clone()
+        .group_by([col("__file").alias("file")])
+        .agg([len().cast(DataType::Int64).alias("rows")]);
+    let outside_months = rows
+        .filter(ok.and(in_months.not()))
+        .select([len().cast(DataType::Int64).alias("rows")]);
+    Ok(SourceRows {
+        name: source.name.get_ref().clone(),
+        files,
+        usable,
+        rejected,
+        rows_per_file,
+        outside_months,
+    })
+}
+
+/// The files a source's path or glob names, sorted, with size and content hash.
+fn expand(pipeline: &Pipeline, source: &SourceDef) -> Result<Vec<InputFile>, IngestError> {
+    let pattern = pipeline.resolve(source.path.get_ref());
+    let pattern_text = pattern.to_string_lossy().to_string();
+    let bad = |message: String| IngestError::BadPattern {
+        source_name: source.name.get_ref().clone(),
+        pattern: source.path.get_ref().clone(),
+        message,
+    };
+    let mut paths: Vec<PathBuf> = glob::glob(&pattern_text)
+        .map_err(|e| bad(e.to_string()))?
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(IngestError::NoFiles {
+            source_name: source.name.get_ref().clone(),
+            pattern: normalise(&pattern),
+        });
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let display = normalise(&path);
+            let unreadable = |e: std::io::Error| IngestError::Unreadable {
+                file: display.clone(),
+                message: e.to_string(),
+            };
+            let size = std::fs::metadata(&path).map_err(unreadable)?.len();
+            let mut hasher = blake3::Hasher::new();
+            let file = std::fs::File::open(&path).map_err(unreadable)?;
+            hasher.update_reader(file).map_err(unreadable)?;
+            Ok(InputFile {
+                blake3: hasher.finalize().to_hex().to_string(),
+                path,
+                display,
+                size,
+            })
+        })
+        .collect()
+}
+
+/// Removes `.` and `dir/..` from a path without touching the file system, so paths read well in
+/// messages (`fixtures/x.csv`, not `pipelines/../fixtures/x.csv`).
+pub fn normalise(path: &Path) -> String {
+    let mut parts: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    let p: PathBuf = parts.iter().collect();
+    p.to_string_lossy().to_string()
+}
+
+/// One file's rows with typed declared columns, `__file`, `__row` (the line in a CSV, the
+/// 1-based row in a Parquet file) and `__reason` (null when the row is usable so far).
+fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<LazyFrame, IngestError> {
+    let unreadable = |e: PolarsError| IngestError::Unreadable {
+        file: file.display.clone(),
+        message: e.to_string(),
+    };
+    let path = PlRefPath::new(file.path.to_string_lossy().to_string());
+    let row_index = Some(RowIndex {
+        name: "__row".into(),
+        offset: 0,
+    });
+    let (mut lf, first_row) = match source.format {
+        crate::definitions::SourceFormat::Csv => (
+            LazyCsvReader::new(path)
+                .with_has_header(true)
+                // Every column is read as text, so a bad value becomes a rejected row that names
+                // its line and column instead of failing the whole read.
+                .with_infer_schema_length(Some(0))
+                .with_row_index(row_index)
+                .finish()
+                .map_err(unreadable)?,
+            2, // line 1 is the header
+        ),
+        crate::definitions::SourceFormat::Parquet => (
+            LazyFrame::scan_parquet(
+                path,
+                ScanArgsParquet {
+                    row_index,
+                    ..Default::default()
+                },
+            )
+            .map_err(unreadable)?,
+            1,
+        ),
+    };
+    let schema = lf.collect_schema().map_err(unreadable)?;
+    let declared = source.columns.get_ref();
+    let missing: Vec<&str> = declared
+        .keys()
+        .map(String::as_str)
+        .filter(|c| !schema.contains(c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(IngestError::MissingColumns {
+            file: file.display.clone(),
+            source_name: source.name.get_ref().clone(),
+            missing: missing.join(", "),
+            found: schema
+                .iter_names()
+                .filter(|n| n.as_str() != "__row")
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+
+    let mut select = vec![
+        lit(file.display.as_str()).alias("__file"),
+        (col("__row").cast(DataType::Int64) + lit(first_row as i64)).alias("__row"),
+    ];
+    // Reasons in priority order; the first that applies is the row's reason.
+    let mut reasons: Vec<(Expr, Expr)> = Vec::new();
+    let date_col = source.date_column.get_ref().as_str();
+    let org_col = source.org_column.get_ref().as_str();
+    reasons.push((
+        col(date_col).is_null(),
+        lit(format!("column '{date_col}': missing date")),
+    ));
+    reasons.push((
+        col(org_col).is_null(),
+        lit(format!("column '{org_col}': missing org code")),
+    ));
+    for (name, ty) in declared {
+        let raw_type = schema.get(name).expect("checked present above");
+        let typed = typed_column(col(name.as_str()), raw_type, *ty).ok_or_else(|| {
+            IngestError::UnusableType {
+                file: file.display.clone(),
+                column: name.clone(),
+                found: raw_type.to_string(),
+                expected: ty.as_str().to_string(),
+            }
+        })?;
+        reasons.push((
+            col(name.as_str())
+                .is_not_null()
+                .and(typed.clone().is_null()),
+            concat_str(
+                [
+                    lit(format!(
+                        "column '{name}': expected {}, found '",
+                        ty.as_str()
+                    )),
+                    col(name.as_str()).cast(DataType::String),
+                    lit("'"),
+                ],
+                "",
+                false,
+            ),
+        ));
+        select.push(typed.alias(name.as_str()));
+    }
+    let reason = reasons.into_iter().rev().fold(
+        lit(NULL).cast(DataType::String),
+        |otherwise, (cond, msg)| when(cond).then(msg).otherwise(otherwise),
+    );
+    select.push(reason.alias("__reason"));
+    lf = lf.select(select);
+    Ok(lf)
+}
+
+/// Adds `__unit`: the org unit each row belongs to, through the code mapping (by the row's date)
+/// or directly when the org column holds unit ids. A row with no unit gets a `__reason`.
+fn place_in_org(
+    rows: LazyFrame,
+    source: &SourceDef,
+    tree: &OrgTree,
+    mapping: &CodeMapping,
+) -> PolarsResult<LazyFrame> {
+    let org_col = source.org_column.get_ref().as_str();
+    let date = col(source.date_column.get_ref().as_str());
+    let (codes, dated) = match source.org_codes {
+        OrgCodes::Mapping => (mapping.frame_for(source.name.get_ref())?, true),
+        OrgCodes::UnitId => {
+            let ids: Vec<&str> = tree.units().iter().map(|u| u.id.as_str()).collect();
+            let df = df!("__code" => ids.clone(), "__mapped_unit" => ids)?;
+            (df, false)
+        }
+    };
+    let joined = rows.join(
+        codes.lazy(),
+        [col(org_col)],
+        [col("__code")],
+        JoinArgs::new(JoinType::Left),
+    );
+    let found = col("__mapped_unit").is_not_null();
+    let (joined, hit) = if dated {
+        let hit = found
+            .and(
+                col("__valid_from")
+                    .is_null()
+                    .or(date.clone().gt_eq(col("__valid_from"))),
+            )
+            .and(
+                col("__valid_to")
+                    .is_null()
+                    .or(date.clone().lt_eq(col("__valid_to"))),
+            )
+            .fill_null(lit(false));
+        // A code with several validity ranges joins once per range; keep the range that covers
+        // the row's date, or one copy of the row (to be rejected) when none does.
+        let row_key = [col("__file"), col("__row")];
+        let joined = joined
+            .with_column(hit.alias("__hit"))
+            .with_columns([
+                col("__hit")
+                    .cast(DataType::Int32)
+                    .sum()
+                    .over(row_key.clone())?
+                    .alias("__hits"),
+                col("__row").cum_count(false).over(row_key)?.alias("__copy"),
+            ])
+            .filter(col("__hit").or(col("__hits").eq(lit(0)).and(col("__copy").eq(lit(1)))));
+        (joined, col("__hit"))
+    } else {
+        (joined, found)
+    };
+    let unknown = concat_str(
+        [
+            lit(format!("column '{org_col}': unknown org code '")),
+            col(org_col),
+            if dated {
+                lit("' on ")
+            } else {
+                lit("' (not an org unit id)")
+            },
+            if dated {
+                date.cast(DataType::String)
+            } else {
+                lit("")
+            },
+        ],
+        "",
+        false,
+    );
+    let reason = when(col("__reason").is_not_null())
+        .then(col("__reason"))
+        .when(hit.clone().not())
+        .then(unknown)
+        .otherwise(lit(NULL).cast(DataType::String));
+    Ok(joined.with_columns([
+        when(hit)
+            .then(col("__mapped_unit"))
+            .otherwise(lit(NULL).cast(DataType::String))
+            .alias("__unit"),
+        reason.alias("__reason"),
+    ]))
+}

@@ -1,0 +1,185 @@
+//! Source-system codes (cost centres) → org units, each entry valid for a date range, so past
+//! periods stay where they were after a reorganisation.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use super::{OrgTree, require_headers};
+use crate::definitions::{Diagnostic, Diagnostics};
+use crate::period::days_since_epoch;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingEntry {
+    pub source: String,
+    pub code: String,
+    pub unit_id: String,
+    /// Inclusive; `None` = since always.
+    pub valid_from: Option<NaiveDate>,
+    /// Inclusive; `None` = still valid.
+    pub valid_to: Option<NaiveDate>,
+    pub line: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CodeMapping {
+    pub entries: Vec<MappingEntry>,
+}
+
+impl CodeMapping {
+    /// Reads `source, code, unit_id, valid_from, valid_to` and checks every unit exists, dates
+    /// parse, and no code has two entries valid on the same day.
+    pub fn load(path: &Path, tree: &OrgTree) -> Result<CodeMapping, Diagnostics> {
+        let mut reader = csv::Reader::from_path(path).map_err(|e| {
+            Diagnostics::one(Diagnostic::file(
+                path,
+                format!("cannot read code mapping: {e}"),
+            ))
+        })?;
+        let required = ["source", "code", "unit_id", "valid_from", "valid_to"];
+        if let Some(d) = require_headers(path, &mut reader, &required) {
+            return Err(Diagnostics::one(d));
+        }
+        let headers = reader.headers().cloned().unwrap_or_default();
+        let pos: Vec<usize> = required
+            .iter()
+            .map(|r| headers.iter().position(|h| h.trim() == *r).unwrap_or(0))
+            .collect();
+        let mut problems = Vec::new();
+        let mut entries = Vec::new();
+        for record in reader.records() {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
+                    problems.push(Diagnostic::at_line(
+                        path,
+                        line,
+                        "",
+                        format!("unreadable row: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            let field = |k: usize| record.get(pos[k]).unwrap_or("").trim().to_string();
+            let mut date = |k: usize| -> Option<NaiveDate> {
+                let text = field(k);
+                if text.is_empty() {
+                    return None;
+                }
+                match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+                    Ok(d) => Some(d),
+                    Err(_) => {
+                        problems.push(Diagnostic::at_line(
+                            path,
+                            line as usize,
+                            format!("code '{}'", field(1)),
+                            format!(
+                                "column '{}': expected a date YYYY-MM-DD, found '{text}'",
+                                required[k]
+                            ),
+                        ));
+                        None
+                    }
+                }
+            };
+            let (valid_from, valid_to) = (date(3), date(4));
+            let entry = MappingEntry {
+                source: field(0),
+                code: field(1),
+                unit_id: field(2),
+                valid_from,
+                valid_to,
+                line,
+            };
+            let item = format!("code '{}'", entry.code);
+            if entry.source.is_empty() || entry.code.is_empty() {
+                problems.push(Diagnostic::at_line(
+                    path,
+                    line as usize,
+                    item,
+                    "source and code must not be empty",
+                ));
+                continue;
+            }
+            if !tree.contains(&entry.unit_id) {
+                problems.push(Diagnostic::at_line(
+                    path,
+                    line as usize,
+                    item,
+                    format!("column 'unit_id': unknown org unit '{}'", entry.unit_id),
+                ));
+                continue;
+            }
+            if let (Some(f), Some(t)) = (entry.valid_from, entry.valid_to)
+                && f > t
+            {
+                problems.push(Diagnostic::at_line(
+                    path,
+                    line as usize,
+                    item,
+                    format!("valid_from {f} is after valid_to {t}"),
+                ));
+                continue;
+            }
+            entries.push(entry);
+        }
+        problems.extend(overlaps(path, &entries));
+        if problems.is_empty() {
+            Ok(CodeMapping { entries })
+        } else {
+            Err(Diagnostics(problems))
+        }
+    }
+
+    /// `__code, __mapped_unit, __valid_from, __valid_to` for one source.
+    pub fn frame_for(&self, source: &str) -> PolarsResult<DataFrame> {
+        let rows: Vec<&MappingEntry> = self.entries.iter().filter(|e| e.source == source).collect();
+        let day = |d: Option<NaiveDate>| d.map(days_since_epoch);
+        let mut df = df!(
+            "__code" => rows.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(),
+            "__mapped_unit" => rows.iter().map(|e| e.unit_id.as_str()).collect::<Vec<_>>(),
+            "__valid_from" => rows.iter().map(|e| day(e.valid_from)).collect::<Vec<_>>(),
+            "__valid_to" => rows.iter().map(|e| day(e.valid_to)).collect::<Vec<_>>(),
+        )?;
+        for name in ["__valid_from", "__valid_to"] {
+            let dates = df.column(name)?.cast(&DataType::Date)?;
+            df.with_column(dates)?;
+        }
+        Ok(df)
+    }
+
+    pub fn has_source(&self, source: &str) -> bool {
+        self.entries.iter().any(|e| e.source == source)
+    }
+}
+
+/// Two entries for the same source and code whose date ranges share a day would place one row
+/// in two units.
+fn overlaps(path: &Path, entries: &[MappingEntry]) -> Vec<Diagnostic> {
+    let mut by_code: BTreeMap<(&str, &str), Vec<&MappingEntry>> = BTreeMap::new();
+    for e in entries {
+        by_code.entry((&e.source, &e.code)).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for ((source, code), mut list) in by_code {
+        list.sort_by_key(|e| e.valid_from);
+        for pair in list.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let a_end = a.valid_to.unwrap_or(NaiveDate::MAX);
+            let b_start = b.valid_from.unwrap_or(NaiveDate::MIN);
+            if b_start <= a_end {
+                out.push(Diagnostic::at_line(
+                    path,
+                    b.line as usize,
+                    format!("code '{code}' of source '{source}'"),
+                    format!("validity overlaps the entry on line {} (a row dated in both ranges would map to two units)", a.line),
+                ));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,256 @@
+//! The org tree (kommun → nämnd → förvaltning → avdelning → enhet) and the mapping from
+//! source-system codes (cost centres) to units, with validity dates.
+//!
+//! This module owns the tree's integrity (unique ids, no orphans, no cycles) and offers it to
+//! the compute stage as frames: each unit with its ancestors, so a roll-up is one join.
+
+mod mapping;
+
+pub use mapping::{CodeMapping, MappingEntry};
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::definitions::{Diagnostic, Diagnostics};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgUnit {
+    pub id: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+    /// kommun / namnd / forvaltning / avdelning / enhet, as the file says.
+    pub kind: String,
+}
+
+/// A validated org tree: one root or more, every parent known, no cycles.
+#[derive(Debug, Clone)]
+pub struct OrgTree {
+    /// Units sorted by id, so every frame built from the tree is deterministic.
+    units: Vec<OrgUnit>,
+    index: HashMap<String, usize>,
+    /// Depth below its root (root = 0), per unit index.
+    depth: Vec<u32>,
+}
+
+impl OrgTree {
+    /// Reads `id, name, parent_id, kind` from a CSV file and checks the tree.
+    pub fn load(path: &Path) -> Result<OrgTree, Diagnostics> {
+        let mut reader = csv::Reader::from_path(path).map_err(|e| {
+            Diagnostics::one(Diagnostic::file(
+                path,
+                format!("cannot read org units: {e}"),
+            ))
+        })?;
+        let header_problem =
+            require_headers(path, &mut reader, &["id", "name", "parent_id", "kind"]);
+        if let Some(d) = header_problem {
+            return Err(Diagnostics::one(d));
+        }
+        let headers = reader.headers().cloned().unwrap_or_default();
+        let pos = |name: &str| headers.iter().position(|h| h == name).unwrap_or(0);
+        let (i_id, i_name, i_parent, i_kind) =
+            (pos("id"), pos("name"), pos("parent_id"), pos("kind"));
+
+        let mut problems = Vec::new();
+        let mut units = Vec::new();
+        let mut lines: BTreeMap<String, u64> = BTreeMap::new();
+        for record in reader.records() {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
+                    problems.push(Diagnostic::at_line(
+                        path,
+                        line,
+                        "",
+                        format!("unreadable row: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            let field = |i: usize| record.get(i).unwrap_or("").trim().to_string();
+            let id = field(i_id);
+            if id.is_empty() {
+                problems.push(Diagnostic::at_line(
+                    path,
+                    line as usize,
+                    "",
+                    "column 'id': empty unit id",
+                ));
+                continue;
+            }
+            if let Some(first) = lines.get(&id) {
+                problems.push(Diagnostic::at_line(
+                    path,
+                    line as usize,
+                    format!("unit '{id}'"),
+                    format!("duplicate unit id (first on line {first})"),
+                ));
+                continue;
+            }
+            lines.insert(id.clone(), line);
+            let parent = field(i_parent);
+            units.push(OrgUnit {
+                id,
+                name: field(i_name),
+                parent_id: (!parent.is_empty()).then_some(parent),
+                kind: field(i_kind),
+            });
+        }
+        if units.is_empty() && problems.is_empty() {
+            problems.push(Diagnostic::file(path, "org units file has no units"));
+        }
+        match OrgTree::from_units(units) {
+            Ok(tree) if problems.is_empty() => Ok(tree),
+            Ok(_) => Err(Diagnostics(problems)),
+            Err(tree_problems) => {
+                for (id, message) in tree_problems {
+                    let line = lines.get(&id).copied().unwrap_or(0) as usize;
+                    problems.push(Diagnostic::at_line(
+                        path,
+                        line,
+                        format!("unit '{id}'"),
+                        message,
+                    ));
+                }
+                Err(Diagnostics(problems))
+            }
+        }
+    }
+
+    /// Builds a tree from units; errors are `(unit id, message)` for orphans and cycles.
+    pub fn from_units(mut units: Vec<OrgUnit>) -> Result<OrgTree, Vec<(String, String)>> {
+        units.sort_by(|a, b| a.id.cmp(&b.id));
+        let index: HashMap<String, usize> = units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.id.clone(), i))
+            .collect();
+        let mut problems = Vec::new();
+        for u in &units {
+            if let Some(p) = &u.parent_id
+                && !index.contains_key(p)
+            {
+                problems.push((
+                    u.id.clone(),
+                    format!("parent '{p}' is not a unit in the file (orphan)"),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut depth = vec![0u32; units.len()];
+        for (i, u) in units.iter().enumerate() {
+            let mut cur = u.parent_id.as_deref();
+            let mut d = 0u32;
+            while let Some(p) = cur {
+                d += 1;
+                if d as usize > units.len() || p == u.id {
+                    problems.push((
+                        u.id.clone(),
+                        "unit is its own ancestor (cycle in parent_id)".to_string(),
+                    ));
+                    break;
+                }
+                cur = units[index[p]].parent_id.as_deref();
+            }
+            depth[i] = d;
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(OrgTree {
+            units,
+            index,
+            depth,
+        })
+    }
+
+    pub fn units(&self) -> &[OrgUnit] {
+        &self.units
+    }
+
+    pub fn get(&self, id: &str) -> Option<&OrgUnit> {
+        self.index.get(id).map(|&i| &self.units[i])
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.index.contains_key(id)
+    }
+
+    /// The unit and all its ancestors, nearest first.
+    pub fn ancestors_and_self(&self, id: &str) -> Vec<&OrgUnit> {
+        let mut out = Vec::new();
+        let mut cur = self.get(id);
+        while let Some(u) = cur {
+            out.push(u);
+            cur = u.parent_id.as_deref().and_then(|p| self.get(p));
+        }
+        out
+    }
+
+    /// Ids of the unit and everything beneath it, sorted.
+    pub fn subtree(&self, root: &str) -> Vec<&str> {
+        self.units
+            .iter()
+            .filter(|u| self.ancestors_and_self(&u.id).iter().any(|a| a.id == root))
+            .map(|u| u.id.as_str())
+            .collect()
+    }
+
+    /// `__unit` → `org_unit_id` for every ancestor including the unit itself: joining rows on
+    /// `__unit` makes each row count for its unit and every unit above it.
+    pub fn ancestors_frame(&self) -> PolarsResult<DataFrame> {
+        let (mut unit, mut ancestor) = (Vec::new(), Vec::new());
+        for u in &self.units {
+            for a in self.ancestors_and_self(&u.id) {
+                unit.push(u.id.as_str());
+                ancestor.push(a.id.as_str());
+            }
+        }
+        df!("__unit" => unit, "org_unit_id" => ancestor)
+    }
+
+    /// `org_unit_id, org_name, org_kind, org_level` (depth, root = 0).
+    pub fn units_frame(&self) -> PolarsResult<DataFrame> {
+        df!(
+            "org_unit_id" => self.units.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+            "org_name" => self.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
+            "org_kind" => self.units.iter().map(|u| u.kind.as_str()).collect::<Vec<_>>(),
+            "org_level" => self.depth.iter().map(|&d| d as i32).collect::<Vec<_>>(),
+        )
+    }
+}
+
+/// Checks a CSV has the named columns; a diagnostic names the missing ones.
+pub(crate) fn require_headers(
+    path: &Path,
+    reader: &mut csv::Reader<std::fs::File>,
+    required: &[&str],
+) -> Option<Diagnostic> {
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return Some(Diagnostic::file(path, format!("cannot read header: {e}"))),
+    };
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|r| !headers.iter().any(|h| h.trim() == *r))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        Diagnostic::at_line(
+            path,
+            1,
+            "",
+            format!(
+                "missing column(s) {}; expected header {}",
+                missing.join(", "),
+                required.join(",")
+            ),
+        )
+    })
+}

@@ -1,0 +1,56 @@
+//! `manifest.json`: what a run read, what it wrote, how long it took — enough to tell whether two
+//! runs saw the same inputs and definitions.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub run_id: String,
+    pub pipeline: String,
+    pub as_of: String,
+    /// First and last month reported.
+    pub first_period: String,
+    pub last_period: String,
+    pub styrkort_version: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// blake3 of the pipeline file and every definitions file it names (org units, mapping).
+    pub definitions_hash: String,
+    pub definitions: Vec<FileRecord>,
+    pub sources: Vec<SourceRecord>,
+    pub outputs: Vec<OutputRecord>,
+    pub durations_ms: Vec<(String, u64)>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRecord {
+    pub path: String,
+    pub size: u64,
+    pub blake3: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputRecord {
+    pub path: String,
+    pub size: u64,
+    pub rows: i64,
+    pub blake3: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceRecord {
+    pub name: String,
+    pub indicators: Vec<String>,
+    pub files: Vec<InputRecord>,
+    pub rows_read: i64,
+    pub rows_rejected: usize,
+    /// Usable rows dated outside the run's months: not rejected, just not in this run.
+    pub rows_outside_periods: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputRecord {
+    pub file: String,
+    pub rows: usize,
+}

@@ -1,0 +1,93 @@
+//! What people read in a terminal: the run summary, validation results and the explained plans.
+//! (Deviation tables, HTML and Excel come with the targets work.)
+
+use std::fmt::Write;
+
+use crate::{RunSummary, Validation};
+
+/// One source's fused plan, as `styrkort explain` prints it.
+pub struct ExplainedSource {
+    pub source: String,
+    pub files: Vec<String>,
+    pub indicators: Vec<String>,
+    pub breakdowns: Vec<String>,
+    pub polars_plan: String,
+}
+
+pub fn run_summary(s: &RunSummary) -> String {
+    let m = &s.manifest;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "styrkort run {} (as of {}), {} → {}",
+        m.pipeline, m.as_of, m.first_period, m.last_period
+    );
+    let _ = writeln!(
+        out,
+        "  {} indicators × {} units × {} months, {} sources",
+        s.indicators,
+        s.units,
+        s.periods,
+        m.sources.len()
+    );
+    for src in &m.sources {
+        let _ = writeln!(
+            out,
+            "  source {:<22} {:>9} rows read, {:>6} rejected, {:>7} outside the run's months",
+            src.name, src.rows_read, src.rows_rejected, src.rows_outside_periods
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  wrote {} indicator value rows, {} rejected rows",
+        s.value_rows, s.rejected_rows
+    );
+    let _ = writeln!(out, "  → {}", s.run_dir.display());
+    let _ = write!(out, "  done in {:.2} s", s.elapsed_ms as f64 / 1000.0);
+    out
+}
+
+pub fn validation(v: &Validation) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "definitions ok: {} indicators, {} goals, {} org units",
+        v.indicators, v.goals, v.units
+    );
+    for (source, files) in &v.sources {
+        let _ = writeln!(
+            out,
+            "  source {source}: {} file(s), headers ok",
+            files.len()
+        );
+        for f in files {
+            let _ = writeln!(out, "    {f}");
+        }
+    }
+    out
+}
+
+pub fn explained(sources: &[ExplainedSource]) -> String {
+    let mut out = String::new();
+    for s in sources {
+        let _ = writeln!(out, "== source {} ==", s.source);
+        let _ = writeln!(out, "files: {}", s.files.join(", "));
+        let _ = writeln!(
+            out,
+            "{} indicators fused into one plan: {}",
+            s.indicators.len(),
+            s.indicators.join(", ")
+        );
+        if s.breakdowns.is_empty() {
+            let _ = writeln!(out, "group-bys: total");
+        } else {
+            let _ = writeln!(out, "group-bys: total, by {}", s.breakdowns.join(", by "));
+        }
+        let _ = writeln!(out, "polars plan (optimised):");
+        for line in s.polars_plan.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+        let _ = writeln!(out);
+    }
+    out
+}

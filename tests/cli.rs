@@ -1,0 +1,250 @@
+//! The `styrkort` binary end to end, on the committed Uddevalla fixtures.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn styrkort(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_styrkort"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn run_into(out: &Path) -> Output {
+    styrkort(&[
+        "run",
+        "pipelines/uddevalla.toml",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn run_writes_the_tables_and_prints_a_summary() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run_into(out.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "28 indicators",
+        "57 units",
+        "36 months",
+        "indicator value rows",
+        "rejected rows",
+        "done in",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "summary lacks '{needle}':\n{stdout}"
+        );
+    }
+    let dir = out.path().join("uddevalla/as_of=2025-01-01");
+    for f in [
+        "indicator_values.parquet",
+        "rejected_rows.parquet",
+        "manifest.json",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["as_of"], "2025-01-01");
+    assert_eq!(manifest["first_period"], "2022-01");
+    assert_eq!(manifest["last_period"], "2024-12");
+    assert_eq!(manifest["sources"].as_array().unwrap().len(), 9);
+    assert_eq!(manifest["definitions_hash"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn reruns_write_byte_identical_tables() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert_eq!(run_into(a.path()).status.code(), Some(0));
+    assert_eq!(run_into(b.path()).status.code(), Some(0));
+    for table in ["indicator_values.parquet", "rejected_rows.parquet"] {
+        let read =
+            |d: &Path| std::fs::read(d.join("uddevalla/as_of=2025-01-01").join(table)).unwrap();
+        assert!(
+            read(a.path()) == read(b.path()),
+            "{table} differs between identical runs"
+        );
+    }
+}
+
+#[test]
+fn explain_shows_one_fused_plan_per_source() {
+    let o = styrkort(&["explain", "pipelines/uddevalla.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.matches("== source ").count(), 9, "{out}");
+    assert!(out.contains("== source hr_time ==\n"), "{out}");
+    assert!(
+        out.contains("5 indicators fused into one plan: sick_leave_pct, overtime_pct, headcount, headcount_avg, permanent_share_pct"),
+        "{out}"
+    );
+    assert!(out.contains("group-bys: total, by gender"), "{out}");
+    assert!(
+        out.contains("AGGREGATE"),
+        "the polars plan is shown:\n{out}"
+    );
+}
+
+#[test]
+fn validate_accepts_the_fixture_pipeline() {
+    let o = styrkort(&["validate", "pipelines/uddevalla.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("definitions ok: 28 indicators, 10 goals, 57 org units")
+    );
+}
+
+#[test]
+fn invalid_definitions_exit_2_and_missing_input_exits_1() {
+    let f = common::Fixture::new();
+    f.file("hr.csv", "month,unit,person,gender,hours,sick\n");
+    f.pipeline(
+        &(common::HR_SOURCE.to_string()
+            + &common::indicator("x", "numerator = \"sum(nope)\"\ngrains = [\"month\"]")),
+    );
+    let o = styrkort(&[
+        "run",
+        f.path("pipeline.toml").to_str().unwrap(),
+        "--out",
+        f.path("out").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("numerator uses column 'nope'"),
+        "{}",
+        text(&o)
+    );
+
+    std::fs::remove_file(f.path("hr.csv")).unwrap();
+    f.pipeline(
+        &(common::HR_SOURCE.to_string()
+            + &common::indicator("x", "numerator = \"sum(sick)\"\ngrains = [\"month\"]")),
+    );
+    let o = styrkort(&[
+        "run",
+        f.path("pipeline.toml").to_str().unwrap(),
+        "--as-of",
+        "2024-03-01",
+        "--out",
+        f.path("out").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("source 'hr': no file matches"),
+        "{}",
+        text(&o)
+    );
+    assert!(!f.path("out/t").exists() || std::fs::read_dir(f.path("out/t")).unwrap().count() == 0);
+}
+
+#[test]
+fn an_as_of_before_the_first_period_is_a_usage_error() {
+    let o = styrkort(&[
+        "run",
+        "pipelines/uddevalla.toml",
+        "--as-of",
+        "2022-01-15",
+        "--out",
+        "/nonexistent/never",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("leaves no complete month"),
+        "{}",
+        text(&o)
+    );
+    let o = styrkort(&["run", "pipelines/uddevalla.toml", "--as-of", "2024-13-01"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn generate_scale_1_seed_1_is_exactly_the_committed_fixtures() {
+    let out = tempfile::tempdir().unwrap();
+    let o = styrkort(&[
+        "generate",
+        "--scale",
+        "1",
+        "--seed",
+        "1",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let fixtures = repo().join("fixtures/uddevalla");
+    let mut names: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 11);
+    for name in names {
+        let generated = std::fs::read(out.path().join(&name)).unwrap();
+        let committed = std::fs::read(fixtures.join(&name)).unwrap_or_default();
+        assert!(
+            generated == committed,
+            "{name:?} differs from fixtures/uddevalla"
+        );
+    }
+}
+
+#[test]
+fn generate_scales_the_rows() {
+    let (one, three) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (dir, scale) in [(&one, "1"), (&three, "3")] {
+        let o = styrkort(&[
+            "generate",
+            "--scale",
+            scale,
+            "--seed",
+            "7",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let lines = |d: &Path| {
+        std::fs::read_to_string(d.join("citizen_contacts.csv"))
+            .unwrap()
+            .lines()
+            .count()
+            - 1
+    };
+    assert_eq!(lines(three.path()), 3 * lines(one.path()));
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["validate", "--help"],
+        vec!["explain", "--help"],
+        vec!["generate", "--help"],
+    ] {
+        let o = styrkort(&cmd);
+        assert_eq!(o.status.code(), Some(0));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("Usage:"), "{out}");
+    }
+    let o = styrkort(&["run", "--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes: 0 ok, 1"));
+}

@@ -1,0 +1,191 @@
+//! Roll-up across the org tree, worked out by hand: ratios of sums, non-additive aggregates from
+//! the parent's own rows, zero denominators, units without rows, filters and gender breakdown.
+
+mod common;
+
+use common::*;
+use polars::prelude::*;
+
+/// Jan–Mar 2024 for units A1, A2 (board A) and B1 (board B).
+const HR: &str = "month,unit,person,gender,hours,sick
+2024-01-01,A1,p1,K,60,6
+2024-01-01,A1,p2,M,40,4
+2024-01-01,A2,p3,K,900,9
+2024-01-01,B1,p4,M,100,0
+2024-02-01,A1,p1,K,50,0
+2024-02-01,A2,p3,K,0,0
+2024-03-01,A1,p1,K,100,5
+2024-03-01,A2,p3,K,100,15
+2024-03-01,B1,p4,M,100,10
+";
+
+fn fixture() -> (Fixture, DataFrame) {
+    let f = Fixture::new();
+    f.file("hr.csv", HR);
+    let mut body = HR_SOURCE.to_string();
+    body += &indicator(
+        "sick_pct",
+        "numerator = \"sum(sick)\"\ndenominator = \"sum(hours)\"\nscale = 100\ngrains = [\"month\", \"quarter\", \"ytd\"]\nbreakdown = [\"gender\"]",
+    );
+    body += &indicator(
+        "median_hours",
+        "numerator = \"median(hours)\"\ngrains = [\"month\", \"quarter\"]",
+    );
+    body += &indicator(
+        "persons",
+        "numerator = \"count(distinct person)\"\ngrains = [\"month\", \"quarter\"]",
+    );
+    body += &indicator(
+        "row_count",
+        "numerator = \"count(*)\"\ngrains = [\"month\"]\nwhen_no_rows = \"zero\"",
+    );
+    body += &indicator(
+        "sick_pct_women",
+        "numerator = \"sum(sick)\"\ndenominator = \"sum(hours)\"\nscale = 100\nfilter = \"gender = 'K'\"\ngrains = [\"month\"]",
+    );
+    body += &indicator(
+        "women_rows",
+        "numerator = \"count(*)\"\nfilter = \"gender = 'K'\"\ngrains = [\"month\"]",
+    );
+    f.pipeline(&body);
+    let df = f.values("2024-04-01");
+    (f, df)
+}
+
+#[test]
+fn a_parent_ratio_is_the_ratio_of_its_rows_sums_not_the_mean_of_children() {
+    let (_f, df) = fixture();
+    // A1: 10/100 = 10 %, A2: 9/900 = 1 %. Mean of ratios would be 5.5 %; A is 19/1000.
+    assert_close(value(&df, "sick_pct", "A1", "month", "2024-01"), 10.0);
+    assert_close(value(&df, "sick_pct", "A2", "month", "2024-01"), 1.0);
+    let a = cell(&df, "sick_pct", "A", "month", "2024-01", "total");
+    assert_close(a.numerator, 19.0);
+    assert_close(a.denominator, 1000.0);
+    assert_close(a.value, 1.9);
+    assert_eq!(a.n_rows, 3);
+    // The kommun: all four rows, 19 / 1100.
+    assert_close(
+        value(&df, "sick_pct", "K", "month", "2024-01"),
+        100.0 * 19.0 / 1100.0,
+    );
+    // Q1 for A: sick 10+9+0+0+5+15 = 39 over hours 100+900+50+0+100+100 = 1250.
+    assert_close(
+        value(&df, "sick_pct", "A", "quarter", "2024-Q1"),
+        100.0 * 39.0 / 1250.0,
+    );
+}
+
+#[test]
+fn non_additive_aggregates_use_the_parents_own_rows() {
+    let (_f, df) = fixture();
+    // Median of A's January rows (60, 40, 900) is 60; the children's medians are 50 and 900.
+    assert_close(value(&df, "median_hours", "A", "month", "2024-01"), 60.0);
+    assert_close(value(&df, "median_hours", "A1", "month", "2024-01"), 50.0);
+    // Q1 at A: rows 60,40,900,50,0,100,100 → sorted 0,40,50,60,100,100,900 → 60.
+    assert_close(value(&df, "median_hours", "A", "quarter", "2024-Q1"), 60.0);
+    // Distinct persons in Q1 at K: p1..p4 = 4, though months hold 4 + 2 + 3 person-rows.
+    assert_close(value(&df, "persons", "K", "quarter", "2024-Q1"), 4.0);
+    assert_close(value(&df, "persons", "K", "month", "2024-03"), 3.0);
+    assert_close(value(&df, "persons", "A", "quarter", "2024-Q1"), 3.0);
+}
+
+#[test]
+fn a_zero_denominator_gives_null_not_zero_or_nan() {
+    let (_f, df) = fixture();
+    // A2 in February reported one row with 0 hours.
+    let c = cell(&df, "sick_pct", "A2", "month", "2024-02", "total");
+    assert_eq!(c.n_rows, 1);
+    assert_close(c.denominator, 0.0);
+    assert_eq!(c.value, None);
+    // A in February still has A1's hours: 0 / 50 = 0 %.
+    assert_close(value(&df, "sick_pct", "A", "month", "2024-02"), 0.0);
+}
+
+#[test]
+fn a_unit_without_rows_gets_a_no_data_row() {
+    let (_f, df) = fixture();
+    // B1 and board B have no rows in February.
+    for unit in ["B1", "B"] {
+        let c = cell(&df, "sick_pct", unit, "month", "2024-02", "total");
+        assert_eq!(c.n_rows, 0);
+        assert_eq!(c.value, None);
+        assert_eq!(c.numerator, None);
+    }
+    // With when_no_rows = "zero" the same cell is 0.
+    let c = cell(&df, "row_count", "B1", "month", "2024-02", "total");
+    assert_eq!((c.n_rows, c.value), (0, Some(0.0)));
+    assert_close(value(&df, "row_count", "A", "month", "2024-01"), 3.0);
+    // Every unit × month × indicator cell exists: 6 units × 3 months for row_count.
+    assert_eq!(
+        count_where(&df, col("indicator_id").eq(lit("row_count"))),
+        18
+    );
+}
+
+#[test]
+fn a_filter_restricts_every_aggregate_of_the_indicator() {
+    let (_f, df) = fixture();
+    // Women's rows in January at A: p1 (60 h, 6 sick) and p3 (900 h, 9 sick).
+    let c = cell(&df, "sick_pct_women", "A", "month", "2024-01", "total");
+    assert_close(c.numerator, 15.0);
+    assert_close(c.denominator, 960.0);
+    assert_eq!(c.n_rows, 2);
+    assert_close(value(&df, "women_rows", "K", "month", "2024-01"), 2.0);
+    // B1 has rows in January but none by a woman: the indicator has no data there.
+    let b1 = cell(&df, "women_rows", "B1", "month", "2024-01", "total");
+    assert_eq!((b1.n_rows, b1.value), (0, None));
+}
+
+#[test]
+fn gender_breakdown_adds_rows_beside_the_total() {
+    let (_f, df) = fixture();
+    // A in January: women 15/960, men 4/40.
+    assert_close(
+        cell(&df, "sick_pct", "A", "month", "2024-01", "gender=K").value,
+        100.0 * 15.0 / 960.0,
+    );
+    assert_close(
+        cell(&df, "sick_pct", "A", "month", "2024-01", "gender=M").value,
+        10.0,
+    );
+    // Men at the kommun: p2 (40 h, 4) and p4 (100 h, 0).
+    assert_close(
+        cell(&df, "sick_pct", "K", "month", "2024-01", "gender=M").value,
+        100.0 * 4.0 / 140.0,
+    );
+    // A2 had no men: the segment row is there, with no data.
+    let c = cell(&df, "sick_pct", "A2", "month", "2024-01", "gender=M");
+    assert_eq!((c.n_rows, c.value), (0, None));
+    // Indicators without breakdown have only the total.
+    assert_eq!(
+        count_where(
+            &df,
+            col("indicator_id")
+                .eq(lit("persons"))
+                .and(col("segment").neq(lit("total")))
+        ),
+        0
+    );
+}
+
+#[test]
+fn levels_and_kinds_come_from_the_org_tree() {
+    let (_f, df) = fixture();
+    let row = df
+        .clone()
+        .lazy()
+        .filter(col("org_unit_id").eq(lit("A1")))
+        .select([col("org_level"), col("org_kind")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()
+        .unwrap();
+    assert_eq!(row.height(), 1);
+    assert_eq!(
+        row.column("org_level").unwrap().i32().unwrap().get(0),
+        Some(2)
+    );
+    assert_eq!(
+        row.column("org_kind").unwrap().str().unwrap().get(0),
+        Some("enhet")
+    );
+}

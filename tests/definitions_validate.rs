@@ -1,0 +1,298 @@
+//! Every `validate` error names the file, the item and, for the pipeline file, line and column.
+
+mod common;
+
+use common::*;
+
+const HR: &str = "month,unit,person,gender,hours,sick\n2024-01-01,A1,p1,K,10,1\n";
+
+fn ok_indicator() -> String {
+    indicator("sick", "numerator = \"sum(sick)\"\ngrains = [\"month\"]")
+}
+
+/// Runs validate and returns (exit code, message); panics if validation passes.
+fn problems(f: &Fixture) -> (i32, String) {
+    match styrkort::validate(&f.path("pipeline.toml")) {
+        Ok(_) => panic!("validation passed, expected an error"),
+        Err(e) => (e.exit_code(), e.to_string()),
+    }
+}
+
+/// The 1-based line of the first line containing `needle` in a written file.
+fn line_of(f: &Fixture, file: &str, needle: &str) -> usize {
+    let text = std::fs::read_to_string(f.path(file)).unwrap();
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("'{needle}' not in {file}"))
+        + 1
+}
+
+fn with_body(body: &str) -> Fixture {
+    let f = Fixture::new();
+    f.file("hr.csv", HR);
+    f.pipeline(&(HR_SOURCE.to_string() + body));
+    f
+}
+
+fn expect(f: &Fixture, needle_in_file: (&str, &str), item: &str, message: &str) {
+    let (code, text) = problems(f);
+    assert_eq!(code, 2, "{text}");
+    let (file, needle) = needle_in_file;
+    let line = line_of(f, file, needle);
+    let expected_prefix = format!("{}:{line}:", f.path(file).display());
+    let hit = text
+        .lines()
+        .find(|l| l.contains(message))
+        .unwrap_or_else(|| panic!("no line with '{message}' in:\n{text}"));
+    assert!(
+        hit.starts_with(&expected_prefix),
+        "expected {expected_prefix}… in: {hit}"
+    );
+    assert!(hit.contains(item), "expected item {item} in: {hit}");
+}
+
+#[test]
+fn a_valid_pipeline_passes() {
+    let f = with_body(&ok_indicator());
+    let v = styrkort::validate(&f.path("pipeline.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((v.indicators, v.goals, v.units), (1, 1, 6));
+}
+
+#[test]
+fn an_expression_using_an_undeclared_column() {
+    let f = with_body(&indicator(
+        "sick",
+        "numerator = \"sum(sick_hourz)\"\ngrains = [\"month\"]",
+    ));
+    expect(
+        &f,
+        ("pipeline.toml", "sum(sick_hourz)"),
+        "indicator 'sick'",
+        "numerator uses column 'sick_hourz', which source 'hr' does not declare",
+    );
+}
+
+#[test]
+fn an_expression_with_a_syntax_error() {
+    let f = with_body(&indicator(
+        "sick",
+        "numerator = \"sum(sick)\"\nfilter = \"gender = = 'K'\"\ngrains = [\"month\"]",
+    ));
+    expect(
+        &f,
+        ("pipeline.toml", "gender = = 'K'"),
+        "indicator 'sick'",
+        "filter 'gender = = 'K'' does not compile",
+    );
+}
+
+#[test]
+fn a_goal_naming_an_unknown_indicator() {
+    let body = ok_indicator().replace(
+        "indicators = [\"sick\"]",
+        "indicators = [\"sick\", \"nope\"]",
+    );
+    let f = with_body(&body);
+    expect(
+        &f,
+        ("pipeline.toml", "\"nope\""),
+        "goal 'goal_sick'",
+        "unknown indicator 'nope'",
+    );
+}
+
+#[test]
+fn an_indicator_that_measures_no_goal() {
+    let body = ok_indicator().replace("indicators = [\"sick\"]", "indicators = []");
+    let f = with_body(&body);
+    expect(
+        &f,
+        ("pipeline.toml", "id = \"sick\""),
+        "indicator 'sick'",
+        "indicator measures no goal",
+    );
+}
+
+#[test]
+fn duplicate_indicator_ids() {
+    let body = ok_indicator()
+        + "[[indicators]]\nid = \"sick\"\nname = \"again\"\nsource = \"hr\"\npolarity = \"neutral\"\nnumerator = \"count(*)\"\ngrains = [\"month\"]\n";
+    let f = with_body(&body);
+    expect(
+        &f,
+        ("pipeline.toml", "name = \"again\""),
+        "indicator 'sick'",
+        "duplicate indicator id",
+    );
+}
+
+#[test]
+fn an_unknown_source() {
+    let body = ok_indicator().replace("source = \"hr\"", "source = \"hr2\"");
+    let f = with_body(&body);
+    expect(
+        &f,
+        ("pipeline.toml", "source = \"hr2\""),
+        "indicator 'sick'",
+        "unknown source 'hr2'",
+    );
+}
+
+#[test]
+fn a_goal_owner_or_scope_that_is_not_an_org_unit() {
+    let body = ok_indicator()
+        .replace("owner = \"K\"", "owner = \"Q\"")
+        .replace(
+            "grains = [\"month\"]",
+            "grains = [\"month\"]\nscope = \"ZZ\"",
+        );
+    let f = with_body(&body);
+    expect(
+        &f,
+        ("pipeline.toml", "owner = \"Q\""),
+        "goal 'goal_sick'",
+        "owner 'Q' is not an org unit",
+    );
+    expect(
+        &f,
+        ("pipeline.toml", "scope = \"ZZ\""),
+        "indicator 'sick'",
+        "scope 'ZZ' is not an org unit",
+    );
+}
+
+#[test]
+fn a_toml_syntax_error_and_an_unknown_key_point_at_their_line() {
+    let f = with_body(
+        &ok_indicator().replace("grains = [\"month\"]", "grains = [\"month\"\nnumerater = 1"),
+    );
+    let (code, text) = problems(&f);
+    assert_eq!(code, 2);
+    assert!(
+        text.starts_with(&format!("{}:", f.path("pipeline.toml").display())),
+        "{text}"
+    );
+
+    let f = with_body(&ok_indicator().replace(
+        "grains = [\"month\"]",
+        "grains = [\"month\"]\nnumerater = \"x\"",
+    ));
+    let (code, text) = problems(&f);
+    assert_eq!(code, 2);
+    let line = line_of(&f, "pipeline.toml", "numerater");
+    assert!(text.contains(&format!("pipeline.toml:{line}:")), "{text}");
+    assert!(text.contains("numerater"), "{text}");
+}
+
+#[test]
+fn an_unknown_grain_is_rejected() {
+    let f = with_body(&indicator(
+        "sick",
+        "numerator = \"sum(sick)\"\ngrains = [\"week\"]",
+    ));
+    let (code, text) = problems(&f);
+    assert_eq!(code, 2);
+    assert!(text.contains("week"), "{text}");
+    let line = line_of(&f, "pipeline.toml", "\"week\"");
+    assert!(text.contains(&format!("pipeline.toml:{line}:")), "{text}");
+}
+
+fn with_org(org: &str) -> Fixture {
+    let f = Fixture::new();
+    f.file("hr.csv", HR);
+    f.file("org.csv", org);
+    f.pipeline(&(HR_SOURCE.to_string() + &ok_indicator()));
+    f
+}
+
+#[test]
+fn duplicate_org_unit_ids() {
+    let f = with_org(&(ORG.to_string() + "A1,Again,A,enhet\n"));
+    expect(
+        &f,
+        ("org.csv", "A1,Again"),
+        "unit 'A1'",
+        "duplicate unit id (first on line 4)",
+    );
+}
+
+#[test]
+fn an_orphan_org_unit() {
+    let f = with_org(&(ORG.to_string() + "C1,Lost,C,enhet\n"));
+    expect(
+        &f,
+        ("org.csv", "C1,Lost"),
+        "unit 'C1'",
+        "parent 'C' is not a unit in the file (orphan)",
+    );
+}
+
+#[test]
+fn a_cycle_in_the_org_tree() {
+    let f = with_org(&(ORG.to_string() + "X,X,Y,enhet\nY,Y,X,enhet\n"));
+    expect(
+        &f,
+        ("org.csv", "X,X,Y"),
+        "unit 'X'",
+        "unit is its own ancestor (cycle in parent_id)",
+    );
+    expect(
+        &f,
+        ("org.csv", "Y,Y,X"),
+        "unit 'Y'",
+        "unit is its own ancestor (cycle in parent_id)",
+    );
+}
+
+#[test]
+fn overlapping_mapping_validity() {
+    let f = Fixture::new();
+    f.file("hr.csv", HR);
+    f.file(
+        "mapping.csv",
+        "source,code,unit_id,valid_from,valid_to\nhr,1,A1,,2024-03-31\nhr,1,A2,2024-03-01,\n",
+    );
+    f.pipeline(&(HR_SOURCE.to_string() + &ok_indicator()));
+    expect(
+        &f,
+        ("mapping.csv", "hr,1,A2"),
+        "code '1' of source 'hr'",
+        "validity overlaps the entry on line 2",
+    );
+}
+
+#[test]
+fn a_mapping_to_an_unknown_unit() {
+    let f = Fixture::new();
+    f.file("hr.csv", HR);
+    f.file(
+        "mapping.csv",
+        "source,code,unit_id,valid_from,valid_to\nhr,1,NOPE,,\n",
+    );
+    f.pipeline(&(HR_SOURCE.to_string() + &ok_indicator()));
+    expect(
+        &f,
+        ("mapping.csv", "NOPE"),
+        "code '1'",
+        "column 'unit_id': unknown org unit 'NOPE'",
+    );
+}
+
+#[test]
+fn a_source_file_missing_a_declared_column() {
+    let f = Fixture::new();
+    f.file(
+        "hr.csv",
+        "month,unit,person,gender,hours\n2024-01-01,A1,p1,K,10\n",
+    );
+    f.pipeline(&(HR_SOURCE.to_string() + &ok_indicator()));
+    let err = styrkort::validate(&f.path("pipeline.toml"))
+        .err()
+        .expect("must fail");
+    assert_eq!(err.exit_code(), 1);
+    let text = err.to_string();
+    assert!(
+        text.contains("hr.csv: missing column(s) sick declared by source 'hr'"),
+        "{text}"
+    );
+}

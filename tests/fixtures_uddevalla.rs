@@ -1,0 +1,260 @@
+//! The Uddevalla fixtures end to end: values checked against sums computed here directly from the
+//! CSV files (an independent path), and the planted realities visible in the results.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use common::*;
+use polars::prelude::*;
+
+struct Run {
+    values: DataFrame,
+    rejected: DataFrame,
+    _out: tempfile::TempDir,
+}
+
+fn run() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let out = tempfile::tempdir().unwrap();
+        let summary = styrkort::run(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/uddevalla.toml"),
+            &styrkort::RunOptions {
+                as_of: None,
+                out: out.path().to_path_buf(),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Run {
+            values: read_parquet(&summary.run_dir.join("indicator_values.parquet")),
+            rejected: read_parquet(&summary.run_dir.join("rejected_rows.parquet")),
+            _out: out,
+        }
+    })
+}
+
+/// Rows of a fixture CSV as maps from column name to text.
+fn csv_rows(name: &str) -> Vec<BTreeMap<String, String>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/uddevalla")
+        .join(name);
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn num(row: &BTreeMap<String, String>, col: &str) -> f64 {
+    row[col].parse().unwrap()
+}
+
+#[test]
+fn sick_leave_of_an_administration_equals_the_sums_over_its_cost_centres() {
+    // Every cost centre 12xx belongs to Barn- och utbildningsförvaltningen.
+    let (mut sick, mut scheduled) = (0.0, 0.0);
+    for r in csv_rows("hr_time.csv") {
+        if r["cost_centre"].starts_with("12") && r["month"].starts_with("2023-") {
+            sick += num(&r, "sick_hours");
+            scheduled += num(&r, "scheduled_hours");
+        }
+    }
+    assert!(scheduled > 0.0);
+    assert_close(
+        value(&run().values, "sick_leave_pct", "BUF", "year", "2023"),
+        100.0 * sick / scheduled,
+    );
+    // The board above its only administration has the same rows.
+    assert_close(
+        value(&run().values, "sick_leave_pct", "BUN", "year", "2023"),
+        100.0 * sick / scheduled,
+    );
+}
+
+#[test]
+fn herrestadskolan_has_the_lowest_eligibility_every_year() {
+    let mut by_school: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+    for r in csv_rows("grade9_results.csv") {
+        let e = by_school
+            .entry((r["unit_id"].clone(), r["graduation_date"][..4].to_string()))
+            .or_default();
+        e.0 += if r["eligible"] == "true" { 1.0 } else { 0.0 };
+        e.1 += 1.0;
+    }
+    for year in ["2022", "2023", "2024"] {
+        let mut lowest = (f64::MAX, String::new());
+        for ((school, y), (eligible, pupils)) in &by_school {
+            if y != year {
+                continue;
+            }
+            let engine = value(&run().values, "grade9_eligible_pct", school, "year", year);
+            assert_close(engine, 100.0 * eligible / pupils);
+            if 100.0 * eligible / pupils < lowest.0 {
+                lowest = (100.0 * eligible / pupils, school.clone());
+            }
+        }
+        assert_eq!(lowest.1, "BUF-GSK-HER", "year {year}");
+    }
+}
+
+#[test]
+fn hemtjanst_soder_has_no_data_for_march_2024() {
+    let c = cell(
+        &run().values,
+        "homecare_performed_pct",
+        "SOC-ALD-HTS",
+        "month",
+        "2024-03",
+        "total",
+    );
+    assert_eq!((c.n_rows, c.value), (0, None));
+    assert!(
+        value(
+            &run().values,
+            "homecare_performed_pct",
+            "SOC-ALD-HTS",
+            "month",
+            "2024-02"
+        )
+        .is_some()
+    );
+    // The department above still has the other groups' rows.
+    assert!(
+        cell(
+            &run().values,
+            "homecare_performed_pct",
+            "SOC-ALD",
+            "month",
+            "2024-03",
+            "total"
+        )
+        .n_rows
+            > 0
+    );
+}
+
+#[test]
+fn sick_leave_climbs_in_hemtjanst_norr() {
+    let y2022 = value(
+        &run().values,
+        "sick_leave_pct",
+        "SOC-ALD-HTN",
+        "year",
+        "2022",
+    )
+    .unwrap();
+    let y2024 = value(
+        &run().values,
+        "sick_leave_pct",
+        "SOC-ALD-HTN",
+        "year",
+        "2024",
+    )
+    .unwrap();
+    assert!(y2024 - y2022 > 4.0, "2022 {y2022:.2} % → 2024 {y2024:.2} %");
+}
+
+#[test]
+fn the_moved_cost_centre_follows_its_validity_dates() {
+    // Code 1450 maps to Hemtjänst Centrum until 2023-06-30 and to Hemtjänst Norr from 2023-07-01.
+    let people = |codes: &[&str], month: &str| -> f64 {
+        csv_rows("hr_time.csv")
+            .into_iter()
+            .filter(|r| {
+                r["month"] == format!("{month}-01") && codes.contains(&r["cost_centre"].as_str())
+            })
+            .map(|r| r["employee_id"].clone())
+            .collect::<BTreeSet<_>>()
+            .len() as f64
+    };
+    let v = &run().values;
+    assert_close(
+        value(v, "headcount", "SOC-ALD-HTN", "month", "2023-06"),
+        people(&["1410"], "2023-06"),
+    );
+    assert_close(
+        value(v, "headcount", "SOC-ALD-HTN", "month", "2023-07"),
+        people(&["1410", "1450"], "2023-07"),
+    );
+    assert_close(
+        value(v, "headcount", "SOC-ALD-HTC", "month", "2023-06"),
+        people(&["1430", "1450"], "2023-06"),
+    );
+    assert_close(
+        value(v, "headcount", "SOC-ALD-HTC", "month", "2023-07"),
+        people(&["1430"], "2023-07"),
+    );
+    // Hemtjänst Ljungskile's code changed at the new year; both map to the unit.
+    assert_close(
+        value(v, "headcount", "SOC-ALD-HTL", "month", "2023-12"),
+        people(&["1440"], "2023-12"),
+    );
+    assert_close(
+        value(v, "headcount", "SOC-ALD-HTL", "month", "2024-01"),
+        people(&["1441"], "2024-01"),
+    );
+}
+
+#[test]
+fn rows_with_an_unknown_cost_centre_or_no_month_are_rejected() {
+    let rejected = &run().rejected;
+    let reasons: Vec<&str> = rejected
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("unknown org code '1999'"))
+            .count(),
+        3
+    );
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| **r == "column 'month': missing date")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn every_indicator_has_every_unit_in_scope_and_period() {
+    let v = &run().values;
+    // sick_leave_pct covers all 57 units; totals at month grain: 57 × 36.
+    assert_eq!(
+        count_where(
+            v,
+            col("indicator_id")
+                .eq(lit("sick_leave_pct"))
+                .and(col("grain").eq(lit("month")))
+                .and(col("segment").eq(lit("total")))
+        ),
+        57 * 36
+    );
+    // email_median_minutes is scoped to the contact centre alone.
+    let units = v
+        .clone()
+        .lazy()
+        .filter(col("indicator_id").eq(lit("email_median_minutes")))
+        .select([col("org_unit_id")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()
+        .unwrap();
+    assert_eq!(units.height(), 1);
+}

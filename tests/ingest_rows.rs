@@ -1,0 +1,173 @@
+//! Ingest: code mapping with validity dates, rejected rows with file/line/column, rows outside the
+//! run's months, `on_bad_rows = "fail"`, and Parquet sources.
+
+mod common;
+
+use common::*;
+use polars::prelude::*;
+
+const MAPPING: &str = "source,code,unit_id,valid_from,valid_to
+hr,100,A1,,
+hr,200,A2,,2024-01-31
+hr,200,B1,2024-02-01,
+";
+
+const HR_CODES: &str = "month,cc,person,gender,hours,sick
+2024-01-15,100,p1,K,10,1
+2024-01-20,200,p2,K,20,2
+2024-02-03,200,p2,K,30,3
+2024-02-03,999,p9,K,40,4
+,100,p1,K,50,5
+2024-02-10,100,p1,K,abc,5
+2024-03-01,100,p1,K,NaN,0
+2023-12-01,100,p1,K,10,0
+";
+
+fn fixture(on_bad_rows: &str) -> Fixture {
+    let f = Fixture::new();
+    f.file("mapping.csv", MAPPING);
+    f.file("hr.csv", HR_CODES);
+    let source = HR_SOURCE
+        .replace(
+            "org_column = \"unit\"",
+            "org_column = \"cc\"\norg_codes = \"mapping\"",
+        )
+        .replace("unit = \"string\"", "cc = \"string\"");
+    f.pipeline_with(
+        &format!("on_bad_rows = \"{on_bad_rows}\""),
+        &(source + &indicator("hours", "numerator = \"sum(hours)\"\ngrains = [\"month\"]")),
+    );
+    f
+}
+
+#[test]
+fn codes_map_to_units_by_the_rows_date() {
+    let f = fixture("reject");
+    let df = f.values("2024-04-01");
+    assert_close(value(&df, "hours", "A1", "month", "2024-01"), 10.0);
+    // Code 200 belonged to A2 until 2024-01-31 and to B1 from 2024-02-01.
+    assert_close(value(&df, "hours", "A2", "month", "2024-01"), 20.0);
+    assert_close(value(&df, "hours", "B1", "month", "2024-02"), 30.0);
+    assert_eq!(
+        cell(&df, "hours", "A2", "month", "2024-02", "total").n_rows,
+        0
+    );
+    assert_eq!(
+        cell(&df, "hours", "B1", "month", "2024-01", "total").n_rows,
+        0
+    );
+    // The kommun in February: only the B1 row is usable (the others are rejected).
+    assert_close(value(&df, "hours", "K", "month", "2024-02"), 30.0);
+}
+
+#[test]
+fn bad_rows_are_rejected_with_file_line_column_and_reason() {
+    let f = fixture("reject");
+    let summary = f.run("2024-04-01").unwrap();
+    let rejected = read_parquet(&summary.run_dir.join("rejected_rows.parquet"));
+    assert_eq!(rejected.height(), 4);
+    let rows: Vec<i64> = rejected
+        .column("row")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert_eq!(rows, [5, 6, 7, 8]); // CSV line numbers, header = line 1
+    let reasons: Vec<&str> = rejected
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert_eq!(
+        reasons[0],
+        "column 'cc': unknown org code '999' on 2024-02-03"
+    );
+    assert_eq!(reasons[1], "column 'month': missing date");
+    assert_eq!(reasons[2], "column 'hours': expected float, found 'abc'");
+    assert_eq!(reasons[3], "column 'hours': expected float, found 'NaN'");
+    let files: Vec<&str> = rejected
+        .column("file")
+        .unwrap()
+        .str()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert!(files.iter().all(|p| p.ends_with("hr.csv")), "{files:?}");
+    let sources: Vec<&str> = rejected
+        .column("source")
+        .unwrap()
+        .str()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert!(sources.iter().all(|s| *s == "hr"));
+
+    // The manifest counts what was read, rejected and left outside the run's months.
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(summary.run_dir.join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let source = &manifest["sources"][0];
+    assert_eq!(source["rows_read"], 8);
+    assert_eq!(source["rows_rejected"], 4);
+    assert_eq!(source["rows_outside_periods"], 1);
+    assert_eq!(source["files"][0]["rows"], 8);
+    assert_eq!(source["files"][0]["size"], HR_CODES.len() as u64);
+}
+
+#[test]
+fn on_bad_rows_fail_stops_the_run_and_names_the_first_bad_row() {
+    let f = fixture("fail");
+    let err = f.run("2024-04-01").err().expect("the run must fail");
+    assert_eq!(err.exit_code(), 1);
+    let text = err.to_string();
+    assert!(text.contains("4 bad row(s)"), "{text}");
+    assert!(
+        text.contains("hr.csv line/row 5: column 'cc': unknown org code '999'"),
+        "{text}"
+    );
+    assert!(
+        !f.path("out/t").join("as_of=2024-04-01").exists(),
+        "nothing is published"
+    );
+}
+
+#[test]
+fn parquet_sources_are_read_with_their_own_types() {
+    let f = Fixture::new();
+    let mut df = df!(
+        "month" => ["2024-01-01", "2024-01-01", "2024-02-01"],
+        "unit" => ["A1", "A2", "A1"],
+        "person" => ["p1", "p2", "p1"],
+        "gender" => ["K", "M", "K"],
+        "hours" => [100.0, 300.0, 50.0],
+        "sick" => [5i64, 6, 1],
+    )
+    .unwrap();
+    let dates = df.column("month").unwrap().cast(&DataType::Date).unwrap();
+    df.with_column(dates).unwrap();
+    let file = std::fs::File::create(f.path("hr.parquet")).unwrap();
+    ParquetWriter::new(file).finish(&mut df).unwrap();
+    let source = HR_SOURCE
+        .replace("path = \"hr.csv\"", "path = \"hr*.parquet\"")
+        .replace("format = \"csv\"", "format = \"parquet\"");
+    f.pipeline(
+        &(source
+            + &indicator(
+                "sick_pct",
+                "numerator = \"sum(sick)\"\ndenominator = \"sum(hours)\"\nscale = 100\ngrains = [\"month\", \"ytd\"]",
+            )),
+    );
+    let out = f.values("2024-03-01");
+    assert_close(
+        value(&out, "sick_pct", "A", "month", "2024-01"),
+        100.0 * 11.0 / 400.0,
+    );
+    assert_close(
+        value(&out, "sick_pct", "K", "ytd", "2024-YTD02"),
+        100.0 * 12.0 / 450.0,
+    );
+}
