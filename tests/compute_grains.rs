@@ -45,7 +45,7 @@ fn fixture() -> DataFrame {
         "persons_flow",
         &format!("numerator = \"count(distinct person)\"\n{all}"),
     );
-    f.pipeline(&body);
+    f.pipeline_full("", "2023-01", &body);
     // The last complete month before 2024-03-15 is February 2024.
     f.values("2024-03-15")
 }
@@ -87,7 +87,7 @@ fn only_complete_periods_are_reported_and_a_partial_year_only_as_ytd() {
             .unwrap()
             .str()
             .unwrap()
-            .into_iter()
+            .iter()
             .map(|p| p.unwrap().to_string())
             .collect()
     };

@@ -42,7 +42,7 @@ fn expect(f: &Fixture, needle_in_file: (&str, &str), item: &str, message: &str) 
     let expected_prefix = format!("{}:{line}:", f.path(file).display());
     let hit = text
         .lines()
-        .find(|l| l.contains(message))
+        .find(|l| l.contains(message) && l.contains(item))
         .unwrap_or_else(|| panic!("no line with '{message}' in:\n{text}"));
     assert!(
         hit.starts_with(&expected_prefix),
@@ -116,11 +116,11 @@ fn an_indicator_that_measures_no_goal() {
 #[test]
 fn duplicate_indicator_ids() {
     let body = ok_indicator()
-        + "[[indicators]]\nid = \"sick\"\nname = \"again\"\nsource = \"hr\"\npolarity = \"neutral\"\nnumerator = \"count(*)\"\ngrains = [\"month\"]\n";
+        + "[[indicators]]\nid = \"sick\" # again\nname = \"again\"\nsource = \"hr\"\npolarity = \"neutral\"\nnumerator = \"count(*)\"\ngrains = [\"month\"]\n";
     let f = with_body(&body);
     expect(
         &f,
-        ("pipeline.toml", "name = \"again\""),
+        ("pipeline.toml", "# again"),
         "indicator 'sick'",
         "duplicate indicator id",
     );
@@ -168,8 +168,9 @@ fn a_toml_syntax_error_and_an_unknown_key_point_at_their_line() {
     );
     let (code, text) = problems(&f);
     assert_eq!(code, 2);
+    let line = line_of(&f, "pipeline.toml", "numerater");
     assert!(
-        text.starts_with(&format!("{}:", f.path("pipeline.toml").display())),
+        text.contains(&format!("\n{}:{line}:", f.path("pipeline.toml").display())),
         "{text}"
     );
 

@@ -209,13 +209,7 @@ fn the_moved_cost_centre_follows_its_validity_dates() {
 #[test]
 fn rows_with_an_unknown_cost_centre_or_no_month_are_rejected() {
     let rejected = &run().rejected;
-    let reasons: Vec<&str> = rejected
-        .column("reason")
-        .unwrap()
-        .str()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let reasons: Vec<String> = strings(rejected, "reason");
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert_eq!(
         reasons

@@ -74,13 +74,7 @@ fn bad_rows_are_rejected_with_file_line_column_and_reason() {
         .into_no_null_iter()
         .collect();
     assert_eq!(rows, [5, 6, 7, 8]); // CSV line numbers, header = line 1
-    let reasons: Vec<&str> = rejected
-        .column("reason")
-        .unwrap()
-        .str()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let reasons: Vec<String> = strings(&rejected, "reason");
     assert_eq!(
         reasons[0],
         "column 'cc': unknown org code '999' on 2024-02-03"
@@ -88,21 +82,9 @@ fn bad_rows_are_rejected_with_file_line_column_and_reason() {
     assert_eq!(reasons[1], "column 'month': missing date");
     assert_eq!(reasons[2], "column 'hours': expected float, found 'abc'");
     assert_eq!(reasons[3], "column 'hours': expected float, found 'NaN'");
-    let files: Vec<&str> = rejected
-        .column("file")
-        .unwrap()
-        .str()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let files: Vec<String> = strings(&rejected, "file");
     assert!(files.iter().all(|p| p.ends_with("hr.csv")), "{files:?}");
-    let sources: Vec<&str> = rejected
-        .column("source")
-        .unwrap()
-        .str()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let sources: Vec<String> = strings(&rejected, "source");
     assert!(sources.iter().all(|s| *s == "hr"));
 
     // The manifest counts what was read, rejected and left outside the run's months.

@@ -47,11 +47,16 @@ impl Fixture {
 
     /// As `pipeline`, with top-level keys (which TOML wants before the first table).
     pub fn pipeline_with(&self, top: &str, body: &str) -> PathBuf {
+        self.pipeline_full(top, "2024-01", body)
+    }
+
+    /// As `pipeline_with`, with the first period.
+    pub fn pipeline_full(&self, top: &str, first: &str, body: &str) -> PathBuf {
         if !self.path("org.csv").exists() {
             self.file("org.csv", ORG);
         }
         let text = format!(
-            "name = \"t\"\n{top}\n[periods]\nfirst = \"2024-01\"\n[org]\nunits = \"org.csv\"\n{}\n{body}",
+            "name = \"t\"\n{top}\n[periods]\nfirst = \"{first}\"\n[org]\nunits = \"org.csv\"\n{}\n{body}",
             if self.path("mapping.csv").exists() {
                 "code_mapping = \"mapping.csv\""
             } else {
@@ -182,4 +187,15 @@ pub fn indicator(id: &str, extra: &str) -> String {
         "[[indicators]]\nid = \"{id}\"\nname = \"{id}\"\nsource = \"hr\"\npolarity = \"neutral\"\n{extra}\n\
          [[goals]]\nid = \"goal_{id}\"\nname = \"g\"\nlevel = \"kf\"\nowner = \"K\"\nbasis = \"law\"\nreference = \"r\"\nindicators = [\"{id}\"]\n"
     )
+}
+
+/// A string column as owned values (nulls as empty strings).
+pub fn strings(df: &DataFrame, name: &str) -> Vec<String> {
+    df.column(name)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect()
 }
