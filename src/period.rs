@@ -207,31 +207,14 @@ impl RunMonths {
     /// One row per period: `grain`, `period`, `period_start`, `period_end` (dates, end
     /// inclusive), `__first_month`, `__last_month`.
     pub fn period_frame(self, grains: &[Grain]) -> PolarsResult<DataFrame> {
-        let mut cols: (
-            Vec<&str>,
-            Vec<String>,
-            Vec<i32>,
-            Vec<i32>,
-            Vec<i32>,
-            Vec<i32>,
-        ) = Default::default();
-        for &g in grains {
-            for p in self.periods(g) {
-                cols.0.push(g.as_str());
-                cols.1.push(p.label);
-                cols.2.push(days_since_epoch(p.first.first_day()));
-                cols.3.push(days_since_epoch(p.last.last_day()));
-                cols.4.push(p.first.0);
-                cols.5.push(p.last.0);
-            }
-        }
+        let periods: Vec<Period> = grains.iter().flat_map(|&g| self.periods(g)).collect();
         let mut df = df!(
-            "grain" => cols.0,
-            "period" => cols.1,
-            "period_start" => cols.2,
-            "period_end" => cols.3,
-            "__first_month" => cols.4,
-            "__last_month" => cols.5,
+            "grain" => periods.iter().map(|p| p.grain.as_str()).collect::<Vec<_>>(),
+            "period" => periods.iter().map(|p| p.label.as_str()).collect::<Vec<_>>(),
+            "period_start" => periods.iter().map(|p| days_since_epoch(p.first.first_day())).collect::<Vec<_>>(),
+            "period_end" => periods.iter().map(|p| days_since_epoch(p.last.last_day())).collect::<Vec<_>>(),
+            "__first_month" => periods.iter().map(|p| p.first.0).collect::<Vec<_>>(),
+            "__last_month" => periods.iter().map(|p| p.last.0).collect::<Vec<_>>(),
         )?;
         for name in ["period_start", "period_end"] {
             let dates = df.column(name)?.cast(&DataType::Date)?;
