@@ -85,6 +85,13 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("expected a date as YYYY-MM-DD, found '{s}'"))
 }
 
+/// Prints to stdout; a reader that went away (`styrkort explain … | head`) is not an error.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STYRKORT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -106,16 +113,17 @@ fn main() -> ExitCode {
             as_of,
             out,
         } => styrkort::run(&pipeline, &styrkort::RunOptions { as_of, out })
-            .map(|s| println!("{}", styrkort::report::run_summary(&s))),
+            .map(|s| print_out(&format!("{}\n", styrkort::report::run_summary(&s)))),
         Command::Validate { pipeline } => {
-            styrkort::validate(&pipeline).map(|v| print!("{}", styrkort::report::validation(&v)))
+            styrkort::validate(&pipeline).map(|v| print_out(&styrkort::report::validation(&v)))
         }
-        Command::Explain { pipeline, as_of } => styrkort::explain(&pipeline, as_of)
-            .map(|e| print!("{}", styrkort::report::explained(&e))),
+        Command::Explain { pipeline, as_of } => {
+            styrkort::explain(&pipeline, as_of).map(|e| print_out(&styrkort::report::explained(&e)))
+        }
         Command::Generate { scale, seed, out } => {
             styrkort::generate::write_municipality(&out, scale, seed).map(|files| {
                 for f in files {
-                    println!("wrote {}", f.display());
+                    print_out(&format!("wrote {}\n", f.display()));
                 }
             })
         }

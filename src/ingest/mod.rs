@@ -282,11 +282,9 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<LazyFrame, IngestE
                 expected: ty.as_str().to_string(),
             }
         })?;
-        reasons.push((
-            col(name.as_str())
-                .is_not_null()
-                .and(typed.clone().is_null()),
-            concat_str(
+        // Text always converts to text; every other type can fail on a value.
+        if *ty != crate::definitions::ColumnType::String {
+            let found = concat_str(
                 [
                     lit(format!(
                         "column '{name}': expected {}, found '",
@@ -297,8 +295,14 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<LazyFrame, IngestE
                 ],
                 "",
                 false,
-            ),
-        ));
+            );
+            reasons.push((
+                col(name.as_str())
+                    .is_not_null()
+                    .and(typed.clone().is_null()),
+                found,
+            ));
+        }
         select.push(typed.alias(name.as_str()));
     }
     let reason = reasons.into_iter().rev().fold(
