@@ -51,10 +51,7 @@ fn main() {
         let started = Instant::now();
         let summary = styrkort::run(
             &pipeline,
-            &styrkort::RunOptions {
-                as_of: None,
-                out: work.path().join("out"),
-            },
+            &styrkort::RunOptions::new(None, work.path().join("out")),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let secs = started.elapsed().as_secs_f64();

@@ -6,6 +6,7 @@
 //! atomic publish) → [`report`] (what people read). This file wires them into the operations the
 //! CLI and tests use: [`load`], [`validate`], [`explain`] and [`run`].
 
+pub mod assess;
 pub mod compute;
 pub mod definitions;
 mod error;
@@ -35,6 +36,8 @@ pub struct Loaded {
     pub pipeline: Pipeline,
     pub tree: OrgTree,
     pub mapping: CodeMapping,
+    pub targets: assess::Targets,
+    pub actions: Vec<assess::Action>,
 }
 
 /// Reads the pipeline file, org units and code mapping, and runs every check that needs no
@@ -79,6 +82,20 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
             ));
         }
     }
+    let targets = match assess::Targets::load(&pipeline, &tree) {
+        Ok(t) => t,
+        Err(d) => {
+            problems.extend(d.0);
+            assess::Targets::default()
+        }
+    };
+    let actions = match assess::load_actions(&pipeline, &tree) {
+        Ok(a) => a,
+        Err(d) => {
+            problems.extend(d.0);
+            Vec::new()
+        }
+    };
     if !problems.is_empty() {
         return Err(Error::Definitions(Diagnostics(problems)));
     }
@@ -86,6 +103,8 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         pipeline,
         tree,
         mapping,
+        targets,
+        actions,
     })
 }
 
@@ -175,6 +194,19 @@ pub fn explain(
 pub struct RunOptions {
     pub as_of: Option<NaiveDate>,
     pub out: PathBuf,
+    /// Statuses that, found in the latest period of any grain, make the run report
+    /// `fail_on_hits` (the CLI exits 3). Results are published all the same.
+    pub fail_on: Vec<assess::Status>,
+}
+
+impl RunOptions {
+    pub fn new(as_of: Option<NaiveDate>, out: PathBuf) -> RunOptions {
+        RunOptions {
+            as_of,
+            out,
+            fail_on: Vec::new(),
+        }
+    }
 }
 
 /// What a finished run reports.
@@ -187,6 +219,8 @@ pub struct RunSummary {
     pub value_rows: usize,
     pub rejected_rows: usize,
     pub elapsed_ms: u64,
+    /// `(status, rows in the latest periods)` for each `--fail-on` status found.
+    pub fail_on_hits: Vec<(String, usize)>,
 }
 
 /// Computes every indicator and publishes the run folder. On any error nothing is published.
@@ -236,6 +270,26 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<RunSummary, Error> {
     let raw: Vec<DataFrame> = results.iter().map(|r| r.values.clone()).collect();
     let mut values = finish_values(raw, &rules, &loaded.tree, months).map_err(data_err)?;
     lap("finish_values", &mut durations);
+    let assessment = assess::assess(
+        p,
+        &loaded.tree,
+        &loaded.targets,
+        &loaded.actions,
+        &values,
+        months,
+        as_of,
+    )
+    .map_err(data_err)?;
+    let assess::Assessment {
+        mut deviations,
+        mut goal_status,
+        mut actions,
+    } = assessment;
+    let status_counts = assess::status_counts(&deviations).map_err(data_err)?;
+    let goal_status_counts = assess::status_counts(&goal_status).map_err(data_err)?;
+    let action_counts = action_counts(&actions).map_err(data_err)?;
+    let fail_on_hits = fail_on_hits(&deviations, &options.fail_on).map_err(data_err)?;
+    lap("assess", &mut durations);
 
     let run_id = format!(
         "{}-{:08x}",
@@ -247,6 +301,9 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<RunSummary, Error> {
     let written = (|| -> Result<Manifest, Error> {
         let value_rows = staging.write_parquet("indicator_values.parquet", &mut values)?;
         let rejected_rows = staging.write_parquet("rejected_rows.parquet", &mut rejected)?;
+        let deviation_rows = staging.write_parquet("deviations.parquet", &mut deviations)?;
+        let goal_rows = staging.write_parquet("goal_status.parquet", &mut goal_status)?;
+        let action_rows = staging.write_parquet("actions.parquet", &mut actions)?;
         lap("write_tables", &mut durations);
         let manifest = Manifest {
             run_id: run_id.clone(),
@@ -269,7 +326,22 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<RunSummary, Error> {
                     file: "rejected_rows.parquet".into(),
                     rows: rejected_rows,
                 },
+                OutputRecord {
+                    file: "deviations.parquet".into(),
+                    rows: deviation_rows,
+                },
+                OutputRecord {
+                    file: "goal_status.parquet".into(),
+                    rows: goal_rows,
+                },
+                OutputRecord {
+                    file: "actions.parquet".into(),
+                    rows: action_rows,
+                },
             ],
+            status_counts: status_counts.clone(),
+            goal_status_counts: goal_status_counts.clone(),
+            actions: action_counts.clone(),
             durations_ms: durations.clone(),
             warnings: warnings(&results),
         };
@@ -295,6 +367,7 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<RunSummary, Error> {
         rejected_rows: rejected.height(),
         elapsed_ms: started.elapsed().as_millis() as u64,
         manifest,
+        fail_on_hits,
     };
     tracing::info!(
         rows = summary.value_rows,
@@ -303,6 +376,32 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<RunSummary, Error> {
         "run published"
     );
     Ok(summary)
+}
+
+/// Rows of the latest period of each grain whose status is one of `statuses`.
+fn fail_on_hits(deviations: &DataFrame, statuses: &[assess::Status]) -> PolarsResult<Vec<(String, usize)>> {
+    let latest = deviations.clone().lazy().filter(col("is_latest_period")).collect()?;
+    let counts = assess::status_counts(&latest)?;
+    Ok(statuses
+        .iter()
+        .filter_map(|s| {
+            let n = counts.get(s.as_str()).copied().unwrap_or(0);
+            (n > 0).then(|| (s.as_str().to_string(), n))
+        })
+        .collect())
+}
+
+fn action_counts(actions: &DataFrame) -> PolarsResult<publish::ActionCounts> {
+    let kind = actions.column("record_type")?.str()?;
+    let overdue = actions.column("overdue")?.bool()?;
+    Ok(publish::ActionCounts {
+        actions: kind.iter().filter(|k| *k == Some("action")).count(),
+        overdue: overdue.iter().filter(|o| *o == Some(true)).count(),
+        deviations_without_action: kind
+            .iter()
+            .filter(|k| *k == Some("deviation_without_action"))
+            .count(),
+    })
 }
 
 fn data_err(e: PolarsError) -> Error {
@@ -357,8 +456,11 @@ fn definition_files(p: &Pipeline) -> Result<Vec<FileRecord>, Error> {
         hash_file(&p.path)?,
         hash_file(&p.resolve(&p.def.org.units))?,
     ];
-    if let Some(m) = &p.def.org.code_mapping {
-        files.push(hash_file(&p.resolve(m))?);
+    for extra in [&p.def.org.code_mapping, &p.def.targets, &p.def.actions]
+        .into_iter()
+        .flatten()
+    {
+        files.push(hash_file(&p.resolve(extra))?);
     }
     Ok(files)
 }

@@ -49,6 +49,11 @@ enum Command {
         /// Output directory.
         #[arg(long, default_value = "out")]
         out: PathBuf,
+        /// Exit with code 3 when any of these statuses occurs in the latest period of any grain
+        /// (e.g. `--fail-on not_met` or `--fail-on not_met,no_data`), for schedulers that alert.
+        /// Results are published all the same.
+        #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+        fail_on: Vec<styrkort::assess::Status>,
     },
     /// Check the definitions, org tree, code mapping and source headers without computing.
     #[command(after_help = EXIT_CODES)]
@@ -80,6 +85,12 @@ enum Command {
     },
 }
 
+fn parse_status(s: &str) -> Result<styrkort::assess::Status, String> {
+    styrkort::assess::Status::parse(s).ok_or_else(|| {
+        format!("expected one of met, partly_met, not_met, no_data, no_target, not_assessable; found '{s}'")
+    })
+}
+
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| format!("expected a date as YYYY-MM-DD, found '{s}'"))
@@ -107,13 +118,26 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // Set when `--fail-on` finds a status: the run succeeded, but the scheduler should alert.
+    let mut alert = false;
     let result = match cli.command {
         Command::Run {
             pipeline,
             as_of,
             out,
-        } => styrkort::run(&pipeline, &styrkort::RunOptions { as_of, out })
-            .map(|s| print_out(&format!("{}\n", styrkort::report::run_summary(&s)))),
+            fail_on,
+        } => {
+            let options = styrkort::RunOptions {
+                fail_on,
+                ..styrkort::RunOptions::new(as_of, out)
+            };
+            styrkort::run(&pipeline, &options).map(|s| {
+                print_out(&format!("{}\n", styrkort::report::run_summary(&s)));
+                if !s.fail_on_hits.is_empty() {
+                    alert = true;
+                }
+            })
+        }
         Command::Validate { pipeline } => {
             styrkort::validate(&pipeline).map(|v| print_out(&styrkort::report::validation(&v)))
         }
@@ -129,6 +153,7 @@ fn main() -> ExitCode {
         }
     };
     match result {
+        Ok(()) if alert => ExitCode::from(3),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

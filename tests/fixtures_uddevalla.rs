@@ -22,10 +22,7 @@ fn run() -> &'static Run {
         let out = tempfile::tempdir().unwrap();
         let summary = styrkort::run(
             &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/uddevalla.toml"),
-            &styrkort::RunOptions {
-                as_of: None,
-                out: out.path().to_path_buf(),
-            },
+            &styrkort::RunOptions::new(None, out.path().to_path_buf()),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         Run {

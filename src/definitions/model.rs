@@ -26,6 +26,11 @@ pub struct PipelineDef {
     pub indicators: Vec<IndicatorDef>,
     #[serde(default)]
     pub goals: Vec<GoalDef>,
+    /// CSV of target values: `indicator_id, org_unit_id, period, kind, value, value_high,
+    /// tolerance, compare_to, note`.
+    pub targets: Option<String>,
+    /// CSV of actions: `action_id, goal_id, org_unit_id, title, owner, start, due, status`.
+    pub actions: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -170,6 +175,8 @@ pub struct IndicatorDef {
     pub polarity: Polarity,
     /// For stock measures (headcount): how coarser periods are formed from months.
     pub stock: Option<StockRule>,
+    /// A default target, used wherever the targets CSV sets none.
+    pub target: Option<crate::assess::TargetDefault>,
 }
 
 fn default_scale() -> f64 {
@@ -204,4 +211,41 @@ pub struct GoalDef {
     pub reference: String,
     #[serde(default)]
     pub indicators: Vec<Spanned<String>>,
+    /// How the goal's status follows from its indicators' and sub-goals' statuses.
+    #[serde(default)]
+    pub rule: RuleName,
+    /// With `rule = "share"`: the weighted share of met members that makes the goal met.
+    pub met_share: Option<f64>,
+    /// Weights of indicators and sub-goals (by id) in `share_met`; default 1.
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleName {
+    /// All assessed members met → met; none met or partly met → not met; else partly met.
+    #[default]
+    AllMet,
+    /// Weighted share of met members ≥ `met_share` → met; none met or partly met → not met;
+    /// else partly met.
+    Share,
+}
+
+/// A goal's roll-up rule, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GoalRule {
+    AllMet,
+    Share { met_share: f64 },
+}
+
+impl GoalDef {
+    pub fn rule(&self) -> GoalRule {
+        match self.rule {
+            RuleName::AllMet => GoalRule::AllMet,
+            RuleName::Share => GoalRule::Share {
+                met_share: self.met_share.unwrap_or(0.75),
+            },
+        }
+    }
 }

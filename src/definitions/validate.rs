@@ -252,6 +252,27 @@ fn check_goals(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 ));
             }
         }
+        if let Some(share) = g.met_share
+            && !(share > 0.0 && share <= 1.0)
+        {
+            out.push(p.diag_at(g.id.span(), &item, "met_share must be in (0, 1]"));
+        }
+        for (id, w) in &g.weights {
+            let member = g.indicators.iter().any(|i| i.get_ref() == id)
+                || p.def.goals.iter().any(|c| {
+                    c.id.get_ref() == id && c.parent.as_ref().map(|x| x.get_ref()) == Some(g.id.get_ref())
+                });
+            if !member {
+                out.push(p.diag_at(
+                    g.id.span(),
+                    &item,
+                    format!("weights names '{id}', which is neither an indicator of the goal nor a sub-goal"),
+                ));
+            }
+            if !(w.is_finite() && *w > 0.0) {
+                out.push(p.diag_at(g.id.span(), &item, format!("weight of '{id}' must be a positive number")));
+            }
+        }
         if let Some(parent) = &g.parent
             && !goal_ids.contains(parent.get_ref().as_str())
         {

@@ -1,6 +1,8 @@
 //! `manifest.json`: what a run read, what it wrote, how long it took — enough to tell whether two
 //! runs saw the same inputs and definitions.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -19,6 +21,11 @@ pub struct Manifest {
     pub definitions: Vec<FileRecord>,
     pub sources: Vec<SourceRecord>,
     pub outputs: Vec<OutputRecord>,
+    /// Rows of `deviations.parquet` per status.
+    pub status_counts: BTreeMap<String, usize>,
+    /// Rows of `goal_status.parquet` per status.
+    pub goal_status_counts: BTreeMap<String, usize>,
+    pub actions: ActionCounts,
     pub durations_ms: Vec<(String, u64)>,
     pub warnings: Vec<String>,
 }
@@ -53,4 +60,12 @@ pub struct SourceRecord {
 pub struct OutputRecord {
     pub file: String,
     pub rows: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ActionCounts {
+    pub actions: usize,
+    pub overdue: usize,
+    /// Not-met goal × unit in a latest period with no open action.
+    pub deviations_without_action: usize,
 }

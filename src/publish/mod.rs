@@ -4,7 +4,7 @@
 
 mod manifest;
 
-pub use manifest::{FileRecord, InputRecord, Manifest, OutputRecord, SourceRecord};
+pub use manifest::{ActionCounts, FileRecord, InputRecord, Manifest, OutputRecord, SourceRecord};
 
 use std::fs;
 use std::io::Write;

@@ -42,9 +42,27 @@ pub fn run_summary(s: &RunSummary) -> String {
         "  wrote {} indicator value rows, {} rejected rows",
         s.value_rows, s.rejected_rows
     );
+    let _ = writeln!(out, "  indicator status: {}", counts(&m.status_counts));
+    let _ = writeln!(out, "  goal status:      {}", counts(&m.goal_status_counts));
+    let _ = writeln!(
+        out,
+        "  actions: {} ({} overdue); {} not-met goal × unit without an open action",
+        m.actions.actions, m.actions.overdue, m.actions.deviations_without_action
+    );
+    for (status, n) in &s.fail_on_hits {
+        let _ = writeln!(out, "  --fail-on: {n} row(s) {status} in the latest periods");
+    }
     let _ = writeln!(out, "  → {}", s.run_dir.display());
     let _ = write!(out, "  done in {:.2} s", s.elapsed_ms as f64 / 1000.0);
     out
+}
+
+fn counts(c: &std::collections::BTreeMap<String, usize>) -> String {
+    crate::assess::Status::ALL
+        .iter()
+        .map(|s| format!("{} {}", c.get(s.as_str()).copied().unwrap_or(0), s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn validation(v: &Validation) -> String {

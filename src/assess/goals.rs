@@ -1,0 +1,215 @@
+//! Goal attainment (måluppfyllelse) per unit and period, rolled up from the goal's indicators and
+//! its sub-goals by the goal's rule.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use polars::prelude::*;
+
+use super::status::Status;
+use crate::definitions::{GoalDef, GoalRule, Pipeline};
+use crate::org::OrgTree;
+
+/// One member's status in a goal's cell, with its weight.
+struct Member {
+    status: Status,
+    weight: f64,
+}
+
+/// The counts behind one goal cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoalCell {
+    pub status: Status,
+    pub n_indicators: u32,
+    pub n_met: u32,
+    pub n_partly_met: u32,
+    pub n_not_met: u32,
+    pub n_no_data: u32,
+    pub share_met: Option<f64>,
+}
+
+/// Rolls members up by a rule. Members without a target count in `n_indicators` only.
+fn roll_up(members: &[Member], rule: &GoalRule) -> GoalCell {
+    let count = |s: Status| members.iter().filter(|m| m.status == s).count() as u32;
+    let (n_met, n_partly_met, n_not_met) = (count(Status::Met), count(Status::PartlyMet), count(Status::NotMet));
+    let n_no_data = count(Status::NoData) + count(Status::NotAssessable);
+    let weight = |pred: &dyn Fn(Status) -> bool| -> f64 {
+        members.iter().filter(|m| pred(m.status)).map(|m| m.weight).sum()
+    };
+    let assessed = weight(&|s| s.is_assessed());
+    let share_met = (assessed > 0.0).then(|| weight(&|s| s == Status::Met) / assessed);
+    let status = match share_met {
+        None => Status::NoData,
+        Some(share) => match rule {
+            GoalRule::AllMet => {
+                if n_partly_met == 0 && n_not_met == 0 {
+                    Status::Met
+                } else if n_met == 0 && n_partly_met == 0 {
+                    Status::NotMet
+                } else {
+                    Status::PartlyMet
+                }
+            }
+            GoalRule::Share { met_share } => {
+                if share >= *met_share {
+                    Status::Met
+                } else if n_met == 0 && n_partly_met == 0 {
+                    Status::NotMet
+                } else {
+                    Status::PartlyMet
+                }
+            }
+        },
+    };
+    GoalCell {
+        status,
+        n_indicators: members.len() as u32,
+        n_met,
+        n_partly_met,
+        n_not_met,
+        n_no_data,
+        share_met,
+    }
+}
+
+type CellKey = (String, String, String); // unit, grain, period
+
+/// `goal_id, org_unit_id, grain, period, status, n_indicators, n_met, n_partly_met, n_not_met,
+/// n_no_data, share_met` for every unit in the owner's subtree and period where the goal has a
+/// member. Indicator statuses are read from the deviations' `total` segment.
+pub fn goal_status(pipeline: &Pipeline, tree: &OrgTree, deviations: &DataFrame) -> PolarsResult<DataFrame> {
+    let totals = deviations
+        .clone()
+        .lazy()
+        .filter(col("segment").eq(lit("total")))
+        .select([col("indicator_id"), col("org_unit_id"), col("grain"), col("period"), col("status")])
+        .collect()?;
+    let mut by_indicator: HashMap<String, BTreeMap<CellKey, Status>> = HashMap::new();
+    let cols: Vec<&StringChunked> = ["indicator_id", "org_unit_id", "grain", "period", "status"]
+        .iter()
+        .map(|c| totals.column(c).and_then(|c| c.str()))
+        .collect::<PolarsResult<_>>()?;
+    for i in 0..totals.height() {
+        let get = |k: usize| cols[k].get(i).unwrap_or_default().to_string();
+        let status = Status::parse(&get(4)).unwrap_or(Status::NoTarget);
+        by_indicator
+            .entry(get(0))
+            .or_default()
+            .insert((get(1), get(2), get(3)), status);
+    }
+
+    let goals = &pipeline.def.goals;
+    let mut results: HashMap<String, BTreeMap<CellKey, GoalCell>> = HashMap::new();
+    for goal in children_first(goals) {
+        let children: Vec<&GoalDef> = goals
+            .iter()
+            .filter(|g| g.parent.as_ref().map(|p| p.get_ref()) == Some(goal.id.get_ref()))
+            .collect();
+        let units: BTreeSet<&str> = tree.subtree(goal.owner.get_ref()).into_iter().collect();
+        let weight = |id: &str| goal.weights.get(id).copied().unwrap_or(1.0);
+        let mut cells: BTreeMap<CellKey, Vec<Member>> = BTreeMap::new();
+        for ind in &goal.indicators {
+            for (key, status) in by_indicator.get(ind.get_ref()).into_iter().flatten() {
+                if units.contains(key.0.as_str()) {
+                    cells.entry(key.clone()).or_default().push(Member {
+                        status: *status,
+                        weight: weight(ind.get_ref()),
+                    });
+                }
+            }
+        }
+        for child in children {
+            for (key, cell) in results.get(child.id.get_ref()).into_iter().flatten() {
+                if units.contains(key.0.as_str()) {
+                    cells.entry(key.clone()).or_default().push(Member {
+                        status: cell.status,
+                        weight: weight(child.id.get_ref()),
+                    });
+                }
+            }
+        }
+        let rolled = cells
+            .into_iter()
+            .map(|(key, members)| (key, roll_up(&members, &goal.rule())))
+            .collect();
+        results.insert(goal.id.get_ref().clone(), rolled);
+    }
+
+    let mut out: (Vec<String>, Vec<String>, Vec<String>, Vec<String>, Vec<&str>) = Default::default();
+    let mut counts: [Vec<u32>; 5] = Default::default();
+    let mut share: Vec<Option<f64>> = Vec::new();
+    let mut goal_ids: Vec<&String> = results.keys().collect();
+    goal_ids.sort();
+    for goal in goal_ids {
+        for ((unit, grain, period), cell) in &results[goal] {
+            out.0.push(goal.clone());
+            out.1.push(unit.clone());
+            out.2.push(grain.clone());
+            out.3.push(period.clone());
+            out.4.push(cell.status.as_str());
+            for (k, n) in [cell.n_indicators, cell.n_met, cell.n_partly_met, cell.n_not_met, cell.n_no_data]
+                .into_iter()
+                .enumerate()
+            {
+                counts[k].push(n);
+            }
+            share.push(cell.share_met);
+        }
+    }
+    let [a, b, c, d, e] = counts;
+    df!(
+        "goal_id" => out.0,
+        "org_unit_id" => out.1,
+        "grain" => out.2,
+        "period" => out.3,
+        "status" => out.4,
+        "n_indicators" => a,
+        "n_met" => b,
+        "n_partly_met" => c,
+        "n_not_met" => d,
+        "n_no_data" => e,
+        "share_met" => share,
+    )
+}
+
+/// Goals ordered so that every sub-goal comes before its parent (the goal tree is checked for
+/// cycles when the pipeline loads).
+fn children_first(goals: &[GoalDef]) -> Vec<&GoalDef> {
+    fn visit<'a>(g: &'a GoalDef, goals: &'a [GoalDef], done: &mut BTreeSet<&'a str>, out: &mut Vec<&'a GoalDef>) {
+        if !done.insert(g.id.get_ref()) {
+            return;
+        }
+        for child in goals.iter().filter(|c| c.parent.as_ref().map(|p| p.get_ref()) == Some(g.id.get_ref())) {
+            visit(child, goals, done, out);
+        }
+        out.push(g);
+    }
+    let mut done = BTreeSet::new();
+    let mut out = Vec::new();
+    for g in goals {
+        visit(g, goals, &mut done, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(statuses: &[Status]) -> Vec<Member> {
+        statuses.iter().map(|&status| Member { status, weight: 1.0 }).collect()
+    }
+
+    #[test]
+    fn default_rule() {
+        use Status::*;
+        let r = |s: &[Status]| roll_up(&members(s), &GoalRule::AllMet).status;
+        assert_eq!(r(&[Met, Met, NoTarget]), Met);
+        assert_eq!(r(&[Met, NotMet]), PartlyMet);
+        assert_eq!(r(&[PartlyMet, NotMet]), PartlyMet);
+        assert_eq!(r(&[NotMet, NotMet, NoData]), NotMet);
+        assert_eq!(r(&[NoData, NoTarget, NotAssessable]), NoData);
+        let cell = roll_up(&members(&[Met, NotMet, PartlyMet, NoData]), &GoalRule::AllMet);
+        assert_eq!((cell.n_indicators, cell.n_met, cell.n_partly_met, cell.n_not_met, cell.n_no_data), (4, 1, 1, 1, 1));
+        assert_eq!(cell.share_met, Some(1.0 / 3.0));
+    }
+}

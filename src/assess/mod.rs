@@ -1,0 +1,390 @@
+//! Assessment: every indicator value against its target (status and gap, with the previous
+//! period's and last year's values beside it), goal attainment rolled up from the indicators, and
+//! the actions follow-up. Reads the computed `indicator_values`; never recomputes them.
+
+mod actions;
+mod goals;
+mod status;
+mod targets;
+
+pub use actions::{Action, ActionStatus, actions_table, load_actions};
+pub use goals::{GoalCell, goal_status};
+pub use status::{Judgement, Status, judge};
+pub use targets::{CompareTo, PeriodSpec, Target, TargetDefault, TargetKind, Targets, Tolerance, ToleranceDef};
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::definitions::{Pipeline, Polarity};
+use crate::org::OrgTree;
+use crate::period::{Grain, RunMonths};
+
+/// The assessment tables of one run.
+pub struct Assessment {
+    pub deviations: DataFrame,
+    pub goal_status: DataFrame,
+    pub actions: DataFrame,
+}
+
+const KEYS: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];
+
+/// Columns of `deviations.parquet`, in order.
+pub const DEVIATION_COLUMNS: [&str; 31] = [
+    "indicator_id",
+    "org_unit_id",
+    "org_level",
+    "org_kind",
+    "org_name",
+    "org_path",
+    "grain",
+    "period",
+    "period_start",
+    "period_end",
+    "is_latest_period",
+    "segment",
+    "value",
+    "n_rows",
+    "polarity",
+    "goal_ids",
+    "status",
+    "target_kind",
+    "target_value",
+    "target_value_high",
+    "tolerance",
+    "compare_to",
+    "gap",
+    "gap_pct",
+    "previous_value",
+    "change",
+    "last_year_value",
+    "yoy_change",
+    "target_origin",
+    "target_note",
+    "comparison_value",
+];
+
+pub fn assess(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    targets: &Targets,
+    actions: &[Action],
+    values: &DataFrame,
+    months: RunMonths,
+    as_of: NaiveDate,
+) -> PolarsResult<Assessment> {
+    let deviations = deviations(pipeline, tree, targets, values, months)?;
+    let latest = latest_periods(months)?;
+    let goal_status = goal_status(pipeline, tree, &deviations)?
+        .lazy()
+        .join(
+            latest.lazy(),
+            [col("grain"), col("period")],
+            [col("grain"), col("period")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(col("is_latest_period").fill_null(lit(false)))
+        .sort(
+            ["goal_id", "org_unit_id", "grain", "period"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()?;
+    let actions = actions_table(actions, &goal_status, tree, as_of)?;
+    Ok(Assessment {
+        deviations,
+        goal_status,
+        actions,
+    })
+}
+
+/// `grain, period, is_latest_period = true` for the last period of each grain in the run.
+fn latest_periods(months: RunMonths) -> PolarsResult<DataFrame> {
+    let latest: Vec<(Grain, String)> = Grain::ALL
+        .iter()
+        .filter_map(|&g| months.periods(g).pop().map(|p| (g, p.label)))
+        .collect();
+    df!(
+        "grain" => latest.iter().map(|(g, _)| g.as_str()).collect::<Vec<_>>(),
+        "period" => latest.iter().map(|(_, p)| p.as_str()).collect::<Vec<_>>(),
+        "is_latest_period" => vec![true; latest.len()],
+    )
+}
+
+/// Every period's predecessor and its same period last year, by label.
+fn period_relations(months: RunMonths) -> PolarsResult<DataFrame> {
+    let mut cols: [Vec<String>; 4] = Default::default();
+    for g in Grain::ALL {
+        for p in months.periods(g) {
+            let (previous, last_year) = targets::previous_labels(&p);
+            cols[0].push(g.as_str().to_string());
+            cols[1].push(p.label.clone());
+            cols[2].push(previous);
+            cols[3].push(last_year);
+        }
+    }
+    let [a, b, c, d] = cols;
+    df!("grain" => a, "period" => b, "__previous" => c, "__last_year" => d)
+}
+
+fn deviations(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    targets: &Targets,
+    values: &DataFrame,
+    months: RunMonths,
+) -> PolarsResult<DataFrame> {
+    let value_at = |period_col: &str, name: &str| {
+        values.clone().lazy().select([
+            col("indicator_id"),
+            col("org_unit_id"),
+            col("grain"),
+            col("period").alias(period_col),
+            col("segment"),
+            col("value").alias(name),
+        ])
+    };
+    let on = |period_col: &str| {
+        [
+            col("indicator_id"),
+            col("org_unit_id"),
+            col("grain"),
+            col(period_col),
+            col("segment"),
+        ]
+    };
+    let assignments = targets.assignments(tree, &values.select(["indicator_id", "org_unit_id", "grain", "period"])?)?;
+    let mut frame = values
+        .clone()
+        .lazy()
+        .join(
+            period_relations(months)?.lazy(),
+            [col("grain"), col("period")],
+            [col("grain"), col("period")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            value_at("__previous", "previous_value"),
+            on("__previous"),
+            on("__previous"),
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            value_at("__last_year", "last_year_value"),
+            on("__last_year"),
+            on("__last_year"),
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            assignments.lazy(),
+            [col("indicator_id"), col("org_unit_id"), col("grain"), col("period")],
+            [col("indicator_id"), col("org_unit_id"), col("grain"), col("period")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .collect()?;
+
+    // Benchmarks compare with another unit's value of the same cell: find which unit, then join.
+    let unit_col = frame.column("org_unit_id")?.str()?.clone();
+    let target_col = frame.column("__target")?.u32()?.clone();
+    let reference_unit: Vec<Option<String>> = unit_col
+        .iter()
+        .zip(target_col.iter())
+        .map(|(unit, t)| {
+            let target = &targets.list[t? as usize];
+            match &target.compare_to {
+                Some(CompareTo::Parent) => tree.get(unit?)?.parent_id.clone(),
+                Some(CompareTo::Unit(u)) => Some(u.clone()),
+                _ => None,
+            }
+        })
+        .collect();
+    frame.with_column(Column::new("__reference_unit".into(), reference_unit))?;
+    let reference = values.clone().lazy().select([
+        col("indicator_id"),
+        col("org_unit_id").alias("__reference_unit"),
+        col("grain"),
+        col("period"),
+        col("segment"),
+        col("value").alias("__reference_value"),
+    ]);
+    let ref_keys = [
+        col("indicator_id"),
+        col("__reference_unit"),
+        col("grain"),
+        col("period"),
+        col("segment"),
+    ];
+    let frame = frame
+        .lazy()
+        .join(reference, ref_keys.clone(), ref_keys, JoinArgs::new(JoinType::Left))
+        .collect()?;
+
+    let judged = judge_rows(pipeline, targets, &frame)?;
+    let goal_ids = goal_ids_frame(pipeline)?;
+    let org_paths = org_paths_frame(tree)?;
+    frame
+        .hstack(judged.columns())?
+        .lazy()
+        .with_columns([
+            (col("value") - col("previous_value")).alias("change"),
+            (col("value") - col("last_year_value")).alias("yoy_change"),
+        ])
+        .join(
+            goal_ids.lazy(),
+            [col("indicator_id")],
+            [col("indicator_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            org_paths.lazy(),
+            [col("org_unit_id")],
+            [col("org_unit_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            latest_periods(months)?.lazy(),
+            [col("grain"), col("period")],
+            [col("grain"), col("period")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(col("is_latest_period").fill_null(lit(false)))
+        .select(DEVIATION_COLUMNS.map(col))
+        .sort(KEYS, SortMultipleOptions::default().with_maintain_order(true))
+        .collect()
+}
+
+/// Status, gap and the target's description for every row.
+fn judge_rows(pipeline: &Pipeline, targets: &Targets, frame: &DataFrame) -> PolarsResult<DataFrame> {
+    let polarity: BTreeMap<&str, Polarity> = pipeline
+        .def
+        .indicators
+        .iter()
+        .map(|i| (i.id.get_ref().as_str(), i.polarity))
+        .collect();
+    let f64s = |name: &str| frame.column(name).and_then(|c| c.f64().cloned());
+    let (value, previous, last_year, reference) = (
+        f64s("value")?,
+        f64s("previous_value")?,
+        f64s("last_year_value")?,
+        f64s("__reference_value")?,
+    );
+    let indicator = frame.column("indicator_id")?.str()?.clone();
+    let target_idx = frame.column("__target")?.u32()?.clone();
+
+    let n = frame.height();
+    let mut out = JudgedColumns::with_capacity(n);
+    for i in 0..n {
+        let target = target_idx.get(i).map(|t| &targets.list[t as usize]);
+        let comparison = target.and_then(|t| match t.compare_to {
+            Some(CompareTo::PreviousYear) => last_year.get(i),
+            Some(CompareTo::PreviousPeriod) => previous.get(i),
+            Some(CompareTo::Parent) | Some(CompareTo::Unit(_)) => reference.get(i),
+            None => None,
+        });
+        let pol = indicator
+            .get(i)
+            .and_then(|id| polarity.get(id).copied())
+            .unwrap_or(Polarity::Neutral);
+        let j = judge(value.get(i), target, comparison, pol);
+        out.push(j, target, comparison, pol);
+    }
+    out.frame()
+}
+
+#[derive(Default)]
+struct JudgedColumns {
+    status: Vec<&'static str>,
+    kind: Vec<Option<&'static str>>,
+    target_value: Vec<Option<f64>>,
+    target_value_high: Vec<Option<f64>>,
+    tolerance: Vec<Option<String>>,
+    compare_to: Vec<Option<String>>,
+    comparison: Vec<Option<f64>>,
+    gap: Vec<Option<f64>>,
+    gap_pct: Vec<Option<f64>>,
+    origin: Vec<Option<String>>,
+    note: Vec<Option<String>>,
+    polarity: Vec<&'static str>,
+}
+
+impl JudgedColumns {
+    fn with_capacity(_n: usize) -> JudgedColumns {
+        JudgedColumns::default()
+    }
+
+    fn push(&mut self, j: Judgement, target: Option<&Target>, comparison: Option<f64>, polarity: Polarity) {
+        self.status.push(j.status.as_str());
+        self.kind.push(target.map(|t| t.kind.as_str()));
+        self.target_value.push(j.target_value);
+        self.target_value_high.push(target.and_then(|t| t.value_high));
+        self.tolerance.push(target.and_then(|t| t.tolerance.map(|x| x.label())));
+        self.compare_to.push(target.and_then(|t| t.compare_to.as_ref().map(|c| c.label())));
+        self.comparison.push(comparison);
+        self.gap.push(j.gap);
+        self.gap_pct.push(match (j.gap, j.target_value) {
+            (Some(g), Some(t)) if t != 0.0 => Some(100.0 * g / t.abs()),
+            _ => None,
+        });
+        self.origin.push(target.map(|t| t.origin.clone()));
+        self.note.push(target.map(|t| t.note.clone()).filter(|n| !n.is_empty()));
+        self.polarity.push(match polarity {
+            Polarity::HigherIsBetter => "higher_is_better",
+            Polarity::LowerIsBetter => "lower_is_better",
+            Polarity::Neutral => "neutral",
+        });
+    }
+
+    fn frame(self) -> PolarsResult<DataFrame> {
+        df!(
+            "status" => self.status,
+            "target_kind" => self.kind,
+            "target_value" => self.target_value,
+            "target_value_high" => self.target_value_high,
+            "tolerance" => self.tolerance,
+            "compare_to" => self.compare_to,
+            "comparison_value" => self.comparison,
+            "gap" => self.gap,
+            "gap_pct" => self.gap_pct,
+            "target_origin" => self.origin,
+            "target_note" => self.note,
+            "polarity" => self.polarity,
+        )
+    }
+}
+
+/// `indicator_id, goal_ids`: the goals each indicator measures, comma-separated.
+fn goal_ids_frame(pipeline: &Pipeline) -> PolarsResult<DataFrame> {
+    let mut map: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for g in &pipeline.def.goals {
+        for i in &g.indicators {
+            map.entry(i.get_ref()).or_default().push(g.id.get_ref());
+        }
+    }
+    df!(
+        "indicator_id" => map.keys().copied().collect::<Vec<_>>(),
+        "goal_ids" => map.values().map(|v| v.join(",")).collect::<Vec<_>>(),
+    )
+}
+
+/// `org_unit_id, org_path`: `UK/SN/SOC/SOC-ALD/SOC-ALD-HTN`, for filtering on a subtree.
+fn org_paths_frame(tree: &OrgTree) -> PolarsResult<DataFrame> {
+    let ids: Vec<&str> = tree.units().iter().map(|u| u.id.as_str()).collect();
+    let paths: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let mut chain: Vec<&str> = tree.ancestors_and_self(id).iter().map(|u| u.id.as_str()).collect();
+            chain.reverse();
+            chain.join("/")
+        })
+        .collect();
+    df!("org_unit_id" => ids, "org_path" => paths)
+}
+
+/// Counts per status, for the manifest and the run summary.
+pub fn status_counts(table: &DataFrame) -> PolarsResult<BTreeMap<String, usize>> {
+    let mut counts: BTreeMap<String, usize> = Status::ALL.iter().map(|s| (s.as_str().to_string(), 0)).collect();
+    for s in table.column("status")?.str()?.iter().flatten() {
+        *counts.entry(s.to_string()).or_default() += 1;
+    }
+    Ok(counts)
+}

@@ -1,0 +1,151 @@
+//! One value against its target: the status (uppfyllt / delvis uppfyllt / ej uppfyllt / …) and
+//! the gap, signed so that a negative gap is on the unfavourable side.
+
+use super::targets::{Target, TargetKind};
+use crate::definitions::Polarity;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    NotMet,
+    PartlyMet,
+    NoData,
+    NotAssessable,
+    Met,
+    NoTarget,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::NotMet,
+        Status::PartlyMet,
+        Status::NoData,
+        Status::NotAssessable,
+        Status::Met,
+        Status::NoTarget,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Met => "met",
+            Status::PartlyMet => "partly_met",
+            Status::NotMet => "not_met",
+            Status::NoData => "no_data",
+            Status::NoTarget => "no_target",
+            Status::NotAssessable => "not_assessable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Met, partly met or not met: a judgement was possible.
+    pub fn is_assessed(self) -> bool {
+        matches!(self, Status::Met | Status::PartlyMet | Status::NotMet)
+    }
+}
+
+/// The outcome of judging one value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judgement {
+    pub status: Status,
+    /// The number the value was held against: the floor, ceiling, lower bound of a range, or the
+    /// comparison value of a relative target.
+    pub target_value: Option<f64>,
+    /// `value − target` for a floor or an increase, `target − value` for a ceiling or a decrease:
+    /// negative means unfavourable. For a range, the distance to the nearer bound (negative
+    /// outside it).
+    pub gap: Option<f64>,
+}
+
+/// Values within this relative distance of a boundary count as on it, so that a value printed as
+/// exactly the target is judged as the target.
+fn slack(reference: f64) -> f64 {
+    1e-9 * reference.abs().max(1.0)
+}
+
+/// Judges `value` against `target`. `comparison` is the value a relative target compares with
+/// (last year's, the previous period's, or the benchmark unit's).
+pub fn judge(
+    value: Option<f64>,
+    target: Option<&Target>,
+    comparison: Option<f64>,
+    polarity: Polarity,
+) -> Judgement {
+    let none = |status| Judgement {
+        status,
+        target_value: None,
+        gap: None,
+    };
+    let Some(target) = target else {
+        return none(Status::NoTarget);
+    };
+    let fixed_target = if target.kind.is_relative() { comparison } else { target.value };
+    let Some(v) = value else {
+        return Judgement {
+            status: Status::NoData,
+            target_value: fixed_target,
+            gap: None,
+        };
+    };
+    let tolerance = |of: f64| target.tolerance.map(|t| t.amount(of)).unwrap_or(0.0);
+    // Floors, ceilings and ranges: on the target is met.
+    let bounded = |gap: f64, t: f64| {
+        let status = if gap >= -slack(t) {
+            Status::Met
+        } else if gap >= -tolerance(t) - slack(t) {
+            Status::PartlyMet
+        } else {
+            Status::NotMet
+        };
+        Judgement {
+            status,
+            target_value: Some(t),
+            gap: Some(gap),
+        }
+    };
+    // Directions and benchmarks: only strictly better is met; equal is within tolerance.
+    let relative = |higher_is_better: bool| match comparison {
+        None => none(Status::NotAssessable),
+        Some(c) => {
+            let gap = if higher_is_better { v - c } else { c - v };
+            let status = if gap > slack(c) {
+                Status::Met
+            } else if gap >= -tolerance(c) - slack(c) {
+                Status::PartlyMet
+            } else {
+                Status::NotMet
+            };
+            Judgement {
+                status,
+                target_value: Some(c),
+                gap: Some(gap),
+            }
+        }
+    };
+    let t = target.value.unwrap_or_default();
+    match target.kind {
+        TargetKind::Floor => bounded(v - t, t),
+        TargetKind::Ceiling => bounded(t - v, t),
+        TargetKind::Range => {
+            let hi = target.value_high.unwrap_or(t);
+            if v < t {
+                bounded(v - t, t)
+            } else if v > hi {
+                let mut j = bounded(hi - v, hi);
+                j.target_value = Some(t);
+                j
+            } else {
+                bounded((v - t).min(hi - v), t)
+            }
+        }
+        TargetKind::Increase => relative(true),
+        TargetKind::Decrease => relative(false),
+        TargetKind::Benchmark => match polarity {
+            Polarity::HigherIsBetter => relative(true),
+            Polarity::LowerIsBetter => relative(false),
+            // Rejected when targets load; without a polarity there is no "better".
+            Polarity::Neutral => none(Status::NotAssessable),
+        },
+    }
+}

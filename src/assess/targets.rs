@@ -1,0 +1,621 @@
+//! Target values (målvärden): read from the analysts' CSV and the indicators' defaults, checked,
+//! and resolved to the most specific target for every indicator × unit × period.
+//!
+//! Specificity: a target on a deeper org unit beats one on a unit above it, which beats one with
+//! no unit (the whole tree); at the same unit, an exact period beats a year, which beats no period.
+//! A default in the pipeline file applies only where no CSV target does.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use polars::prelude::*;
+use serde::Deserialize;
+
+use crate::definitions::{Diagnostic, Diagnostics, Pipeline, Polarity};
+use crate::org::OrgTree;
+use crate::period::Period;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// At least `value`.
+    Floor,
+    /// At most `value`.
+    Ceiling,
+    /// Between `value` and `value_high`.
+    Range,
+    /// Higher than the comparison value.
+    Increase,
+    /// Lower than the comparison value.
+    Decrease,
+    /// Better than a reference series, in the indicator's polarity.
+    Benchmark,
+}
+
+impl TargetKind {
+    pub fn parse(s: &str) -> Option<TargetKind> {
+        Some(match s {
+            "floor" => TargetKind::Floor,
+            "ceiling" => TargetKind::Ceiling,
+            "range" => TargetKind::Range,
+            "increase" => TargetKind::Increase,
+            "decrease" => TargetKind::Decrease,
+            "benchmark" => TargetKind::Benchmark,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Floor => "floor",
+            TargetKind::Ceiling => "ceiling",
+            TargetKind::Range => "range",
+            TargetKind::Increase => "increase",
+            TargetKind::Decrease => "decrease",
+            TargetKind::Benchmark => "benchmark",
+        }
+    }
+
+    /// Judged against another value of the indicator rather than a fixed number.
+    pub fn is_relative(self) -> bool {
+        matches!(
+            self,
+            TargetKind::Increase | TargetKind::Decrease | TargetKind::Benchmark
+        )
+    }
+}
+
+/// How far on the unfavourable side of the target still counts as partly met.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tolerance {
+    Absolute(f64),
+    /// Percent of the target (or of the comparison value, for relative kinds).
+    Percent(f64),
+}
+
+impl Tolerance {
+    pub fn parse(s: &str) -> Option<Tolerance> {
+        let s = s.trim();
+        let (number, percent) = match s.strip_suffix('%') {
+            Some(n) => (n.trim(), true),
+            None => (s, false),
+        };
+        let x: f64 = number.parse().ok()?;
+        if !x.is_finite() || x < 0.0 {
+            return None;
+        }
+        Some(if percent {
+            Tolerance::Percent(x)
+        } else {
+            Tolerance::Absolute(x)
+        })
+    }
+
+    /// The tolerance in the indicator's unit, for a target (or comparison) value `of`.
+    pub fn amount(self, of: f64) -> f64 {
+        match self {
+            Tolerance::Absolute(x) => x,
+            // Multiply before dividing: 30 × 20 / 100 is exactly 6, 30 × 0.2 is not.
+            Tolerance::Percent(p) => (of * p).abs() / 100.0,
+        }
+    }
+
+    pub fn label(self) -> String {
+        match self {
+            Tolerance::Absolute(x) => format!("{x}"),
+            Tolerance::Percent(p) => format!("{p}%"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompareTo {
+    /// The same period a year earlier (direction targets' default).
+    PreviousYear,
+    /// The previous period of the same grain.
+    PreviousPeriod,
+    /// The unit's parent in the org tree (benchmark).
+    Parent,
+    /// A named org unit, e.g. the kommun as a whole (benchmark).
+    Unit(String),
+}
+
+impl CompareTo {
+    pub fn parse(s: &str) -> Option<CompareTo> {
+        Some(match s.trim() {
+            "previous_year" => CompareTo::PreviousYear,
+            "previous_period" => CompareTo::PreviousPeriod,
+            "parent" => CompareTo::Parent,
+            other => CompareTo::Unit(other.strip_prefix("unit:")?.to_string()),
+        })
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            CompareTo::PreviousYear => "previous_year".into(),
+            CompareTo::PreviousPeriod => "previous_period".into(),
+            CompareTo::Parent => "parent".into(),
+            CompareTo::Unit(u) => format!("unit:{u}"),
+        }
+    }
+}
+
+/// Which periods a target covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeriodSpec {
+    All,
+    /// Every period of the year (months, quarters, tertials, ytd and the year itself).
+    Year(i32),
+    /// One period label, e.g. `2024-T2`.
+    Exact(String),
+}
+
+impl PeriodSpec {
+    pub fn parse(s: &str) -> Option<PeriodSpec> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Some(PeriodSpec::All);
+        }
+        if s.len() == 4 {
+            return s.parse().ok().map(PeriodSpec::Year);
+        }
+        let (year, rest) = s.split_once('-')?;
+        if year.len() != 4 || year.parse::<i32>().is_err() {
+            return None;
+        }
+        let number = |t: &str, max: u32| t.parse::<u32>().ok().filter(|n| (1..=max).contains(n));
+        let ok = if let Some(q) = rest.strip_prefix('Q') {
+            number(q, 4).is_some()
+        } else if let Some(t) = rest.strip_prefix('T') {
+            number(t, 3).is_some()
+        } else if let Some(m) = rest.strip_prefix("YTD") {
+            m.len() == 2 && number(m, 12).is_some()
+        } else {
+            rest.len() == 2 && number(rest, 12).is_some()
+        };
+        ok.then(|| PeriodSpec::Exact(s.to_string()))
+    }
+
+    fn matches(&self, label: &str) -> bool {
+        match self {
+            PeriodSpec::All => true,
+            PeriodSpec::Year(y) => label.starts_with(&format!("{y:04}")),
+            PeriodSpec::Exact(p) => p == label,
+        }
+    }
+
+    fn specificity(&self) -> u8 {
+        match self {
+            PeriodSpec::All => 0,
+            PeriodSpec::Year(_) => 1,
+            PeriodSpec::Exact(_) => 2,
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            PeriodSpec::All => String::new(),
+            PeriodSpec::Year(y) => format!("{y}"),
+            PeriodSpec::Exact(p) => p.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub indicator_id: String,
+    /// `None` = every unit.
+    pub org_unit_id: Option<String>,
+    pub period: PeriodSpec,
+    pub kind: TargetKind,
+    pub value: Option<f64>,
+    pub value_high: Option<f64>,
+    pub tolerance: Option<Tolerance>,
+    pub compare_to: Option<CompareTo>,
+    pub note: String,
+    /// Where it was defined, for messages: `targets.csv:12` or `pipeline default`.
+    pub origin: String,
+}
+
+/// A target default written in the pipeline file, under an indicator: `[indicators.target]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetDefault {
+    pub kind: TargetKind,
+    pub value: Option<f64>,
+    pub value_high: Option<f64>,
+    /// A number, or a percentage of the target as text: `"20%"`.
+    pub tolerance: Option<ToleranceDef>,
+    pub compare_to: Option<String>,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ToleranceDef {
+    Number(f64),
+    Text(String),
+}
+
+/// All targets of a pipeline, checked.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    pub list: Vec<Target>,
+    /// Index into `list` of each indicator's pipeline default.
+    defaults: BTreeMap<String, usize>,
+}
+
+/// The raw fields of one target, from a CSV row or a pipeline default.
+struct RawTarget<'a> {
+    indicator_id: &'a str,
+    org_unit_id: &'a str,
+    period: &'a str,
+    kind: &'a str,
+    value: &'a str,
+    value_high: &'a str,
+    tolerance: &'a str,
+    compare_to: &'a str,
+    note: &'a str,
+}
+
+impl Targets {
+    /// Reads the targets CSV (if the pipeline names one) and the indicators' defaults.
+    pub fn load(pipeline: &Pipeline, tree: &OrgTree) -> Result<Targets, Diagnostics> {
+        let mut problems = Vec::new();
+        let mut targets = Targets::default();
+        for ind in &pipeline.def.indicators {
+            let Some(d) = &ind.target else { continue };
+            let item = format!("indicator '{}'", ind.id.get_ref());
+            let tolerance = match &d.tolerance {
+                None => String::new(),
+                Some(ToleranceDef::Number(x)) => x.to_string(),
+                Some(ToleranceDef::Text(t)) => t.clone(),
+            };
+            let fmt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
+            let (value, value_high) = (fmt(d.value), fmt(d.value_high));
+            let raw = RawTarget {
+                indicator_id: ind.id.get_ref(),
+                org_unit_id: "",
+                period: "",
+                kind: d.kind.as_str(),
+                value: &value,
+                value_high: &value_high,
+                tolerance: &tolerance,
+                compare_to: d.compare_to.as_deref().unwrap_or(""),
+                note: &d.note,
+            };
+            match check(pipeline, tree, &raw, "pipeline default".into()) {
+                Ok(t) => {
+                    targets.defaults.insert(t.indicator_id.clone(), targets.list.len());
+                    targets.list.push(t);
+                }
+                Err(message) => problems.push(pipeline.diag_at(
+                    ind.id.span(),
+                    item,
+                    format!("target: {message}"),
+                )),
+            }
+        }
+        if let Some(file) = &pipeline.def.targets {
+            let path = pipeline.resolve(file);
+            read_csv(pipeline, tree, &path, &mut targets, &mut problems);
+        }
+        if problems.is_empty() {
+            Ok(targets)
+        } else {
+            Err(Diagnostics(problems))
+        }
+    }
+
+    /// The target for one cell, if any: the most specific CSV target, else the default.
+    pub fn resolve(&self, tree: &OrgTree, indicator: &str, unit: &str, period: &str) -> Option<usize> {
+        let ancestors = tree.ancestors_and_self(unit);
+        let depth_of = |id: &str| {
+            ancestors
+                .iter()
+                .position(|a| a.id == id)
+                .map(|from_unit| ancestors.len() - from_unit)
+        };
+        let mut best: Option<((usize, u8), usize)> = None;
+        for (i, t) in self.list.iter().enumerate() {
+            if t.indicator_id != indicator || self.defaults.get(indicator) == Some(&i) {
+                continue;
+            }
+            let org_rank = match &t.org_unit_id {
+                None => 0,
+                Some(id) => match depth_of(id) {
+                    Some(d) => d,
+                    None => continue,
+                },
+            };
+            if !t.period.matches(period) {
+                continue;
+            }
+            let rank = (org_rank, t.period.specificity());
+            if best.is_none_or(|(b, _)| rank > b) {
+                best = Some((rank, i));
+            }
+        }
+        best.map(|(_, i)| i).or_else(|| self.defaults.get(indicator).copied())
+    }
+
+    /// `indicator_id, org_unit_id, grain, period, __target` for every cell of `cells` with a target.
+    pub fn assignments(&self, tree: &OrgTree, cells: &DataFrame) -> PolarsResult<DataFrame> {
+        let ind = cells.column("indicator_id")?.str()?;
+        let unit = cells.column("org_unit_id")?.str()?;
+        let grain = cells.column("grain")?.str()?;
+        let period = cells.column("period")?.str()?;
+        let mut out: [Vec<&str>; 4] = Default::default();
+        let mut index: Vec<u32> = Vec::new();
+        for i in 0..cells.height() {
+            let (Some(a), Some(b), Some(c), Some(d)) = (ind.get(i), unit.get(i), grain.get(i), period.get(i)) else {
+                continue;
+            };
+            if let Some(t) = self.resolve(tree, a, b, d) {
+                out[0].push(a);
+                out[1].push(b);
+                out[2].push(c);
+                out[3].push(d);
+                index.push(t as u32);
+            }
+        }
+        let [a, b, c, d] = out;
+        df!("indicator_id" => a, "org_unit_id" => b, "grain" => c, "period" => d, "__target" => index)
+    }
+}
+
+fn read_csv(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    path: &Path,
+    targets: &mut Targets,
+    problems: &mut Vec<Diagnostic>,
+) {
+    let required = [
+        "indicator_id",
+        "org_unit_id",
+        "period",
+        "kind",
+        "value",
+        "value_high",
+        "tolerance",
+        "compare_to",
+        "note",
+    ];
+    let mut reader = match csv::Reader::from_path(path) {
+        Ok(r) => r,
+        Err(e) => {
+            problems.push(Diagnostic::file(path, format!("cannot read targets: {e}")));
+            return;
+        }
+    };
+    if let Some(d) = crate::org::require_headers(path, &mut reader, &required) {
+        problems.push(d);
+        return;
+    }
+    let headers = reader.headers().cloned().unwrap_or_default();
+    let pos: Vec<usize> = required
+        .iter()
+        .map(|r| headers.iter().position(|h| h.trim() == *r).unwrap_or(0))
+        .collect();
+    let mut seen: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
+                problems.push(Diagnostic::at_line(path, line, "", format!("unreadable row: {e}")));
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let f = |k: usize| record.get(pos[k]).unwrap_or("").trim();
+        let raw = RawTarget {
+            indicator_id: f(0),
+            org_unit_id: f(1),
+            period: f(2),
+            kind: f(3),
+            value: f(4),
+            value_high: f(5),
+            tolerance: f(6),
+            compare_to: f(7),
+            note: f(8),
+        };
+        let item = format!(
+            "target {}/{}/{}",
+            raw.indicator_id,
+            if raw.org_unit_id.is_empty() { "*" } else { raw.org_unit_id },
+            if raw.period.is_empty() { "*" } else { raw.period }
+        );
+        let origin = format!("{}:{line}", path.display());
+        match check(pipeline, tree, &raw, origin) {
+            Err(message) => problems.push(Diagnostic::at_line(path, line as usize, item, message)),
+            Ok(t) => {
+                let key = (t.indicator_id.clone(), t.org_unit_id.clone().unwrap_or_default(), t.period.label());
+                if let Some(first) = seen.get(&key) {
+                    problems.push(Diagnostic::at_line(
+                        path,
+                        line as usize,
+                        item,
+                        format!(
+                            "duplicate target: line {first} sets a target for the same indicator, unit and period (lines {first} and {line})"
+                        ),
+                    ));
+                } else {
+                    seen.insert(key, line);
+                    targets.list.push(t);
+                }
+            }
+        }
+    }
+}
+
+/// Checks one target's fields; the error says what was expected.
+fn check(pipeline: &Pipeline, tree: &OrgTree, raw: &RawTarget, origin: String) -> Result<Target, String> {
+    let indicator = pipeline
+        .def
+        .indicators
+        .iter()
+        .find(|i| i.id.get_ref() == raw.indicator_id)
+        .ok_or_else(|| format!("column 'indicator_id': unknown indicator '{}'", raw.indicator_id))?;
+    if !raw.org_unit_id.is_empty() && !tree.contains(raw.org_unit_id) {
+        return Err(format!("column 'org_unit_id': unknown org unit '{}'", raw.org_unit_id));
+    }
+    let period = PeriodSpec::parse(raw.period).ok_or_else(|| {
+        format!(
+            "column 'period': expected blank, a year (2024) or a period label (2024-03, 2024-Q1, 2024-T2, 2024-YTD08), found '{}'",
+            raw.period
+        )
+    })?;
+    let kind = TargetKind::parse(raw.kind).ok_or_else(|| {
+        format!(
+            "column 'kind': expected floor, ceiling, range, increase, decrease or benchmark, found '{}'",
+            raw.kind
+        )
+    })?;
+    let number = |name: &str, text: &str| -> Result<Option<f64>, String> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .map(Some)
+            .ok_or_else(|| format!("column '{name}': expected a number, found '{text}'"))
+    };
+    let value = number("value", raw.value)?;
+    let value_high = number("value_high", raw.value_high)?;
+    let tolerance = if raw.tolerance.is_empty() {
+        None
+    } else {
+        Some(Tolerance::parse(raw.tolerance).ok_or_else(|| {
+            format!(
+                "column 'tolerance': expected a non-negative number or a percentage such as 20%, found '{}'",
+                raw.tolerance
+            )
+        })?)
+    };
+    let compare_to = if raw.compare_to.is_empty() {
+        None
+    } else {
+        Some(CompareTo::parse(raw.compare_to).ok_or_else(|| {
+            format!(
+                "column 'compare_to': expected previous_year, previous_period, parent or unit:<id>, found '{}'",
+                raw.compare_to
+            )
+        })?)
+    };
+    match kind {
+        TargetKind::Floor | TargetKind::Ceiling if value.is_none() => {
+            return Err(format!("a {} target needs a value", kind.as_str()));
+        }
+        TargetKind::Range => match (value, value_high) {
+            (Some(lo), Some(hi)) if lo <= hi => {}
+            (Some(_), Some(_)) => return Err("a range needs value <= value_high".into()),
+            _ => return Err("a range target needs value and value_high".into()),
+        },
+        TargetKind::Increase | TargetKind::Decrease => match &compare_to {
+            None | Some(CompareTo::PreviousYear) | Some(CompareTo::PreviousPeriod) => {}
+            Some(other) => {
+                return Err(format!(
+                    "a {} target compares to previous_year or previous_period, not '{}'",
+                    kind.as_str(),
+                    other.label()
+                ));
+            }
+        },
+        TargetKind::Benchmark => {
+            match &compare_to {
+                Some(CompareTo::Parent) => {}
+                Some(CompareTo::Unit(u)) if tree.contains(u) => {}
+                Some(CompareTo::Unit(u)) => {
+                    return Err(format!("column 'compare_to': unknown org unit '{u}'"));
+                }
+                _ => {
+                    return Err("a benchmark target needs compare_to = parent or unit:<id>".into());
+                }
+            }
+            if indicator.polarity == Polarity::Neutral {
+                return Err(format!(
+                    "a benchmark target needs a polarity, and indicator '{}' is neutral",
+                    raw.indicator_id
+                ));
+            }
+        }
+        _ => {}
+    }
+    let compare_to = match kind {
+        TargetKind::Increase | TargetKind::Decrease => compare_to.or(Some(CompareTo::PreviousYear)),
+        _ => compare_to,
+    };
+    Ok(Target {
+        indicator_id: raw.indicator_id.to_string(),
+        org_unit_id: (!raw.org_unit_id.is_empty()).then(|| raw.org_unit_id.to_string()),
+        period,
+        kind,
+        value,
+        value_high,
+        tolerance,
+        compare_to,
+        note: raw.note.to_string(),
+        origin,
+    })
+}
+
+/// Labels of the period before and the same period a year earlier, for comparisons.
+pub fn previous_labels(p: &Period) -> (String, String) {
+    use crate::period::{Grain, Month};
+    let year = p.last.year();
+    let last_year = match p.grain {
+        Grain::Year => format!("{:04}", year - 1),
+        _ => format!("{:04}{}", year - 1, &p.label[4..]),
+    };
+    let previous = match p.grain {
+        Grain::Month => Month(p.first.0 - 1).label(),
+        Grain::Quarter => {
+            let q = Month(p.first.0 - 3);
+            format!("{:04}-Q{}", q.year(), (q.month() - 1) / 3 + 1)
+        }
+        Grain::Tertial => {
+            let t = Month(p.first.0 - 4);
+            format!("{:04}-T{}", t.year(), (t.month() - 1) / 4 + 1)
+        }
+        Grain::Year => format!("{:04}", year - 1),
+        // The year-to-date one month shorter; January's predecessor is last year's full ytd.
+        Grain::Ytd => {
+            let end = Month(p.last.0 - 1);
+            format!("{:04}-YTD{:02}", end.year(), end.month())
+        }
+    };
+    (previous, last_year)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerance_forms() {
+        assert_eq!(Tolerance::parse("20%"), Some(Tolerance::Percent(20.0)));
+        assert_eq!(Tolerance::parse("1.5"), Some(Tolerance::Absolute(1.5)));
+        assert_eq!(Tolerance::parse("-1"), None);
+        assert_eq!(Tolerance::parse("x%"), None);
+        assert_eq!(Tolerance::Percent(20.0).amount(30.0), 6.0);
+        assert_eq!(Tolerance::Percent(20.0).amount(99.0), 19.8);
+    }
+
+    #[test]
+    fn period_specs() {
+        assert_eq!(PeriodSpec::parse(""), Some(PeriodSpec::All));
+        assert_eq!(PeriodSpec::parse("2024"), Some(PeriodSpec::Year(2024)));
+        for ok in ["2024-03", "2024-Q4", "2024-T3", "2024-YTD08"] {
+            assert_eq!(PeriodSpec::parse(ok), Some(PeriodSpec::Exact(ok.into())));
+        }
+        for bad in ["2024-13", "2024-Q5", "2024-T4", "24", "2024-YTD8", "x"] {
+            assert_eq!(PeriodSpec::parse(bad), None, "{bad}");
+        }
+        assert!(PeriodSpec::Year(2024).matches("2024-YTD03"));
+        assert!(!PeriodSpec::Year(2024).matches("2023-12"));
+    }
+}
