@@ -52,14 +52,16 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
     };
     let mut problems = Vec::new();
     for ind in &pipeline.def.indicators {
-        if let Some(scope) = &ind.scope
-            && !tree.contains(scope.get_ref())
-        {
-            problems.push(pipeline.diag_at(
-                scope.span(),
-                format!("indicator '{}'", ind.id.get_ref()),
-                format!("scope '{}' is not an org unit", scope.get_ref()),
-            ));
+        if let Some(scope) = &ind.scope {
+            for root in scope.get_ref().roots() {
+                if !tree.contains(root) {
+                    problems.push(pipeline.diag_at(
+                        scope.span(),
+                        format!("indicator '{}'", ind.id.get_ref()),
+                        format!("scope '{root}' is not an org unit"),
+                    ));
+                }
+            }
         }
     }
     for goal in &pipeline.def.goals {
@@ -379,8 +381,15 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<RunSummary, Error> {
 }
 
 /// Rows of the latest period of each grain whose status is one of `statuses`.
-fn fail_on_hits(deviations: &DataFrame, statuses: &[assess::Status]) -> PolarsResult<Vec<(String, usize)>> {
-    let latest = deviations.clone().lazy().filter(col("is_latest_period")).collect()?;
+fn fail_on_hits(
+    deviations: &DataFrame,
+    statuses: &[assess::Status],
+) -> PolarsResult<Vec<(String, usize)>> {
+    let latest = deviations
+        .clone()
+        .lazy()
+        .filter(col("is_latest_period"))
+        .collect()?;
     let counts = assess::status_counts(&latest)?;
     Ok(statuses
         .iter()

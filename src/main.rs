@@ -70,6 +70,47 @@ enum Command {
         #[arg(long, value_parser = parse_date)]
         as_of: Option<NaiveDate>,
     },
+    /// Show a run's deviations as a table: by default the latest period of each grain, every
+    /// status but no_target, not met first and the worst gap first.
+    #[command(
+        after_help = "Examples:\n  styrkort inspect out/uddevalla/as_of=2025-01-01 --status not_met\n  \
+styrkort inspect --pipeline pipelines/uddevalla.toml --unit SOC --grain year\n  \
+styrkort inspect out/uddevalla/as_of=2025-01-01 --goal BUN-2 --period 2024"
+    )]
+    Inspect {
+        /// A run folder (OUT/<pipeline>/as_of=<date>); or use --pipeline.
+        run_dir: Option<PathBuf>,
+        /// Find the run folder from this pipeline, --as-of and --out.
+        #[arg(long, conflicts_with = "run_dir")]
+        pipeline: Option<PathBuf>,
+        /// With --pipeline: the run's as-of date (default as for `run`).
+        #[arg(long, value_parser = parse_date, requires = "pipeline")]
+        as_of: Option<NaiveDate>,
+        /// With --pipeline: the output directory the run wrote to.
+        #[arg(long, default_value = "out", requires = "pipeline")]
+        out: PathBuf,
+        /// Only these statuses (comma-separated): met, partly_met, not_met, no_data, no_target, not_assessable.
+        #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+        status: Vec<styrkort::assess::Status>,
+        /// Only this org unit and the units beneath it.
+        #[arg(long)]
+        unit: Option<String>,
+        /// Only indicators that measure this goal.
+        #[arg(long)]
+        goal: Option<String>,
+        /// Only this grain: month, quarter, tertial, year or ytd.
+        #[arg(long)]
+        grain: Option<String>,
+        /// This period (e.g. 2024, 2024-T2, 2024-03) instead of the latest of each grain.
+        #[arg(long)]
+        period: Option<String>,
+        /// `total` (default), a breakdown segment such as gender=K, or `all`.
+        #[arg(long, default_value = "total")]
+        segment: String,
+        /// At most this many rows (0 = all).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Write a synthetic municipality's org tree and operational data (the fixtures' generator).
     /// Scale 1 with seed 1 is exactly fixtures/uddevalla; scale 100 gives about 100 times the rows.
     Generate {
@@ -83,6 +124,31 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// The run folder `inspect` reads: given, or found from the pipeline's name and as-of date.
+fn inspect_run_dir(
+    run_dir: Option<PathBuf>,
+    pipeline: Option<PathBuf>,
+    as_of: Option<NaiveDate>,
+    out: &std::path::Path,
+) -> Result<PathBuf, styrkort::Error> {
+    match (run_dir, pipeline) {
+        (Some(dir), _) => Ok(dir),
+        (None, Some(p)) => {
+            let pipeline =
+                styrkort::definitions::Pipeline::load(&p).map_err(styrkort::Error::Definitions)?;
+            let as_of = styrkort::resolve_as_of(&pipeline, as_of);
+            Ok(styrkort::publish::run_dir(
+                out,
+                pipeline.def.name.get_ref(),
+                as_of,
+            ))
+        }
+        (None, None) => Err(styrkort::Error::Usage(
+            "inspect needs a run folder or --pipeline (see styrkort inspect --help)".into(),
+        )),
+    }
 }
 
 fn parse_status(s: &str) -> Result<styrkort::assess::Status, String> {
@@ -144,6 +210,32 @@ fn main() -> ExitCode {
         Command::Explain { pipeline, as_of } => {
             styrkort::explain(&pipeline, as_of).map(|e| print_out(&styrkort::report::explained(&e)))
         }
+        Command::Inspect {
+            run_dir,
+            pipeline,
+            as_of,
+            out,
+            status,
+            unit,
+            goal,
+            grain,
+            period,
+            segment,
+            limit,
+        } => inspect_run_dir(run_dir, pipeline, as_of, &out).and_then(|dir| {
+            let filter = styrkort::report::InspectFilter {
+                statuses: status,
+                unit,
+                goal,
+                grain,
+                period,
+                segment,
+                limit,
+            };
+            use std::io::IsTerminal;
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            styrkort::report::inspect(&dir, &filter, color).map(|t| print_out(&t))
+        }),
         Command::Generate { scale, seed, out } => {
             styrkort::generate::write_municipality(&out, scale, seed).map(|files| {
                 for f in files {

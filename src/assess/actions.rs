@@ -73,7 +73,16 @@ pub fn load_actions(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Action>, 
         return Ok(Vec::new());
     };
     let path = pipeline.resolve(file);
-    let required = ["action_id", "goal_id", "org_unit_id", "title", "owner", "start", "due", "status"];
+    let required = [
+        "action_id",
+        "goal_id",
+        "org_unit_id",
+        "title",
+        "owner",
+        "start",
+        "due",
+        "status",
+    ];
     let mut reader = csv::Reader::from_path(&path).map_err(|e| {
         Diagnostics::one(Diagnostic::file(&path, format!("cannot read actions: {e}")))
     })?;
@@ -85,7 +94,12 @@ pub fn load_actions(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Action>, 
         .iter()
         .map(|r| headers.iter().position(|h| h.trim() == *r).unwrap_or(0))
         .collect();
-    let goals: BTreeSet<&str> = pipeline.def.goals.iter().map(|g| g.id.get_ref().as_str()).collect();
+    let goals: BTreeSet<&str> = pipeline
+        .def
+        .goals
+        .iter()
+        .map(|g| g.id.get_ref().as_str())
+        .collect();
     let mut problems = Vec::new();
     let mut actions = Vec::new();
     let mut ids = BTreeSet::new();
@@ -94,14 +108,21 @@ pub fn load_actions(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Action>, 
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
-                problems.push(Diagnostic::at_line(&path, line, "", format!("unreadable row: {e}")));
+                problems.push(Diagnostic::at_line(
+                    &path,
+                    line,
+                    "",
+                    format!("unreadable row: {e}"),
+                ));
                 continue;
             }
         };
         let line = record.position().map(|p| p.line()).unwrap_or(0) as usize;
         let f = |k: usize| record.get(pos[k]).unwrap_or("").trim().to_string();
         let item = format!("action '{}'", f(0));
-        let mut bad = |message: String| problems.push(Diagnostic::at_line(&path, line, item.clone(), message));
+        let mut bad = |message: String| {
+            problems.push(Diagnostic::at_line(&path, line, item.clone(), message))
+        };
         let date = |k: usize| -> Result<Option<NaiveDate>, String> {
             let text = f(k);
             if text.is_empty() {
@@ -109,7 +130,12 @@ pub fn load_actions(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Action>, 
             }
             NaiveDate::parse_from_str(&text, "%Y-%m-%d")
                 .map(Some)
-                .map_err(|_| format!("column '{}': expected a date YYYY-MM-DD, found '{text}'", required[k]))
+                .map_err(|_| {
+                    format!(
+                        "column '{}': expected a date YYYY-MM-DD, found '{text}'",
+                        required[k]
+                    )
+                })
         };
         if f(0).is_empty() {
             bad("column 'action_id': empty".into());
@@ -193,13 +219,28 @@ pub fn actions_table(
         .lazy()
         .filter(col("is_latest_period"))
         .filter(col("status").eq(lit("not_met")))
-        .select([col("goal_id"), col("org_unit_id"), col("grain"), col("period")])
-        .sort(["goal_id", "org_unit_id", "grain"], SortMultipleOptions::default())
+        .select([
+            col("goal_id"),
+            col("org_unit_id"),
+            col("grain"),
+            col("period"),
+        ])
+        .sort(
+            ["goal_id", "org_unit_id", "grain"],
+            SortMultipleOptions::default(),
+        )
         .collect()?;
     let get = |name: &str| latest.column(name).and_then(|c| c.str().cloned());
-    let (goal, unit, grain, period) = (get("goal_id")?, get("org_unit_id")?, get("grain")?, get("period")?);
+    let (goal, unit, grain, period) = (
+        get("goal_id")?,
+        get("org_unit_id")?,
+        get("grain")?,
+        get("period")?,
+    );
     for i in 0..latest.height() {
-        let (Some(g), Some(u), Some(gr), Some(p)) = (goal.get(i), unit.get(i), grain.get(i), period.get(i)) else {
+        let (Some(g), Some(u), Some(gr), Some(p)) =
+            (goal.get(i), unit.get(i), grain.get(i), period.get(i))
+        else {
             continue;
         };
         let covered = tree.ancestors_and_self(u).iter().any(|anc| {
@@ -208,7 +249,15 @@ pub fn actions_table(
                 .any(|a| a.goal_id == g && a.org_unit_id == anc.id && a.status.is_open())
         });
         if !covered {
-            rows.push("deviation_without_action", None, g, u, None, None, Some((gr, p)));
+            rows.push(
+                "deviation_without_action",
+                None,
+                g,
+                u,
+                None,
+                None,
+                Some((gr, p)),
+            );
         }
     }
     rows.frame()
@@ -249,7 +298,8 @@ impl ActionRows {
         self.org_unit_id.push(unit.to_string());
         self.title.push(action.map(|a| a.title.clone()));
         self.owner.push(action.map(|a| a.owner.clone()));
-        self.start.push(action.and_then(|a| a.start).map(days_since_epoch));
+        self.start
+            .push(action.and_then(|a| a.start).map(days_since_epoch));
         self.due.push(action.map(|a| days_since_epoch(a.due)));
         self.status.push(action.map(|a| a.status.as_str()));
         self.overdue.push(overdue);

@@ -30,10 +30,18 @@ pub struct GoalCell {
 /// Rolls members up by a rule. Members without a target count in `n_indicators` only.
 fn roll_up(members: &[Member], rule: &GoalRule) -> GoalCell {
     let count = |s: Status| members.iter().filter(|m| m.status == s).count() as u32;
-    let (n_met, n_partly_met, n_not_met) = (count(Status::Met), count(Status::PartlyMet), count(Status::NotMet));
+    let (n_met, n_partly_met, n_not_met) = (
+        count(Status::Met),
+        count(Status::PartlyMet),
+        count(Status::NotMet),
+    );
     let n_no_data = count(Status::NoData) + count(Status::NotAssessable);
     let weight = |pred: &dyn Fn(Status) -> bool| -> f64 {
-        members.iter().filter(|m| pred(m.status)).map(|m| m.weight).sum()
+        members
+            .iter()
+            .filter(|m| pred(m.status))
+            .map(|m| m.weight)
+            .sum()
     };
     let assessed = weight(&|s| s.is_assessed());
     let share_met = (assessed > 0.0).then(|| weight(&|s| s == Status::Met) / assessed);
@@ -76,12 +84,22 @@ type CellKey = (String, String, String); // unit, grain, period
 /// `goal_id, org_unit_id, grain, period, status, n_indicators, n_met, n_partly_met, n_not_met,
 /// n_no_data, share_met` for every unit in the owner's subtree and period where the goal has a
 /// member. Indicator statuses are read from the deviations' `total` segment.
-pub fn goal_status(pipeline: &Pipeline, tree: &OrgTree, deviations: &DataFrame) -> PolarsResult<DataFrame> {
+pub fn goal_status(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    deviations: &DataFrame,
+) -> PolarsResult<DataFrame> {
     let totals = deviations
         .clone()
         .lazy()
         .filter(col("segment").eq(lit("total")))
-        .select([col("indicator_id"), col("org_unit_id"), col("grain"), col("period"), col("status")])
+        .select([
+            col("indicator_id"),
+            col("org_unit_id"),
+            col("grain"),
+            col("period"),
+            col("status"),
+        ])
         .collect()?;
     let mut by_indicator: HashMap<String, BTreeMap<CellKey, Status>> = HashMap::new();
     let cols: Vec<&StringChunked> = ["indicator_id", "org_unit_id", "grain", "period", "status"]
@@ -134,7 +152,13 @@ pub fn goal_status(pipeline: &Pipeline, tree: &OrgTree, deviations: &DataFrame) 
         results.insert(goal.id.get_ref().clone(), rolled);
     }
 
-    let mut out: (Vec<String>, Vec<String>, Vec<String>, Vec<String>, Vec<&str>) = Default::default();
+    let mut out: (
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Vec<&str>,
+    ) = Default::default();
     let mut counts: [Vec<u32>; 5] = Default::default();
     let mut share: Vec<Option<f64>> = Vec::new();
     let mut goal_ids: Vec<&String> = results.keys().collect();
@@ -146,9 +170,15 @@ pub fn goal_status(pipeline: &Pipeline, tree: &OrgTree, deviations: &DataFrame) 
             out.2.push(grain.clone());
             out.3.push(period.clone());
             out.4.push(cell.status.as_str());
-            for (k, n) in [cell.n_indicators, cell.n_met, cell.n_partly_met, cell.n_not_met, cell.n_no_data]
-                .into_iter()
-                .enumerate()
+            for (k, n) in [
+                cell.n_indicators,
+                cell.n_met,
+                cell.n_partly_met,
+                cell.n_not_met,
+                cell.n_no_data,
+            ]
+            .into_iter()
+            .enumerate()
             {
                 counts[k].push(n);
             }
@@ -174,11 +204,19 @@ pub fn goal_status(pipeline: &Pipeline, tree: &OrgTree, deviations: &DataFrame) 
 /// Goals ordered so that every sub-goal comes before its parent (the goal tree is checked for
 /// cycles when the pipeline loads).
 fn children_first(goals: &[GoalDef]) -> Vec<&GoalDef> {
-    fn visit<'a>(g: &'a GoalDef, goals: &'a [GoalDef], done: &mut BTreeSet<&'a str>, out: &mut Vec<&'a GoalDef>) {
+    fn visit<'a>(
+        g: &'a GoalDef,
+        goals: &'a [GoalDef],
+        done: &mut BTreeSet<&'a str>,
+        out: &mut Vec<&'a GoalDef>,
+    ) {
         if !done.insert(g.id.get_ref()) {
             return;
         }
-        for child in goals.iter().filter(|c| c.parent.as_ref().map(|p| p.get_ref()) == Some(g.id.get_ref())) {
+        for child in goals
+            .iter()
+            .filter(|c| c.parent.as_ref().map(|p| p.get_ref()) == Some(g.id.get_ref()))
+        {
             visit(child, goals, done, out);
         }
         out.push(g);
@@ -196,7 +234,13 @@ mod tests {
     use super::*;
 
     fn members(statuses: &[Status]) -> Vec<Member> {
-        statuses.iter().map(|&status| Member { status, weight: 1.0 }).collect()
+        statuses
+            .iter()
+            .map(|&status| Member {
+                status,
+                weight: 1.0,
+            })
+            .collect()
     }
 
     #[test]
@@ -208,8 +252,20 @@ mod tests {
         assert_eq!(r(&[PartlyMet, NotMet]), PartlyMet);
         assert_eq!(r(&[NotMet, NotMet, NoData]), NotMet);
         assert_eq!(r(&[NoData, NoTarget, NotAssessable]), NoData);
-        let cell = roll_up(&members(&[Met, NotMet, PartlyMet, NoData]), &GoalRule::AllMet);
-        assert_eq!((cell.n_indicators, cell.n_met, cell.n_partly_met, cell.n_not_met, cell.n_no_data), (4, 1, 1, 1, 1));
+        let cell = roll_up(
+            &members(&[Met, NotMet, PartlyMet, NoData]),
+            &GoalRule::AllMet,
+        );
+        assert_eq!(
+            (
+                cell.n_indicators,
+                cell.n_met,
+                cell.n_partly_met,
+                cell.n_not_met,
+                cell.n_no_data
+            ),
+            (4, 1, 1, 1, 1)
+        );
         assert_eq!(cell.share_met, Some(1.0 / 3.0));
     }
 }

@@ -10,7 +10,9 @@ mod targets;
 pub use actions::{Action, ActionStatus, actions_table, load_actions};
 pub use goals::{GoalCell, goal_status};
 pub use status::{Judgement, Status, judge};
-pub use targets::{CompareTo, PeriodSpec, Target, TargetDefault, TargetKind, Targets, Tolerance, ToleranceDef};
+pub use targets::{
+    CompareTo, PeriodSpec, Target, TargetDefault, TargetKind, Targets, Tolerance, ToleranceDef,
+};
 
 use std::collections::BTreeMap;
 
@@ -153,7 +155,19 @@ fn deviations(
             col("segment"),
         ]
     };
-    let assignments = targets.assignments(tree, &values.select(["indicator_id", "org_unit_id", "grain", "period"])?)?;
+    // One target per cell; the segments of a cell share it.
+    let cells = values
+        .clone()
+        .lazy()
+        .filter(col("segment").eq(lit("total")))
+        .select([
+            col("indicator_id"),
+            col("org_unit_id"),
+            col("grain"),
+            col("period"),
+        ])
+        .collect()?;
+    let assignments = targets.assignments(tree, &cells)?;
     let mut frame = values
         .clone()
         .lazy()
@@ -177,8 +191,18 @@ fn deviations(
         )
         .join(
             assignments.lazy(),
-            [col("indicator_id"), col("org_unit_id"), col("grain"), col("period")],
-            [col("indicator_id"), col("org_unit_id"), col("grain"), col("period")],
+            [
+                col("indicator_id"),
+                col("org_unit_id"),
+                col("grain"),
+                col("period"),
+            ],
+            [
+                col("indicator_id"),
+                col("org_unit_id"),
+                col("grain"),
+                col("period"),
+            ],
             JoinArgs::new(JoinType::Left),
         )
         .collect()?;
@@ -216,7 +240,12 @@ fn deviations(
     ];
     let frame = frame
         .lazy()
-        .join(reference, ref_keys.clone(), ref_keys, JoinArgs::new(JoinType::Left))
+        .join(
+            reference,
+            ref_keys.clone(),
+            ref_keys,
+            JoinArgs::new(JoinType::Left),
+        )
         .collect()?;
 
     let judged = judge_rows(pipeline, targets, &frame)?;
@@ -249,12 +278,19 @@ fn deviations(
         )
         .with_column(col("is_latest_period").fill_null(lit(false)))
         .select(DEVIATION_COLUMNS.map(col))
-        .sort(KEYS, SortMultipleOptions::default().with_maintain_order(true))
+        .sort(
+            KEYS,
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
         .collect()
 }
 
 /// Status, gap and the target's description for every row.
-fn judge_rows(pipeline: &Pipeline, targets: &Targets, frame: &DataFrame) -> PolarsResult<DataFrame> {
+fn judge_rows(
+    pipeline: &Pipeline,
+    targets: &Targets,
+    frame: &DataFrame,
+) -> PolarsResult<DataFrame> {
     let polarity: BTreeMap<&str, Polarity> = pipeline
         .def
         .indicators
@@ -312,13 +348,22 @@ impl JudgedColumns {
         JudgedColumns::default()
     }
 
-    fn push(&mut self, j: Judgement, target: Option<&Target>, comparison: Option<f64>, polarity: Polarity) {
+    fn push(
+        &mut self,
+        j: Judgement,
+        target: Option<&Target>,
+        comparison: Option<f64>,
+        polarity: Polarity,
+    ) {
         self.status.push(j.status.as_str());
         self.kind.push(target.map(|t| t.kind.as_str()));
         self.target_value.push(j.target_value);
-        self.target_value_high.push(target.and_then(|t| t.value_high));
-        self.tolerance.push(target.and_then(|t| t.tolerance.map(|x| x.label())));
-        self.compare_to.push(target.and_then(|t| t.compare_to.as_ref().map(|c| c.label())));
+        self.target_value_high
+            .push(target.and_then(|t| t.value_high));
+        self.tolerance
+            .push(target.and_then(|t| t.tolerance.map(|x| x.label())));
+        self.compare_to
+            .push(target.and_then(|t| t.compare_to.as_ref().map(|c| c.label())));
         self.comparison.push(comparison);
         self.gap.push(j.gap);
         self.gap_pct.push(match (j.gap, j.target_value) {
@@ -326,7 +371,8 @@ impl JudgedColumns {
             _ => None,
         });
         self.origin.push(target.map(|t| t.origin.clone()));
-        self.note.push(target.map(|t| t.note.clone()).filter(|n| !n.is_empty()));
+        self.note
+            .push(target.map(|t| t.note.clone()).filter(|n| !n.is_empty()));
         self.polarity.push(match polarity {
             Polarity::HigherIsBetter => "higher_is_better",
             Polarity::LowerIsBetter => "lower_is_better",
@@ -372,7 +418,11 @@ fn org_paths_frame(tree: &OrgTree) -> PolarsResult<DataFrame> {
     let paths: Vec<String> = ids
         .iter()
         .map(|id| {
-            let mut chain: Vec<&str> = tree.ancestors_and_self(id).iter().map(|u| u.id.as_str()).collect();
+            let mut chain: Vec<&str> = tree
+                .ancestors_and_self(id)
+                .iter()
+                .map(|u| u.id.as_str())
+                .collect();
             chain.reverse();
             chain.join("/")
         })
@@ -382,7 +432,10 @@ fn org_paths_frame(tree: &OrgTree) -> PolarsResult<DataFrame> {
 
 /// Counts per status, for the manifest and the run summary.
 pub fn status_counts(table: &DataFrame) -> PolarsResult<BTreeMap<String, usize>> {
-    let mut counts: BTreeMap<String, usize> = Status::ALL.iter().map(|s| (s.as_str().to_string(), 0)).collect();
+    let mut counts: BTreeMap<String, usize> = Status::ALL
+        .iter()
+        .map(|s| (s.as_str().to_string(), 0))
+        .collect();
     for s in table.column("status")?.str()?.iter().flatten() {
         *counts.entry(s.to_string()).or_default() += 1;
     }

@@ -80,7 +80,11 @@ pub fn judge(
     let Some(target) = target else {
         return none(Status::NoTarget);
     };
-    let fixed_target = if target.kind.is_relative() { comparison } else { target.value };
+    let fixed_target = if target.kind.is_relative() {
+        comparison
+    } else {
+        target.value
+    };
     let Some(v) = value else {
         return Judgement {
             status: Status::NoData,

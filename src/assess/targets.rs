@@ -287,7 +287,9 @@ impl Targets {
             };
             match check(pipeline, tree, &raw, "pipeline default".into()) {
                 Ok(t) => {
-                    targets.defaults.insert(t.indicator_id.clone(), targets.list.len());
+                    targets
+                        .defaults
+                        .insert(t.indicator_id.clone(), targets.list.len());
                     targets.list.push(t);
                 }
                 Err(message) => problems.push(pipeline.diag_at(
@@ -309,7 +311,13 @@ impl Targets {
     }
 
     /// The target for one cell, if any: the most specific CSV target, else the default.
-    pub fn resolve(&self, tree: &OrgTree, indicator: &str, unit: &str, period: &str) -> Option<usize> {
+    pub fn resolve(
+        &self,
+        tree: &OrgTree,
+        indicator: &str,
+        unit: &str,
+        period: &str,
+    ) -> Option<usize> {
         let ancestors = tree.ancestors_and_self(unit);
         let depth_of = |id: &str| {
             ancestors
@@ -337,7 +345,8 @@ impl Targets {
                 best = Some((rank, i));
             }
         }
-        best.map(|(_, i)| i).or_else(|| self.defaults.get(indicator).copied())
+        best.map(|(_, i)| i)
+            .or_else(|| self.defaults.get(indicator).copied())
     }
 
     /// `indicator_id, org_unit_id, grain, period, __target` for every cell of `cells` with a target.
@@ -349,7 +358,9 @@ impl Targets {
         let mut out: [Vec<&str>; 4] = Default::default();
         let mut index: Vec<u32> = Vec::new();
         for i in 0..cells.height() {
-            let (Some(a), Some(b), Some(c), Some(d)) = (ind.get(i), unit.get(i), grain.get(i), period.get(i)) else {
+            let (Some(a), Some(b), Some(c), Some(d)) =
+                (ind.get(i), unit.get(i), grain.get(i), period.get(i))
+            else {
                 continue;
             };
             if let Some(t) = self.resolve(tree, a, b, d) {
@@ -405,7 +416,12 @@ fn read_csv(
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
-                problems.push(Diagnostic::at_line(path, line, "", format!("unreadable row: {e}")));
+                problems.push(Diagnostic::at_line(
+                    path,
+                    line,
+                    "",
+                    format!("unreadable row: {e}"),
+                ));
                 continue;
             }
         };
@@ -425,14 +441,26 @@ fn read_csv(
         let item = format!(
             "target {}/{}/{}",
             raw.indicator_id,
-            if raw.org_unit_id.is_empty() { "*" } else { raw.org_unit_id },
-            if raw.period.is_empty() { "*" } else { raw.period }
+            if raw.org_unit_id.is_empty() {
+                "*"
+            } else {
+                raw.org_unit_id
+            },
+            if raw.period.is_empty() {
+                "*"
+            } else {
+                raw.period
+            }
         );
         let origin = format!("{}:{line}", path.display());
         match check(pipeline, tree, &raw, origin) {
             Err(message) => problems.push(Diagnostic::at_line(path, line as usize, item, message)),
             Ok(t) => {
-                let key = (t.indicator_id.clone(), t.org_unit_id.clone().unwrap_or_default(), t.period.label());
+                let key = (
+                    t.indicator_id.clone(),
+                    t.org_unit_id.clone().unwrap_or_default(),
+                    t.period.label(),
+                );
                 if let Some(first) = seen.get(&key) {
                     problems.push(Diagnostic::at_line(
                         path,
@@ -452,15 +480,28 @@ fn read_csv(
 }
 
 /// Checks one target's fields; the error says what was expected.
-fn check(pipeline: &Pipeline, tree: &OrgTree, raw: &RawTarget, origin: String) -> Result<Target, String> {
+fn check(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    raw: &RawTarget,
+    origin: String,
+) -> Result<Target, String> {
     let indicator = pipeline
         .def
         .indicators
         .iter()
         .find(|i| i.id.get_ref() == raw.indicator_id)
-        .ok_or_else(|| format!("column 'indicator_id': unknown indicator '{}'", raw.indicator_id))?;
+        .ok_or_else(|| {
+            format!(
+                "column 'indicator_id': unknown indicator '{}'",
+                raw.indicator_id
+            )
+        })?;
     if !raw.org_unit_id.is_empty() && !tree.contains(raw.org_unit_id) {
-        return Err(format!("column 'org_unit_id': unknown org unit '{}'", raw.org_unit_id));
+        return Err(format!(
+            "column 'org_unit_id': unknown org unit '{}'",
+            raw.org_unit_id
+        ));
     }
     let period = PeriodSpec::parse(raw.period).ok_or_else(|| {
         format!(

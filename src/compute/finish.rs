@@ -19,19 +19,14 @@ pub struct IndicatorRules {
     pub when_no_rows: WhenNoRows,
     pub stock: Option<StockRule>,
     pub grains: Vec<Grain>,
-    /// Units that must report: the scope's subtree.
+    /// Units reported: the scope's subtrees (which must report) and the units above them.
     pub units: Vec<String>,
 }
 
 impl IndicatorRules {
-    /// `None` for the units when the scope names no unit of the tree (validation reports that).
     pub fn from_def(def: &IndicatorDef, tree: &OrgTree) -> IndicatorRules {
         let units = match &def.scope {
-            Some(root) => tree
-                .subtree(root.get_ref())
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            Some(scope) => scope_units(tree, &scope.get_ref().roots()),
             None => tree.units().iter().map(|u| u.id.clone()).collect(),
         };
         let mut grains = def.grains.get_ref().clone();
@@ -47,6 +42,20 @@ impl IndicatorRules {
             units,
         }
     }
+}
+
+/// The subtrees under `roots` and every ancestor of a root, sorted.
+fn scope_units(tree: &OrgTree, roots: &[&str]) -> Vec<String> {
+    let mut units = BTreeSet::new();
+    for root in roots {
+        units.extend(tree.subtree(root).into_iter().map(String::from));
+        units.extend(
+            tree.ancestors_and_self(root)
+                .into_iter()
+                .map(|u| u.id.clone()),
+        );
+    }
+    units.into_iter().collect()
 }
 
 const KEYS: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];

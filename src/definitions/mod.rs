@@ -71,11 +71,12 @@ impl Pipeline {
     /// Resolves a path written in the pipeline file (relative to the file's directory).
     pub fn resolve(&self, relative: &str) -> PathBuf {
         let p = Path::new(relative);
-        if p.is_absolute() {
+        let joined = if p.is_absolute() {
             p.to_path_buf()
         } else {
             self.base_dir.join(p)
-        }
+        };
+        PathBuf::from(crate::ingest::normalise(&joined))
     }
 
     /// A diagnostic pointing at a span of the pipeline file.

@@ -165,8 +165,9 @@ pub struct IndicatorDef {
     #[serde(default = "default_scale")]
     pub scale: f64,
     pub grains: Spanned<Vec<Grain>>,
-    /// Root of the org subtree that must report; default the whole tree.
-    pub scope: Option<Spanned<String>>,
+    /// Root(s) of the org subtree(s) that must report; default the whole tree. The units above
+    /// a root are reported too (their values come from the rows beneath them).
+    pub scope: Option<Spanned<Scope>>,
     /// Columns to break the value down by, beside the total (e.g. `["gender"]`).
     #[serde(default)]
     pub breakdown: Vec<Spanned<String>>,
@@ -177,6 +178,23 @@ pub struct IndicatorDef {
     pub stock: Option<StockRule>,
     /// A default target, used wherever the targets CSV sets none.
     pub target: Option<crate::assess::TargetDefault>,
+}
+
+/// One org unit id, or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scope {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Scope {
+    pub fn roots(&self) -> Vec<&str> {
+        match self {
+            Scope::One(id) => vec![id.as_str()],
+            Scope::Many(ids) => ids.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 fn default_scale() -> f64 {

@@ -260,7 +260,8 @@ fn check_goals(p: &Pipeline, out: &mut Vec<Diagnostic>) {
         for (id, w) in &g.weights {
             let member = g.indicators.iter().any(|i| i.get_ref() == id)
                 || p.def.goals.iter().any(|c| {
-                    c.id.get_ref() == id && c.parent.as_ref().map(|x| x.get_ref()) == Some(g.id.get_ref())
+                    c.id.get_ref() == id
+                        && c.parent.as_ref().map(|x| x.get_ref()) == Some(g.id.get_ref())
                 });
             if !member {
                 out.push(p.diag_at(
@@ -270,7 +271,11 @@ fn check_goals(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 ));
             }
             if !(w.is_finite() && *w > 0.0) {
-                out.push(p.diag_at(g.id.span(), &item, format!("weight of '{id}' must be a positive number")));
+                out.push(p.diag_at(
+                    g.id.span(),
+                    &item,
+                    format!("weight of '{id}' must be a positive number"),
+                ));
             }
         }
         if let Some(parent) = &g.parent

@@ -1,6 +1,10 @@
 //! What people read in a terminal: the run summary, validation results and the explained plans.
 //! (Deviation tables, HTML and Excel come with the targets work.)
 
+mod inspect;
+
+pub use inspect::{InspectFilter, render as inspect, select_deviations};
+
 use std::fmt::Write;
 
 use crate::{RunSummary, Validation};
@@ -50,7 +54,10 @@ pub fn run_summary(s: &RunSummary) -> String {
         m.actions.actions, m.actions.overdue, m.actions.deviations_without_action
     );
     for (status, n) in &s.fail_on_hits {
-        let _ = writeln!(out, "  --fail-on: {n} row(s) {status} in the latest periods");
+        let _ = writeln!(
+            out,
+            "  --fail-on: {n} row(s) {status} in the latest periods"
+        );
     }
     let _ = writeln!(out, "  → {}", s.run_dir.display());
     let _ = write!(out, "  done in {:.2} s", s.elapsed_ms as f64 / 1000.0);

@@ -1,0 +1,265 @@
+//! `styrkort inspect`: the deviations of a published run as a terminal table, worst first.
+
+use std::path::Path;
+
+use comfy_table::{Cell, Color, Table, presets};
+use polars::prelude::*;
+
+use crate::Error;
+use crate::assess::Status;
+
+/// What to show. Empty filters mean "all".
+#[derive(Debug, Clone)]
+pub struct InspectFilter {
+    /// Statuses to show; empty = every status except `no_target`.
+    pub statuses: Vec<Status>,
+    /// A unit and its subtree.
+    pub unit: Option<String>,
+    /// Indicators measuring this goal.
+    pub goal: Option<String>,
+    pub grain: Option<String>,
+    /// A period label; without it, the latest period of each grain.
+    pub period: Option<String>,
+    /// `total` (default), a breakdown segment such as `gender=K`, or `all`.
+    pub segment: String,
+    /// At most this many rows; 0 = all.
+    pub limit: usize,
+}
+
+impl Default for InspectFilter {
+    fn default() -> Self {
+        InspectFilter {
+            statuses: Vec::new(),
+            unit: None,
+            goal: None,
+            grain: None,
+            period: None,
+            segment: "total".into(),
+            limit: 50,
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<DataFrame, Error> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        Error::Usage(format!(
+            "{}: {e} (is this a run folder written by `styrkort run`?)",
+            path.display()
+        ))
+    })?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| Error::Data(format!("{}: {e}", path.display())))
+}
+
+/// The deviations matching `filter`, sorted: not met first, then partly met, no data …; within a
+/// status the worst relative gap first.
+pub fn select_deviations(run_dir: &Path, filter: &InspectFilter) -> Result<DataFrame, Error> {
+    let df = read(&run_dir.join("deviations.parquet"))?;
+    let mut lf = df.lazy();
+    if let Some(g) = &filter.grain {
+        lf = lf.filter(col("grain").eq(lit(g.as_str())));
+    }
+    lf = match &filter.period {
+        Some(p) => lf.filter(col("period").eq(lit(p.as_str()))),
+        None => lf.filter(col("is_latest_period")),
+    };
+    if filter.segment != "all" {
+        lf = lf.filter(col("segment").eq(lit(filter.segment.as_str())));
+    }
+    if let Some(u) = &filter.unit {
+        let path = concat_str([lit("/"), col("org_path"), lit("/")], "", false);
+        lf = lf.filter(path.str().contains_literal(lit(format!("/{u}/"))));
+    }
+    if let Some(g) = &filter.goal {
+        let ids = concat_str(
+            [lit(","), col("goal_ids").fill_null(lit("")), lit(",")],
+            "",
+            false,
+        );
+        lf = lf.filter(ids.str().contains_literal(lit(format!(",{g},"))));
+    }
+    let statuses: Vec<Status> = if filter.statuses.is_empty() {
+        Status::ALL
+            .into_iter()
+            .filter(|s| *s != Status::NoTarget)
+            .collect()
+    } else {
+        filter.statuses.clone()
+    };
+    let wanted = statuses
+        .iter()
+        .map(|s| col("status").eq(lit(s.as_str())))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false));
+    // Status::ALL is in severity order; its index is the sort rank.
+    let rank = Status::ALL
+        .iter()
+        .enumerate()
+        .rev()
+        .fold(lit(99i32), |otherwise, (i, s)| {
+            when(col("status").eq(lit(s.as_str())))
+                .then(lit(i as i32))
+                .otherwise(otherwise)
+        });
+    lf.filter(wanted)
+        .with_column(rank.alias("__rank"))
+        .sort_by_exprs(
+            [
+                col("__rank"),
+                col("gap_pct"),
+                col("indicator_id"),
+                col("org_unit_id"),
+                col("grain"),
+                col("segment"),
+            ],
+            SortMultipleOptions::default()
+                .with_nulls_last(true)
+                .with_maintain_order(true),
+        )
+        .drop(cols(["__rank"]))
+        .collect()
+        .map_err(|e| Error::Data(e.to_string()))
+}
+
+/// The table as text; `color` adds terminal colours to the status column.
+pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<String, Error> {
+    let rows = select_deviations(run_dir, filter)?;
+    let total = rows.height();
+    let shown = if filter.limit == 0 {
+        total
+    } else {
+        total.min(filter.limit)
+    };
+    let rows = rows.head(Some(shown));
+
+    let mut table = Table::new();
+    table.load_preset(if color {
+        presets::UTF8_FULL_CONDENSED
+    } else {
+        presets::ASCII_MARKDOWN
+    });
+    table.set_header([
+        "status",
+        "indicator",
+        "unit",
+        "period",
+        "segment",
+        "value",
+        "target",
+        "gap",
+        "gap %",
+        "Δ prev",
+        "Δ year",
+    ]);
+    let text = |name: &str| -> Result<StringChunked, Error> {
+        rows.column(name)
+            .and_then(|c| c.cast(&DataType::String))
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| Error::Data(e.to_string()))
+    };
+    let num = |name: &str| -> Result<Float64Chunked, Error> {
+        rows.column(name)
+            .and_then(|c| c.f64().cloned())
+            .map_err(|e| Error::Data(e.to_string()))
+    };
+    let (status, indicator, unit, name, period, segment, kind, tolerance, compare_to) = (
+        text("status")?,
+        text("indicator_id")?,
+        text("org_unit_id")?,
+        text("org_name")?,
+        text("period")?,
+        text("segment")?,
+        text("target_kind")?,
+        text("tolerance")?,
+        text("compare_to")?,
+    );
+    let (value, target, high, gap, gap_pct, change, yoy) = (
+        num("value")?,
+        num("target_value")?,
+        num("target_value_high")?,
+        num("gap")?,
+        num("gap_pct")?,
+        num("change")?,
+        num("yoy_change")?,
+    );
+    let fmt = |x: Option<f64>| x.map(format_number).unwrap_or_else(|| "–".into());
+    for i in 0..shown {
+        let st = status.get(i).unwrap_or("");
+        let mut status_cell = Cell::new(st);
+        if color {
+            status_cell = status_cell.fg(match Status::parse(st) {
+                Some(Status::Met) => Color::Green,
+                Some(Status::PartlyMet) => Color::Yellow,
+                Some(Status::NotMet) => Color::Red,
+                _ => Color::Grey,
+            });
+        }
+        let target_text = match kind.get(i) {
+            None => "–".to_string(),
+            Some(k) => {
+                let mut t = match k {
+                    "floor" => format!("≥ {}", fmt(target.get(i))),
+                    "ceiling" => format!("≤ {}", fmt(target.get(i))),
+                    "range" => format!("{}–{}", fmt(target.get(i)), fmt(high.get(i))),
+                    other => format!(
+                        "{other} vs {} ({})",
+                        compare_to.get(i).unwrap_or(""),
+                        fmt(target.get(i))
+                    ),
+                };
+                if let Some(tol) = tolerance.get(i) {
+                    t.push_str(&format!(" ±{tol}"));
+                }
+                t
+            }
+        };
+        table.add_row(vec![
+            status_cell,
+            Cell::new(indicator.get(i).unwrap_or("")),
+            Cell::new(format!(
+                "{} ({})",
+                name.get(i).unwrap_or(""),
+                unit.get(i).unwrap_or("")
+            )),
+            Cell::new(period.get(i).unwrap_or("")),
+            Cell::new(segment.get(i).unwrap_or("")),
+            Cell::new(fmt(value.get(i))),
+            Cell::new(target_text),
+            Cell::new(fmt(gap.get(i))),
+            Cell::new(
+                gap_pct
+                    .get(i)
+                    .map(|g| format!("{g:.1}"))
+                    .unwrap_or_else(|| "–".into()),
+            ),
+            Cell::new(fmt(change.get(i))),
+            Cell::new(fmt(yoy.get(i))),
+        ]);
+    }
+    let mut out = format!(
+        "deviations in {} — {} — {} row(s){}\n",
+        run_dir.display(),
+        filter
+            .period
+            .as_deref()
+            .map(|p| format!("period {p}"))
+            .unwrap_or_else(|| "latest period of each grain".into()),
+        total,
+        if shown < total {
+            format!(", showing the first {shown} (--limit 0 for all)")
+        } else {
+            String::new()
+        }
+    );
+    out.push_str(&table.to_string());
+    out.push('\n');
+    Ok(out)
+}
+
+/// Two decimals, without trailing zeros: 6.27, 45, 98.5.
+fn format_number(x: f64) -> String {
+    let s = format!("{x:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.to_string() }
+}
