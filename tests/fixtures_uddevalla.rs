@@ -12,6 +12,7 @@ use polars::prelude::*;
 
 struct Run {
     values: DataFrame,
+    deviations: DataFrame,
     rejected: DataFrame,
     _out: tempfile::TempDir,
 }
@@ -27,6 +28,7 @@ fn run() -> &'static Run {
         .unwrap_or_else(|e| panic!("{e}"));
         Run {
             values: read_parquet(&summary.run_dir.join("indicator_values.parquet")),
+            deviations: read_parquet(&summary.run_dir.join("deviations.parquet")),
             rejected: read_parquet(&summary.run_dir.join("rejected_rows.parquet")),
             _out: out,
         }
@@ -238,7 +240,7 @@ fn every_indicator_has_every_unit_in_scope_and_period() {
         ),
         57 * 36
     );
-    // email_median_minutes is scoped to the contact centre alone.
+    // email_median_minutes is scoped to the contact centre: it and the units above it.
     let units = v
         .clone()
         .lazy()
@@ -247,5 +249,61 @@ fn every_indicator_has_every_unit_in_scope_and_period() {
         .unique(None, UniqueKeepStrategy::Any)
         .collect()
         .unwrap();
-    assert_eq!(units.height(), 1);
+    let mut units = strings(&units, "org_unit_id");
+    units.sort();
+    assert_eq!(units, ["KLK", "KLK-MS", "KLK-MS-KC", "KS", "UK"]);
+}
+
+fn status(deviations: &DataFrame, ind: &str, unit: &str, period: &str) -> String {
+    let r = deviations
+        .clone()
+        .lazy()
+        .filter(
+            col("indicator_id")
+                .eq(lit(ind))
+                .and(col("org_unit_id").eq(lit(unit)))
+                .and(col("period").eq(lit(period)))
+                .and(col("segment").eq(lit("total"))),
+        )
+        .collect()
+        .unwrap();
+    assert_eq!(r.height(), 1);
+    strings(&r, "status").remove(0)
+}
+
+#[test]
+fn the_planted_realities_are_deviations() {
+    let d = &run().deviations;
+    assert_eq!(
+        status(d, "sick_leave_pct", "SOC-ALD-HTN", "2024"),
+        "not_met"
+    );
+    assert_eq!(
+        status(d, "grade9_eligible_pct", "BUF-GSK-HER", "2024"),
+        "not_met"
+    );
+    assert_eq!(
+        status(d, "homecare_performed_pct", "SOC-ALD-HTS", "2024-03"),
+        "no_data"
+    );
+    // The unit-level target for Hemtjänst Norr (ceiling 7) overrides the board's (8) and the
+    // kommun's (6); its 2024-T3 interim target (10 ± 2) overrides both for that tertial.
+    let target = |period: &str| {
+        let r = d
+            .clone()
+            .lazy()
+            .filter(
+                col("indicator_id")
+                    .eq(lit("sick_leave_pct"))
+                    .and(col("org_unit_id").eq(lit("SOC-ALD-HTN")))
+                    .and(col("period").eq(lit(period)))
+                    .and(col("segment").eq(lit("total"))),
+            )
+            .collect()
+            .unwrap();
+        r.column("target_value").unwrap().f64().unwrap().get(0)
+    };
+    assert_eq!(target("2024"), Some(7.0));
+    assert_eq!(target("2024-T3"), Some(10.0));
+    assert_eq!(target("2024-T2"), Some(7.0));
 }

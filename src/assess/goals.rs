@@ -152,52 +152,33 @@ pub fn goal_status(
         results.insert(goal.id.get_ref().clone(), rolled);
     }
 
-    let mut out: (
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-        Vec<&str>,
-    ) = Default::default();
-    let mut counts: [Vec<u32>; 5] = Default::default();
-    let mut share: Vec<Option<f64>> = Vec::new();
     let mut goal_ids: Vec<&String> = results.keys().collect();
     goal_ids.sort();
-    for goal in goal_ids {
-        for ((unit, grain, period), cell) in &results[goal] {
-            out.0.push(goal.clone());
-            out.1.push(unit.clone());
-            out.2.push(grain.clone());
-            out.3.push(period.clone());
-            out.4.push(cell.status.as_str());
-            for (k, n) in [
-                cell.n_indicators,
-                cell.n_met,
-                cell.n_partly_met,
-                cell.n_not_met,
-                cell.n_no_data,
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                counts[k].push(n);
-            }
-            share.push(cell.share_met);
-        }
-    }
+    let cells: Vec<(&String, &CellKey, &GoalCell)> = goal_ids
+        .into_iter()
+        .flat_map(|g| results[g].iter().map(move |(k, c)| (g, k, c)))
+        .collect();
+    let count = |f: fn(&GoalCell) -> u32| cells.iter().map(|(_, _, c)| f(c)).collect::<Vec<u32>>();
+    let counts = [
+        count(|c| c.n_indicators),
+        count(|c| c.n_met),
+        count(|c| c.n_partly_met),
+        count(|c| c.n_not_met),
+        count(|c| c.n_no_data),
+    ];
     let [a, b, c, d, e] = counts;
     df!(
-        "goal_id" => out.0,
-        "org_unit_id" => out.1,
-        "grain" => out.2,
-        "period" => out.3,
-        "status" => out.4,
+        "goal_id" => cells.iter().map(|(g, _, _)| g.as_str()).collect::<Vec<_>>(),
+        "org_unit_id" => cells.iter().map(|(_, k, _)| k.0.as_str()).collect::<Vec<_>>(),
+        "grain" => cells.iter().map(|(_, k, _)| k.1.as_str()).collect::<Vec<_>>(),
+        "period" => cells.iter().map(|(_, k, _)| k.2.as_str()).collect::<Vec<_>>(),
+        "status" => cells.iter().map(|(_, _, c)| c.status.as_str()).collect::<Vec<_>>(),
         "n_indicators" => a,
         "n_met" => b,
         "n_partly_met" => c,
         "n_not_met" => d,
         "n_no_data" => e,
-        "share_met" => share,
+        "share_met" => cells.iter().map(|(_, _, c)| c.share_met).collect::<Vec<_>>(),
     )
 }
 

@@ -560,7 +560,7 @@ fn check(
             None | Some(CompareTo::PreviousYear) | Some(CompareTo::PreviousPeriod) => {}
             Some(other) => {
                 return Err(format!(
-                    "a {} target compares to previous_year or previous_period, not '{}'",
+                    "{} targets compare to previous_year or previous_period, not '{}'",
                     kind.as_str(),
                     other.label()
                 ));

@@ -69,10 +69,10 @@ impl Fixture {
     pub fn run(&self, as_of: &str) -> Result<RunSummary, styrkort::Error> {
         styrkort::run(
             &self.path("pipeline.toml"),
-            &RunOptions {
-                as_of: Some(chrono::NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap()),
-                out: self.path("out"),
-            },
+            &RunOptions::new(
+                Some(chrono::NaiveDate::parse_from_str(as_of, "%Y-%m-%d").unwrap()),
+                self.path("out"),
+            ),
         )
     }
 
