@@ -20,6 +20,9 @@ pub enum Error {
     Publish(#[from] PublishError),
     #[error("{0}")]
     Data(String),
+    /// Another run holds the output directory.
+    #[error("{0}")]
+    Lock(String),
 }
 
 impl Error {

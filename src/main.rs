@@ -54,6 +54,10 @@ enum Command {
         /// Results are published all the same.
         #[arg(long, value_delimiter = ',', value_parser = parse_status)]
         fail_on: Vec<styrkort::assess::Status>,
+        /// Do nothing (exit 0) when the definitions, every input file and the styrkort version
+        /// equal those of the run already published for this as-of date.
+        #[arg(long)]
+        skip_unchanged: bool,
     },
     /// Check the definitions, org tree, code mapping and source headers without computing.
     #[command(after_help = EXIT_CODES)]
@@ -192,16 +196,22 @@ fn main() -> ExitCode {
             as_of,
             out,
             fail_on,
+            skip_unchanged,
         } => {
             let options = styrkort::RunOptions {
                 fail_on,
+                skip_unchanged,
                 ..styrkort::RunOptions::new(as_of, out)
             };
-            styrkort::run(&pipeline, &options).map(|s| {
-                print_out(&format!("{}\n", styrkort::report::run_summary(&s)));
-                if !s.fail_on_hits.is_empty() {
-                    alert = true;
+            styrkort::run_or_skip(&pipeline, &options).map(|outcome| match outcome {
+                styrkort::RunOutcome::Published(s) => {
+                    print_out(&format!("{}\n", styrkort::report::run_summary(&s)));
+                    alert = !s.fail_on_hits.is_empty();
                 }
+                styrkort::RunOutcome::Unchanged { run_dir } => print_out(&format!(
+                    "unchanged: definitions and inputs equal those of the published run {}; nothing to do\n",
+                    run_dir.display()
+                )),
             })
         }
         Command::Validate { pipeline } => {

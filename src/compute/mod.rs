@@ -14,7 +14,7 @@ mod finish;
 pub use expr::{IndicatorAggs, compile_indicator, restrict_to};
 pub use finish::{IndicatorRules, finish_values};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -56,7 +56,6 @@ pub struct SourceResult {
     pub files: Vec<InputFile>,
     pub values: DataFrame,
     pub rejected: DataFrame,
-    pub rows_per_file: DataFrame,
     pub outside_months: i64,
 }
 
@@ -80,13 +79,14 @@ pub fn plan_source(
     tree: &OrgTree,
     mapping: &CodeMapping,
     months: RunMonths,
+    files: Vec<InputFile>,
 ) -> Result<SourcePlan, ComputeError> {
     let name = source.name.get_ref().clone();
     let polars_err = |e: PolarsError| ComputeError::Polars {
         source_name: name.clone(),
         message: e.to_string(),
     };
-    let rows = scan_source(pipeline, source, tree, mapping, months)?;
+    let rows = scan_source(pipeline, source, tree, mapping, months, files)?;
     let defs: Vec<&IndicatorDef> = pipeline.indicators_of(&name).collect();
     let aggs: Vec<IndicatorAggs> = defs
         .iter()
@@ -218,14 +218,22 @@ pub fn run_sources(
     tree: &OrgTree,
     mapping: &CodeMapping,
     months: RunMonths,
+    inputs: &BTreeMap<String, Vec<InputFile>>,
+    on_source_done: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<SourceResult>, ComputeError> {
     pipeline
         .def
         .sources
         .par_iter()
         .map(|source| {
-            let plan = plan_source(pipeline, source, tree, mapping, months)?;
-            execute(plan)
+            let files = inputs
+                .get(source.name.get_ref())
+                .cloned()
+                .unwrap_or_default();
+            let plan = plan_source(pipeline, source, tree, mapping, months, files)?;
+            let result = execute(plan);
+            on_source_done(source.name.get_ref());
+            result
         })
         .collect()
 }
@@ -235,12 +243,7 @@ fn execute(plan: SourcePlan) -> Result<SourceResult, ComputeError> {
     let span = tracing::info_span!("source", source = %source);
     let _guard = span.enter();
     let started = std::time::Instant::now();
-    let frames = vec![
-        plan.values,
-        plan.rows.rejected,
-        plan.rows.rows_per_file,
-        plan.rows.outside_months,
-    ];
+    let frames = vec![plan.values, plan.rows.rejected, plan.rows.outside_months];
     let mut out = LazyFrame::collect_all_with_engine(
         frames.into_iter().map(|lf| lf.logical_plan).collect(),
         Engine::InMemory,
@@ -252,7 +255,7 @@ fn execute(plan: SourcePlan) -> Result<SourceResult, ComputeError> {
     })?
     .into_iter();
     let mut next = || out.next().expect("collect_all returns one frame per plan");
-    let (values, rejected, rows_per_file, outside) = (next(), next(), next(), next());
+    let (values, rejected, outside) = (next(), next(), next());
     let outside_months = outside
         .column("rows")
         .ok()
@@ -270,7 +273,6 @@ fn execute(plan: SourcePlan) -> Result<SourceResult, ComputeError> {
         files: plan.rows.files,
         values,
         rejected,
-        rows_per_file,
         outside_months,
     })
 }

@@ -108,14 +108,58 @@ pub struct SourceDef {
     /// A path or glob, relative to the pipeline file.
     pub path: Spanned<String>,
     pub format: SourceFormat,
-    /// The columns used, with their types. Other columns in the files are ignored.
-    pub columns: Spanned<BTreeMap<String, ColumnType>>,
+    /// The columns used, with their types (`sick_hours = "float"`) or a type with checks
+    /// (`sick_hours = { type = "float", min = 0 }`). Other columns in the files are ignored.
+    pub columns: Spanned<BTreeMap<String, ColumnDecl>>,
     /// The date that places a row in a month.
     pub date_column: Spanned<String>,
     /// The column that places a row in the org tree.
     pub org_column: Spanned<String>,
     #[serde(default)]
     pub org_codes: OrgCodes,
+    /// A file with a header but no rows is an error (a broken export) unless this is true.
+    #[serde(default)]
+    pub allow_empty: bool,
+}
+
+/// A column's type, with optional checks that make a row bad when they fail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ColumnDecl {
+    Type(ColumnType),
+    Checked(ColumnChecks),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnChecks {
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+    /// Smallest allowed value (numbers).
+    pub min: Option<f64>,
+    /// Largest allowed value (numbers).
+    pub max: Option<f64>,
+    /// The allowed values (text).
+    pub values: Option<Vec<String>>,
+    /// A blank value makes the row bad.
+    #[serde(default)]
+    pub required: bool,
+}
+
+impl ColumnDecl {
+    pub fn ty(&self) -> ColumnType {
+        match self {
+            ColumnDecl::Type(t) => *t,
+            ColumnDecl::Checked(c) => c.ty,
+        }
+    }
+
+    pub fn checks(&self) -> Option<&ColumnChecks> {
+        match self {
+            ColumnDecl::Type(_) => None,
+            ColumnDecl::Checked(c) => Some(c),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -83,7 +83,7 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
     for s in &p.def.sources {
         let item = format!("source '{}'", s.name.get_ref());
         let cols = s.columns.get_ref();
-        match cols.get(s.date_column.get_ref()) {
+        match cols.get(s.date_column.get_ref()).map(|c| c.ty()) {
             None => out.push(p.diag_at(
                 s.date_column.span(),
                 &item,
@@ -103,7 +103,7 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 ),
             )),
         }
-        match cols.get(s.org_column.get_ref()) {
+        match cols.get(s.org_column.get_ref()).map(|c| c.ty()) {
             None => out.push(p.diag_at(
                 s.org_column.span(),
                 &item,
@@ -123,7 +123,24 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 ),
             )),
         }
-        for name in cols.keys() {
+        for (name, decl) in cols {
+            if let Some(c) = decl.checks() {
+                let numeric = matches!(c.ty, ColumnType::Int | ColumnType::Float);
+                if (c.min.is_some() || c.max.is_some()) && !numeric {
+                    out.push(p.diag_at(
+                        s.columns.span(),
+                        &item,
+                        format!("column '{name}': min and max apply to int and float columns"),
+                    ));
+                }
+                if c.values.is_some() && c.ty != ColumnType::String {
+                    out.push(p.diag_at(
+                        s.columns.span(),
+                        &item,
+                        format!("column '{name}': values applies to string columns"),
+                    ));
+                }
+            }
             if name.starts_with("__") {
                 out.push(p.diag_at(
                     s.columns.span(),

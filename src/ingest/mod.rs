@@ -6,13 +6,16 @@
 //! one scan of a source serves every indicator over it.
 
 mod convert;
+mod files;
+
+pub use files::{InputFile, expand_source};
 
 use std::path::{Component, Path, PathBuf};
 
 use polars::prelude::*;
 use thiserror::Error;
 
-use crate::definitions::{OrgCodes, Pipeline, SourceDef};
+use crate::definitions::{ColumnChecks, ColumnType, OrgCodes, Pipeline, SourceDef};
 use crate::org::{CodeMapping, OrgTree};
 use crate::period::RunMonths;
 
@@ -33,6 +36,27 @@ pub enum IngestError {
     },
     #[error("{file}: cannot read: {message}")]
     Unreadable { file: String, message: String },
+    #[error("{file}: the file is empty (not even a header line)")]
+    EmptyFile { file: String },
+    #[error(
+        "{file}: a header but no rows; an empty export is treated as a failure (set allow_empty = true on source '{source_name}' if it is expected)"
+    )]
+    NoRows { file: String, source_name: String },
+    #[error("{file}: line {line}: {found} fields where the header has {expected} (a ragged row)")]
+    Ragged {
+        file: String,
+        line: u64,
+        found: usize,
+        expected: usize,
+    },
+    #[error("{file}: line {line}, field {field}: not valid UTF-8 (save the file as UTF-8)")]
+    NotUtf8 {
+        file: String,
+        line: u64,
+        field: usize,
+    },
+    #[error("{file}: not a readable Parquet file: {message}")]
+    Parquet { file: String, message: String },
     #[error(
         "{file}: missing column(s) {missing} declared by source '{source_name}' (the file has: {found})"
     )]
@@ -53,16 +77,6 @@ pub enum IngestError {
     },
 }
 
-/// One input file, as recorded in the manifest.
-#[derive(Debug, Clone)]
-pub struct InputFile {
-    pub path: PathBuf,
-    /// The path as shown to users (normalised, relative where it was written relative).
-    pub display: String,
-    pub size: u64,
-    pub blake3: String,
-}
-
 /// A source's rows as lazy frames, split by what happens to them.
 pub struct SourceRows {
     pub name: String,
@@ -71,8 +85,6 @@ pub struct SourceRows {
     pub usable: LazyFrame,
     /// `source, file, row, reason` for every row left out.
     pub rejected: LazyFrame,
-    /// `file, rows`: rows read per file.
-    pub rows_per_file: LazyFrame,
     /// One row, `rows`: usable rows dated outside the run's months (kept out, not rejected).
     pub outside_months: LazyFrame,
 }
@@ -84,8 +96,9 @@ pub fn scan_source(
     tree: &OrgTree,
     mapping: &CodeMapping,
     months: RunMonths,
+    files: Vec<InputFile>,
 ) -> Result<SourceRows, IngestError> {
-    let files = expand(pipeline, source)?;
+    let _ = pipeline;
     let mut per_file = Vec::with_capacity(files.len());
     for file in &files {
         per_file.push(typed_rows(source, file)?);
@@ -122,10 +135,6 @@ pub fn scan_source(
         col("__row").alias("row"),
         col("__reason").alias("reason"),
     ]);
-    let rows_per_file = rows
-        .clone()
-        .group_by([col("__file").alias("file")])
-        .agg([len().cast(DataType::Int64).alias("rows")]);
     let outside_months = rows
         .filter(ok.and(in_months.not()))
         .select([len().cast(DataType::Int64).alias("rows")]);
@@ -134,52 +143,8 @@ pub fn scan_source(
         files,
         usable,
         rejected,
-        rows_per_file,
         outside_months,
     })
-}
-
-/// The files a source's path or glob names, sorted, with size and content hash.
-fn expand(pipeline: &Pipeline, source: &SourceDef) -> Result<Vec<InputFile>, IngestError> {
-    let pattern = pipeline.resolve(source.path.get_ref());
-    let pattern_text = pattern.to_string_lossy().to_string();
-    let bad = |message: String| IngestError::BadPattern {
-        source_name: source.name.get_ref().clone(),
-        pattern: source.path.get_ref().clone(),
-        message,
-    };
-    let mut paths: Vec<PathBuf> = glob::glob(&pattern_text)
-        .map_err(|e| bad(e.to_string()))?
-        .filter_map(Result::ok)
-        .filter(|p| p.is_file())
-        .collect();
-    paths.sort();
-    if paths.is_empty() {
-        return Err(IngestError::NoFiles {
-            source_name: source.name.get_ref().clone(),
-            pattern: normalise(&pattern),
-        });
-    }
-    paths
-        .into_iter()
-        .map(|path| {
-            let display = normalise(&path);
-            let unreadable = |e: std::io::Error| IngestError::Unreadable {
-                file: display.clone(),
-                message: e.to_string(),
-            };
-            let size = std::fs::metadata(&path).map_err(unreadable)?.len();
-            let mut hasher = blake3::Hasher::new();
-            let file = std::fs::File::open(&path).map_err(unreadable)?;
-            hasher.update_reader(file).map_err(unreadable)?;
-            Ok(InputFile {
-                blake3: hasher.finalize().to_hex().to_string(),
-                path,
-                display,
-                size,
-            })
-        })
-        .collect()
 }
 
 /// Removes `.` and `dir/..` from a path without touching the file system, so paths read well in
@@ -272,9 +237,10 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<LazyFrame, IngestE
         col(org_col).is_null(),
         lit(format!("column '{org_col}': missing org code")),
     ));
-    for (name, ty) in declared {
+    for (name, decl) in declared {
+        let ty = decl.ty();
         let raw_type = schema.get(name).expect("checked present above");
-        let typed = typed_column(col(name.as_str()), raw_type, *ty).ok_or_else(|| {
+        let typed = typed_column(col(name.as_str()), raw_type, ty).ok_or_else(|| {
             IngestError::UnusableType {
                 file: file.display.clone(),
                 column: name.clone(),
@@ -283,25 +249,17 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<LazyFrame, IngestE
             }
         })?;
         // Text always converts to text; every other type can fail on a value.
-        if *ty != crate::definitions::ColumnType::String {
-            let found = concat_str(
-                [
-                    lit(format!(
-                        "column '{name}': expected {}, found '",
-                        ty.as_str()
-                    )),
-                    col(name.as_str()).cast(DataType::String),
-                    lit("'"),
-                ],
-                "",
-                false,
-            );
+        if ty != ColumnType::String {
+            let found = quoted(name, &format!("expected {}, found", ty.as_str()), "");
             reasons.push((
                 col(name.as_str())
                     .is_not_null()
                     .and(typed.clone().is_null()),
                 found,
             ));
+        }
+        if let Some(checks) = decl.checks() {
+            reasons.extend(check_reasons(name, &typed, checks));
         }
         select.push(typed.alias(name.as_str()));
     }
@@ -312,6 +270,58 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<LazyFrame, IngestE
     select.push(reason.alias("__reason"));
     lf = lf.select(select);
     Ok(lf)
+}
+
+/// `column 'name': <what> '<raw value>'<tail>` as an expression over the row.
+fn quoted(name: &str, what: &str, tail: &str) -> Expr {
+    concat_str(
+        [
+            lit(format!("column '{name}': {what} '")),
+            col(name).cast(DataType::String),
+            lit(format!("'{tail}")),
+        ],
+        "",
+        false,
+    )
+}
+
+/// Reasons from a column's declared checks, in the order min, max, values, required.
+fn check_reasons(name: &str, typed: &Expr, checks: &ColumnChecks) -> Vec<(Expr, Expr)> {
+    let mut out = Vec::new();
+    if let Some(min) = checks.min {
+        out.push((
+            typed.clone().lt(lit(min)).fill_null(lit(false)),
+            quoted(name, "value", &format!(" is below the minimum {min}")),
+        ));
+    }
+    if let Some(max) = checks.max {
+        out.push((
+            typed.clone().gt(lit(max)).fill_null(lit(false)),
+            quoted(name, "value", &format!(" is above the maximum {max}")),
+        ));
+    }
+    if let Some(values) = &checks.values {
+        let allowed = values
+            .iter()
+            .map(|v| typed.clone().eq(lit(v.as_str())))
+            .reduce(|a, b| a.or(b))
+            .unwrap_or(lit(false));
+        out.push((
+            typed.clone().is_not_null().and(allowed.not()),
+            quoted(
+                name,
+                "value",
+                &format!(" is not one of {}", values.join(", ")),
+            ),
+        ));
+    }
+    if checks.required {
+        out.push((
+            typed.clone().is_null(),
+            lit(format!("column '{name}': missing value (required)")),
+        ));
+    }
+    out
 }
 
 /// Adds `__unit`: the org unit each row belongs to, through the code mapping (by the row's date)

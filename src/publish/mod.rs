@@ -1,9 +1,21 @@
-//! Result tables and the run manifest, written into a staging folder beside the destination and
-//! published with one rename, so a reader never sees a half-written run and a failed run leaves
-//! the previous results untouched.
+//! Result tables and the run manifest, published so that a reader never sees a half-written run
+//! and a failed or killed run leaves the previous results exactly as they were.
+//!
+//! Layout under `OUT/<pipeline>/`:
+//! - `.runs/<as-of>-<run id>/`: each published run's files, written once and never changed;
+//! - `as_of=<YYYY-MM-DD>`: a symlink to the run published for that as-of date;
+//! - `latest`: a symlink to the newest `as_of=` link;
+//! - `.lock`: held (flock) by the run in progress, with its pid and start time.
+//!
+//! A run writes into `.runs/.staging-<run id>/`, renames it into `.runs/`, then swaps the
+//! `as_of=` symlink with one `rename` — atomic on POSIX file systems. Whatever a killed run
+//! leaves behind (staging folders, temporary links, unreferenced run folders) is removed by the
+//! next run, under the lock.
 
+mod lock;
 mod manifest;
 
+pub use lock::{Lock, LockError};
 pub use manifest::{ActionCounts, FileRecord, InputRecord, Manifest, OutputRecord, SourceRecord};
 
 use std::fs;
@@ -26,42 +38,85 @@ fn write_err(path: &Path, e: impl std::fmt::Display) -> PublishError {
     }
 }
 
-/// `OUT/<pipeline>/as_of=<YYYY-MM-DD>`
-pub fn run_dir(out: &Path, pipeline: &str, as_of: NaiveDate) -> PathBuf {
+/// `OUT/<pipeline>`
+pub fn pipeline_dir(out: &Path, pipeline: &str) -> PathBuf {
     out.join(pipeline)
-        .join(format!("as_of={}", as_of.format("%Y-%m-%d")))
 }
 
-/// A folder being filled; nothing is visible at the destination until `publish`.
+/// `OUT/<pipeline>/as_of=<YYYY-MM-DD>`: the published run for an as-of date (a symlink).
+pub fn run_dir(out: &Path, pipeline: &str, as_of: NaiveDate) -> PathBuf {
+    pipeline_dir(out, pipeline).join(as_of_name(as_of))
+}
+
+fn as_of_name(as_of: NaiveDate) -> String {
+    format!("as_of={}", as_of.format("%Y-%m-%d"))
+}
+
+/// Test hooks for the fault tests, read from the environment. `STYRKORT_TEST_PAUSE=<point>`
+/// makes the run touch `STYRKORT_TEST_PAUSE_MARKER` and sleep at that point, so a test can
+/// kill it there; `STYRKORT_TEST_FAIL_WRITE=<file>` makes writing that output fail as a full
+/// disk would.
+pub fn test_pause(point: &str) {
+    if std::env::var("STYRKORT_TEST_PAUSE").as_deref() == Ok(point) {
+        if let Ok(marker) = std::env::var("STYRKORT_TEST_PAUSE_MARKER") {
+            let _ = fs::write(marker, point);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
+fn injected_failure(name: &str) -> Option<std::io::Error> {
+    (std::env::var("STYRKORT_TEST_FAIL_WRITE").as_deref() == Ok(name)).then(|| {
+        std::io::Error::other(
+            "No space left on device (os error 28, injected by STYRKORT_TEST_FAIL_WRITE)",
+        )
+    })
+}
+
+/// A run folder being filled; nothing is visible at `as_of=` until `publish`.
 pub struct Staging {
+    runs: PathBuf,
     dir: PathBuf,
-    destination: PathBuf,
+    run_name: String,
+    link: PathBuf,
 }
 
 impl Staging {
-    pub fn new(destination: PathBuf, run_id: &str) -> Result<Staging, PublishError> {
-        let parent = destination
-            .parent()
-            .expect("run directories always have a parent")
-            .to_path_buf();
-        fs::create_dir_all(&parent).map_err(|e| write_err(&parent, e))?;
-        let dir = parent.join(format!(".staging-{run_id}"));
+    /// Starts staging the run `run_id` for `as_of` under `OUT/<pipeline>/` (which the caller
+    /// holds the lock on).
+    pub fn new(
+        pipeline_dir: &Path,
+        as_of: NaiveDate,
+        run_id: &str,
+    ) -> Result<Staging, PublishError> {
+        let runs = pipeline_dir.join(".runs");
+        fs::create_dir_all(&runs).map_err(|e| write_err(&runs, e))?;
+        let dir = runs.join(format!(".staging-{run_id}"));
         fs::create_dir_all(&dir).map_err(|e| write_err(&dir, e))?;
-        Ok(Staging { dir, destination })
+        Ok(Staging {
+            runs,
+            dir,
+            run_name: format!("{}-{run_id}", as_of.format("%Y-%m-%d")),
+            link: pipeline_dir.join(as_of_name(as_of)),
+        })
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
-    /// Writes a table as Parquet; returns its row count.
+    /// Writes a table as Parquet and flushes it to disk; returns its row count.
     pub fn write_parquet(&self, name: &str, df: &mut DataFrame) -> Result<usize, PublishError> {
         let path = self.path(name);
+        if let Some(e) = injected_failure(name) {
+            return Err(write_err(&path, e));
+        }
         let file = fs::File::create(&path).map_err(|e| write_err(&path, e))?;
-        ParquetWriter::new(file)
+        ParquetWriter::new(&file)
             .with_compression(ParquetCompression::Zstd(None))
             .finish(df)
             .map_err(|e| write_err(&path, e))?;
+        file.sync_all().map_err(|e| write_err(&path, e))?;
         Ok(df.height())
     }
 
@@ -71,6 +126,9 @@ impl Staging {
         value: &impl serde::Serialize,
     ) -> Result<(), PublishError> {
         let path = self.path(name);
+        if let Some(e) = injected_failure(name) {
+            return Err(write_err(&path, e));
+        }
         let mut file = fs::File::create(&path).map_err(|e| write_err(&path, e))?;
         serde_json::to_writer_pretty(&mut file, value).map_err(|e| write_err(&path, e))?;
         file.write_all(b"\n").map_err(|e| write_err(&path, e))?;
@@ -78,29 +136,109 @@ impl Staging {
         Ok(())
     }
 
-    /// Replaces the destination with the staged folder. An earlier run for the same as-of date
-    /// is moved aside first and removed only after the new one is in place.
+    /// Makes the staged run the published one for its as-of date, and `latest` point to the
+    /// newest as-of. Returns the `as_of=` path.
     pub fn publish(self) -> Result<PathBuf, PublishError> {
-        let old = self.dir.with_extension("replaced");
-        let had_old = self.destination.exists();
-        if had_old {
-            fs::rename(&self.destination, &old).map_err(|e| write_err(&self.destination, e))?;
+        let final_dir = self.runs.join(&self.run_name);
+        fs::rename(&self.dir, &final_dir).map_err(|e| write_err(&final_dir, e))?;
+        sync_dir(&self.runs);
+        test_pause("before_link_swap");
+        let pipeline_dir = self
+            .link
+            .parent()
+            .expect("as_of links live in the pipeline dir")
+            .to_path_buf();
+        let previous = fs::read_link(&self.link).ok();
+        if self.link.is_dir() && previous.is_none() {
+            // A folder from before runs were published as links: keep it among the runs.
+            let legacy = self.runs.join(format!("legacy-{}", self.run_name));
+            fs::rename(&self.link, &legacy).map_err(|e| write_err(&self.link, e))?;
         }
-        if let Err(e) = fs::rename(&self.dir, &self.destination) {
-            if had_old {
-                // Put yesterday's results back before reporting the failure.
-                let _ = fs::rename(&old, &self.destination);
-            }
-            return Err(write_err(&self.destination, e));
-        }
-        if had_old {
-            let _ = fs::remove_dir_all(&old);
-        }
-        Ok(self.destination.clone())
+        swap_link(
+            &pipeline_dir,
+            &self.link,
+            &Path::new(".runs").join(&self.run_name),
+        )?;
+        test_pause("after_link_swap");
+        update_latest(&pipeline_dir)?;
+        sync_dir(&pipeline_dir);
+        Ok(self.link)
     }
 
     /// Removes the staging folder after a failure.
     pub fn discard(self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Points `link` at `target` (relative to the link's folder) with one rename.
+fn swap_link(dir: &Path, link: &Path, target: &Path) -> Result<(), PublishError> {
+    let tmp = dir.join(format!(
+        ".tmp-link-{}-{}",
+        std::process::id(),
+        link.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    ));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(|e| write_err(&tmp, e))?;
+    fs::rename(&tmp, link).map_err(|e| write_err(link, e))
+}
+
+/// `latest` → the `as_of=` link with the newest date.
+fn update_latest(pipeline_dir: &Path) -> Result<(), PublishError> {
+    let newest = fs::read_dir(pipeline_dir)
+        .map_err(|e| write_err(pipeline_dir, e))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("as_of="))
+        .max();
+    if let Some(newest) = newest {
+        swap_link(
+            pipeline_dir,
+            &pipeline_dir.join("latest"),
+            Path::new(&newest),
+        )?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Removes what killed runs left behind: staging folders, temporary links, and run folders no
+/// `as_of=` link points to. Call with the lock held. Returns what was removed.
+pub fn clean_up(pipeline_dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(pipeline_dir) else {
+        return removed;
+    };
+    let mut referenced = std::collections::BTreeSet::new();
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with(".tmp-link-") {
+            let _ = fs::remove_file(e.path());
+            removed.push(e.path());
+        } else if name.starts_with("as_of=")
+            && let Ok(target) = fs::read_link(e.path())
+            && let Some(run) = target.file_name()
+        {
+            referenced.insert(run.to_os_string());
+        }
+    }
+    let runs = pipeline_dir.join(".runs");
+    for e in fs::read_dir(&runs)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
+        if !referenced.contains(&e.file_name()) {
+            let _ = fs::remove_dir_all(e.path());
+            removed.push(e.path());
+        }
+    }
+    removed
 }

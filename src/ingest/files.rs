@@ -1,0 +1,166 @@
+//! Input files: found from a source's path or glob, hashed for the manifest, and checked for the
+//! faults a reader would otherwise report without a line number — empty files, header-only
+//! exports, ragged rows, bytes that are not UTF-8, unreadable Parquet footers.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::{IngestError, normalise};
+use crate::definitions::{Pipeline, SourceDef, SourceFormat};
+
+/// One input file, as recorded in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    pub path: PathBuf,
+    /// The path as shown to users (normalised).
+    pub display: String,
+    pub size: u64,
+    pub blake3: String,
+    /// Data rows (CSV records after the header, or Parquet rows).
+    pub rows: u64,
+}
+
+/// Feeds every byte read through a hasher, so one pass both parses and hashes a file.
+struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The files of a source, sorted, each hashed and checked.
+pub fn expand_source(
+    pipeline: &Pipeline,
+    source: &SourceDef,
+) -> Result<Vec<InputFile>, IngestError> {
+    let pattern = pipeline.resolve(source.path.get_ref());
+    let pattern_text = pattern.to_string_lossy().to_string();
+    let mut paths: Vec<PathBuf> = glob::glob(&pattern_text)
+        .map_err(|e| IngestError::BadPattern {
+            source_name: source.name.get_ref().clone(),
+            pattern: source.path.get_ref().clone(),
+            message: e.to_string(),
+        })?
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(IngestError::NoFiles {
+            source_name: source.name.get_ref().clone(),
+            pattern: normalise(&pattern),
+        });
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let file = inspect(&path, source.format)?;
+            if file.rows == 0 && !source.allow_empty {
+                return Err(IngestError::NoRows {
+                    file: file.display,
+                    source_name: source.name.get_ref().clone(),
+                });
+            }
+            Ok(file)
+        })
+        .collect()
+}
+
+fn inspect(path: &Path, format: SourceFormat) -> Result<InputFile, IngestError> {
+    let display = normalise(path);
+    let unreadable = |message: String| IngestError::Unreadable {
+        file: display.clone(),
+        message,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| unreadable(e.to_string()))?
+        .len();
+    if size == 0 {
+        return Err(IngestError::EmptyFile { file: display });
+    }
+    let file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let mut reader = HashingReader {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        hasher: blake3::Hasher::new(),
+    };
+    let rows = match format {
+        SourceFormat::Csv => csv_rows(&mut reader, &display)?,
+        SourceFormat::Parquet => {
+            std::io::copy(&mut reader, &mut std::io::sink())
+                .map_err(|e| unreadable(e.to_string()))?;
+            parquet_rows(path).map_err(|e| IngestError::Parquet {
+                file: display.clone(),
+                message: e,
+            })?
+        }
+    };
+    // The CSV reader may stop before the end (it does not read past the last record).
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| unreadable(e.to_string()))?;
+    Ok(InputFile {
+        path: path.to_path_buf(),
+        display,
+        size,
+        blake3: reader.hasher.finalize().to_hex().to_string(),
+        rows,
+    })
+}
+
+/// Counts records, failing on the first ragged row or non-UTF-8 field with its line.
+fn csv_rows<R: Read>(reader: R, display: &str) -> Result<u64, IngestError> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(reader);
+    let header_fields = match csv.headers() {
+        Ok(h) => h.len(),
+        Err(e) => return Err(csv_error(display, e, 0)),
+    };
+    let mut record = csv::StringRecord::new();
+    let mut rows = 0u64;
+    loop {
+        match csv.read_record(&mut record) {
+            Ok(true) => rows += 1,
+            Ok(false) => return Ok(rows),
+            Err(e) => return Err(csv_error(display, e, header_fields)),
+        }
+    }
+}
+
+fn csv_error(display: &str, e: csv::Error, header_fields: usize) -> IngestError {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { pos, len, .. } => IngestError::Ragged {
+            file: display.to_string(),
+            line: pos.as_ref().map(|p| p.line()).unwrap_or(line),
+            found: *len as usize,
+            expected: header_fields,
+        },
+        csv::ErrorKind::Utf8 { pos, err } => IngestError::NotUtf8 {
+            file: display.to_string(),
+            line: pos.as_ref().map(|p| p.line()).unwrap_or(line),
+            field: err.field() + 1,
+        },
+        _ => IngestError::Unreadable {
+            file: display.to_string(),
+            message: format!("line {line}: {e}"),
+        },
+    }
+}
+
+/// Rows from the Parquet footer, without reading the data.
+fn parquet_rows(path: &Path) -> Result<u64, String> {
+    use polars::prelude::*;
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut reader = ParquetReader::new(file);
+    reader
+        .num_rows()
+        .map(|n| n as u64)
+        .map_err(|e| e.to_string().trim().to_string())
+}

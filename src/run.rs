@@ -1,0 +1,464 @@
+//! One run, end to end: lock the output, clean up after killed runs, find and hash the inputs,
+//! skip if nothing changed (when asked), compute, assess, write into staging and publish. Any
+//! error before the publish step leaves the published results exactly as they were.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::compute::{IndicatorRules, SourceResult, finish_values, run_sources};
+use crate::definitions::{OnBadRows, Pipeline};
+use crate::ingest::InputFile;
+use crate::publish::{
+    self, FileRecord, InputRecord, Lock, Manifest, OutputRecord, SourceRecord, Staging, test_pause,
+};
+use crate::{Error, assess, expand_inputs, load, resolve_as_of, run_months};
+
+pub struct RunOptions {
+    pub as_of: Option<NaiveDate>,
+    pub out: PathBuf,
+    /// Statuses that, found in the latest period of any grain, make the run report
+    /// `fail_on_hits` (the CLI exits 3). Results are published all the same.
+    pub fail_on: Vec<assess::Status>,
+    /// Do nothing when the definitions, every input and the styrkort version equal those of the
+    /// run already published for this as-of date.
+    pub skip_unchanged: bool,
+}
+
+impl RunOptions {
+    pub fn new(as_of: Option<NaiveDate>, out: PathBuf) -> RunOptions {
+        RunOptions {
+            as_of,
+            out,
+            fail_on: Vec::new(),
+            skip_unchanged: false,
+        }
+    }
+}
+
+/// What a finished run reports.
+pub struct RunSummary {
+    pub run_dir: PathBuf,
+    pub manifest: Manifest,
+    pub indicators: usize,
+    pub units: usize,
+    pub periods: usize,
+    pub value_rows: usize,
+    pub rejected_rows: usize,
+    pub elapsed_ms: u64,
+    /// `(status, rows in the latest periods)` for each `--fail-on` status found.
+    pub fail_on_hits: Vec<(String, usize)>,
+}
+
+pub enum RunOutcome {
+    Published(Box<RunSummary>),
+    /// `skip_unchanged` found the published run for this as-of up to date.
+    Unchanged {
+        run_dir: PathBuf,
+    },
+}
+
+/// Computes every indicator and publishes the run. On any error nothing is published.
+pub fn run(path: &Path, options: &RunOptions) -> Result<RunSummary, Error> {
+    let options = RunOptions {
+        skip_unchanged: false,
+        fail_on: options.fail_on.clone(),
+        ..RunOptions::new(options.as_of, options.out.clone())
+    };
+    match run_or_skip(path, &options)? {
+        RunOutcome::Published(s) => Ok(*s),
+        RunOutcome::Unchanged { .. } => unreachable!("skip_unchanged is off"),
+    }
+}
+
+/// Stage timings, for the manifest and the log.
+struct Stages {
+    last: Instant,
+    done: Vec<(String, u64)>,
+}
+
+impl Stages {
+    fn lap(&mut self, stage: &str) {
+        let ms = self.last.elapsed().as_millis() as u64;
+        tracing::info!(stage, ms, "stage done");
+        self.done.push((stage.to_string(), ms));
+        self.last = Instant::now();
+    }
+}
+
+pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Error> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let run_id = format!(
+        "{}-{:08x}",
+        started_at.format("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    );
+    let mut stages = Stages {
+        last: Instant::now(),
+        done: Vec::new(),
+    };
+
+    let loaded = load(path)?;
+    let p = &loaded.pipeline;
+    let as_of = resolve_as_of(p, options.as_of);
+    let months = run_months(p, as_of)?;
+    let span =
+        tracing::info_span!("run", run_id = %run_id, pipeline = %p.def.name.get_ref(), %as_of);
+    let _entered = span.enter();
+    tracing::info!(first = %months.first.label(), last = %months.last.label(), "run started");
+
+    let pipeline_dir = publish::pipeline_dir(&options.out, p.def.name.get_ref());
+    let lock = Lock::acquire(&pipeline_dir, &run_id).map_err(|e| Error::Lock(e.to_string()))?;
+    let mut warnings = Vec::new();
+    if let Some(previous) = &lock.taken_over {
+        let w = format!("took over a stale lock left by a run that did not finish ({previous})");
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
+    test_pause("after_lock");
+    for removed in publish::clean_up(&pipeline_dir) {
+        tracing::info!(path = %removed.display(), "removed what an unfinished run left behind");
+    }
+    stages.lap("load");
+
+    let inputs = expand_inputs(p)?;
+    let definitions = definition_files(p)?;
+    let definitions_hash = combined_hash(&definitions);
+    let run_dir = publish::run_dir(&options.out, p.def.name.get_ref(), as_of);
+    if options.skip_unchanged && published_is_current(&run_dir, &definitions_hash, &inputs) {
+        tracing::info!(run_dir = %run_dir.display(), "inputs and definitions unchanged: nothing to do");
+        return Ok(RunOutcome::Unchanged { run_dir });
+    }
+    stages.lap("hash_inputs");
+
+    let total = p.def.sources.len();
+    let finished = AtomicUsize::new(0);
+    let show_progress = std::io::stderr().is_terminal();
+    let on_source_done = |name: &str| {
+        let k = finished.fetch_add(1, Ordering::Relaxed) + 1;
+        if show_progress {
+            eprint!("\r\x1b[2Kcomputing sources: {k}/{total} ({name})");
+            if k == total {
+                eprintln!();
+            }
+        }
+    };
+    let results = run_sources(
+        p,
+        &loaded.tree,
+        &loaded.mapping,
+        months,
+        &inputs,
+        &on_source_done,
+    )?;
+    stages.lap("compute_sources");
+
+    let mut rejected = concat_frames(results.iter().map(|r| r.rejected.clone()).collect())?
+        .unwrap_or_else(empty_rejected)
+        .lazy()
+        .sort(["source", "file", "row"], SortMultipleOptions::default())
+        .collect()
+        .map_err(data_err)?;
+    if p.def.on_bad_rows == OnBadRows::Fail && rejected.height() > 0 {
+        return Err(Error::BadRows {
+            count: rejected.height(),
+            first: first_rejected(&rejected),
+        });
+    }
+    let rules: Vec<IndicatorRules> = p
+        .def
+        .indicators
+        .iter()
+        .map(|d| IndicatorRules::from_def(d, &loaded.tree))
+        .collect();
+    let raw: Vec<DataFrame> = results.iter().map(|r| r.values.clone()).collect();
+    let mut values = finish_values(raw, &rules, &loaded.tree, months).map_err(data_err)?;
+    stages.lap("finish_values");
+
+    let assess::Assessment {
+        mut deviations,
+        mut goal_status,
+        mut actions,
+    } = assess::assess(
+        p,
+        &loaded.tree,
+        &loaded.targets,
+        &loaded.actions,
+        &values,
+        months,
+        as_of,
+    )
+    .map_err(data_err)?;
+    let status_counts = assess::status_counts(&deviations).map_err(data_err)?;
+    let goal_status_counts = assess::status_counts(&goal_status).map_err(data_err)?;
+    let action_counts = action_counts(&actions).map_err(data_err)?;
+    let fail_on_hits = fail_on_hits(&deviations, &options.fail_on).map_err(data_err)?;
+    stages.lap("assess");
+
+    let staging = Staging::new(&pipeline_dir, as_of, &run_id)?;
+    let mut tables: [(&str, &mut DataFrame); 5] = [
+        ("indicator_values.parquet", &mut values),
+        ("rejected_rows.parquet", &mut rejected),
+        ("deviations.parquet", &mut deviations),
+        ("goal_status.parquet", &mut goal_status),
+        ("actions.parquet", &mut actions),
+    ];
+    let mut outputs = Vec::new();
+    let written = (|| -> Result<Manifest, Error> {
+        for (name, df) in tables.iter_mut() {
+            let rows = staging.write_parquet(name, df)?;
+            outputs.push(OutputRecord {
+                file: name.to_string(),
+                rows,
+            });
+            test_pause(&format!("after_{name}"));
+        }
+        stages.lap("write_tables");
+        warnings.extend(source_warnings(&results));
+        let manifest = Manifest {
+            run_id: run_id.clone(),
+            pipeline: p.def.name.get_ref().clone(),
+            as_of: as_of.to_string(),
+            first_period: months.first.label(),
+            last_period: months.last.label(),
+            styrkort_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: started_at.to_rfc3339(),
+            finished_at: chrono::Utc::now().to_rfc3339(),
+            definitions_hash: definitions_hash.clone(),
+            definitions: definitions.clone(),
+            sources: source_records(p, &results),
+            outputs: outputs.clone(),
+            status_counts: status_counts.clone(),
+            goal_status_counts: goal_status_counts.clone(),
+            actions: action_counts.clone(),
+            durations_ms: stages.done.clone(),
+            warnings: warnings.clone(),
+        };
+        staging.write_json("manifest.json", &manifest)?;
+        Ok(manifest)
+    })();
+    let manifest = match written {
+        Ok(m) => m,
+        Err(e) => {
+            staging.discard();
+            return Err(e);
+        }
+    };
+    let run_dir = staging.publish()?;
+    publish::clean_up(&pipeline_dir);
+    drop(lock);
+    let summary = RunSummary {
+        run_dir,
+        indicators: p.def.indicators.len(),
+        units: loaded.tree.units().len(),
+        periods: (months.last.0 - months.first.0 + 1) as usize,
+        value_rows: values.height(),
+        rejected_rows: rejected.height(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        manifest,
+        fail_on_hits,
+    };
+    tracing::info!(
+        rows = summary.value_rows,
+        rejected = summary.rejected_rows,
+        ms = summary.elapsed_ms,
+        "run published"
+    );
+    Ok(RunOutcome::Published(Box::new(summary)))
+}
+
+/// Whether the run published at `run_dir` was made by this styrkort version from the same
+/// definitions and byte-identical inputs.
+fn published_is_current(
+    run_dir: &Path,
+    definitions_hash: &str,
+    inputs: &BTreeMap<String, Vec<InputFile>>,
+) -> bool {
+    let Ok(text) = std::fs::read_to_string(run_dir.join("manifest.json")) else {
+        return false;
+    };
+    let Ok(m) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let published: Vec<(String, String, String)> = m["sources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| {
+            let name = s["name"].as_str().unwrap_or_default().to_string();
+            s["files"].as_array().into_iter().flatten().map(move |f| {
+                (
+                    name.clone(),
+                    f["path"].as_str().unwrap_or_default().to_string(),
+                    f["blake3"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+        })
+        .collect();
+    let mut current: Vec<(String, String, String)> = inputs
+        .iter()
+        .flat_map(|(name, files)| {
+            files
+                .iter()
+                .map(move |f| (name.clone(), f.display.clone(), f.blake3.clone()))
+        })
+        .collect();
+    let mut published = published;
+    published.sort();
+    current.sort();
+    m["styrkort_version"] == env!("CARGO_PKG_VERSION")
+        && m["definitions_hash"] == definitions_hash
+        && published == current
+}
+
+/// Rows of the latest period of each grain whose status is one of `statuses`.
+fn fail_on_hits(
+    deviations: &DataFrame,
+    statuses: &[assess::Status],
+) -> PolarsResult<Vec<(String, usize)>> {
+    let latest = deviations
+        .clone()
+        .lazy()
+        .filter(col("is_latest_period"))
+        .collect()?;
+    let counts = assess::status_counts(&latest)?;
+    Ok(statuses
+        .iter()
+        .filter_map(|s| {
+            let n = counts.get(s.as_str()).copied().unwrap_or(0);
+            (n > 0).then(|| (s.as_str().to_string(), n))
+        })
+        .collect())
+}
+
+fn action_counts(actions: &DataFrame) -> PolarsResult<publish::ActionCounts> {
+    let kind = actions.column("record_type")?.str()?;
+    let overdue = actions.column("overdue")?.bool()?;
+    Ok(publish::ActionCounts {
+        actions: kind.iter().filter(|k| *k == Some("action")).count(),
+        overdue: overdue.iter().filter(|o| *o == Some(true)).count(),
+        deviations_without_action: kind
+            .iter()
+            .filter(|k| *k == Some("deviation_without_action"))
+            .count(),
+    })
+}
+
+fn data_err(e: PolarsError) -> Error {
+    Error::Data(e.to_string())
+}
+
+fn concat_frames(frames: Vec<DataFrame>) -> Result<Option<DataFrame>, Error> {
+    if frames.is_empty() {
+        return Ok(None);
+    }
+    let lazy: Vec<LazyFrame> = frames.into_iter().map(DataFrame::lazy).collect();
+    Ok(Some(
+        concat(lazy, UnionArgs::default())
+            .and_then(LazyFrame::collect)
+            .map_err(data_err)?,
+    ))
+}
+
+fn empty_rejected() -> DataFrame {
+    df!(
+        "source" => Vec::<String>::new(),
+        "file" => Vec::<String>::new(),
+        "row" => Vec::<i64>::new(),
+        "reason" => Vec::<String>::new(),
+    )
+    .expect("static frame")
+}
+
+fn first_rejected(rejected: &DataFrame) -> String {
+    let get = |name: &str| {
+        rejected
+            .column(name)
+            .ok()
+            .and_then(|c| c.get(0).ok())
+            .map(|v| v.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    format!("{} line/row {}: {}", get("file"), get("row"), get("reason"))
+}
+
+fn hash_file(path: &Path) -> Result<FileRecord, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+    Ok(FileRecord {
+        path: crate::ingest::normalise(path),
+        size: bytes.len() as u64,
+        blake3: blake3::hash(&bytes).to_hex().to_string(),
+    })
+}
+
+/// The pipeline file and every definitions file it names.
+fn definition_files(p: &Pipeline) -> Result<Vec<FileRecord>, Error> {
+    let mut files = vec![
+        hash_file(&p.path)?,
+        hash_file(&p.resolve(&p.def.org.units))?,
+    ];
+    for extra in [&p.def.org.code_mapping, &p.def.targets, &p.def.actions]
+        .into_iter()
+        .flatten()
+    {
+        files.push(hash_file(&p.resolve(extra))?);
+    }
+    Ok(files)
+}
+
+fn combined_hash(files: &[FileRecord]) -> String {
+    let mut h = blake3::Hasher::new();
+    for f in files {
+        h.update(f.blake3.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+fn source_records(p: &Pipeline, results: &[SourceResult]) -> Vec<SourceRecord> {
+    results
+        .iter()
+        .map(|r| {
+            let files: Vec<InputRecord> = r
+                .files
+                .iter()
+                .map(|f| InputRecord {
+                    path: f.display.clone(),
+                    size: f.size,
+                    rows: f.rows as i64,
+                    blake3: f.blake3.clone(),
+                })
+                .collect();
+            SourceRecord {
+                name: r.source.clone(),
+                indicators: p
+                    .indicators_of(&r.source)
+                    .map(|i| i.id.get_ref().clone())
+                    .collect(),
+                rows_read: files.iter().map(|f| f.rows).sum(),
+                files,
+                rows_rejected: r.rejected.height(),
+                rows_outside_periods: r.outside_months,
+            }
+        })
+        .collect()
+}
+
+fn source_warnings(results: &[SourceResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| r.rejected.height() > 0)
+        .map(|r| {
+            format!(
+                "source '{}': {} row(s) rejected (see rejected_rows.parquet)",
+                r.source,
+                r.rejected.height()
+            )
+        })
+        .collect()
+}
