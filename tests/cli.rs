@@ -153,7 +153,10 @@ fn invalid_definitions_exit_2_and_missing_input_exits_1() {
         "{}",
         text(&o)
     );
-    assert!(!f.path("out/t/as_of=2024-03-01").exists(), "nothing is published");
+    assert!(
+        !f.path("out/t/as_of=2024-03-01").exists(),
+        "nothing is published"
+    );
 }
 
 #[test]

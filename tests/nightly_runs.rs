@@ -1,0 +1,853 @@
+//! Nightly runs that never lose or corrupt results: a table of bad inputs, killed runs, a full
+//! disk, the lock, deterministic reruns and `--skip-unchanged`. Every failure case checks the
+//! message (file and row/column where there is one) and that the published run is unchanged.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Fixture, ORG};
+
+const AS_OF: &str = "2024-04-01";
+
+const MAPPING: &str = "source,code,unit_id,valid_from,valid_to
+hr,100,A1,,
+hr,200,A2,,2024-01-31
+hr,200,B1,2024-02-01,
+";
+
+const HR: &str = "month,cc,person,gender,hours,sick
+2024-01-01,100,p1,K,100,5
+2024-01-01,200,p2,M,80,4
+2024-02-01,100,p1,K,100,6
+2024-02-01,200,p2,M,80,2
+2024-03-01,100,p1,K,100,7
+2024-03-01,200,p2,M,80,0
+";
+
+const TARGETS: &str =
+    "indicator_id,org_unit_id,period,kind,value,value_high,tolerance,compare_to,note
+sick_pct,,,ceiling,5,,1,,
+";
+
+const SOURCE: &str = r#"
+[[sources]]
+name = "hr"
+path = "hr.csv"
+format = "csv"
+date_column = "month"
+org_column = "cc"
+org_codes = "mapping"
+[sources.columns]
+month = "date"
+cc = "string"
+person = "string"
+gender = "string"
+hours = { type = "float", min = 0 }
+sick = { type = "float", min = 0 }
+"#;
+
+const INDICATOR: &str = r#"
+[[indicators]]
+id = "sick_pct"
+name = "Sjukfrånvaro"
+source = "hr"
+numerator = "sum(sick)"
+denominator = "sum(hours)"
+scale = 100
+grains = ["month", "quarter"]
+polarity = "lower_is_better"
+
+[[goals]]
+id = "G"
+name = "g"
+level = "kf"
+owner = "K"
+basis = "law"
+reference = "r"
+indicators = ["sick_pct"]
+"#;
+
+/// A complete small pipeline whose run for AS_OF is published before each case.
+fn good() -> Fixture {
+    let f = Fixture::new();
+    f.file("org.csv", ORG);
+    f.file("mapping.csv", MAPPING);
+    f.file("hr.csv", HR);
+    f.file("targets.csv", TARGETS);
+    write_pipeline(&f, "fail", SOURCE, INDICATOR);
+    f
+}
+
+fn write_pipeline(f: &Fixture, on_bad_rows: &str, source: &str, indicator: &str) {
+    f.pipeline_with(
+        &format!("on_bad_rows = \"{on_bad_rows}\"\ntargets = \"targets.csv\""),
+        &format!("{source}\n{indicator}"),
+    );
+}
+
+fn styrkort(f: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_styrkort"));
+    cmd.args(args).current_dir(f.dir.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+fn run(f: &Fixture) -> Output {
+    styrkort(
+        f,
+        &["run", "pipeline.toml", "--as-of", AS_OF, "--out", "out"],
+        &[],
+    )
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn published(f: &Fixture) -> PathBuf {
+    f.path("out/t").join(format!("as_of={AS_OF}"))
+}
+
+/// A fingerprint of everything published: the links and every file of the run they point to.
+fn fingerprint(f: &Fixture) -> String {
+    let mut h = blake3::Hasher::new();
+    for link in [published(f), f.path("out/t/latest")] {
+        h.update(
+            std::fs::read_link(&link)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(published(f))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    for file in files {
+        h.update(file.file_name().unwrap().as_encoded_bytes());
+        h.update(&std::fs::read(&file).unwrap());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+fn table(f: &Fixture, name: &str) -> Vec<u8> {
+    std::fs::read(published(f).join(name)).unwrap_or_default()
+}
+
+type Mutation = fn(&Fixture);
+
+/// (name, mutation, exit code, substrings the message must contain)
+fn failing_cases() -> Vec<(&'static str, Mutation, i32, Vec<&'static str>)> {
+    vec![
+        (
+            "missing file",
+            |f| std::fs::remove_file(f.path("hr.csv")).unwrap(),
+            1,
+            vec!["source 'hr': no file matches", "hr.csv"],
+        ),
+        (
+            "empty file",
+            |f| {
+                f.file("hr.csv", "");
+            },
+            1,
+            vec!["hr.csv: the file is empty"],
+        ),
+        (
+            "header only",
+            |f| {
+                f.file("hr.csv", "month,cc,person,gender,hours,sick\n");
+            },
+            1,
+            vec!["hr.csv: a header but no rows"],
+        ),
+        (
+            "missing column",
+            |f| {
+                let without_sick: String = HR
+                    .lines()
+                    .map(|l| format!("{}\n", l.rsplit_once(',').unwrap().0))
+                    .collect();
+                f.file("hr.csv", &without_sick);
+            },
+            1,
+            vec!["hr.csv: missing column(s) sick declared by source 'hr'"],
+        ),
+        (
+            "wrong type",
+            |f| {
+                f.file(
+                    "hr.csv",
+                    &HR.replace("2024-01-01,200,p2,M,80,4", "2024-01-01,200,p2,M,eighty,4"),
+                );
+            },
+            1,
+            vec!["hr.csv line/row 3: column 'hours': expected float, found 'eighty'"],
+        ),
+        (
+            "unparsable date",
+            |f| {
+                f.file("hr.csv", &HR.replace("2024-02-01,100", "2024-13-01,100"));
+            },
+            1,
+            vec!["hr.csv line/row 4: column 'month': expected date, found '2024-13-01'"],
+        ),
+        (
+            "missing date",
+            |f| {
+                f.file("hr.csv", &HR.replace("2024-02-01,100", ",100"));
+            },
+            1,
+            vec!["hr.csv line/row 4: column 'month': missing date"],
+        ),
+        (
+            "negative hours",
+            |f| {
+                f.file("hr.csv", &HR.replace("100,7", "-100,7"));
+            },
+            1,
+            vec!["hr.csv line/row 6: column 'hours': value '-100' is below the minimum 0"],
+        ),
+        (
+            "NaN",
+            |f| {
+                f.file("hr.csv", &HR.replace("100,6", "NaN,6"));
+            },
+            1,
+            vec!["hr.csv line/row 4: column 'hours': expected float, found 'NaN'"],
+        ),
+        (
+            "infinity",
+            |f| {
+                f.file("hr.csv", &HR.replace("80,0", "80,inf"));
+            },
+            1,
+            vec!["hr.csv line/row 7: column 'sick': expected float, found 'inf'"],
+        ),
+        (
+            "non-UTF-8 bytes",
+            |f| {
+                let mut bytes = HR.as_bytes().to_vec();
+                let at = HR.find("p2").unwrap();
+                bytes[at] = 0xff;
+                std::fs::write(f.path("hr.csv"), bytes).unwrap();
+            },
+            1,
+            vec!["hr.csv: line 3, field 3: not valid UTF-8"],
+        ),
+        (
+            "ragged row",
+            |f| {
+                f.file(
+                    "hr.csv",
+                    &HR.replace("2024-01-01,200,p2,M,80,4", "2024-01-01,200,p2,M,80,4,extra"),
+                );
+            },
+            1,
+            vec!["hr.csv: line 3: 7 fields where the header has 6"],
+        ),
+        (
+            "truncated Parquet",
+            |f| {
+                write_parquet_source(f);
+                let bytes = std::fs::read(f.path("hr.parquet")).unwrap();
+                std::fs::write(f.path("hr.parquet"), &bytes[..bytes.len() / 2]).unwrap();
+            },
+            1,
+            vec!["hr.parquet: not a readable Parquet file"],
+        ),
+        (
+            "corrupt Parquet",
+            |f| {
+                write_parquet_source(f);
+                std::fs::write(
+                    f.path("hr.parquet"),
+                    b"PAR1 this is not parquet at all PAR1",
+                )
+                .unwrap();
+            },
+            1,
+            vec!["hr.parquet: not a readable Parquet file"],
+        ),
+        (
+            "unknown code, on_bad_rows = fail",
+            |f| {
+                f.file("hr.csv", &HR.replace("2024-03-01,200", "2024-03-01,999"));
+            },
+            1,
+            vec![
+                "1 bad row(s)",
+                "hr.csv line/row 7: column 'cc': unknown org code '999' on 2024-03-01",
+            ],
+        ),
+        (
+            "duplicate org ids",
+            |f| {
+                f.file("org.csv", &(ORG.to_string() + "A1,Again,A,enhet\n"));
+            },
+            2,
+            vec!["org.csv:8:1: unit 'A1': duplicate unit id"],
+        ),
+        (
+            "org cycle",
+            |f| {
+                f.file("org.csv", &(ORG.to_string() + "X,X,Y,enhet\nY,Y,X,enhet\n"));
+            },
+            2,
+            vec!["org.csv:8:1: unit 'X': unit is its own ancestor"],
+        ),
+        (
+            "orphan unit",
+            |f| {
+                f.file("org.csv", &(ORG.to_string() + "C1,C1,C,enhet\n"));
+            },
+            2,
+            vec!["org.csv:8:1: unit 'C1': parent 'C' is not a unit in the file (orphan)"],
+        ),
+        (
+            "missing org file",
+            |f| std::fs::remove_file(f.path("org.csv")).unwrap(),
+            2,
+            vec!["org.csv: cannot read org units"],
+        ),
+        (
+            "overlapping mapping validity",
+            |f| {
+                f.file(
+                    "mapping.csv",
+                    &(MAPPING.to_string() + "hr,100,B1,2024-03-01,\n"),
+                );
+            },
+            2,
+            vec![
+                "mapping.csv:5:1: code '100' of source 'hr': validity overlaps the entry on line 2",
+            ],
+        ),
+        (
+            "mapping to an unknown unit",
+            |f| {
+                f.file("mapping.csv", &(MAPPING.to_string() + "hr,300,ZZ,,\n"));
+            },
+            2,
+            vec!["mapping.csv:5:1: code '300': column 'unit_id': unknown org unit 'ZZ'"],
+        ),
+        (
+            "target for an unknown indicator",
+            |f| {
+                f.file(
+                    "targets.csv",
+                    &(TARGETS.to_string() + "nope,,,floor,1,,,,\n"),
+                );
+            },
+            2,
+            vec!["targets.csv:3:1", "unknown indicator 'nope'"],
+        ),
+        (
+            "duplicate target",
+            |f| {
+                f.file(
+                    "targets.csv",
+                    &(TARGETS.to_string() + "sick_pct,,,floor,1,,,,\n"),
+                );
+            },
+            2,
+            vec!["targets.csv:3:1", "duplicate target", "lines 2 and 3"],
+        ),
+        (
+            "expression with an unknown column",
+            |f| {
+                write_pipeline(
+                    f,
+                    "fail",
+                    SOURCE,
+                    &INDICATOR.replace("sum(sick)", "sum(sick_hours)"),
+                )
+            },
+            2,
+            vec!["pipeline.toml:", "numerator uses column 'sick_hours'"],
+        ),
+        (
+            "expression with a syntax error",
+            |f| {
+                write_pipeline(
+                    f,
+                    "fail",
+                    SOURCE,
+                    &INDICATOR.replace("sum(hours)", "sum(hours"),
+                )
+            },
+            2,
+            vec!["pipeline.toml:", "denominator 'sum(hours' does not compile"],
+        ),
+        (
+            "indicator with no goal",
+            |f| {
+                write_pipeline(
+                    f,
+                    "fail",
+                    SOURCE,
+                    &INDICATOR.replace("indicators = [\"sick_pct\"]", "indicators = []"),
+                )
+            },
+            2,
+            vec![
+                "pipeline.toml:",
+                "indicator 'sick_pct': indicator measures no goal",
+            ],
+        ),
+        (
+            "TOML syntax error",
+            |f| {
+                write_pipeline(
+                    f,
+                    "fail",
+                    SOURCE,
+                    &INDICATOR.replace("scale = 100", "scale = = 100"),
+                )
+            },
+            2,
+            vec!["pipeline.toml:"],
+        ),
+    ]
+}
+
+/// Switches the source to a Parquet file with the good data.
+fn write_parquet_source(f: &Fixture) {
+    use polars::prelude::*;
+    let mut df = CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(f.path("hr.csv")))
+        .unwrap()
+        .finish()
+        .unwrap();
+    let month = df
+        .column("month")
+        .unwrap()
+        .cast(&DataType::String)
+        .unwrap()
+        .cast(&DataType::Date)
+        .unwrap();
+    df.with_column(month).unwrap();
+    let cc = df.column("cc").unwrap().cast(&DataType::String).unwrap();
+    df.with_column(cc).unwrap();
+    ParquetWriter::new(std::fs::File::create(f.path("hr.parquet")).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let source = SOURCE
+        .replace("path = \"hr.csv\"", "path = \"hr.parquet\"")
+        .replace("format = \"csv\"", "format = \"parquet\"");
+    write_pipeline(f, "fail", &source, INDICATOR);
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_leave_the_published_run_untouched() {
+    let mut failures = Vec::new();
+    let cases = failing_cases();
+    assert!(cases.len() >= 25);
+    for (name, mutate, code, needles) in cases {
+        let f = good();
+        let first = run(&f);
+        assert_eq!(
+            first.status.code(),
+            Some(0),
+            "{name}: the good run failed: {}",
+            text(&first)
+        );
+        let before = fingerprint(&f);
+        mutate(&f);
+        let o = run(&f);
+        let out = text(&o);
+        if o.status.code() != Some(code) {
+            failures.push(format!(
+                "{name}: exit {:?}, expected {code}: {out}",
+                o.status.code()
+            ));
+        }
+        for needle in &needles {
+            if !out.contains(needle) {
+                failures.push(format!("{name}: message lacks '{needle}': {out}"));
+            }
+        }
+        if fingerprint(&f) != before {
+            failures.push(format!("{name}: the published run changed"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn an_as_of_before_the_first_period_and_an_unwritable_output_fail_cleanly() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    let before = fingerprint(&f);
+    let o = styrkort(
+        &f,
+        &[
+            "run",
+            "pipeline.toml",
+            "--as-of",
+            "2023-06-01",
+            "--out",
+            "out",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("as-of date 2023-06-01 leaves no complete month"));
+    // An output "directory" that is a file: nothing can be created under it (root ignores
+    // permission bits, so a read-only directory would not do).
+    f.file("blocker", "not a directory");
+    let o = styrkort(
+        &f,
+        &[
+            "run",
+            "pipeline.toml",
+            "--as-of",
+            AS_OF,
+            "--out",
+            "blocker/out",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("blocker/out/t"), "{}", text(&o));
+    assert_eq!(fingerprint(&f), before);
+}
+
+#[test]
+fn allowed_oddities_run_and_give_the_same_values() {
+    // Extra columns are ignored; rows dated outside the run's months are counted, not used; with
+    // on_bad_rows = "reject" an unknown code is set aside in rejected_rows.parquet.
+    let cases: Vec<(&str, Mutation)> = vec![
+        ("extra columns", |f| {
+            let with_extra: String = HR
+                .lines()
+                .enumerate()
+                .map(|(i, l)| format!("{l},{}\n", if i == 0 { "note" } else { "x" }))
+                .collect();
+            f.file("hr.csv", &with_extra);
+        }),
+        ("dates outside the run", |f| {
+            f.file(
+                "hr.csv",
+                &(HR.to_string() + "2030-01-01,100,p1,K,100,99\n2023-12-01,100,p1,K,100,99\n"),
+            );
+        }),
+        ("unknown code, on_bad_rows = reject", |f| {
+            f.file("hr.csv", &(HR.to_string() + "2024-03-01,999,p9,K,100,99\n"));
+            write_pipeline(f, "reject", SOURCE, INDICATOR);
+        }),
+    ];
+    for (name, mutate) in cases {
+        let f = good();
+        assert_eq!(run(&f).status.code(), Some(0));
+        let values = table(&f, "indicator_values.parquet");
+        mutate(&f);
+        let o = run(&f);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o));
+        assert!(
+            table(&f, "indicator_values.parquet") == values,
+            "{name}: values changed"
+        );
+        let manifest: serde_json::Value =
+            serde_json::from_str(&String::from_utf8(table(&f, "manifest.json")).unwrap()).unwrap();
+        match name {
+            "dates outside the run" => {
+                assert_eq!(manifest["sources"][0]["rows_outside_periods"], 2)
+            }
+            "unknown code, on_bad_rows = reject" => {
+                assert_eq!(manifest["sources"][0]["rows_rejected"], 1)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Starts a run that pauses at `point`; returns the child once it is there.
+fn paused_run(f: &Fixture, point: &str) -> std::process::Child {
+    let marker = f.path(&format!("paused-{point}"));
+    let child = Command::new(env!("CARGO_BIN_EXE_styrkort"))
+        .args(["run", "pipeline.toml", "--as-of", AS_OF, "--out", "out"])
+        .current_dir(f.dir.path())
+        .env("STYRKORT_TEST_PAUSE", point)
+        .env("STYRKORT_TEST_PAUSE_MARKER", &marker)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !marker.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "run never reached {point}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn leftovers(f: &Fixture) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(f.path("out/t/.runs"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| format!(".runs/{}", e.file_name().to_string_lossy()))
+        .collect();
+    out.extend(
+        std::fs::read_dir(f.path("out/t"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(".tmp-link")),
+    );
+    out.sort();
+    out
+}
+
+#[test]
+fn a_killed_run_leaves_the_published_run_intact_and_the_next_run_cleans_up() {
+    for point in [
+        "after_lock",
+        "after_indicator_values.parquet",
+        "after_deviations.parquet",
+        "after_actions.parquet",
+        "before_link_swap",
+        "after_link_swap",
+    ] {
+        let f = good();
+        assert_eq!(run(&f).status.code(), Some(0));
+        let before = fingerprint(&f);
+        let tables = table(&f, "indicator_values.parquet");
+        let mut child = paused_run(&f, point);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if point == "after_link_swap" {
+            // The new run was already published: complete, and the same values.
+            assert!(table(&f, "indicator_values.parquet") == tables, "{point}");
+            assert!(published(&f).join("manifest.json").is_file(), "{point}");
+        } else {
+            assert_eq!(
+                fingerprint(&f),
+                before,
+                "{point}: the published run changed"
+            );
+        }
+        let o = run(&f);
+        assert_eq!(o.status.code(), Some(0), "{point}: next run: {}", text(&o));
+        assert!(table(&f, "indicator_values.parquet") == tables, "{point}");
+        // Only the published run remains: no staging folders, no temporary links.
+        let left = leftovers(&f);
+        assert_eq!(left.len(), 1, "{point}: {left:?}");
+        let target = std::fs::read_link(published(&f)).unwrap();
+        assert_eq!(
+            format!(".runs/{}", target.file_name().unwrap().to_string_lossy()),
+            left[0]
+        );
+    }
+}
+
+#[test]
+fn a_second_run_fails_at_once_naming_the_holder_and_a_stale_lock_is_taken_over() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    let mut first = paused_run(&f, "after_lock");
+    let started = Instant::now();
+    let o = run(&f);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the second run waited"
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let msg = text(&o);
+    assert!(msg.contains("another styrkort run is writing to"), "{msg}");
+    assert!(msg.contains(&format!("pid {}", first.id())), "{msg}");
+    assert!(msg.contains("started "), "{msg}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The killed holder's text is still in the lock file: the next run takes over and says so.
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let manifest = String::from_utf8(table(&f, "manifest.json")).unwrap();
+    assert!(manifest.contains("took over a stale lock"), "{manifest}");
+    assert!(text(&o).contains("took over a stale lock"), "{}", text(&o));
+}
+
+#[test]
+fn a_full_disk_fails_cleanly() {
+    for file in [
+        "indicator_values.parquet",
+        "deviations.parquet",
+        "manifest.json",
+    ] {
+        let f = good();
+        assert_eq!(run(&f).status.code(), Some(0));
+        let before = fingerprint(&f);
+        let o = styrkort(
+            &f,
+            &["run", "pipeline.toml", "--as-of", AS_OF, "--out", "out"],
+            &[("STYRKORT_TEST_FAIL_WRITE", file)],
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(text(&o).contains("No space left on device"), "{}", text(&o));
+        assert!(text(&o).contains(file), "{}", text(&o));
+        assert_eq!(fingerprint(&f), before, "{file}");
+        assert_eq!(
+            leftovers(&f).len(),
+            1,
+            "{file}: staging was not removed: {:?}",
+            leftovers(&f)
+        );
+    }
+}
+
+#[test]
+fn reruns_are_byte_identical_and_skip_unchanged_skips() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    let link = std::fs::read_link(published(&f)).unwrap();
+    let tables: Vec<Vec<u8>> = [
+        "indicator_values.parquet",
+        "deviations.parquet",
+        "goal_status.parquet",
+        "actions.parquet",
+        "rejected_rows.parquet",
+    ]
+    .iter()
+    .map(|t| table(&f, t))
+    .collect();
+    std::thread::sleep(Duration::from_millis(1100)); // a new run id
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(0));
+    assert_ne!(
+        std::fs::read_link(published(&f)).unwrap(),
+        link,
+        "a rerun publishes a new run"
+    );
+    for (i, t) in [
+        "indicator_values.parquet",
+        "deviations.parquet",
+        "goal_status.parquet",
+        "actions.parquet",
+        "rejected_rows.parquet",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(
+            table(&f, t) == tables[i],
+            "{t} differs between identical runs"
+        );
+    }
+    let link = std::fs::read_link(published(&f)).unwrap();
+    let skip = |f: &Fixture| {
+        styrkort(
+            f,
+            &[
+                "run",
+                "pipeline.toml",
+                "--as-of",
+                AS_OF,
+                "--out",
+                "out",
+                "--skip-unchanged",
+            ],
+            &[],
+        )
+    };
+    let o = skip(&f);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).contains("unchanged"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_link(published(&f)).unwrap(),
+        link,
+        "nothing was republished"
+    );
+    // A changed input runs again.
+    f.file("hr.csv", &HR.replace("100,7", "100,8"));
+    let o = skip(&f);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!text(&o).contains("unchanged"));
+    assert_ne!(std::fs::read_link(published(&f)).unwrap(), link);
+    // So does a changed definition.
+    let link = std::fs::read_link(published(&f)).unwrap();
+    f.file("targets.csv", &TARGETS.replace("ceiling,5", "ceiling,6"));
+    assert!(!text(&skip(&f)).contains("unchanged"));
+    assert_ne!(std::fs::read_link(published(&f)).unwrap(), link);
+}
+
+#[test]
+fn latest_points_at_the_newest_as_of() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    let o = styrkort(
+        &f,
+        &[
+            "run",
+            "pipeline.toml",
+            "--as-of",
+            "2024-03-01",
+            "--out",
+            "out",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_link(f.path("out/t/latest")).unwrap(),
+        Path::new(&format!("as_of={AS_OF}"))
+    );
+    assert!(
+        f.path("out/t/as_of=2024-03-01/indicator_values.parquet")
+            .is_file()
+    );
+    assert!(f.path("out/t/latest/indicator_values.parquet").is_file());
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_run_id() {
+    let f = good();
+    let o = styrkort(
+        &f,
+        &[
+            "--log-format",
+            "json",
+            "run",
+            "pipeline.toml",
+            "--as-of",
+            AS_OF,
+            "--out",
+            "out",
+        ],
+        &[("STYRKORT_LOG", "info")],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 5, "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["stage"] == "compute_sources"),
+        "{stderr}"
+    );
+    assert!(
+        lines.iter().any(|l| l["span"]["run_id"].is_string()),
+        "{stderr}"
+    );
+}
