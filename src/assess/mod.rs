@@ -4,6 +4,7 @@
 
 mod actions;
 mod goals;
+pub mod stats;
 mod status;
 mod targets;
 

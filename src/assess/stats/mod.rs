@@ -1,0 +1,12 @@
+//! The statistical reading of an indicator series: SPC (XmR charts as "Making Data Count" reads
+//! them) and runs analysis (Anhøj rules). Pure functions over a series in time order; the
+//! engine calls them per series, in parallel.
+
+pub mod runs;
+pub mod spc;
+
+pub use runs::{Centre, RunsPart, anhoej, crossings_min, longest_run_max};
+pub use spc::{
+    Assurance, Direction, PointType, SpcOptions, SpcPoint, SpcResult, SpcSegment, SpecialCause,
+    VariationIcon, xmr,
+};
