@@ -185,6 +185,7 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
         mut deviations,
         mut goal_status,
         mut actions,
+        mut signals,
     } = assess::assess(
         p,
         &loaded.tree,
@@ -202,12 +203,14 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
     stages.lap("assess");
 
     let staging = Staging::new(&pipeline_dir, as_of, &run_id)?;
-    let mut tables: [(&str, &mut DataFrame); 5] = [
+    let flag_counts = flag_counts(&signals).map_err(data_err)?;
+    let mut tables: [(&str, &mut DataFrame); 6] = [
         ("indicator_values.parquet", &mut values),
         ("rejected_rows.parquet", &mut rejected),
         ("deviations.parquet", &mut deviations),
         ("goal_status.parquet", &mut goal_status),
         ("actions.parquet", &mut actions),
+        ("signals.parquet", &mut signals),
     ];
     let mut outputs = Vec::new();
     let written = (|| -> Result<Manifest, Error> {
@@ -237,6 +240,7 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
             status_counts: status_counts.clone(),
             goal_status_counts: goal_status_counts.clone(),
             actions: action_counts.clone(),
+            signal_flags: flag_counts.clone(),
             durations_ms: stages.done.clone(),
             warnings: warnings.clone(),
         };
@@ -348,6 +352,18 @@ fn action_counts(actions: &DataFrame) -> PolarsResult<publish::ActionCounts> {
             .filter(|k| *k == Some("deviation_without_action"))
             .count(),
     })
+}
+
+/// Series per flag (none / watch / act).
+fn flag_counts(signals: &DataFrame) -> PolarsResult<BTreeMap<String, usize>> {
+    let mut counts: BTreeMap<String, usize> = ["none", "watch", "act"]
+        .iter()
+        .map(|f| (f.to_string(), 0))
+        .collect();
+    for f in signals.column("flag")?.str()?.iter().flatten() {
+        *counts.entry(f.to_string()).or_default() += 1;
+    }
+    Ok(counts)
 }
 
 fn data_err(e: PolarsError) -> Error {

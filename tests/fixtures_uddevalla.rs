@@ -11,6 +11,7 @@ use common::*;
 use polars::prelude::*;
 
 struct Run {
+    signals: DataFrame,
     values: DataFrame,
     deviations: DataFrame,
     rejected: DataFrame,
@@ -27,6 +28,7 @@ fn run() -> &'static Run {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         Run {
+            signals: read_parquet(&summary.run_dir.join("signals.parquet")),
             values: read_parquet(&summary.run_dir.join("indicator_values.parquet")),
             deviations: read_parquet(&summary.run_dir.join("deviations.parquet")),
             rejected: read_parquet(&summary.run_dir.join("rejected_rows.parquet")),
@@ -306,4 +308,40 @@ fn the_planted_realities_are_deviations() {
     assert_eq!(target("2024"), Some(7.0));
     assert_eq!(target("2024-T3"), Some(10.0));
     assert_eq!(target("2024-T2"), Some(7.0));
+}
+
+fn signal(ind: &str, unit: &str) -> (String, String) {
+    let r = run()
+        .signals
+        .clone()
+        .lazy()
+        .filter(
+            col("indicator_id")
+                .eq(lit(ind))
+                .and(col("org_unit_id").eq(lit(unit)))
+                .and(col("segment").eq(lit("total"))),
+        )
+        .collect()
+        .unwrap();
+    assert_eq!(r.height(), 1);
+    (
+        strings(&r, "flag").remove(0),
+        strings(&r, "reason").remove(0),
+    )
+}
+
+#[test]
+fn the_climbing_sick_leave_is_flagged_act_and_a_small_units_noisy_miss_is_not() {
+    let (flag, reason) = signal("sick_leave_pct", "SOC-ALD-HTN");
+    assert_eq!(flag, "act");
+    assert!(reason.starts_with("concern: "), "{reason}");
+    // Central elevhälsa has five employees: December 2024 misses its target (5.5 %), but the
+    // month is within the unit's common-cause variation.
+    let d = &run().deviations;
+    assert_eq!(
+        status(d, "sick_leave_pct", "BUF-EH-CEH", "2024-12"),
+        "not_met"
+    );
+    let (flag, reason) = signal("sick_leave_pct", "BUF-EH-CEH");
+    assert_ne!(flag, "act", "{reason}");
 }

@@ -4,6 +4,7 @@
 
 mod actions;
 mod goals;
+pub mod signals;
 pub mod stats;
 mod status;
 mod targets;
@@ -29,12 +30,14 @@ pub struct Assessment {
     pub deviations: DataFrame,
     pub goal_status: DataFrame,
     pub actions: DataFrame,
+    /// One row per series: variation icon, assurance, runs signal, flag and reason.
+    pub signals: DataFrame,
 }
 
 const KEYS: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];
 
 /// Columns of `deviations.parquet`, in order.
-pub const DEVIATION_COLUMNS: [&str; 31] = [
+pub const DEVIATION_COLUMNS: [&str; 36] = [
     "indicator_id",
     "org_unit_id",
     "org_level",
@@ -66,6 +69,11 @@ pub const DEVIATION_COLUMNS: [&str; 31] = [
     "target_origin",
     "target_note",
     "comparison_value",
+    "spc_mean",
+    "spc_lpl",
+    "spc_upl",
+    "special_cause",
+    "point_type",
 ];
 
 pub fn assess(
@@ -78,6 +86,18 @@ pub fn assess(
     as_of: NaiveDate,
 ) -> PolarsResult<Assessment> {
     let deviations = deviations(pipeline, tree, targets, values, months)?;
+    let signals::Signals { points, series } = signals::signals(pipeline, &deviations)?;
+    let keys = KEYS.map(col);
+    let deviations = deviations
+        .lazy()
+        .join(
+            points.lazy(),
+            keys.clone(),
+            keys,
+            JoinArgs::new(JoinType::Left),
+        )
+        .select(DEVIATION_COLUMNS.map(col))
+        .collect()?;
     let latest = latest_periods(months)?;
     let goal_status = goal_status(pipeline, tree, &deviations)?
         .lazy()
@@ -98,6 +118,7 @@ pub fn assess(
         deviations,
         goal_status,
         actions,
+        signals: series,
     })
 }
 
@@ -278,7 +299,12 @@ fn deviations(
             JoinArgs::new(JoinType::Left),
         )
         .with_column(col("is_latest_period").fill_null(lit(false)))
-        .select(DEVIATION_COLUMNS.map(col))
+        .select(
+            DEVIATION_COLUMNS[..31]
+                .iter()
+                .map(|c| col(*c))
+                .collect::<Vec<_>>(),
+        )
         .sort(
             KEYS,
             SortMultipleOptions::default().with_maintain_order(true),

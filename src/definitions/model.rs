@@ -222,6 +222,11 @@ pub struct IndicatorDef {
     pub stock: Option<StockRule>,
     /// A default target, used wherever the targets CSV sets none.
     pub target: Option<crate::assess::TargetDefault>,
+    /// The grain of the statistical series (SPC, runs); default month, else the finest grain.
+    pub spc_grain: Option<Grain>,
+    /// Months (`YYYY-MM`) where the process changed: SPC limits are recomputed from there on.
+    #[serde(default)]
+    pub rebase: Vec<Spanned<String>>,
 }
 
 /// One org unit id, or a list of them.

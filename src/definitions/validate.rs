@@ -223,6 +223,25 @@ fn check_indicators(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 "scale must be a finite, non-zero number",
             ));
         }
+        for r in &ind.rebase {
+            if Month::parse(r.get_ref()).is_none() {
+                out.push(p.diag_at(
+                    r.span(),
+                    &item,
+                    format!(
+                        "rebase: expected a month as YYYY-MM, found '{}'",
+                        r.get_ref()
+                    ),
+                ));
+            }
+        }
+        if ind.spc_grain == Some(crate::period::Grain::Ytd) {
+            out.push(p.diag_at(
+                ind.id.span(),
+                &item,
+                "spc_grain cannot be ytd: year-to-date periods overlap, so they are not a series",
+            ));
+        }
         for b in &ind.breakdown {
             if let Some(s) = source
                 && !s.columns.get_ref().contains_key(b.get_ref())

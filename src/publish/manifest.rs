@@ -26,6 +26,8 @@ pub struct Manifest {
     /// Rows of `goal_status.parquet` per status.
     pub goal_status_counts: BTreeMap<String, usize>,
     pub actions: ActionCounts,
+    /// Series in `signals.parquet` per flag.
+    pub signal_flags: BTreeMap<String, usize>,
     pub durations_ms: Vec<(String, u64)>,
     pub warnings: Vec<String>,
 }

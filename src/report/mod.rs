@@ -53,6 +53,13 @@ pub fn run_summary(s: &RunSummary) -> String {
         "  actions: {} ({} overdue); {} not-met goal × unit without an open action",
         m.actions.actions, m.actions.overdue, m.actions.deviations_without_action
     );
+    let _ = writeln!(
+        out,
+        "  series flagged: {} act, {} watch, {} none (signals.parquet)",
+        m.signal_flags.get("act").copied().unwrap_or(0),
+        m.signal_flags.get("watch").copied().unwrap_or(0),
+        m.signal_flags.get("none").copied().unwrap_or(0)
+    );
     for (status, n) in &s.fail_on_hits {
         let _ = writeln!(
             out,

@@ -1,0 +1,346 @@
+//! The statistical reading of every indicator series: one series per indicator × unit × segment
+//! at the indicator's SPC grain (default month), over the run's periods. Each gets an XmR chart
+//! (per-point special causes and types, the variation icon, assurance against a fixed target), the
+//! Anhøj runs analysis, and a flag for controllers: `act`, `watch` or `none`, with the reason in
+//! plain words.
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use super::stats::{
+    Assurance, Centre, Direction, PointType, SpcOptions, SpcResult, SpecialCause, anhoej, xmr,
+};
+use crate::definitions::{IndicatorDef, Pipeline, Polarity};
+use crate::period::{Grain, Month};
+
+/// The grain an indicator's series are read at: its `spc_grain`, else month when it has months,
+/// else its finest declared grain (year-to-date series overlap, so they are never used).
+pub fn spc_grain(ind: &IndicatorDef) -> Option<Grain> {
+    if let Some(g) = ind.spc_grain {
+        return Some(g);
+    }
+    let grains = ind.grains.get_ref();
+    [Grain::Month, Grain::Quarter, Grain::Tertial, Grain::Year]
+        .into_iter()
+        .find(|g| grains.contains(g))
+}
+
+fn direction(p: Polarity) -> Direction {
+    match p {
+        Polarity::HigherIsBetter => Direction::Increase,
+        Polarity::LowerIsBetter => Direction::Decrease,
+        Polarity::Neutral => Direction::Neutral,
+    }
+}
+
+/// One series' input, in time order.
+struct Series {
+    indicator: String,
+    unit: String,
+    segment: String,
+    grain: String,
+    periods: Vec<String>,
+    period_months: Vec<i32>,
+    values: Vec<Option<f64>>,
+    /// The latest point's fixed target (floor or ceiling), for assurance.
+    target: Option<f64>,
+}
+
+/// What the statistics add: per-point SPC columns (joined onto deviations) and one row per series.
+pub struct Signals {
+    pub points: DataFrame,
+    pub series: DataFrame,
+}
+
+pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Signals> {
+    let by_indicator: BTreeMap<&str, &IndicatorDef> = pipeline
+        .def
+        .indicators
+        .iter()
+        .map(|i| (i.id.get_ref().as_str(), i))
+        .collect();
+    let grains = df!(
+        "indicator_id" => by_indicator.keys().copied().collect::<Vec<_>>(),
+        "grain" => by_indicator.values().map(|i| spc_grain(i).map(|g| g.as_str()).unwrap_or("")).collect::<Vec<_>>(),
+    )?;
+    let rows = deviations
+        .clone()
+        .lazy()
+        .join(
+            grains.lazy(),
+            [col("indicator_id"), col("grain")],
+            [col("indicator_id"), col("grain")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .select([
+            col("indicator_id"),
+            col("org_unit_id"),
+            col("segment"),
+            col("grain"),
+            col("period"),
+            col("period_start"),
+            col("value"),
+            col("target_kind"),
+            col("target_value"),
+        ])
+        .sort(
+            ["indicator_id", "org_unit_id", "segment", "period_start"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()?;
+    let series = split_series(&rows)?;
+    let analysed: Vec<(SpcResult, Vec<super::stats::RunsPart>)> = series
+        .par_iter()
+        .map(|s| {
+            let ind = by_indicator[s.indicator.as_str()];
+            let opts = SpcOptions {
+                direction: direction(ind.polarity),
+                target: s.target,
+                rebase_at: rebase_indices(ind, &s.period_months),
+                fix_after: None,
+                screen_outliers: true,
+            };
+            let spc = xmr(&s.values, &opts);
+            let runs = anhoej(&s.values, Centre::Mean, &opts.rebase_at, None, true);
+            (spc, runs)
+        })
+        .collect();
+    Ok(Signals {
+        points: point_frame(&series, &analysed)?,
+        series: series_frame(&series, &analysed)?,
+    })
+}
+
+/// The index of the first period at or after each `rebase` month of the indicator.
+fn rebase_indices(ind: &IndicatorDef, period_months: &[i32]) -> Vec<usize> {
+    ind.rebase
+        .iter()
+        .filter_map(|r| Month::parse(r.get_ref()))
+        .filter_map(|m| period_months.iter().position(|&p| p >= m.0))
+        .collect()
+}
+
+fn split_series(rows: &DataFrame) -> PolarsResult<Vec<Series>> {
+    let s = |n: &str| rows.column(n).and_then(|c| c.str().cloned());
+    let (ind, unit, seg, grain, period, kind) = (
+        s("indicator_id")?,
+        s("org_unit_id")?,
+        s("segment")?,
+        s("grain")?,
+        s("period")?,
+        s("target_kind")?,
+    );
+    let start = rows.column("period_start")?.cast(&DataType::Int32)?;
+    let start = start.i32()?;
+    let value = rows.column("value")?.f64()?;
+    let target = rows.column("target_value")?.f64()?;
+    let mut out: Vec<Series> = Vec::new();
+    for i in 0..rows.height() {
+        let key = (
+            ind.get(i).unwrap_or(""),
+            unit.get(i).unwrap_or(""),
+            seg.get(i).unwrap_or(""),
+        );
+        let same = out
+            .last()
+            .is_some_and(|l| (l.indicator.as_str(), l.unit.as_str(), l.segment.as_str()) == key);
+        if !same {
+            out.push(Series {
+                indicator: key.0.to_string(),
+                unit: key.1.to_string(),
+                segment: key.2.to_string(),
+                grain: grain.get(i).unwrap_or("").to_string(),
+                periods: Vec::new(),
+                period_months: Vec::new(),
+                values: Vec::new(),
+                target: None,
+            });
+        }
+        let last = out.last_mut().expect("pushed above");
+        last.periods.push(period.get(i).unwrap_or("").to_string());
+        let days = start.get(i).unwrap_or(0);
+        let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")
+            + chrono::Duration::days(days as i64);
+        last.period_months.push(Month::of_date(date).0);
+        last.values.push(value.get(i));
+        last.target = match kind.get(i) {
+            Some("floor") | Some("ceiling") => target.get(i),
+            _ => None,
+        };
+    }
+    Ok(out)
+}
+
+fn point_frame(
+    series: &[Series],
+    analysed: &[(SpcResult, Vec<super::stats::RunsPart>)],
+) -> PolarsResult<DataFrame> {
+    let mut keys: [Vec<&str>; 5] = Default::default();
+    let (mut mean, mut lpl, mut upl) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cause, mut ptype) = (Vec::new(), Vec::new());
+    for (s, (spc, _)) in series.iter().zip(analysed) {
+        for (p, period) in spc.points.iter().zip(&s.periods) {
+            keys[0].push(&s.indicator);
+            keys[1].push(&s.unit);
+            keys[2].push(&s.grain);
+            keys[3].push(period);
+            keys[4].push(&s.segment);
+            let finite = |x: f64| x.is_finite().then_some(x);
+            mean.push(finite(p.mean));
+            lpl.push(finite(p.lpl));
+            upl.push(finite(p.upl));
+            cause.push(p.value.map(|_| p.special_cause.label()));
+            ptype.push(p.value.map(|_| p.point_type.label()));
+        }
+    }
+    let [a, b, c, d, e] = keys;
+    df!(
+        "indicator_id" => a, "org_unit_id" => b, "grain" => c, "period" => d, "segment" => e,
+        "spc_mean" => mean, "spc_lpl" => lpl, "spc_upl" => upl,
+        "special_cause" => cause, "point_type" => ptype,
+    )
+}
+
+/// `none`, `watch` or `act`, and why, for one series.
+pub fn flag(spc: &SpcResult, runs_signal: bool, periods: &[String]) -> (&'static str, String) {
+    let n = spc.points.len();
+    let Some(last) = spc.points.iter().rposition(|p| p.value.is_some()) else {
+        return ("none", "no values".into());
+    };
+    let p = &spc.points[last];
+    if p.point_type == PointType::Concern {
+        // The signal started where the latest run of the same rule began.
+        let mut first = last;
+        while first > 0 && spc.points[first - 1].special_cause == p.special_cause {
+            first -= 1;
+        }
+        let what = match p.special_cause {
+            SpecialCause::AboveUcl if first == last => {
+                "the latest value is above the upper process limit".to_string()
+            }
+            SpecialCause::AboveUcl => format!(
+                "{} values in a row above the upper process limit",
+                last - first + 1
+            ),
+            SpecialCause::BelowLcl if first == last => {
+                "the latest value is below the lower process limit".to_string()
+            }
+            SpecialCause::BelowLcl => format!(
+                "{} values in a row below the lower process limit",
+                last - first + 1
+            ),
+            SpecialCause::TrendIncreasing => {
+                format!("{} periods rising in a row", last - first + 1)
+            }
+            SpecialCause::TrendDecreasing => {
+                format!("{} periods falling in a row", last - first + 1)
+            }
+            SpecialCause::ShiftAbove => format!("{} periods above the mean", last - first + 1),
+            SpecialCause::ShiftBelow => format!("{} periods below the mean", last - first + 1),
+            SpecialCause::TwoInThreeAbove | SpecialCause::TwoInThreeBelow => {
+                "2 of the last 3 values near a process limit".to_string()
+            }
+            SpecialCause::CommonCause => unreachable!("a concern has a special cause"),
+        };
+        return ("act", format!("concern: {what}, since {}", periods[first]));
+    }
+    if spc.assurance == Some(Assurance::ConsistentFail) {
+        return (
+            "act",
+            "consistently failing the target: it lies outside the process limits, so the process must change to meet it".into(),
+        );
+    }
+    let recent = n.saturating_sub(6);
+    if let Some(i) = (recent..n)
+        .rev()
+        .find(|&i| spc.points[i].point_type == PointType::Concern)
+    {
+        return (
+            "watch",
+            format!(
+                "concern at {} ({}), not in the latest period",
+                periods[i],
+                spc.points[i].special_cause.label()
+            ),
+        );
+    }
+    if runs_signal {
+        return (
+            "watch",
+            "non-random runs around the mean (Anhøj rules): the process may be shifting".into(),
+        );
+    }
+    if spc.assurance == Some(Assurance::Inconsistent) {
+        return (
+            "none",
+            "hit and miss: the target lies within the process limits".into(),
+        );
+    }
+    ("none", "common-cause variation".into())
+}
+
+fn series_frame(
+    series: &[Series],
+    analysed: &[(SpcResult, Vec<super::stats::RunsPart>)],
+) -> PolarsResult<DataFrame> {
+    let mut cols: [Vec<String>; 8] = Default::default();
+    let (mut n_points, mut runs_signal, mut longest, mut crossings) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut latest_value, mut target) = (Vec::new(), Vec::new());
+    let (mut icon, mut assurance, mut flag_col) = (Vec::new(), Vec::new(), Vec::new());
+    for (s, (spc, runs)) in series.iter().zip(analysed) {
+        let latest_part = runs.last();
+        let signal = latest_part.is_some_and(|r| r.runs_signal);
+        let (f, reason) = flag(spc, signal, &s.periods);
+        cols[0].push(s.indicator.clone());
+        cols[1].push(s.unit.clone());
+        cols[2].push(s.segment.clone());
+        cols[3].push(s.grain.clone());
+        cols[4].push(s.periods.last().cloned().unwrap_or_default());
+        cols[5].push(
+            spc.last_point_type
+                .map(|t| t.label())
+                .unwrap_or("")
+                .to_string(),
+        );
+        cols[6].push(reason);
+        cols[7].push(
+            spc.points
+                .last()
+                .map(|p| p.special_cause.label())
+                .unwrap_or("")
+                .to_string(),
+        );
+        n_points.push(s.values.iter().filter(|v| v.is_some()).count() as u32);
+        runs_signal.push(signal);
+        longest.push(latest_part.and_then(|r| r.longest_run).map(|x| x as u32));
+        crossings.push(latest_part.and_then(|r| r.n_crossings).map(|x| x as u32));
+        latest_value.push(s.values.last().copied().flatten());
+        target.push(s.target);
+        icon.push(spc.variation_icon.map(|i| i.label()));
+        assurance.push(spc.assurance.map(|a| a.label()));
+        flag_col.push(f);
+    }
+    let [ind, unit, seg, grain, period, ptype, reason, cause] = cols;
+    df!(
+        "indicator_id" => ind,
+        "org_unit_id" => unit,
+        "segment" => seg,
+        "grain" => grain,
+        "latest_period" => period,
+        "latest_value" => latest_value,
+        "n_points" => n_points,
+        "variation_icon" => icon,
+        "latest_point_type" => ptype,
+        "latest_special_cause" => cause,
+        "target" => target,
+        "assurance" => assurance,
+        "runs_signal" => runs_signal,
+        "longest_run" => longest,
+        "n_crossings" => crossings,
+        "flag" => flag_col,
+        "reason" => reason,
+    )
+}
