@@ -4,9 +4,11 @@
 
 pub mod runs;
 pub mod spc;
+pub mod trend;
 
 pub use runs::{Centre, RunsPart, anhoej, crossings_min, longest_run_max};
 pub use spc::{
     Assurance, Direction, PointType, SpcOptions, SpcPoint, SpcResult, SpcSegment, SpecialCause,
     VariationIcon, xmr,
 };
+pub use trend::{MannKendall, Ols, TheilSen, kendall_tau_exact, mann_kendall, ols, theil_sen};
