@@ -1,7 +1,7 @@
 //! The statistical reading of every indicator series: one series per indicator × unit × segment
 //! at the indicator's SPC grain (default month), over the run's periods. Each gets an XmR chart
 //! (per-point special causes and types, the variation icon, assurance against a fixed target), the
-//! Anhøj runs analysis, and a flag for controllers: `act`, `watch` or `none`, with the reason in
+//! Anhøj runs analysis, Mann-Kendall and OLS trend tests, and a flag for controllers: `act`, `watch` or `none`, with the reason in
 //! plain words.
 
 use std::collections::BTreeMap;
@@ -10,7 +10,8 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::stats::{
-    Assurance, Centre, Direction, PointType, SpcOptions, SpcResult, SpecialCause, anhoej, xmr,
+    Assurance, Centre, Direction, MannKendall, Ols, PointType, SpcOptions, SpcResult, SpecialCause,
+    anhoej, mann_kendall, ols, xmr,
 };
 use crate::definitions::{IndicatorDef, Pipeline, Polarity};
 use crate::period::{Grain, Month};
@@ -46,6 +47,43 @@ struct Series {
     values: Vec<Option<f64>>,
     /// The latest point's fixed target (floor or ceiling), for assurance.
     target: Option<f64>,
+}
+
+struct Analysis {
+    spc: SpcResult,
+    runs: Vec<super::stats::RunsPart>,
+    mk: Option<MannKendall>,
+    line: Option<Ols>,
+}
+
+/// The trend in the indicator's polarity: a significant Mann-Kendall trend is improving when it
+/// goes the better way.
+fn trend_reading(mk: Option<&MannKendall>, polarity: Polarity) -> &'static str {
+    match (mk, polarity) {
+        (Some(m), Polarity::HigherIsBetter) if m.significant => {
+            if m.z > 0.0 {
+                "improving"
+            } else {
+                "deteriorating"
+            }
+        }
+        (Some(m), Polarity::LowerIsBetter) if m.significant => {
+            if m.z < 0.0 {
+                "improving"
+            } else {
+                "deteriorating"
+            }
+        }
+        (Some(m), Polarity::Neutral) if m.significant => {
+            if m.z > 0.0 {
+                "increasing"
+            } else {
+                "decreasing"
+            }
+        }
+        (Some(_), _) => "no significant trend",
+        (None, _) => "too few values",
+    }
 }
 
 /// What the statistics add: per-point SPC columns (joined onto deviations) and one row per series.
@@ -91,7 +129,8 @@ pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Sign
         )
         .collect()?;
     let series = split_series(&rows)?;
-    let analysed: Vec<(SpcResult, Vec<super::stats::RunsPart>)> = series
+    let alpha = pipeline.def.alpha;
+    let analysed: Vec<Analysis> = series
         .par_iter()
         .map(|s| {
             let ind = by_indicator[s.indicator.as_str()];
@@ -104,12 +143,29 @@ pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Sign
             };
             let spc = xmr(&s.values, &opts);
             let runs = anhoej(&s.values, Centre::Mean, &opts.rebase_at, None, true);
-            (spc, runs)
+            let mk = mann_kendall(&s.values, alpha);
+            let t: Vec<Option<f64>> = (0..s.values.len()).map(|i| Some(i as f64)).collect();
+            let present: Vec<usize> = (0..s.values.len())
+                .filter(|&i| s.values[i].is_some())
+                .collect();
+            // OLS over the points that have values, against their positions in time.
+            let line = ols(
+                &present.iter().map(|&i| t[i]).collect::<Vec<_>>(),
+                &present.iter().map(|&i| s.values[i]).collect::<Vec<_>>(),
+            )
+            .ok()
+            .filter(|_| present.len() >= 3);
+            Analysis {
+                spc,
+                runs,
+                mk,
+                line,
+            }
         })
         .collect();
     Ok(Signals {
         points: point_frame(&series, &analysed)?,
-        series: series_frame(&series, &analysed)?,
+        series: series_frame(&series, &analysed, &by_indicator)?,
     })
 }
 
@@ -173,15 +229,12 @@ fn split_series(rows: &DataFrame) -> PolarsResult<Vec<Series>> {
     Ok(out)
 }
 
-fn point_frame(
-    series: &[Series],
-    analysed: &[(SpcResult, Vec<super::stats::RunsPart>)],
-) -> PolarsResult<DataFrame> {
+fn point_frame(series: &[Series], analysed: &[Analysis]) -> PolarsResult<DataFrame> {
     let mut keys: [Vec<&str>; 5] = Default::default();
     let (mut mean, mut lpl, mut upl) = (Vec::new(), Vec::new(), Vec::new());
     let (mut cause, mut ptype) = (Vec::new(), Vec::new());
-    for (s, (spc, _)) in series.iter().zip(analysed) {
-        for (p, period) in spc.points.iter().zip(&s.periods) {
+    for (s, a) in series.iter().zip(analysed) {
+        for (p, period) in a.spc.points.iter().zip(&s.periods) {
             keys[0].push(&s.indicator);
             keys[1].push(&s.unit);
             keys[2].push(&s.grain);
@@ -283,14 +336,37 @@ pub fn flag(spc: &SpcResult, runs_signal: bool, periods: &[String]) -> (&'static
 
 fn series_frame(
     series: &[Series],
-    analysed: &[(SpcResult, Vec<super::stats::RunsPart>)],
+    analysed: &[Analysis],
+    by_indicator: &BTreeMap<&str, &IndicatorDef>,
 ) -> PolarsResult<DataFrame> {
     let mut cols: [Vec<String>; 8] = Default::default();
     let (mut n_points, mut runs_signal, mut longest, mut crossings) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut latest_value, mut target) = (Vec::new(), Vec::new());
     let (mut icon, mut assurance, mut flag_col) = (Vec::new(), Vec::new(), Vec::new());
-    for (s, (spc, runs)) in series.iter().zip(analysed) {
+    let (mut trend, mut mk_s, mut mk_p, mut tau_b, mut sen, mut ols_slope, mut ols_p) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (s, a) in series.iter().zip(analysed) {
+        let (spc, runs) = (&a.spc, &a.runs);
+        let polarity = by_indicator[s.indicator.as_str()].polarity;
+        trend.push(trend_reading(a.mk.as_ref(), polarity));
+        mk_s.push(a.mk.as_ref().map(|m| m.s));
+        mk_p.push(a.mk.as_ref().map(|m| m.p));
+        tau_b.push(a.mk.as_ref().map(|m| m.tau_b).filter(|t| t.is_finite()));
+        sen.push(
+            a.mk.as_ref()
+                .map(|m| m.sens_slope)
+                .filter(|t| t.is_finite()),
+        );
+        ols_slope.push(a.line.as_ref().map(|l| l.slope).filter(|t| t.is_finite()));
+        ols_p.push(a.line.as_ref().map(|l| l.pvalue).filter(|t| t.is_finite()));
         let latest_part = runs.last();
         let signal = latest_part.is_some_and(|r| r.runs_signal);
         let (f, reason) = flag(spc, signal, &s.periods);
@@ -340,6 +416,13 @@ fn series_frame(
         "runs_signal" => runs_signal,
         "longest_run" => longest,
         "n_crossings" => crossings,
+        "trend" => trend,
+        "mk_s" => mk_s,
+        "mk_p" => mk_p,
+        "kendall_tau_b" => tau_b,
+        "sens_slope" => sen,
+        "ols_slope" => ols_slope,
+        "ols_p" => ols_p,
         "flag" => flag_col,
         "reason" => reason,
     )

@@ -31,6 +31,13 @@ pub struct PipelineDef {
     pub targets: Option<String>,
     /// CSV of actions: `action_id, goal_id, org_unit_id, title, owner, start, due, status`.
     pub actions: Option<String>,
+    /// Significance level of the trend tests (default 0.05).
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+}
+
+fn default_alpha() -> f64 {
+    0.05
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -52,6 +52,13 @@ pub(super) fn check(p: &Pipeline) -> Vec<Diagnostic> {
         ));
     }
 
+    if !(def.alpha > 0.0 && def.alpha < 0.5) {
+        out.push(p.diag_at(
+            def.name.span(),
+            "alpha",
+            "alpha must be between 0 and 0.5 (e.g. 0.05)",
+        ));
+    }
     check_sources(p, &mut out);
     check_indicators(p, &mut out);
     check_goals(p, &mut out);
