@@ -115,6 +115,33 @@ styrkort inspect out/uddevalla/as_of=2025-01-01 --goal BUN-2 --period 2024"
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Run the SPC, runs and trend analysis on any series in a CSV with the columns
+    /// `series, date, value` and optionally `target` (empty cells are missing values).
+    #[command(
+        after_help = "Example:\n  styrkort spc waits.csv --direction decrease --rebase 2024-01-01 --format json"
+    )]
+    Spc {
+        /// The CSV file.
+        file: PathBuf,
+        /// Which way is better: increase, decrease or neutral.
+        #[arg(long, default_value = "neutral", value_parser = parse_direction)]
+        direction: styrkort::assess::stats::Direction,
+        /// Dates where the process changed: limits are recomputed from the first point on or after each.
+        #[arg(long, num_args = 1.., value_parser = parse_date)]
+        rebase: Vec<NaiveDate>,
+        /// Compute the limits from the first N points of each segment only.
+        #[arg(long)]
+        fix_after: Option<usize>,
+        /// Keep large moving ranges in the limits (as the MDC Excel tool does).
+        #[arg(long)]
+        no_screen: bool,
+        /// Significance level of the trend test.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// Output: table, csv or json.
+        #[arg(long, default_value = "table", value_parser = parse_format)]
+        format: styrkort::report::Format,
+    },
     /// Write a synthetic municipality's org tree and operational data (the fixtures' generator).
     /// Scale 1 with seed 1 is exactly fixtures/uddevalla; scale 100 gives about 100 times the rows.
     Generate {
@@ -159,6 +186,20 @@ fn parse_status(s: &str) -> Result<styrkort::assess::Status, String> {
     styrkort::assess::Status::parse(s).ok_or_else(|| {
         format!("expected one of met, partly_met, not_met, no_data, no_target, not_assessable; found '{s}'")
     })
+}
+
+fn parse_direction(s: &str) -> Result<styrkort::assess::stats::Direction, String> {
+    styrkort::assess::stats::Direction::parse(s)
+        .ok_or_else(|| format!("expected increase, decrease or neutral; found '{s}'"))
+}
+
+fn parse_format(s: &str) -> Result<styrkort::report::Format, String> {
+    match s {
+        "table" => Ok(styrkort::report::Format::Table),
+        "csv" => Ok(styrkort::report::Format::Csv),
+        "json" => Ok(styrkort::report::Format::Json),
+        _ => Err(format!("expected table, csv or json; found '{s}'")),
+    }
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -246,6 +287,26 @@ fn main() -> ExitCode {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             styrkort::report::inspect(&dir, &filter, color).map(|t| print_out(&t))
         }),
+        Command::Spc {
+            file,
+            direction,
+            rebase,
+            fix_after,
+            no_screen,
+            alpha,
+            format,
+        } => styrkort::report::spc_report(
+            &file,
+            &styrkort::report::AdhocOptions {
+                direction,
+                rebase,
+                fix_after,
+                screen_outliers: !no_screen,
+                alpha,
+                format,
+            },
+        )
+        .map(|t| print_out(&t)),
         Command::Generate { scale, seed, out } => {
             styrkort::generate::write_municipality(&out, scale, seed).map(|files| {
                 for f in files {

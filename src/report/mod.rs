@@ -1,8 +1,10 @@
 //! What people read in a terminal: the run summary, validation results and the explained plans.
 //! (Deviation tables, HTML and Excel come with the targets work.)
 
+mod adhoc_spc;
 mod inspect;
 
+pub use adhoc_spc::{AdhocOptions, Format, spc_report};
 pub use inspect::{InspectFilter, render as inspect, select_deviations};
 
 use std::fmt::Write;

@@ -167,7 +167,7 @@ pub fn kendall_tau_exact(t: &[f64], x: &[f64]) -> (f64, Option<f64>) {
     let pairs = (n * n.saturating_sub(1) / 2) as f64;
     let tau = (concordant as f64 - discordant as f64)
         / ((pairs - tied_t as f64).sqrt() * (pairs - tied_x as f64).sqrt());
-    if tied_t > 0 || tied_x > 0 || n > 33 || n < 2 {
+    if tied_t > 0 || tied_x > 0 || !(2..=33).contains(&n) {
         return (tau, None);
     }
     // counts[k] = permutations of n items with exactly k inversions (Mahonian numbers).
