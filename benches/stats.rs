@@ -23,7 +23,11 @@ fn main() {
     let series: Vec<Vec<Option<f64>>> = (0..n_series)
         .map(|_| {
             let level = rng.random_range(5.0..15.0);
-            let drift = if rng.random_bool(0.1) { rng.random_range(-0.2..0.2) } else { 0.0 };
+            let drift = if rng.random_bool(0.1) {
+                rng.random_range(-0.2..0.2)
+            } else {
+                0.0
+            };
             (0..points)
                 .map(|i| {
                     if rng.random_bool(0.01) {
@@ -42,17 +46,19 @@ fn main() {
     };
     for round in 1..=3 {
         let started = Instant::now();
-        let flagged: usize = series
-            .par_iter()
-            .map(|s| {
-                let spc = xmr(s, &opts);
-                let runs = anhoej(s, Centre::Mean, &[], None, true);
-                let mk = mann_kendall(s, 0.05);
-                usize::from(spc.points.iter().any(|p| p.special_cause != styrkort::assess::stats::SpecialCause::CommonCause))
-                    + usize::from(runs.iter().any(|r| r.runs_signal))
-                    + usize::from(mk.is_some_and(|m| m.significant))
-            })
-            .sum();
+        let flagged: usize =
+            series
+                .par_iter()
+                .map(|s| {
+                    let spc = xmr(s, &opts);
+                    let runs = anhoej(s, Centre::Mean, &[], None, true);
+                    let mk = mann_kendall(s, 0.05);
+                    usize::from(spc.points.iter().any(|p| {
+                        p.special_cause != styrkort::assess::stats::SpecialCause::CommonCause
+                    })) + usize::from(runs.iter().any(|r| r.runs_signal))
+                        + usize::from(mk.is_some_and(|m| m.significant))
+                })
+                .sum();
         let secs = started.elapsed().as_secs_f64();
         println!(
             "round {round}: {n_series} series × {points} points in {secs:.2} s = {:.0} series/s ({flagged} signals, {} threads)",

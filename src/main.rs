@@ -114,6 +114,9 @@ styrkort inspect out/uddevalla/as_of=2025-01-01 --goal BUN-2 --period 2024"
         /// At most this many rows (0 = all).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// List the series flagged act or watch by the statistical reading, with the reason.
+        #[arg(long)]
+        signals: bool,
     },
     /// Run the SPC, runs and trend analysis on any series in a CSV with the columns
     /// `series, date, value` and optionally `target` (empty cells are missing values).
@@ -273,6 +276,7 @@ fn main() -> ExitCode {
             period,
             segment,
             limit,
+            signals,
         } => inspect_run_dir(run_dir, pipeline, as_of, &out).and_then(|dir| {
             let filter = styrkort::report::InspectFilter {
                 statuses: status,
@@ -285,7 +289,11 @@ fn main() -> ExitCode {
             };
             use std::io::IsTerminal;
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            styrkort::report::inspect(&dir, &filter, color).map(|t| print_out(&t))
+            if signals {
+                styrkort::report::render_signals(&dir, &filter, color).map(|t| print_out(&t))
+            } else {
+                styrkort::report::inspect(&dir, &filter, color).map(|t| print_out(&t))
+            }
         }),
         Command::Spc {
             file,

@@ -251,3 +251,33 @@ fn every_command_has_help() {
     let o = styrkort(&["run", "--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes: 0 ok, 1"));
 }
+
+#[test]
+fn inspect_signals_lists_the_flagged_series_with_reasons() {
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(run_into(out.path()).status.code(), Some(0));
+    let dir = out.path().join("uddevalla/as_of=2025-01-01");
+    let o = styrkort(&[
+        "inspect",
+        dir.to_str().unwrap(),
+        "--signals",
+        "--unit",
+        "SOC-ALD-HTN",
+        "--limit",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("sick_leave_pct") && l.contains("| total"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.starts_with("| act"), "{line}");
+    assert!(line.contains("concern: "), "{line}");
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| flag"))
+            .all(|l| l.contains("(SOC-ALD-HTN)"))
+    );
+}

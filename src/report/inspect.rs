@@ -263,3 +263,128 @@ fn format_number(x: f64) -> String {
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" { "0".into() } else { s.to_string() }
 }
+
+/// The flagged series of a run (`act` first, then `watch`), optionally for a unit's subtree.
+pub fn render_signals(
+    run_dir: &Path,
+    filter: &InspectFilter,
+    color: bool,
+) -> Result<String, Error> {
+    let signals = read(&run_dir.join("signals.parquet"))?;
+    let deviations = read(&run_dir.join("deviations.parquet"))?;
+    let paths = deviations
+        .lazy()
+        .select([
+            col("org_unit_id"),
+            col("org_name"),
+            col("org_path"),
+            col("indicator_id"),
+            col("goal_ids"),
+        ])
+        .unique(None, UniqueKeepStrategy::Any);
+    let mut lf = signals
+        .lazy()
+        .join(
+            paths,
+            [col("org_unit_id"), col("indicator_id")],
+            [col("org_unit_id"), col("indicator_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .filter(col("flag").neq(lit("none")));
+    if filter.segment != "all" {
+        lf = lf.filter(col("segment").eq(lit(filter.segment.as_str())));
+    }
+    if let Some(u) = &filter.unit {
+        let path = concat_str([lit("/"), col("org_path"), lit("/")], "", false);
+        lf = lf.filter(path.str().contains_literal(lit(format!("/{u}/"))));
+    }
+    if let Some(g) = &filter.goal {
+        let ids = concat_str(
+            [lit(","), col("goal_ids").fill_null(lit("")), lit(",")],
+            "",
+            false,
+        );
+        lf = lf.filter(ids.str().contains_literal(lit(format!(",{g},"))));
+    }
+    let rows = lf
+        .sort(
+            ["flag", "indicator_id", "org_unit_id", "segment"],
+            SortMultipleOptions::default(),
+        )
+        .collect()
+        .map_err(|e| Error::Data(e.to_string()))?;
+    let total = rows.height();
+    let shown = if filter.limit == 0 {
+        total
+    } else {
+        total.min(filter.limit)
+    };
+    let text = |name: &str| -> Result<StringChunked, Error> {
+        rows.column(name)
+            .and_then(|c| c.cast(&DataType::String))
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| Error::Data(e.to_string()))
+    };
+    let (flag, ind, unit, name, seg, period, icon, trend, reason) = (
+        text("flag")?,
+        text("indicator_id")?,
+        text("org_unit_id")?,
+        text("org_name")?,
+        text("segment")?,
+        text("latest_period")?,
+        text("variation_icon")?,
+        text("trend")?,
+        text("reason")?,
+    );
+    let mut table = Table::new();
+    table.load_preset(if color {
+        presets::UTF8_FULL_CONDENSED
+    } else {
+        presets::ASCII_MARKDOWN
+    });
+    table.set_header([
+        "flag",
+        "indicator",
+        "unit",
+        "segment",
+        "latest",
+        "icon",
+        "trend",
+        "reason",
+    ]);
+    for i in 0..shown {
+        let f = flag.get(i).unwrap_or("");
+        let mut cell = Cell::new(f);
+        if color {
+            cell = cell.fg(if f == "act" {
+                Color::Red
+            } else {
+                Color::Yellow
+            });
+        }
+        table.add_row(vec![
+            cell,
+            Cell::new(ind.get(i).unwrap_or("")),
+            Cell::new(format!(
+                "{} ({})",
+                name.get(i).unwrap_or(""),
+                unit.get(i).unwrap_or("")
+            )),
+            Cell::new(seg.get(i).unwrap_or("")),
+            Cell::new(period.get(i).unwrap_or("")),
+            Cell::new(icon.get(i).unwrap_or("")),
+            Cell::new(trend.get(i).unwrap_or("")),
+            Cell::new(reason.get(i).unwrap_or("")),
+        ]);
+    }
+    Ok(format!(
+        "flagged series in {} — {} series{}\n{table}\n",
+        run_dir.display(),
+        total,
+        if shown < total {
+            format!(", showing the first {shown} (--limit 0 for all)")
+        } else {
+            String::new()
+        }
+    ))
+}

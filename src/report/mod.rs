@@ -5,7 +5,7 @@ mod adhoc_spc;
 mod inspect;
 
 pub use adhoc_spc::{AdhocOptions, Format, spc_report};
-pub use inspect::{InspectFilter, render as inspect, select_deviations};
+pub use inspect::{InspectFilter, render as inspect, render_signals, select_deviations};
 
 use std::fmt::Write;
 
