@@ -1,0 +1,211 @@
+//! Conformance of the confidence intervals with the peers' answers in
+//! `shared/conformance/stats/cases.json`, groups (a) proportions and (b) counts and rates.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use styrkort::assess::stats::intervals::{
+    byar_half, byar_lower, byar_upper, exact_poisson, rate_interval, wilson,
+};
+
+fn cases(group: &str) -> Vec<Value> {
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/stats/cases.json");
+    let all: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    all.into_iter().filter(|c| c["group"] == group).collect()
+}
+
+fn within(ours: Option<f64>, expected: &Value, tol: &Value) -> bool {
+    match (ours, expected.as_f64()) {
+        (None, None) => expected.is_null(),
+        (Some(o), Some(e)) => {
+            let diff = (o - e).abs();
+            if e == 0.0 || e == 1.0 {
+                // "bounds of exactly 0 or 1 must be exact" (and PHE's own zero lower limit)
+                return diff == 0.0
+                    || tol["decimal"]
+                        .as_f64()
+                        .is_some_and(|d| diff < 1.5 * 10f64.powf(-d));
+            }
+            if let Some(rel) = tol["rel"].as_f64() {
+                diff <= rel * e.abs()
+            } else if let Some(d) = tol["decimal"].as_f64() {
+                diff < 1.5 * 10f64.powf(-d)
+            } else {
+                tol["abs"].as_f64().is_some_and(|a| diff <= a)
+            }
+        }
+        _ => false,
+    }
+}
+
+fn check(case: &Value, key: &str, ours: Option<f64>, expected: &Value, failures: &mut Vec<String>) {
+    if !within(ours, expected, &case["tolerance"]) {
+        failures.push(format!(
+            "{}: {key}: ours {ours:?}, peer {expected}",
+            case["id"].as_str().unwrap()
+        ));
+    }
+}
+
+fn confidences(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(a) => a.iter().filter_map(Value::as_f64).collect(),
+        other => other.as_f64().into_iter().collect(),
+    }
+}
+
+#[test]
+fn wilson_intervals_for_proportions_conform() {
+    let mut failures = Vec::new();
+    let group = cases("a");
+    assert_eq!(group.len(), 49);
+    for case in &group {
+        let input = &case["input"];
+        let e = &case["expected"];
+        match case["method"].as_str().unwrap() {
+            "proportion_ci_wilson" if input.get("pairs").is_some() => {
+                for pair in input["pairs"].as_array().unwrap() {
+                    let (x, n) = (pair[0].as_f64().unwrap(), pair[1].as_f64().unwrap());
+                    let (l, u) = wilson(x, n, input["confidence"].as_f64().unwrap()).unwrap();
+                    if !(0.0 <= l && l <= u && u <= 1.0) {
+                        failures.push(format!("{}: {x}/{n} gives [{l}, {u}]", case["id"]));
+                    }
+                }
+            }
+            "proportion_ci_wilson" => {
+                let xs = confidences(&input["x"]);
+                let ns = confidences(&input["n"]);
+                for (x, n) in xs.iter().zip(&ns) {
+                    let r = wilson(*x, *n, input["confidence"].as_f64().unwrap());
+                    check(case, "lower", r.map(|r| r.0), &e["lower"], &mut failures);
+                    check(case, "upper", r.map(|r| r.1), &e["upper"], &mut failures);
+                }
+            }
+            "phe_proportion" => {
+                let (x, n, m) = (
+                    input["x"].as_f64(),
+                    input["n"].as_f64(),
+                    input["multiplier"].as_f64().unwrap(),
+                );
+                let value = x.zip(n).map(|(x, n)| x / n * m);
+                check(case, "value", value, &e["value"], &mut failures);
+                for c in confidences(&input["confidence"]) {
+                    let key = if c == 0.95 { "0.95" } else { "0.998" };
+                    let r = x.zip(n).and_then(|(x, n)| wilson(x, n, c));
+                    check(
+                        case,
+                        &format!("{key} lower"),
+                        r.map(|r| r.0 * m),
+                        &e["ci"][key]["lower"],
+                        &mut failures,
+                    );
+                    check(
+                        case,
+                        &format!("{key} upper"),
+                        r.map(|r| r.1 * m),
+                        &e["ci"][key]["upper"],
+                        &mut failures,
+                    );
+                }
+            }
+            other => failures.push(format!("{}: unknown method {other}", case["id"])),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatch(es):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn count_and_rate_intervals_conform() {
+    let mut failures = Vec::new();
+    let group = cases("b");
+    assert_eq!(group.len(), 38);
+    for case in &group {
+        let input = &case["input"];
+        let e = &case["expected"];
+        match case["method"].as_str().unwrap() {
+            "count_ci_byar" => {
+                let (x, c) = (
+                    input["x"].as_f64().unwrap(),
+                    input["confidence"].as_f64().unwrap(),
+                );
+                check(case, "lower", byar_lower(x, c), &e["lower"], &mut failures);
+                check(
+                    case,
+                    "upper",
+                    Some(byar_upper(x, c)),
+                    &e["upper"],
+                    &mut failures,
+                );
+            }
+            "rate_ci_exact_poisson" => {
+                let (x, t, c) = (
+                    input["x"].as_f64().unwrap(),
+                    input["exposure"].as_f64().unwrap(),
+                    input["confidence"].as_f64().unwrap(),
+                );
+                let (l, u) = exact_poisson(x, c);
+                check(case, "lower", Some(l / t), &e["lower"], &mut failures);
+                check(case, "upper", Some(u / t), &e["upper"], &mut failures);
+            }
+            "rate_ci_byar" => {
+                let (x, t, c) = (
+                    input["x"].as_f64().unwrap(),
+                    input["exposure"].as_f64().unwrap(),
+                    input["confidence"].as_f64().unwrap(),
+                );
+                let (l, u) = byar_half(x, t, c);
+                check(case, "lower", Some(l), &e["lower"], &mut failures);
+                check(case, "upper", Some(u), &e["upper"], &mut failures);
+            }
+            "phe_rate" => {
+                let (x, n, m) = (
+                    input["x"].as_f64(),
+                    input["n"].as_f64(),
+                    input["multiplier"].as_f64().unwrap(),
+                );
+                let value = x.zip(n).map(|(x, n)| x / n * m);
+                check(case, "value", value, &e["value"], &mut failures);
+                for c in confidences(&input["confidence"]) {
+                    let key = if c == 0.95 { "0.95" } else { "0.998" };
+                    let r = x.zip(n).and_then(|(x, n)| rate_interval(x, n, m, c));
+                    check(
+                        case,
+                        &format!("{key} lower"),
+                        r.and_then(|r| r.1),
+                        &e["ci"][key]["lower"],
+                        &mut failures,
+                    );
+                    check(
+                        case,
+                        &format!("{key} upper"),
+                        r.map(|r| r.2),
+                        &e["ci"][key]["upper"],
+                        &mut failures,
+                    );
+                    if let (Some(r), Some(method)) = (r, e["method"].as_str())
+                        && r.3.label() != method
+                    {
+                        failures.push(format!(
+                            "{}: method {} vs {method}",
+                            case["id"],
+                            r.3.label()
+                        ));
+                    }
+                }
+            }
+            other => failures.push(format!("{}: unknown method {other}", case["id"])),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatch(es):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
