@@ -209,3 +209,58 @@ fn count_and_rate_intervals_conform() {
         failures.join("\n")
     );
 }
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+#[test]
+fn significance_against_a_benchmark_conforms() {
+    use styrkort::assess::stats::intervals::{
+        proportion_significance, rate_significance, ratio_significance,
+    };
+    let mut failures = Vec::new();
+    let group = cases("c");
+    assert_eq!(group.len(), 10);
+    for case in &group {
+        let i = &case["input"];
+        let labels: Vec<&str> = match case["method"].as_str().unwrap() {
+            "funnel_significance_proportion" => {
+                proportion_significance(&floats(&i["numerator"]), &floats(&i["denominator"]))
+            }
+            "funnel_significance_ratio" => {
+                ratio_significance(&floats(&i["obs"]), &floats(&i["expected"]))
+            }
+            "funnel_significance_rate" => rate_significance(
+                &floats(&i["count"]),
+                &floats(&i["rate"]),
+                &floats(&i["denominator"]),
+                i["rate_type"] == "dsr",
+                i["multiplier"].as_f64().unwrap(),
+            ),
+            other => panic!("unknown method {other}"),
+        };
+        let expected: Vec<&str> = case["expected"]["significance"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(labels.len(), expected.len());
+        for (k, (ours, peer)) in labels.iter().zip(&expected).enumerate() {
+            if ours != peer {
+                failures.push(format!("{} row {k}: ours {ours}, peer {peer}", case["id"]));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatch(es):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -144,3 +144,100 @@ pub fn compare(lower: Option<f64>, upper: Option<f64>, benchmark: f64) -> Signif
         _ => Significance::Similar,
     }
 }
+
+/// Fingertips' significance labels against a benchmark (PHE `assign_funnel_significance`), in
+/// the order they are checked.
+pub const HIGH_999: &str = "High (0.001)";
+pub const HIGH_975: &str = "High (0.025)";
+pub const LOW_999: &str = "Low (0.001)";
+pub const LOW_975: &str = "Low (0.025)";
+pub const NOT_SIGNIFICANT: &str = "Not significant";
+pub const DSR_UNDER_10: &str = "Not applicable for events less than 10 for dsrs";
+
+/// First label whose interval (99.8 %, then 95 %) excludes the benchmark.
+fn label(intervals: [(Option<f64>, Option<f64>); 2], benchmark: f64) -> &'static str {
+    let [(l998, u998), (l95, u95)] = intervals;
+    if l998.is_some_and(|l| benchmark < l) {
+        HIGH_999
+    } else if l95.is_some_and(|l| benchmark < l) {
+        HIGH_975
+    } else if u998.is_some_and(|u| benchmark > u) {
+        LOW_999
+    } else if u95.is_some_and(|u| benchmark > u) {
+        LOW_975
+    } else {
+        NOT_SIGNIFICANT
+    }
+}
+
+/// Each area's proportion against the overall proportion Σx/Σn: outside the area's Wilson
+/// interval (the same as outside PHE's inverted-Wilson funnel limits).
+pub fn proportion_significance(x: &[f64], n: &[f64]) -> Vec<&'static str> {
+    let overall = x.iter().sum::<f64>() / n.iter().sum::<f64>();
+    x.iter()
+        .zip(n)
+        .map(|(&x, &n)| {
+            let w = |c| wilson(x, n, c).map_or((None, None), |(l, u)| (Some(l), Some(u)));
+            label([w(0.998), w(0.95)], overall)
+        })
+        .collect()
+}
+
+/// Each ratio observed / expected against 1, with the count's interval (exact below 10, Byar's
+/// from 10).
+pub fn ratio_significance(observed: &[f64], expected: &[f64]) -> Vec<&'static str> {
+    observed
+        .iter()
+        .zip(expected)
+        .map(|(&o, &e)| {
+            let ci = |c| {
+                let (_, l, u) = count_interval(o, c);
+                (l.map(|l| l / e), Some(u / e))
+            };
+            label([ci(0.998), ci(0.95)], 1.0)
+        })
+        .collect()
+}
+
+/// Directly standardised or crude rates against their weighted average Σcount / Σd, where
+/// d = multiplier · count / rate (for a zero count: the given denominator for crude rates, none
+/// for dsrs). A dsr with fewer than 10 events is not assessed.
+pub fn rate_significance(
+    count: &[f64],
+    rate: &[f64],
+    denominator: &[f64],
+    dsr: bool,
+    multiplier: f64,
+) -> Vec<&'static str> {
+    let d: Vec<Option<f64>> = count
+        .iter()
+        .zip(rate)
+        .zip(denominator)
+        .map(|((&c, &r), &n)| {
+            if c > 0.0 {
+                Some(multiplier * c / r)
+            } else if dsr {
+                None
+            } else {
+                Some(n)
+            }
+        })
+        .collect();
+    let total_d: f64 = d.iter().flatten().sum();
+    let average = count.iter().sum::<f64>() / total_d;
+    count
+        .iter()
+        .zip(&d)
+        .map(|(&c, d)| {
+            if dsr && c < 10.0 {
+                return DSR_UNDER_10;
+            }
+            let Some(d) = *d else { return NOT_SIGNIFICANT };
+            let ci = |conf| {
+                let (_, l, u) = count_interval(c, conf);
+                (l.map(|l| l / d), Some(u / d))
+            };
+            label([ci(0.998), ci(0.95)], average)
+        })
+        .collect()
+}
