@@ -345,3 +345,35 @@ fn the_climbing_sick_leave_is_flagged_act_and_a_small_units_noisy_miss_is_not() 
     let (flag, reason) = signal("sick_leave_pct", "BUF-EH-CEH");
     assert_ne!(flag, "act", "{reason}");
 }
+
+#[test]
+fn intervals_separate_a_real_outlier_from_a_small_schools_miss() {
+    let row = |unit: &str| {
+        run()
+            .signals
+            .clone()
+            .lazy()
+            .filter(
+                col("indicator_id")
+                    .eq(lit("grade9_eligible_pct"))
+                    .and(col("org_unit_id").eq(lit(unit)))
+                    .and(col("segment").eq(lit("total"))),
+            )
+            .collect()
+            .unwrap()
+    };
+    let f = |df: &DataFrame, c: &str| df.column(c).unwrap().f64().unwrap().get(0);
+    let her = row("BUF-GSK-HER");
+    // 27 of 45 pupils eligible in 2024. Wilson 95 %, computed independently in Python:
+    // z = 1.959963984540054; (2x + z² ∓ z·√(z² + 4x(1 − x/n))) / (2(n + z²)) × 100.
+    assert_close(f(&her, "latest_value"), 60.0);
+    assert_close(f(&her, "ci95_lower"), 45.45185459035139);
+    assert_close(f(&her, "ci95_upper"), 72.97511343499086);
+    assert_eq!(strings(&her, "significance_vs_target"), ["lower"]);
+    assert_eq!(strings(&her, "funnel_band"), ["beyond_998"]);
+    // Ljungskileskolan misses the same target (82.2 % against 85 %), but 85 lies inside its interval.
+    let lju = row("BUF-GSK-LJU");
+    assert!(f(&lju, "latest_value").unwrap() < 85.0);
+    assert_eq!(strings(&lju, "significance_vs_target"), ["similar"]);
+    assert_eq!(strings(&lju, "funnel_band"), ["within_95"]);
+}

@@ -37,7 +37,7 @@ pub struct Assessment {
 const KEYS: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];
 
 /// Columns of `deviations.parquet`, in order.
-pub const DEVIATION_COLUMNS: [&str; 36] = [
+pub const DEVIATION_COLUMNS: [&str; 38] = [
     "indicator_id",
     "org_unit_id",
     "org_level",
@@ -51,6 +51,8 @@ pub const DEVIATION_COLUMNS: [&str; 36] = [
     "is_latest_period",
     "segment",
     "value",
+    "numerator",
+    "denominator",
     "n_rows",
     "polarity",
     "goal_ids",
@@ -300,7 +302,7 @@ fn deviations(
         )
         .with_column(col("is_latest_period").fill_null(lit(false)))
         .select(
-            DEVIATION_COLUMNS[..31]
+            DEVIATION_COLUMNS[..33]
                 .iter()
                 .map(|c| col(*c))
                 .collect::<Vec<_>>(),

@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use super::stats::intervals::{Significance, compare, rate_interval, wilson};
 use super::stats::{
     Assurance, Centre, Direction, MannKendall, Ols, PointType, SpcOptions, SpcResult, SpecialCause,
     anhoej, mann_kendall, ols, xmr,
 };
-use crate::definitions::{IndicatorDef, Pipeline, Polarity};
+use crate::definitions::{IndicatorDef, Pipeline, Polarity, StatKind};
 use crate::period::{Grain, Month};
 
 /// The grain an indicator's series are read at: its `spc_grain`, else month when it has months,
@@ -47,6 +48,10 @@ struct Series {
     values: Vec<Option<f64>>,
     /// The latest point's fixed target (floor or ceiling), for assurance.
     target: Option<f64>,
+    /// The latest point's numerator and denominator, for its confidence interval.
+    latest_counts: Option<(f64, f64)>,
+    /// The unit's parent in the org tree (the benchmark of the funnel across siblings).
+    parent: Option<String>,
 }
 
 struct Analysis {
@@ -54,6 +59,36 @@ struct Analysis {
     runs: Vec<super::stats::RunsPart>,
     mk: Option<MannKendall>,
     line: Option<Ols>,
+}
+
+/// The interval of a value `scale × x / n` at `confidence`, for an indicator with a `stat_kind`.
+fn interval(
+    kind: StatKind,
+    scale: f64,
+    (x, n): (f64, f64),
+    confidence: f64,
+) -> Option<(Option<f64>, f64)> {
+    match kind {
+        StatKind::Proportion => wilson(x, n, confidence).map(|(l, u)| (Some(l * scale), u * scale)),
+        StatKind::Rate => rate_interval(x, n, scale, confidence).map(|(_, l, u, _)| (l, u)),
+    }
+}
+
+/// Where a benchmark lies against a value's intervals: inside the 95 % one, between 95 % and
+/// 99.8 %, or outside the 99.8 % one (a funnel plot's bands, read from the unit's side).
+fn funnel_band(
+    i95: Option<(Option<f64>, f64)>,
+    i998: Option<(Option<f64>, f64)>,
+    benchmark: f64,
+) -> Option<&'static str> {
+    let outside = |i: Option<(Option<f64>, f64)>| {
+        i.map(|(l, u)| compare(l, Some(u), benchmark) != Significance::Similar)
+    };
+    match (outside(i95)?, outside(i998)?) {
+        (false, _) => Some("within_95"),
+        (true, false) => Some("between_95_998"),
+        (true, true) => Some("beyond_998"),
+    }
 }
 
 /// The trend in the indicator's polarity: a significant Mann-Kendall trend is improving when it
@@ -122,6 +157,9 @@ pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Sign
             col("value"),
             col("target_kind"),
             col("target_value"),
+            col("numerator"),
+            col("denominator"),
+            col("org_path"),
         ])
         .sort(
             ["indicator_id", "org_unit_id", "segment", "period_start"],
@@ -192,6 +230,9 @@ fn split_series(rows: &DataFrame) -> PolarsResult<Vec<Series>> {
     let start = start.i32()?;
     let value = rows.column("value")?.f64()?;
     let target = rows.column("target_value")?.f64()?;
+    let numerator = rows.column("numerator")?.f64()?;
+    let denominator = rows.column("denominator")?.f64()?;
+    let path = s("org_path")?;
     let mut out: Vec<Series> = Vec::new();
     for i in 0..rows.height() {
         let key = (
@@ -212,6 +253,8 @@ fn split_series(rows: &DataFrame) -> PolarsResult<Vec<Series>> {
                 period_months: Vec::new(),
                 values: Vec::new(),
                 target: None,
+                latest_counts: None,
+                parent: None,
             });
         }
         let last = out.last_mut().expect("pushed above");
@@ -221,6 +264,11 @@ fn split_series(rows: &DataFrame) -> PolarsResult<Vec<Series>> {
             + chrono::Duration::days(days as i64);
         last.period_months.push(Month::of_date(date).0);
         last.values.push(value.get(i));
+        last.latest_counts = numerator.get(i).zip(denominator.get(i));
+        last.parent = path
+            .get(i)
+            .and_then(|p| p.rsplit('/').nth(1))
+            .map(String::from);
         last.target = match kind.get(i) {
             Some("floor") | Some("ceiling") => target.get(i),
             _ => None,
@@ -344,6 +392,17 @@ fn series_frame(
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut latest_value, mut target) = (Vec::new(), Vec::new());
     let (mut icon, mut assurance, mut flag_col) = (Vec::new(), Vec::new(), Vec::new());
+    let latest: std::collections::HashMap<(&str, &str, &str), Option<f64>> = series
+        .iter()
+        .map(|s| {
+            (
+                (s.indicator.as_str(), s.unit.as_str(), s.segment.as_str()),
+                s.values.last().copied().flatten(),
+            )
+        })
+        .collect();
+    let mut ci: [Vec<Option<f64>>; 4] = Default::default();
+    let (mut significance, mut band, mut benchmark) = (Vec::new(), Vec::new(), Vec::new());
     let (mut trend, mut mk_s, mut mk_p, mut tau_b, mut sen, mut ols_slope, mut ols_p) = (
         Vec::new(),
         Vec::new(),
@@ -355,7 +414,35 @@ fn series_frame(
     );
     for (s, a) in series.iter().zip(analysed) {
         let (spc, runs) = (&a.spc, &a.runs);
-        let polarity = by_indicator[s.indicator.as_str()].polarity;
+        let ind = by_indicator[s.indicator.as_str()];
+        let polarity = ind.polarity;
+        let (i95, i998) = match (
+            ind.stat_kind,
+            s.latest_counts,
+            s.values.last().copied().flatten(),
+        ) {
+            (Some(kind), Some(counts), Some(_)) => (
+                interval(kind, ind.scale, counts, 0.95),
+                interval(kind, ind.scale, counts, 0.998),
+            ),
+            _ => (None, None),
+        };
+        ci[0].push(i95.and_then(|i| i.0));
+        ci[1].push(i95.map(|i| i.1));
+        ci[2].push(i998.and_then(|i| i.0));
+        ci[3].push(i998.map(|i| i.1));
+        significance.push(match (i95, s.target) {
+            (Some((l, u)), Some(t)) => Some(compare(l, Some(u), t).label()),
+            _ => None,
+        });
+        let parent_value = s.parent.as_deref().and_then(|p| {
+            latest
+                .get(&(s.indicator.as_str(), p, s.segment.as_str()))
+                .copied()
+                .flatten()
+        });
+        benchmark.push(parent_value);
+        band.push(parent_value.and_then(|b| funnel_band(i95, i998, b)));
         trend.push(trend_reading(a.mk.as_ref(), polarity));
         mk_s.push(a.mk.as_ref().map(|m| m.s));
         mk_p.push(a.mk.as_ref().map(|m| m.p));
@@ -416,6 +503,13 @@ fn series_frame(
         "runs_signal" => runs_signal,
         "longest_run" => longest,
         "n_crossings" => crossings,
+        "ci95_lower" => ci[0].clone(),
+        "ci95_upper" => ci[1].clone(),
+        "ci998_lower" => ci[2].clone(),
+        "ci998_upper" => ci[3].clone(),
+        "significance_vs_target" => significance,
+        "parent_value" => benchmark,
+        "funnel_band" => band,
         "trend" => trend,
         "mk_s" => mk_s,
         "mk_p" => mk_p,

@@ -229,11 +229,21 @@ pub struct IndicatorDef {
     pub stock: Option<StockRule>,
     /// A default target, used wherever the targets CSV sets none.
     pub target: Option<crate::assess::TargetDefault>,
+    /// What the numerator counts, for confidence intervals: `proportion` (members of the
+    /// denominator) or `rate` (events per denominator exposure).
+    pub stat_kind: Option<StatKind>,
     /// The grain of the statistical series (SPC, runs); default month, else the finest grain.
     pub spc_grain: Option<Grain>,
     /// Months (`YYYY-MM`) where the process changed: SPC limits are recomputed from there on.
     #[serde(default)]
     pub rebase: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatKind {
+    Proportion,
+    Rate,
 }
 
 /// One org unit id, or a list of them.

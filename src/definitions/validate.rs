@@ -230,6 +230,13 @@ fn check_indicators(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 "scale must be a finite, non-zero number",
             ));
         }
+        if ind.stat_kind.is_some() && ind.denominator.is_none() {
+            out.push(p.diag_at(
+                ind.id.span(),
+                &item,
+                "stat_kind needs a denominator (the number of members or the exposure)",
+            ));
+        }
         for r in &ind.rebase {
             if Month::parse(r.get_ref()).is_none() {
                 out.push(p.diag_at(
