@@ -264,3 +264,154 @@ fn significance_against_a_benchmark_conforms() {
         failures.join("\n")
     );
 }
+
+fn column<'a>(table: &'a [(String, Vec<f64>)], name: &str) -> &'a [f64] {
+    &table
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .1
+}
+
+#[test]
+fn funnel_limits_conform() {
+    use std::collections::BTreeMap;
+    use styrkort::assess::stats::funnel::{
+        is_outlier, phi_shmi, proportion_funnel, rate_funnel, ratio_funnel, sr_poisson_limits,
+    };
+    let mut failures = Vec::new();
+    let group = cases("d");
+    assert_eq!(group.len(), 11);
+    for case in &group {
+        let i = &case["input"];
+        let e = &case["expected"];
+        let id = case["id"].as_str().unwrap();
+        let rel = case["tolerance"]["rel"].as_f64();
+        let compare_table = |table: &[(String, Vec<f64>)], failures: &mut Vec<String>| {
+            for (name, values) in e.as_object().unwrap() {
+                let ours = column(table, name);
+                for (k, (o, p)) in ours.iter().zip(floats(values)).enumerate() {
+                    let ok = if p == 0.0 {
+                        *o == 0.0
+                    } else {
+                        (o - p).abs() <= rel.unwrap() * p.abs()
+                    };
+                    if !ok {
+                        failures.push(format!("{id}: {name}[{k}]: ours {o}, peer {p}"));
+                    }
+                }
+            }
+        };
+        match case["method"].as_str().unwrap() {
+            "funnel_limits_proportion_phe" => {
+                let t = proportion_funnel(
+                    &floats(&i["numerator"]),
+                    &floats(&i["denominator"]),
+                    i["multiplier"].as_f64().unwrap(),
+                );
+                compare_table(&t, &mut failures);
+            }
+            "funnel_limits_ratio_phe" => {
+                let t = ratio_funnel(
+                    &floats(&i["obs"]),
+                    &floats(&i["expected"]),
+                    i["ratio_type"] == "isr",
+                );
+                compare_table(&t, &mut failures);
+            }
+            "funnel_limits_rate_phe" => {
+                let den = i.get("denominator").map(floats);
+                let t = rate_funnel(
+                    &floats(&i["count"]),
+                    &floats(&i["rate"]),
+                    den.as_deref(),
+                    i["rate_type"] == "dsr",
+                    i["multiplier"].as_f64().unwrap(),
+                    i["years_of_data"].as_f64().unwrap(),
+                );
+                compare_table(&t, &mut failures);
+            }
+            "funnel_limits_fpr" => {
+                let digits = &case["tolerance"]["round_digits"];
+                let target = i["target"].as_f64().unwrap();
+                for (k, n) in floats(&i["number_seq"]).into_iter().enumerate() {
+                    let (l95, u95) = sr_poisson_limits(n, target, 0.05);
+                    let (l998, u998) = sr_poisson_limits(n, target, 0.002);
+                    for (name, ours) in [
+                        ("ll95", l95),
+                        ("ul95", u95),
+                        ("ll998", l998),
+                        ("ul998", u998),
+                    ] {
+                        let d = digits[name].as_i64().unwrap() as i32;
+                        let rounded = (ours * 10f64.powi(d)).round() / 10f64.powi(d);
+                        let peer = e[name][k].as_f64().unwrap();
+                        if (rounded - peer).abs() > 1e-12 {
+                            failures
+                                .push(format!("{id}: {name}[{k}]: ours {rounded}, peer {peer}"));
+                        }
+                    }
+                }
+            }
+            "funnel_overdispersion_fpr" => {
+                let phi = phi_shmi(
+                    &floats(&i["numerator"]),
+                    &floats(&i["denominator"]),
+                    i["trim_by"].as_f64().unwrap(),
+                );
+                if ((phi * 1e6).round() / 1e6 - e["phi"].as_f64().unwrap()).abs() > 1e-12 {
+                    failures.push(format!("{id}: phi {phi}"));
+                }
+            }
+            "funnel_aggregate_fpr" => {
+                let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+                let groups = i["group"].as_array().unwrap();
+                for ((g, n), d) in groups
+                    .iter()
+                    .zip(floats(&i["numerator"]))
+                    .zip(floats(&i["denominator"]))
+                {
+                    let s = sums.entry(g.as_str().unwrap().to_string()).or_default();
+                    s.0 += n;
+                    s.1 += d;
+                }
+                for ((_, (n, d)), peer) in sums.iter().zip(floats(&e["rr"])) {
+                    if ((n / d * 1e6).round() / 1e6 - peer).abs() > 1e-12 {
+                        failures.push(format!("{id}: rr {}", n / d));
+                    }
+                }
+            }
+            "funnel_outlier_rule_fpr" => {
+                let rr = floats(&i["rr"]);
+                let lim = |k: &str| i[k].as_f64().unwrap();
+                for (name, lo, hi, m) in [
+                    ("limit95_unadjusted", "LCL95", "UCL95", 1.0),
+                    ("limit95_adjusted", "OD95LCL", "OD95UCL", 1.0),
+                    ("limit99_unadjusted", "LCL99", "UCL99", 1.0),
+                    ("limit99_adjusted", "OD99LCL", "OD99UCL", 1.0),
+                    ("limit95_unadjusted_multiplier100", "LCL95", "UCL95", 100.0),
+                ] {
+                    let ours: Vec<f64> = rr
+                        .iter()
+                        .map(|&r| f64::from(u8::from(is_outlier(r, m, lim(lo), lim(hi)))))
+                        .collect();
+                    if ours != floats(&e[name]) {
+                        failures.push(format!("{id}: {name}: ours {ours:?}"));
+                    }
+                }
+            }
+            other => failures.push(format!("{id}: unknown method {other}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatch(es):\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

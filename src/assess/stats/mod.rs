@@ -2,6 +2,7 @@
 //! them) and runs analysis (Anhøj rules). Pure functions over a series in time order; the
 //! engine calls them per series, in parallel.
 
+pub mod funnel;
 pub mod intervals;
 pub mod runs;
 pub mod spc;
