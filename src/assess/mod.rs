@@ -3,6 +3,7 @@
 //! the actions follow-up. Reads the computed `indicator_values`; never recomputes them.
 
 mod actions;
+mod forecast;
 mod goals;
 pub mod signals;
 pub mod stats;
@@ -89,6 +90,16 @@ pub fn assess(
 ) -> PolarsResult<Assessment> {
     let deviations = deviations(pipeline, tree, targets, values, months)?;
     let signals::Signals { points, series } = signals::signals(pipeline, &deviations)?;
+    let series_keys = [col("indicator_id"), col("org_unit_id"), col("segment")];
+    let series = series
+        .lazy()
+        .join(
+            forecast::forecasts(pipeline, tree, targets, &deviations, months)?.lazy(),
+            series_keys.clone(),
+            series_keys,
+            JoinArgs::new(JoinType::Left),
+        )
+        .collect()?;
     let keys = KEYS.map(col);
     let deviations = deviations
         .lazy()
