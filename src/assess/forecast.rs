@@ -20,6 +20,8 @@ use crate::org::OrgTree;
 use crate::period::{Grain, RunMonths};
 
 type Key = (String, String, String); // indicator, unit, segment
+/// (numerator, denominator, rows) of one year-to-date cell.
+type Cell = (Option<f64>, Option<f64>, i64);
 
 pub fn forecasts(
     pipeline: &Pipeline,
@@ -62,7 +64,7 @@ pub fn forecasts(
         rows.column("denominator")?.f64()?,
     );
     let n_rows = rows.column("n_rows")?.i64()?;
-    let mut cells: HashMap<(Key, String), (Option<f64>, Option<f64>, i64)> = HashMap::new();
+    let mut cells: HashMap<(Key, String), Cell> = HashMap::new();
     for i in 0..rows.height() {
         let key = (
             ind.get(i).unwrap_or("").to_string(),
