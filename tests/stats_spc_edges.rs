@@ -281,3 +281,65 @@ fn the_spc_command_reads_a_csv_and_prints_points_and_summary() {
             .contains("bad.csv: line 2: column 'value': expected a number, found 'abc'")
     );
 }
+
+#[test]
+fn a_point_beyond_the_limits_does_not_count_towards_two_in_three() {
+    // 30 points alternating 10, 11, then 13.5, 30, 10. Mean 368.5 / 33 = 11.1667. Moving ranges:
+    // 29 of 1, then 2.5, 16.5, 20 (mean 2.125); screening drops 16.5 and 20, leaving 31.5 / 30 =
+    // 1.05. Limits 11.1667 ± 2.793; near-limit band ± 1.862. So 13.5 is close to the upper
+    // limit, 30 is beyond it — and beyond-limit points do not count as close.
+    let mut v: Vec<f64> = (0..30)
+        .map(|i| if i % 2 == 0 { 10.0 } else { 11.0 })
+        .collect();
+    v.extend([13.5, 30.0, 10.0]);
+    let r = xmr(&some(&v), &opts(Direction::Increase));
+    let p = &r.points;
+    assert!((r.segments[0].upl - (368.5 / 33.0 + 2.66 * 1.05)).abs() < 1e-9);
+    assert!(p[30].close_to_limits, "{:?}", p[30]);
+    assert!(p[31].outside_limits && !p[31].close_to_limits);
+    // Only one close point in every window around 30: no 2-in-3.
+    assert_eq!(p[30].special_cause, SpecialCause::CommonCause);
+    assert_eq!(p[31].special_cause, SpecialCause::AboveUcl);
+}
+
+#[test]
+fn moving_ranges_are_not_bridged_across_a_missing_value() {
+    // 0, 10, gap, 10, 20: the ranges are |10 − 0| = 10 and |20 − 10| = 10; 10 → 10 across the
+    // gap is not a range. Unscreened: mean 10, amr 10, limits 10 ± 26.6.
+    let r = xmr(
+        &[Some(0.0), Some(10.0), None, Some(10.0), Some(20.0)],
+        &SpcOptions {
+            screen_outliers: false,
+            ..opts(Direction::Neutral)
+        },
+    );
+    assert_eq!(r.segments[0].mean, 10.0);
+    assert!((r.segments[0].upl - (10.0 + 26.6)).abs() < 1e-12);
+}
+
+#[test]
+fn runs_continue_across_missing_values_and_points_on_the_centre_line() {
+    use styrkort::assess::stats::{Centre, anhoej};
+    // Median 5; the 5s and the gap are dropped, so the sides are + + + − − −: one crossing,
+    // longest run 3, 6 useful points.
+    let v = [
+        Some(6.0),
+        Some(7.0),
+        Some(5.0),
+        None,
+        Some(8.0),
+        Some(4.0),
+        Some(5.0),
+        Some(3.0),
+        Some(2.0),
+    ];
+    let r = &anhoej(&v, Centre::Median, &[], None, true)[0];
+    assert_eq!(r.cl, Some(5.0));
+    assert_eq!(
+        (r.n_useful, r.longest_run, r.n_crossings),
+        (6, Some(3), Some(1))
+    );
+    // Limits for 6 useful points: longest run 6 (round(log2 6) + 3), crossings at least 1.
+    assert_eq!((r.longest_run_max, r.n_crossings_min), (Some(6), Some(1)));
+    assert!(!r.runs_signal);
+}

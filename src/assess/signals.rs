@@ -56,7 +56,10 @@ struct Series {
 
 struct Analysis {
     spc: SpcResult,
+    /// I chart (mean-centred) runs analysis, per part.
     runs: Vec<super::stats::RunsPart>,
+    /// Run chart (median-centred) runs analysis, per part.
+    run_chart: Vec<super::stats::RunsPart>,
     mk: Option<MannKendall>,
     line: Option<Ols>,
 }
@@ -181,6 +184,7 @@ pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Sign
             };
             let spc = xmr(&s.values, &opts);
             let runs = anhoej(&s.values, Centre::Mean, &opts.rebase_at, None, true);
+            let run_chart = anhoej(&s.values, Centre::Median, &opts.rebase_at, None, true);
             let mk = mann_kendall(&s.values, alpha);
             let t: Vec<Option<f64>> = (0..s.values.len()).map(|i| Some(i as f64)).collect();
             let present: Vec<usize> = (0..s.values.len())
@@ -403,6 +407,7 @@ fn series_frame(
         .collect();
     let mut ci: [Vec<Option<f64>>; 4] = Default::default();
     let (mut significance, mut band, mut benchmark) = (Vec::new(), Vec::new(), Vec::new());
+    let mut run_chart_signal = Vec::new();
     let (mut trend, mut mk_s, mut mk_p, mut tau_b, mut sen, mut ols_slope, mut ols_p) = (
         Vec::new(),
         Vec::new(),
@@ -443,6 +448,7 @@ fn series_frame(
         });
         benchmark.push(parent_value);
         band.push(parent_value.and_then(|b| funnel_band(i95, i998, b)));
+        run_chart_signal.push(a.run_chart.last().is_some_and(|r| r.runs_signal));
         trend.push(trend_reading(a.mk.as_ref(), polarity));
         mk_s.push(a.mk.as_ref().map(|m| m.s));
         mk_p.push(a.mk.as_ref().map(|m| m.p));
@@ -501,6 +507,7 @@ fn series_frame(
         "target" => target,
         "assurance" => assurance,
         "runs_signal" => runs_signal,
+        "run_chart_signal" => run_chart_signal,
         "longest_run" => longest,
         "n_crossings" => crossings,
         "ci95_lower" => ci[0].clone(),
