@@ -200,6 +200,7 @@ pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Sign
             Analysis {
                 spc,
                 runs,
+                run_chart,
                 mk,
                 line,
             }
