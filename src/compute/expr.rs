@@ -16,6 +16,9 @@ pub struct IndicatorAggs {
     pub n_rows: Expr,
     /// `(column name, boolean expression)` to add before the group-by, when there is a filter.
     pub filter_column: Option<(String, Expr)>,
+    /// `(column name, boolean expression)` to add after the join to ancestors, for indicators
+    /// that count only a unit's own rows.
+    pub own_mask: Option<(String, Expr)>,
 }
 
 /// Compiles an indicator whose expressions were already checked by `definitions`.
@@ -26,7 +29,15 @@ pub fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAgg
         Some(f) => Some(compile_sql_expr(f.get_ref())?.fill_null(lit(false))),
         None => None,
     };
-    let mask = filter.as_ref().map(|_| filter_name.as_str());
+    // Indicators over published values count only a unit's own rows: a post-join mask
+    // `__own_{slot}` adds "the row is the unit's own" to the filter.
+    let own_name = format!("__own_{slot}");
+    let own_rows = ind.rollup != crate::definitions::Rollup::Rows;
+    let mask = if own_rows {
+        Some(own_name.as_str())
+    } else {
+        filter.as_ref().map(|_| filter_name.as_str())
+    };
     let numerator = restrict_to(compile_sql_expr(ind.numerator.get_ref())?, mask)
         .cast(DataType::Float64)
         .alias(format!("__num_{slot}"));
@@ -44,7 +55,13 @@ pub fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAgg
     }
     .cast(DataType::Int64)
     .alias(format!("__n_{slot}"));
+    let own_mask = own_rows.then(|| {
+        let own = col("__unit").eq(col("org_unit_id"));
+        let mask = if filter.is_some() { own.and(col(filter_name.as_str())) } else { own };
+        (own_name.clone(), mask)
+    });
     Ok(IndicatorAggs {
+        own_mask,
         id: ind.id.get_ref().clone(),
         numerator,
         denominator,

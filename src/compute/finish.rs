@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
-use crate::definitions::{IndicatorDef, StockRule, WhenNoRows};
+use crate::definitions::{IndicatorDef, Rollup, StockRule, WhenNoRows};
 use crate::org::OrgTree;
 use crate::period::{Grain, RunMonths};
 
@@ -18,6 +18,7 @@ pub struct IndicatorRules {
     pub has_denominator: bool,
     pub when_no_rows: WhenNoRows,
     pub stock: Option<StockRule>,
+    pub rollup: Rollup,
     pub grains: Vec<Grain>,
     /// Units reported: the scope's subtrees (which must report) and the units above them.
     pub units: Vec<String>,
@@ -38,6 +39,7 @@ impl IndicatorRules {
             has_denominator: def.denominator.is_some(),
             when_no_rows: def.when_no_rows,
             stock: def.stock,
+            rollup: def.rollup,
             grains,
             units,
         }
@@ -61,7 +63,7 @@ fn scope_units(tree: &OrgTree, roots: &[&str]) -> Vec<String> {
 const KEYS: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];
 
 /// Output columns of `indicator_values.parquet`, in order.
-pub const VALUE_COLUMNS: [&str; 14] = [
+pub const VALUE_COLUMNS: [&str; 15] = [
     "indicator_id",
     "org_unit_id",
     "org_level",
@@ -75,6 +77,7 @@ pub const VALUE_COLUMNS: [&str; 14] = [
     "denominator",
     "value",
     "n_rows",
+    "n_units",
     "org_name",
 ];
 
@@ -104,7 +107,8 @@ pub fn finish_values(
         concat(frames, UnionArgs::default())?
     };
     let rules_frame = rules_frame(rules)?;
-    let raw = with_stock_periods(raw, &rules_frame, months)?.collect()?;
+    let raw = with_stock_periods(raw, &rules_frame, months)?;
+    let raw = with_unweighted_means(raw, rules, tree)?.collect()?;
 
     let grid = grid(&raw, rules, months)?;
     let key_cols: Vec<Expr> = KEYS.iter().map(|k| col(*k)).collect();
@@ -289,6 +293,105 @@ fn with_stock_periods(
         [flows.select(out_cols.map(col)), last, mean],
         UnionArgs::default(),
     )
+}
+
+/// Indicators with `rollup = "unweighted_mean"`: a leaf unit keeps its own value; every unit
+/// above leaves gets the unweighted mean of the values of the leaf units beneath it that have one
+/// (Kolada's rule for groups), with their number in `n_units`. Other rows get `n_units` null.
+fn with_unweighted_means(raw: LazyFrame, rules: &[IndicatorRules], tree: &OrgTree) -> PolarsResult<LazyFrame> {
+    let means: Vec<&IndicatorRules> = rules.iter().filter(|r| r.rollup == Rollup::UnweightedMean).collect();
+    let no_units = lit(NULL).cast(DataType::Int64).alias("n_units");
+    if means.is_empty() {
+        return Ok(raw.with_column(no_units));
+    }
+    let parents: BTreeSet<&str> = tree.units().iter().filter_map(|u| u.parent_id.as_deref()).collect();
+    let leaves: Vec<&str> = tree
+        .units()
+        .iter()
+        .map(|u| u.id.as_str())
+        .filter(|id| !parents.contains(id))
+        .collect();
+    let leaf_frame = df!("org_unit_id" => leaves.clone(), "__leaf" => vec![true; leaves.len()])?;
+    let mean_rules = df!(
+        "indicator_id" => means.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        "__mean_has_den" => means.iter().map(|r| r.has_denominator).collect::<Vec<_>>(),
+    )?;
+    let tagged = raw
+        .join(
+            mean_rules.lazy(),
+            [col("indicator_id")],
+            [col("indicator_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            leaf_frame.lazy(),
+            [col("org_unit_id")],
+            [col("org_unit_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_columns([
+            col("__mean_has_den").is_not_null().alias("__mean"),
+            col("__leaf").fill_null(lit(false)),
+        ]);
+    let cols8 = [
+        "indicator_id",
+        "org_unit_id",
+        "grain",
+        "period",
+        "segment",
+        "numerator",
+        "denominator",
+        "n_rows",
+    ];
+    let kept = tagged
+        .clone()
+        .filter(col("__mean").not().or(col("__leaf")))
+        .with_column(
+            when(col("__mean").and(col("n_rows").gt(lit(0i64))))
+                .then(lit(1i64))
+                .otherwise(lit(NULL).cast(DataType::Int64))
+                .alias("n_units"),
+        )
+        .select(cols8.iter().map(|c| col(*c)).chain([col("n_units")]).collect::<Vec<_>>());
+    let leaf_value = when(col("__mean_has_den"))
+        .then(col("numerator") / col("denominator"))
+        .otherwise(col("numerator"));
+    let ancestors = tree
+        .ancestors_frame()?
+        .lazy()
+        .filter(col("__unit").neq(col("org_unit_id")))
+        .select([col("__unit").alias("__leaf_unit"), col("org_unit_id").alias("__ancestor")]);
+    let above = tagged
+        .filter(col("__mean").and(col("__leaf")).and(col("n_rows").gt(lit(0i64))))
+        .with_column(leaf_value.alias("__v"))
+        .filter(col("__v").is_not_null().and(col("__v").is_finite()))
+        .join(
+            ancestors,
+            [col("org_unit_id")],
+            [col("__leaf_unit")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .group_by([
+            col("indicator_id"),
+            col("__ancestor").alias("org_unit_id"),
+            col("grain"),
+            col("period"),
+            col("segment"),
+        ])
+        .agg([
+            col("__v").mean().alias("numerator"),
+            col("__mean_has_den").first().alias("__has_den"),
+            col("n_rows").sum().alias("n_rows"),
+            len().cast(DataType::Int64).alias("n_units"),
+        ])
+        .with_column(
+            when(col("__has_den"))
+                .then(lit(1.0f64))
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("denominator"),
+        )
+        .select(cols8.iter().map(|c| col(*c)).chain([col("n_units")]).collect::<Vec<_>>());
+    concat([kept, above], UnionArgs::default())
 }
 
 /// Every (indicator, unit in scope, declared grain's period, segment) cell. Segments are the

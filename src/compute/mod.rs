@@ -114,7 +114,7 @@ pub fn plan_source(
     let grains = grains_needed(defs.iter().copied());
     let membership = months.membership_frame(&grains).map_err(polars_err)?;
     let ancestors = tree.ancestors_frame().map_err(polars_err)?;
-    let exploded = base
+    let mut exploded = base
         .join(
             ancestors.lazy(),
             [col("__unit")],
@@ -127,10 +127,31 @@ pub fn plan_source(
             [col("__month")],
             JoinArgs::new(JoinType::Inner),
         );
+    let own_masks: Vec<Expr> = aggs
+        .iter()
+        .filter_map(|a| a.own_mask.as_ref().map(|(n, e)| e.clone().alias(n.as_str())))
+        .collect();
+    if !own_masks.is_empty() {
+        exploded = exploded.with_columns(own_masks);
+    }
+    // Sources that carry their own totals (Kolada's gender T): the total segment is those rows,
+    // the breakdowns are the others.
+    let (total_rows, breakdown_rows) = match &source.total_rows {
+        Some(t) => {
+            let cond = crate::definitions::compile_sql_expr(t.get_ref())
+                .map_err(|message| ComputeError::Polars {
+                    source_name: name.clone(),
+                    message,
+                })?
+                .fill_null(lit(false));
+            (exploded.clone().filter(cond.clone()), exploded.clone().filter(cond.not()))
+        }
+        None => (exploded.clone(), exploded.clone()),
+    };
 
     let keys = || vec![col("org_unit_id"), col("grain"), col("period")];
     let mut long = vec![grouped(
-        exploded.clone(),
+        total_rows,
         keys(),
         lit("total"),
         &aggs.iter().collect::<Vec<_>>(),
@@ -158,7 +179,7 @@ pub fn plan_source(
             "",
             false,
         );
-        long.push(grouped(exploded.clone(), by, segment, &members));
+        long.push(grouped(breakdown_rows.clone(), by, segment, &members));
     }
     let values = concat(long, UnionArgs::default()).map_err(polars_err)?;
     Ok(SourcePlan {

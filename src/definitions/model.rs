@@ -94,6 +94,8 @@ pub enum ColumnType {
     Float,
     Bool,
     Date,
+    /// A year such as `2022` (Kolada's periods), read as the date 1 January of that year.
+    Year,
 }
 
 impl ColumnType {
@@ -104,6 +106,7 @@ impl ColumnType {
             ColumnType::Float => "float",
             ColumnType::Bool => "bool",
             ColumnType::Date => "date",
+            ColumnType::Year => "year",
         }
     }
 }
@@ -127,6 +130,10 @@ pub struct SourceDef {
     /// A file with a header but no rows is an error (a broken export) unless this is true.
     #[serde(default)]
     pub allow_empty: bool,
+    /// For sources that carry their own totals beside breakdowns (Kolada's gender T beside K and
+    /// M): an SQL condition picking the rows that form the `total` segment. The other rows form
+    /// the breakdown segments.
+    pub total_rows: Option<Spanned<String>>,
 }
 
 /// A column's type, with optional checks that make a row bad when they fail.
@@ -227,6 +234,12 @@ pub struct IndicatorDef {
     pub polarity: Polarity,
     /// For stock measures (headcount): how coarser periods are formed from months.
     pub stock: Option<StockRule>,
+    /// How a parent's value is formed: from all rows beneath it (`rows`, the default); only a
+    /// unit's own rows (`none`, for published values such as Kolada's, which are already
+    /// ratios); or the unweighted mean of the values of the leaf units beneath it
+    /// (`unweighted_mean`, Kolada's rule for groups), with the number of units in `n_units`.
+    #[serde(default)]
+    pub rollup: Rollup,
     /// A default target, used wherever the targets CSV sets none.
     pub target: Option<crate::assess::TargetDefault>,
     /// What the numerator counts, for confidence intervals: `proportion` (members of the
@@ -237,6 +250,15 @@ pub struct IndicatorDef {
     /// Months (`YYYY-MM`) where the process changed: SPC limits are recomputed from there on.
     #[serde(default)]
     pub rebase: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rollup {
+    #[default]
+    Rows,
+    None,
+    UnweightedMean,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -99,12 +99,12 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                     s.date_column.get_ref()
                 ),
             )),
-            Some(ColumnType::Date) => {}
+            Some(ColumnType::Date) | Some(ColumnType::Year) => {}
             Some(t) => out.push(p.diag_at(
                 s.date_column.span(),
                 &item,
                 format!(
-                    "date_column '{}' is declared as {}, expected date",
+                    "date_column '{}' is declared as {}, expected date or year",
                     s.date_column.get_ref(),
                     t.as_str()
                 ),
@@ -129,6 +129,9 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                     t.as_str()
                 ),
             )),
+        }
+        if let Some(t) = &s.total_rows {
+            check_expression(p, &item, "total_rows", t, Some(s), out);
         }
         for (name, decl) in cols {
             if let Some(c) = decl.checks() {

@@ -34,6 +34,7 @@ pub fn typed_column(raw: Expr, raw_type: &DataType, declared: ColumnType) -> Opt
         ColumnType::Date if matches!(raw_type, DataType::Date | DataType::Datetime(_, _)) => {
             raw.cast(DataType::Date)
         }
+        ColumnType::Year if raw_type.is_integer() => from_text(raw.cast(DataType::String), ColumnType::Year),
         _ => return None,
     };
     Some(expr)
@@ -59,6 +60,16 @@ fn from_text(raw: Expr, declared: ColumnType) -> Expr {
                 .when(any_of(FALSE_WORDS))
                 .then(lit(false))
                 .otherwise(lit(NULL).cast(DataType::Boolean))
+        }
+        ColumnType::Year => {
+            let four_digits = trimmed.clone().str().len_chars().eq(lit(4u32));
+            let date = concat_str([trimmed, lit("-01-01")], "", false).str().to_date(StrptimeOptions {
+                format: Some("%Y-%m-%d".into()),
+                strict: false,
+                exact: true,
+                cache: true,
+            });
+            when(four_digits).then(date).otherwise(lit(NULL).cast(DataType::Date))
         }
         ColumnType::Date => trimmed.str().to_date(StrptimeOptions {
             format: Some("%Y-%m-%d".into()),
