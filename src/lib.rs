@@ -38,6 +38,7 @@ pub struct Loaded {
     pub mapping: CodeMapping,
     pub targets: assess::Targets,
     pub actions: Vec<assess::Action>,
+    pub groups: org::Groups,
 }
 
 /// Reads the pipeline file, org units and code mapping, and runs every check that needs no
@@ -84,7 +85,11 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
             ));
         }
     }
-    let targets = match assess::Targets::load(&pipeline, &tree) {
+    let groups = match &pipeline.def.org.groups {
+        Some(g) => org::Groups::load(&pipeline.resolve(g), &tree).map_err(Error::Definitions)?,
+        None => org::Groups::default(),
+    };
+    let targets = match assess::Targets::load(&pipeline, &tree, &groups) {
         Ok(t) => t,
         Err(d) => {
             problems.extend(d.0);
@@ -107,6 +112,7 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         mapping,
         targets,
         actions,
+        groups,
     })
 }
 

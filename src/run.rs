@@ -189,6 +189,7 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
     } = assess::assess(
         p,
         &loaded.tree,
+        &loaded.groups,
         &loaded.targets,
         &loaded.actions,
         &values,
@@ -419,9 +420,14 @@ fn definition_files(p: &Pipeline) -> Result<Vec<FileRecord>, Error> {
         hash_file(&p.path)?,
         hash_file(&p.resolve(&p.def.org.units))?,
     ];
-    for extra in [&p.def.org.code_mapping, &p.def.targets, &p.def.actions]
-        .into_iter()
-        .flatten()
+    for extra in [
+        &p.def.org.code_mapping,
+        &p.def.org.groups,
+        &p.def.targets,
+        &p.def.actions,
+    ]
+    .into_iter()
+    .flatten()
     {
         files.push(hash_file(&p.resolve(extra))?);
     }

@@ -582,7 +582,7 @@ fn bad_target_rows_name_the_column() {
         ),
         (
             "pct,,,benchmark,,,,,",
-            "a benchmark target needs compare_to = parent or unit:<id>",
+            "a benchmark target needs compare_to = parent, region, national, unit:<id> or group:<id>",
         ),
         (
             "pct,,,increase,,,,parent,",

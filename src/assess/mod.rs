@@ -23,7 +23,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::definitions::{Pipeline, Polarity};
-use crate::org::OrgTree;
+use crate::org::{Groups, OrgTree};
 use crate::period::{Grain, RunMonths};
 
 /// The assessment tables of one run.
@@ -79,16 +79,18 @@ pub const DEVIATION_COLUMNS: [&str; 38] = [
     "point_type",
 ];
 
+#[allow(clippy::too_many_arguments)]
 pub fn assess(
     pipeline: &Pipeline,
     tree: &OrgTree,
+    groups: &Groups,
     targets: &Targets,
     actions: &[Action],
     values: &DataFrame,
     months: RunMonths,
     as_of: NaiveDate,
 ) -> PolarsResult<Assessment> {
-    let deviations = deviations(pipeline, tree, targets, values, months)?;
+    let deviations = deviations(pipeline, tree, groups, targets, values, months)?;
     let signals::Signals { points, series } = signals::signals(pipeline, &deviations)?;
     let series_keys = [col("indicator_id"), col("org_unit_id"), col("segment")];
     let series = series
@@ -167,6 +169,7 @@ fn period_relations(months: RunMonths) -> PolarsResult<DataFrame> {
 fn deviations(
     pipeline: &Pipeline,
     tree: &OrgTree,
+    groups: &Groups,
     targets: &Targets,
     values: &DataFrame,
     months: RunMonths,
@@ -253,11 +256,20 @@ fn deviations(
             match &target.compare_to {
                 Some(CompareTo::Parent) => tree.get(unit?)?.parent_id.clone(),
                 Some(CompareTo::Unit(u)) => Some(u.clone()),
+                Some(CompareTo::National) => tree.roots().first().map(|r| r.id.clone()),
                 _ => None,
             }
         })
         .collect();
     frame.with_column(Column::new("__reference_unit".into(), reference_unit))?;
+    let reference_group: Vec<Option<String>> = target_col
+        .iter()
+        .map(|t| match &targets.list[t? as usize].compare_to {
+            Some(CompareTo::Group(g)) => Some(g.clone()),
+            _ => None,
+        })
+        .collect();
+    frame.with_column(Column::new("__reference_group".into(), reference_group))?;
     let reference = values.clone().lazy().select([
         col("indicator_id"),
         col("org_unit_id").alias("__reference_unit"),
@@ -273,6 +285,31 @@ fn deviations(
         col("period"),
         col("segment"),
     ];
+    // A group's benchmark is the unweighted mean of its members' values in the same cell.
+    let group_means = values
+        .clone()
+        .lazy()
+        .join(
+            groups.frame()?.lazy(),
+            [col("org_unit_id")],
+            [col("org_unit_id")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .group_by([
+            col("indicator_id"),
+            col("__reference_group"),
+            col("grain"),
+            col("period"),
+            col("segment"),
+        ])
+        .agg([col("value").mean().alias("__group_value")]);
+    let group_keys = [
+        col("indicator_id"),
+        col("__reference_group"),
+        col("grain"),
+        col("period"),
+        col("segment"),
+    ];
     let frame = frame
         .lazy()
         .join(
@@ -281,6 +318,13 @@ fn deviations(
             ref_keys,
             JoinArgs::new(JoinType::Left),
         )
+        .join(
+            group_means,
+            group_keys.clone(),
+            group_keys,
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(col("__reference_value").fill_null(col("__group_value")))
         .collect()?;
 
     let judged = judge_rows(pipeline, targets, &frame)?;
@@ -354,7 +398,9 @@ fn judge_rows(
         let comparison = target.and_then(|t| match t.compare_to {
             Some(CompareTo::PreviousYear) => last_year.get(i),
             Some(CompareTo::PreviousPeriod) => previous.get(i),
-            Some(CompareTo::Parent) | Some(CompareTo::Unit(_)) => reference.get(i),
+            Some(
+                CompareTo::Parent | CompareTo::Unit(_) | CompareTo::National | CompareTo::Group(_),
+            ) => reference.get(i),
             None => None,
         });
         let pol = indicator

@@ -12,7 +12,7 @@ use polars::prelude::*;
 use serde::Deserialize;
 
 use crate::definitions::{Diagnostic, Diagnostics, Pipeline, Polarity};
-use crate::org::OrgTree;
+use crate::org::{Groups, OrgTree};
 use crate::period::Period;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -118,15 +118,25 @@ pub enum CompareTo {
     Parent,
     /// A named org unit, e.g. the kommun as a whole (benchmark).
     Unit(String),
+    /// The root of the org tree (Riket in a Kolada pipeline).
+    National,
+    /// The unweighted mean of a comparison group's members (Kolada's "Liknande kommuner").
+    Group(String),
 }
 
 impl CompareTo {
     pub fn parse(s: &str) -> Option<CompareTo> {
-        Some(match s.trim() {
+        let s = s.trim();
+        Some(match s {
             "previous_year" => CompareTo::PreviousYear,
             "previous_period" => CompareTo::PreviousPeriod,
-            "parent" => CompareTo::Parent,
-            other => CompareTo::Unit(other.strip_prefix("unit:")?.to_string()),
+            // In a tree kommun → region → riket the parent of a kommun is its region.
+            "parent" | "region" => CompareTo::Parent,
+            "national" => CompareTo::National,
+            other => match other.strip_prefix("group:") {
+                Some(g) => CompareTo::Group(g.to_string()),
+                None => CompareTo::Unit(other.strip_prefix("unit:")?.to_string()),
+            },
         })
     }
 
@@ -136,6 +146,8 @@ impl CompareTo {
             CompareTo::PreviousPeriod => "previous_period".into(),
             CompareTo::Parent => "parent".into(),
             CompareTo::Unit(u) => format!("unit:{u}"),
+            CompareTo::National => "national".into(),
+            CompareTo::Group(g) => format!("group:{g}"),
         }
     }
 }
@@ -261,7 +273,11 @@ struct RawTarget<'a> {
 
 impl Targets {
     /// Reads the targets CSV (if the pipeline names one) and the indicators' defaults.
-    pub fn load(pipeline: &Pipeline, tree: &OrgTree) -> Result<Targets, Diagnostics> {
+    pub fn load(
+        pipeline: &Pipeline,
+        tree: &OrgTree,
+        groups: &Groups,
+    ) -> Result<Targets, Diagnostics> {
         let mut problems = Vec::new();
         let mut targets = Targets::default();
         for ind in &pipeline.def.indicators {
@@ -285,7 +301,7 @@ impl Targets {
                 compare_to: d.compare_to.as_deref().unwrap_or(""),
                 note: &d.note,
             };
-            match check(pipeline, tree, &raw, "pipeline default".into()) {
+            match check(pipeline, tree, groups, &raw, "pipeline default".into()) {
                 Ok(t) => {
                     targets
                         .defaults
@@ -301,7 +317,7 @@ impl Targets {
         }
         if let Some(file) = &pipeline.def.targets {
             let path = pipeline.resolve(file);
-            read_csv(pipeline, tree, &path, &mut targets, &mut problems);
+            read_csv(pipeline, tree, groups, &path, &mut targets, &mut problems);
         }
         if problems.is_empty() {
             Ok(targets)
@@ -379,6 +395,7 @@ impl Targets {
 fn read_csv(
     pipeline: &Pipeline,
     tree: &OrgTree,
+    groups: &Groups,
     path: &Path,
     targets: &mut Targets,
     problems: &mut Vec<Diagnostic>,
@@ -453,7 +470,7 @@ fn read_csv(
             }
         );
         let origin = format!("{}:{line}", path.display());
-        match check(pipeline, tree, &raw, origin) {
+        match check(pipeline, tree, groups, &raw, origin) {
             Err(message) => problems.push(Diagnostic::at_line(path, line as usize, item, message)),
             Ok(t) => {
                 let key = (
@@ -483,6 +500,7 @@ fn read_csv(
 fn check(
     pipeline: &Pipeline,
     tree: &OrgTree,
+    groups: &Groups,
     raw: &RawTarget,
     origin: String,
 ) -> Result<Target, String> {
@@ -569,12 +587,25 @@ fn check(
         TargetKind::Benchmark => {
             match &compare_to {
                 Some(CompareTo::Parent) => {}
+                Some(CompareTo::National) if tree.roots().len() == 1 => {}
+                Some(CompareTo::National) => {
+                    return Err("compare_to = national needs an org tree with one root".into());
+                }
                 Some(CompareTo::Unit(u)) if tree.contains(u) => {}
                 Some(CompareTo::Unit(u)) => {
                     return Err(format!("column 'compare_to': unknown org unit '{u}'"));
                 }
+                Some(CompareTo::Group(g)) if groups.members.contains_key(g) => {}
+                Some(CompareTo::Group(g)) => {
+                    return Err(format!(
+                        "column 'compare_to': unknown group '{g}' (groups come from org.groups)"
+                    ));
+                }
                 _ => {
-                    return Err("a benchmark target needs compare_to = parent or unit:<id>".into());
+                    return Err(
+                        "a benchmark target needs compare_to = parent, region, national, unit:<id> or group:<id>"
+                            .into(),
+                    );
                 }
             }
             if indicator.polarity == Polarity::Neutral {

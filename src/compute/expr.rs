@@ -57,7 +57,11 @@ pub fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAgg
     .alias(format!("__n_{slot}"));
     let own_mask = own_rows.then(|| {
         let own = col("__unit").eq(col("org_unit_id"));
-        let mask = if filter.is_some() { own.and(col(filter_name.as_str())) } else { own };
+        let mask = if filter.is_some() {
+            own.and(col(filter_name.as_str()))
+        } else {
+            own
+        };
         (own_name.clone(), mask)
     });
     Ok(IndicatorAggs {

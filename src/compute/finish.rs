@@ -298,13 +298,24 @@ fn with_stock_periods(
 /// Indicators with `rollup = "unweighted_mean"`: a leaf unit keeps its own value; every unit
 /// above leaves gets the unweighted mean of the values of the leaf units beneath it that have one
 /// (Kolada's rule for groups), with their number in `n_units`. Other rows get `n_units` null.
-fn with_unweighted_means(raw: LazyFrame, rules: &[IndicatorRules], tree: &OrgTree) -> PolarsResult<LazyFrame> {
-    let means: Vec<&IndicatorRules> = rules.iter().filter(|r| r.rollup == Rollup::UnweightedMean).collect();
+fn with_unweighted_means(
+    raw: LazyFrame,
+    rules: &[IndicatorRules],
+    tree: &OrgTree,
+) -> PolarsResult<LazyFrame> {
+    let means: Vec<&IndicatorRules> = rules
+        .iter()
+        .filter(|r| r.rollup == Rollup::UnweightedMean)
+        .collect();
     let no_units = lit(NULL).cast(DataType::Int64).alias("n_units");
     if means.is_empty() {
         return Ok(raw.with_column(no_units));
     }
-    let parents: BTreeSet<&str> = tree.units().iter().filter_map(|u| u.parent_id.as_deref()).collect();
+    let parents: BTreeSet<&str> = tree
+        .units()
+        .iter()
+        .filter_map(|u| u.parent_id.as_deref())
+        .collect();
     let leaves: Vec<&str> = tree
         .units()
         .iter()
@@ -352,7 +363,13 @@ fn with_unweighted_means(raw: LazyFrame, rules: &[IndicatorRules], tree: &OrgTre
                 .otherwise(lit(NULL).cast(DataType::Int64))
                 .alias("n_units"),
         )
-        .select(cols8.iter().map(|c| col(*c)).chain([col("n_units")]).collect::<Vec<_>>());
+        .select(
+            cols8
+                .iter()
+                .map(|c| col(*c))
+                .chain([col("n_units")])
+                .collect::<Vec<_>>(),
+        );
     let leaf_value = when(col("__mean_has_den"))
         .then(col("numerator") / col("denominator"))
         .otherwise(col("numerator"));
@@ -360,9 +377,16 @@ fn with_unweighted_means(raw: LazyFrame, rules: &[IndicatorRules], tree: &OrgTre
         .ancestors_frame()?
         .lazy()
         .filter(col("__unit").neq(col("org_unit_id")))
-        .select([col("__unit").alias("__leaf_unit"), col("org_unit_id").alias("__ancestor")]);
+        .select([
+            col("__unit").alias("__leaf_unit"),
+            col("org_unit_id").alias("__ancestor"),
+        ]);
     let above = tagged
-        .filter(col("__mean").and(col("__leaf")).and(col("n_rows").gt(lit(0i64))))
+        .filter(
+            col("__mean")
+                .and(col("__leaf"))
+                .and(col("n_rows").gt(lit(0i64))),
+        )
         .with_column(leaf_value.alias("__v"))
         .filter(col("__v").is_not_null().and(col("__v").is_finite()))
         .join(
@@ -390,7 +414,13 @@ fn with_unweighted_means(raw: LazyFrame, rules: &[IndicatorRules], tree: &OrgTre
                 .otherwise(lit(NULL).cast(DataType::Float64))
                 .alias("denominator"),
         )
-        .select(cols8.iter().map(|c| col(*c)).chain([col("n_units")]).collect::<Vec<_>>());
+        .select(
+            cols8
+                .iter()
+                .map(|c| col(*c))
+                .chain([col("n_units")])
+                .collect::<Vec<_>>(),
+        );
     concat([kept, above], UnionArgs::default())
 }
 

@@ -129,7 +129,11 @@ pub fn plan_source(
         );
     let own_masks: Vec<Expr> = aggs
         .iter()
-        .filter_map(|a| a.own_mask.as_ref().map(|(n, e)| e.clone().alias(n.as_str())))
+        .filter_map(|a| {
+            a.own_mask
+                .as_ref()
+                .map(|(n, e)| e.clone().alias(n.as_str()))
+        })
         .collect();
     if !own_masks.is_empty() {
         exploded = exploded.with_columns(own_masks);
@@ -144,7 +148,10 @@ pub fn plan_source(
                     message,
                 })?
                 .fill_null(lit(false));
-            (exploded.clone().filter(cond.clone()), exploded.clone().filter(cond.not()))
+            (
+                exploded.clone().filter(cond.clone()),
+                exploded.clone().filter(cond.not()),
+            )
         }
         None => (exploded.clone(), exploded.clone()),
     };

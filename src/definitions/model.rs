@@ -67,6 +67,8 @@ pub struct OrgDef {
     pub units: String,
     /// CSV with `source, code, unit_id, valid_from, valid_to`.
     pub code_mapping: Option<String>,
+    /// CSV with `group_id, member_id`: comparison groups for benchmark targets (`group:<id>`).
+    pub groups: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -34,7 +34,9 @@ pub fn typed_column(raw: Expr, raw_type: &DataType, declared: ColumnType) -> Opt
         ColumnType::Date if matches!(raw_type, DataType::Date | DataType::Datetime(_, _)) => {
             raw.cast(DataType::Date)
         }
-        ColumnType::Year if raw_type.is_integer() => from_text(raw.cast(DataType::String), ColumnType::Year),
+        ColumnType::Year if raw_type.is_integer() => {
+            from_text(raw.cast(DataType::String), ColumnType::Year)
+        }
         _ => return None,
     };
     Some(expr)
@@ -63,13 +65,17 @@ fn from_text(raw: Expr, declared: ColumnType) -> Expr {
         }
         ColumnType::Year => {
             let four_digits = trimmed.clone().str().len_chars().eq(lit(4u32));
-            let date = concat_str([trimmed, lit("-01-01")], "", false).str().to_date(StrptimeOptions {
-                format: Some("%Y-%m-%d".into()),
-                strict: false,
-                exact: true,
-                cache: true,
-            });
-            when(four_digits).then(date).otherwise(lit(NULL).cast(DataType::Date))
+            let date = concat_str([trimmed, lit("-01-01")], "", false)
+                .str()
+                .to_date(StrptimeOptions {
+                    format: Some("%Y-%m-%d".into()),
+                    strict: false,
+                    exact: true,
+                    cache: true,
+                });
+            when(four_digits)
+                .then(date)
+                .otherwise(lit(NULL).cast(DataType::Date))
         }
         ColumnType::Date => trimmed.str().to_date(StrptimeOptions {
             format: Some("%Y-%m-%d".into()),

@@ -182,6 +182,14 @@ impl OrgTree {
         self.index.contains_key(id)
     }
 
+    /// Units without a parent.
+    pub fn roots(&self) -> Vec<&OrgUnit> {
+        self.units
+            .iter()
+            .filter(|u| u.parent_id.is_none())
+            .collect()
+    }
+
     /// The unit and all its ancestors, nearest first.
     pub fn ancestors_and_self(&self, id: &str) -> Vec<&OrgUnit> {
         let mut out = Vec::new();
@@ -253,4 +261,77 @@ pub(crate) fn require_headers(
             ),
         )
     })
+}
+
+/// Named comparison groups of units (Kolada's "Liknande kommuner …"): CSV `group_id, member_id`
+/// (other columns, such as a title, are ignored).
+#[derive(Debug, Clone, Default)]
+pub struct Groups {
+    pub members: BTreeMap<String, Vec<String>>,
+}
+
+impl Groups {
+    pub fn load(path: &Path, tree: &OrgTree) -> Result<Groups, Diagnostics> {
+        let mut reader = csv::Reader::from_path(path).map_err(|e| {
+            Diagnostics::one(Diagnostic::file(path, format!("cannot read groups: {e}")))
+        })?;
+        if let Some(d) = require_headers(path, &mut reader, &["group_id", "member_id"]) {
+            return Err(Diagnostics::one(d));
+        }
+        let headers = reader.headers().cloned().unwrap_or_default();
+        let pos = |n: &str| headers.iter().position(|h| h.trim() == n).unwrap_or(0);
+        let (g, m) = (pos("group_id"), pos("member_id"));
+        let mut problems = Vec::new();
+        let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for record in reader.records() {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
+                    problems.push(Diagnostic::at_line(
+                        path,
+                        line,
+                        "",
+                        format!("unreadable row: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let line = record.position().map(|p| p.line()).unwrap_or(0) as usize;
+            let (group, member) = (
+                record.get(g).unwrap_or("").trim(),
+                record.get(m).unwrap_or("").trim(),
+            );
+            if !tree.contains(member) {
+                problems.push(Diagnostic::at_line(
+                    path,
+                    line,
+                    format!("group '{group}'"),
+                    format!("column 'member_id': unknown org unit '{member}'"),
+                ));
+                continue;
+            }
+            members
+                .entry(group.to_string())
+                .or_default()
+                .push(member.to_string());
+        }
+        if problems.is_empty() {
+            Ok(Groups { members })
+        } else {
+            Err(Diagnostics(problems))
+        }
+    }
+
+    /// `__reference_group, org_unit_id` for every membership.
+    pub fn frame(&self) -> PolarsResult<DataFrame> {
+        let (mut g, mut u) = (Vec::new(), Vec::new());
+        for (group, members) in &self.members {
+            for m in members {
+                g.push(group.as_str());
+                u.push(m.as_str());
+            }
+        }
+        df!("__reference_group" => g, "org_unit_id" => u)
+    }
 }
