@@ -56,7 +56,7 @@ pub fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAgg
     .cast(DataType::Int64)
     .alias(format!("__n_{slot}"));
     let own_mask = own_rows.then(|| {
-        let own = col("__unit").eq(col("org_unit_id"));
+        let own = col("__unit").eq(col("__org_unit"));
         let mask = if filter.is_some() {
             own.and(col(filter_name.as_str()))
         } else {

@@ -114,15 +114,25 @@ pub fn plan_source(
     let grains = grains_needed(defs.iter().copied());
     let membership = months.membership_frame(&grains).map_err(polars_err)?;
     let ancestors = tree.ancestors_frame().map_err(polars_err)?;
+    // Key columns get reserved names inside the plan, so a source may have its own `period`
+    // (Kolada's tidy layout does) or `grain` column; they are renamed on the way out.
+    let ancestors = ancestors
+        .lazy()
+        .select([col("__unit"), col("org_unit_id").alias("__org_unit")]);
+    let membership = membership.lazy().select([
+        col("__month"),
+        col("grain").alias("__grain"),
+        col("period").alias("__period"),
+    ]);
     let mut exploded = base
         .join(
-            ancestors.lazy(),
+            ancestors,
             [col("__unit")],
             [col("__unit")],
             JoinArgs::new(JoinType::Inner),
         )
         .join(
-            membership.lazy(),
+            membership,
             [col("__month")],
             [col("__month")],
             JoinArgs::new(JoinType::Inner),
@@ -156,7 +166,7 @@ pub fn plan_source(
         None => (exploded.clone(), exploded.clone()),
     };
 
-    let keys = || vec![col("org_unit_id"), col("grain"), col("period")];
+    let keys = || vec![col("__org_unit"), col("__grain"), col("__period")];
     let mut long = vec![grouped(
         total_rows,
         keys(),
@@ -222,9 +232,9 @@ fn grouped(rows: LazyFrame, by: Vec<Expr>, segment: Expr, members: &[&IndicatorA
             };
             wide.clone().select([
                 lit(a.id.as_str()).alias("indicator_id"),
-                col("org_unit_id"),
-                col("grain"),
-                col("period"),
+                col("__org_unit").alias("org_unit_id"),
+                col("__grain").alias("grain"),
+                col("__period").alias("period"),
                 col("segment"),
                 col(out_name(&a.numerator)).alias("numerator"),
                 match &a.denominator {
