@@ -250,3 +250,102 @@ indicators = ["x"]
     assert_close(cell(&v, "x", "A2", "year", "2021", "gender=K").value, 99.0);
     assert_close(cell(&v, "x", "R", "year", "2021", "gender=K").value, 99.0);
 }
+
+#[test]
+fn the_kolada_api_v3_json_shape_is_read_with_nulls_as_missing() {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shared("api_v3_data_example.json")).unwrap())
+            .unwrap();
+    let entries = json["values"].as_array().unwrap();
+    // A KPI with both a published value and a null, for the test to check.
+    let with_value = entries
+        .iter()
+        .find(|e| {
+            e["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["gender"] == "T" && v["value"].is_f64())
+        })
+        .unwrap();
+    let kpi = with_value["kpi"].as_str().unwrap();
+    let mut units: Vec<String> = entries
+        .iter()
+        .map(|e| e["municipality"].as_str().unwrap().to_string())
+        .collect();
+    units.sort();
+    units.dedup();
+    let mut org = String::from("id,name,parent_id,kind\nR,Riket,,riket\n");
+    for u in &units {
+        org += &format!("{u},{u},R,kommun\n");
+    }
+    let f = Fixture::new();
+    f.file("org.csv", &org);
+    std::fs::copy(shared("api_v3_data_example.json"), f.path("data.json")).unwrap();
+    let body = format!(
+        r#"
+[[sources]]
+name = "kolada"
+path = "data.json"
+format = "kolada_json"
+date_column = "period"
+org_column = "municipality"
+total_rows = "gender = 'T'"
+[sources.columns]
+kpi = "string"
+municipality = "string"
+period = "year"
+gender = "string"
+value = "float"
+
+[[indicators]]
+id = "k"
+name = "k"
+source = "kolada"
+filter = "kpi = '{kpi}' and value is not null"
+numerator = "avg(value)"
+grains = ["year"]
+rollup = "none"
+polarity = "neutral"
+
+[[goals]]
+id = "g"
+name = "g"
+level = "kf"
+owner = "R"
+basis = "law"
+reference = "r"
+indicators = ["k"]
+"#
+    );
+    f.pipeline_full("", "2010-01", &body);
+    // The example's years run to 2024.
+    let v = f.values("2025-01-01");
+    let mut checked = (0, 0);
+    for e in entries.iter().filter(|e| e["kpi"] == kpi) {
+        let unit = e["municipality"].as_str().unwrap();
+        let year = e["period"].to_string();
+        if !(2010..=2024).contains(&year.parse::<i32>().unwrap()) {
+            continue;
+        }
+        for g in e["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["gender"] == "T")
+        {
+            let c = cell(&v, "k", unit, "year", &year, "total");
+            match g["value"].as_f64() {
+                Some(x) => {
+                    assert_close(c.value, x);
+                    checked.0 += 1;
+                }
+                None => {
+                    assert_eq!((c.value, c.n_rows), (None, 0), "{unit} {year}");
+                    checked.1 += 1;
+                }
+            }
+        }
+    }
+    assert!(checked.0 > 0 && checked.1 > 0, "checked {checked:?}");
+}

@@ -76,6 +76,8 @@ pub struct OrgDef {
 pub enum SourceFormat {
     Csv,
     Parquet,
+    /// A Kolada API v3 `/data` response (JSON), read as `kpi, municipality, period, gender, value`.
+    KoladaJson,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

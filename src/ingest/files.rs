@@ -92,6 +92,11 @@ fn inspect(path: &Path, format: SourceFormat) -> Result<InputFile, IngestError> 
     };
     let rows = match format {
         SourceFormat::Csv => csv_rows(&mut reader, &display)?,
+        SourceFormat::KoladaJson => {
+            std::io::copy(&mut reader, &mut std::io::sink())
+                .map_err(|e| unreadable(e.to_string()))?;
+            super::kolada_json::read(path).map_err(unreadable)?.height() as u64
+        }
         SourceFormat::Parquet => {
             std::io::copy(&mut reader, &mut std::io::sink())
                 .map_err(|e| unreadable(e.to_string()))?;

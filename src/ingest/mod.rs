@@ -7,6 +7,7 @@
 
 mod convert;
 mod files;
+mod kolada_json;
 
 pub use files::{InputFile, expand_source};
 
@@ -187,6 +188,15 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<LazyFrame, IngestE
                 .finish()
                 .map_err(unreadable)?,
             2, // line 1 is the header
+        ),
+        crate::definitions::SourceFormat::KoladaJson => (
+            kolada_json::read(&file.path)
+                .map_err(|message| IngestError::Unreadable {
+                    file: file.display.clone(),
+                    message,
+                })?
+                .lazy(),
+            1,
         ),
         crate::definitions::SourceFormat::Parquet => (
             LazyFrame::scan_parquet(
