@@ -349,3 +349,51 @@ indicators = ["k"]
     }
     assert!(checked.0 > 0 && checked.1 > 0, "checked {checked:?}");
 }
+
+#[test]
+fn rank_targets_rank_every_kommun_in_the_indicators_polarity() {
+    // Full-time share 2022, higher is better: Uddevalla's rank among all kommuner, from the CSV.
+    let mut reader =
+        csv::Reader::from_path(shared("kpi_values_41_kpis_all_municipalities.csv")).unwrap();
+    let kommun_values: Vec<(String, f64)> = reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| &r[0] == "N00206" && &r[2] == "2022" && &r[3] == "T" && !r[1].starts_with("00"))
+        .filter_map(|r| Some((r[1].to_string(), r[4].parse().ok()?)))
+        .collect();
+    let uddevalla = kommun_values.iter().find(|(m, _)| m == "1485").unwrap().1;
+    let rank = 1 + kommun_values.iter().filter(|(_, v)| *v > uddevalla).count();
+    let of = kommun_values.len();
+    let row = run()
+        .deviations
+        .clone()
+        .lazy()
+        .filter(
+            col("indicator_id")
+                .eq(lit("full_time_share"))
+                .and(col("org_unit_id").eq(lit("1485")))
+                .and(col("period").eq(lit("2022")))
+                .and(col("segment").eq(lit("total"))),
+        )
+        .collect()
+        .unwrap();
+    let u = |c: &str| {
+        row.column(c)
+            .unwrap()
+            .u32()
+            .unwrap()
+            .get(0)
+            .map(|x| x as usize)
+    };
+    assert_eq!((u("rank"), u("rank_of")), (Some(rank), Some(of)));
+    // Best quarter: rank ≤ ⌈0.25 · n⌉ met, ≤ ⌈0.35 · n⌉ partly met.
+    let expected = if rank as f64 <= (0.25 * of as f64).ceil() {
+        "met"
+    } else if rank as f64 <= (0.35 * of as f64).ceil() {
+        "partly_met"
+    } else {
+        "not_met"
+    };
+    assert_eq!(strings(&row, "status"), [expected]);
+    assert_eq!(strings(&row, "target_kind"), ["top_share"]);
+}

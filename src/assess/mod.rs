@@ -38,7 +38,7 @@ pub struct Assessment {
 const KEYS: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];
 
 /// Columns of `deviations.parquet`, in order.
-pub const DEVIATION_COLUMNS: [&str; 38] = [
+pub const DEVIATION_COLUMNS: [&str; 41] = [
     "indicator_id",
     "org_unit_id",
     "org_level",
@@ -72,6 +72,9 @@ pub const DEVIATION_COLUMNS: [&str; 38] = [
     "target_origin",
     "target_note",
     "comparison_value",
+    "rank",
+    "rank_of",
+    "last_year_rank",
     "spc_mean",
     "spc_lpl",
     "spc_upl",
@@ -327,6 +330,9 @@ fn deviations(
         .with_column(col("__reference_value").fill_null(col("__group_value")))
         .collect()?;
 
+    let mut frame = frame;
+    let ranks = ranks(pipeline, &frame)?;
+    frame.hstack_mut(ranks.columns())?;
     let judged = judge_rows(pipeline, targets, &frame)?;
     let goal_ids = goal_ids_frame(pipeline)?;
     let org_paths = org_paths_frame(tree)?;
@@ -357,7 +363,7 @@ fn deviations(
         )
         .with_column(col("is_latest_period").fill_null(lit(false)))
         .select(
-            DEVIATION_COLUMNS[..33]
+            DEVIATION_COLUMNS[..36]
                 .iter()
                 .map(|c| col(*c))
                 .collect::<Vec<_>>(),
@@ -391,10 +397,22 @@ fn judge_rows(
     let indicator = frame.column("indicator_id")?.str()?.clone();
     let target_idx = frame.column("__target")?.u32()?.clone();
 
+    let rank = frame.column("rank")?.u32()?.clone();
+    let rank_of = frame.column("rank_of")?.u32()?.clone();
+    let last_year_rank = frame.column("last_year_rank")?.u32()?.clone();
     let n = frame.height();
     let mut out = JudgedColumns::with_capacity(n);
     for i in 0..n {
         let target = target_idx.get(i).map(|t| &targets.list[t as usize]);
+        if let Some(t) = target.filter(|t| t.kind.is_rank()) {
+            let pol = indicator
+                .get(i)
+                .and_then(|id| polarity.get(id).copied())
+                .unwrap_or(Polarity::Neutral);
+            let j = status::judge_rank(t, rank.get(i).zip(rank_of.get(i)), last_year_rank.get(i));
+            out.push(j, target, j.target_value, pol);
+            continue;
+        }
         let comparison = target.and_then(|t| match t.compare_to {
             Some(CompareTo::PreviousYear) => last_year.get(i),
             Some(CompareTo::PreviousPeriod) => previous.get(i),
@@ -482,6 +500,95 @@ impl JudgedColumns {
             "polarity" => self.polarity,
         )
     }
+}
+
+/// `rank, rank_of, last_year_rank`: each value's rank among the units of the same kind (all
+/// kommuner, say) for the same indicator, period and segment — 1 is the best in the indicator's
+/// polarity, ties share the better rank — and the unit's rank the same period a year earlier.
+/// Neutral indicators are not ranked.
+fn ranks(pipeline: &Pipeline, frame: &DataFrame) -> PolarsResult<DataFrame> {
+    use std::collections::HashMap;
+    let polarity: HashMap<&str, Polarity> = pipeline
+        .def
+        .indicators
+        .iter()
+        .map(|i| (i.id.get_ref().as_str(), i.polarity))
+        .collect();
+    let s = |n: &str| frame.column(n).and_then(|c| c.str().cloned());
+    let (ind, unit, kind, grain, period, seg, last_year) = (
+        s("indicator_id")?,
+        s("org_unit_id")?,
+        s("org_kind")?,
+        s("grain")?,
+        s("period")?,
+        s("segment")?,
+        s("__last_year")?,
+    );
+    let value = frame.column("value")?.f64()?;
+    let n = frame.height();
+    // Five text keys: indicator, grain, period, segment and org kind (or unit, for `by_cell`).
+    type Key5<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+    let mut groups: HashMap<Key5, Vec<(usize, f64)>> = HashMap::new();
+    for i in 0..n {
+        let (Some(id), Some(v)) = (ind.get(i), value.get(i)) else {
+            continue;
+        };
+        let sign = match polarity.get(id) {
+            Some(Polarity::HigherIsBetter) => 1.0,
+            Some(Polarity::LowerIsBetter) => -1.0,
+            _ => continue,
+        };
+        if !v.is_finite() {
+            continue;
+        }
+        let key = (
+            id,
+            grain.get(i).unwrap_or(""),
+            period.get(i).unwrap_or(""),
+            seg.get(i).unwrap_or(""),
+            kind.get(i).unwrap_or(""),
+        );
+        groups.entry(key).or_default().push((i, sign * v));
+    }
+    let mut rank: Vec<Option<u32>> = vec![None; n];
+    let mut of: Vec<Option<u32>> = vec![None; n];
+    for members in groups.values() {
+        let mut scores: Vec<f64> = members.iter().map(|m| m.1).collect();
+        scores.sort_by(|a, b| b.total_cmp(a));
+        for &(i, score) in members {
+            // 1 + the number of units strictly better.
+            let better = scores.partition_point(|&x| x > score);
+            rank[i] = Some(better as u32 + 1);
+            of[i] = Some(members.len() as u32);
+        }
+    }
+    let mut by_cell: HashMap<Key5, u32> = HashMap::new();
+    for (i, r) in rank.iter().enumerate() {
+        if let (Some(r), Some(id), Some(u), Some(g), Some(p), Some(sg)) = (
+            *r,
+            ind.get(i),
+            unit.get(i),
+            grain.get(i),
+            period.get(i),
+            seg.get(i),
+        ) {
+            by_cell.insert((id, u, g, p, sg), r);
+        }
+    }
+    let last: Vec<Option<u32>> = (0..n)
+        .map(|i| {
+            by_cell
+                .get(&(
+                    ind.get(i)?,
+                    unit.get(i)?,
+                    grain.get(i)?,
+                    last_year.get(i)?,
+                    seg.get(i)?,
+                ))
+                .copied()
+        })
+        .collect();
+    df!("rank" => rank, "rank_of" => of, "last_year_rank" => last)
 }
 
 /// `indicator_id, goal_ids`: the goals each indicator measures, comma-separated.

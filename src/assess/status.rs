@@ -145,11 +145,78 @@ pub fn judge(
         }
         TargetKind::Increase => relative(true),
         TargetKind::Decrease => relative(false),
+        // Judged on ranks by `judge_rank`; without ranks there is nothing to judge.
+        TargetKind::TopShare | TargetKind::RankImproves => none(Status::NotAssessable),
         TargetKind::Benchmark => match polarity {
             Polarity::HigherIsBetter => relative(true),
             Polarity::LowerIsBetter => relative(false),
             // Rejected when targets load; without a polarity there is no "better".
             Polarity::Neutral => none(Status::NotAssessable),
+        },
+    }
+}
+
+/// A rank target: `rank` among `of` units of the same kind (1 = best), `last_year` the rank a
+/// year earlier. A top-share target is met within the best ⌈share·of⌉ ranks (partly met within
+/// ⌈(share + tolerance)·of⌉); rank-improves is met by a strictly better rank (partly met by one
+/// within the tolerance in ranks). The gap is in ranks, positive when better than needed.
+pub fn judge_rank(target: &Target, rank: Option<(u32, u32)>, last_year: Option<u32>) -> Judgement {
+    let Some((rank, of)) = rank else {
+        return Judgement {
+            status: Status::NoData,
+            target_value: None,
+            gap: None,
+        };
+    };
+    let r = rank as f64;
+    match target.kind {
+        TargetKind::TopShare => {
+            let share = target.value.unwrap_or(1.0);
+            let allowed = (share * of as f64).ceil();
+            let extra = match target.tolerance {
+                Some(super::targets::Tolerance::Absolute(t)) => {
+                    (((share + t) * of as f64).ceil()).max(allowed)
+                }
+                Some(super::targets::Tolerance::Percent(p)) => {
+                    ((share * (1.0 + p / 100.0) * of as f64).ceil()).max(allowed)
+                }
+                None => allowed,
+            };
+            let status = if r <= allowed {
+                Status::Met
+            } else if r <= extra {
+                Status::PartlyMet
+            } else {
+                Status::NotMet
+            };
+            Judgement {
+                status,
+                target_value: Some(allowed),
+                gap: Some(allowed - r),
+            }
+        }
+        _ => match last_year {
+            None => Judgement {
+                status: Status::NotAssessable,
+                target_value: None,
+                gap: None,
+            },
+            Some(previous) => {
+                let p = previous as f64;
+                let tolerance = target.tolerance.map(|t| t.amount(p)).unwrap_or(0.0);
+                let status = if r < p {
+                    Status::Met
+                } else if r <= p + tolerance {
+                    Status::PartlyMet
+                } else {
+                    Status::NotMet
+                };
+                Judgement {
+                    status,
+                    target_value: Some(p),
+                    gap: Some(p - r),
+                }
+            }
         },
     }
 }

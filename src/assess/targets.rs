@@ -30,6 +30,11 @@ pub enum TargetKind {
     Decrease,
     /// Better than a reference series, in the indicator's polarity.
     Benchmark,
+    /// Ranked among the best `value` share of the units of the same kind (0.25: the best
+    /// quartile of all kommuner), in the indicator's polarity.
+    TopShare,
+    /// A better rank among the units of the same kind than the same period last year.
+    RankImproves,
 }
 
 impl TargetKind {
@@ -41,6 +46,8 @@ impl TargetKind {
             "increase" => TargetKind::Increase,
             "decrease" => TargetKind::Decrease,
             "benchmark" => TargetKind::Benchmark,
+            "top_share" => TargetKind::TopShare,
+            "rank_improves" => TargetKind::RankImproves,
             _ => return None,
         })
     }
@@ -53,6 +60,8 @@ impl TargetKind {
             TargetKind::Increase => "increase",
             TargetKind::Decrease => "decrease",
             TargetKind::Benchmark => "benchmark",
+            TargetKind::TopShare => "top_share",
+            TargetKind::RankImproves => "rank_improves",
         }
     }
 
@@ -60,8 +69,17 @@ impl TargetKind {
     pub fn is_relative(self) -> bool {
         matches!(
             self,
-            TargetKind::Increase | TargetKind::Decrease | TargetKind::Benchmark
+            TargetKind::Increase
+                | TargetKind::Decrease
+                | TargetKind::Benchmark
+                | TargetKind::TopShare
+                | TargetKind::RankImproves
         )
+    }
+
+    /// Judged on the unit's rank among the units of its kind.
+    pub fn is_rank(self) -> bool {
+        matches!(self, TargetKind::TopShare | TargetKind::RankImproves)
     }
 }
 
@@ -529,7 +547,7 @@ fn check(
     })?;
     let kind = TargetKind::parse(raw.kind).ok_or_else(|| {
         format!(
-            "column 'kind': expected floor, ceiling, range, increase, decrease or benchmark, found '{}'",
+            "column 'kind': expected floor, ceiling, range, increase, decrease, benchmark, top_share or rank_improves, found '{}'",
             raw.kind
         )
     })?;
@@ -568,6 +586,21 @@ fn check(
     match kind {
         TargetKind::Floor | TargetKind::Ceiling if value.is_none() => {
             return Err(format!("a {} target needs a value", kind.as_str()));
+        }
+        TargetKind::TopShare if !value.is_some_and(|v| v > 0.0 && v <= 1.0) => {
+            return Err(
+                "a top_share target needs a value in (0, 1], e.g. 0.25 for the best quartile"
+                    .into(),
+            );
+        }
+        TargetKind::TopShare | TargetKind::RankImproves
+            if indicator.polarity == Polarity::Neutral =>
+        {
+            return Err(format!(
+                "a {} target needs a polarity, and indicator '{}' is neutral",
+                kind.as_str(),
+                raw.indicator_id
+            ));
         }
         TargetKind::Range => match (value, value_high) {
             (Some(lo), Some(hi)) if lo <= hi => {}
