@@ -184,6 +184,13 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
         num("yoy_change")?,
     );
     let fmt = |x: Option<f64>| x.map(format_number).unwrap_or_else(|| "–".into());
+    let ranks = |name: &str| -> Result<UInt32Chunked, Error> {
+        rows.column(name)
+            .and_then(|c| c.cast(&DataType::UInt32))
+            .and_then(|c| c.u32().cloned())
+            .map_err(|e| Error::Data(e.to_string()))
+    };
+    let (rank, rank_of) = (ranks("rank")?, ranks("rank_of")?);
     for i in 0..shown {
         let st = status.get(i).unwrap_or("");
         let mut status_cell = Cell::new(st);
@@ -202,6 +209,17 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
                     "floor" => format!("≥ {}", fmt(target.get(i))),
                     "ceiling" => format!("≤ {}", fmt(target.get(i))),
                     "range" => format!("{}–{}", fmt(target.get(i)), fmt(high.get(i))),
+                    "top_share" => format!(
+                        "rank {} of {}, needs ≤ {}",
+                        rank.get(i).map_or("–".into(), |r| r.to_string()),
+                        rank_of.get(i).map_or("–".into(), |r| r.to_string()),
+                        fmt(target.get(i))
+                    ),
+                    "rank_improves" => format!(
+                        "rank {}, needs < {} (last year)",
+                        rank.get(i).map_or("–".into(), |r| r.to_string()),
+                        fmt(target.get(i))
+                    ),
                     other => format!(
                         "{other} vs {} ({})",
                         compare_to.get(i).unwrap_or(""),
