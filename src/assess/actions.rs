@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::definitions::{Diagnostic, Diagnostics, Pipeline};
+use crate::definitions::{Diagnostic, Diagnostics, Pipeline, read_table};
 use crate::org::OrgTree;
 use crate::period::days_since_epoch;
 
@@ -83,42 +83,18 @@ pub fn load_actions(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Action>, 
         "due",
         "status",
     ];
-    let mut reader = csv::Reader::from_path(&path).map_err(|e| {
-        Diagnostics::one(Diagnostic::file(&path, format!("cannot read actions: {e}")))
-    })?;
-    if let Some(d) = crate::org::require_headers(&path, &mut reader, &required) {
-        return Err(Diagnostics::one(d));
-    }
-    let headers = reader.headers().cloned().unwrap_or_default();
-    let pos: Vec<usize> = required
-        .iter()
-        .map(|r| headers.iter().position(|h| h.trim() == *r).unwrap_or(0))
-        .collect();
+    let (rows, mut problems) = read_table(&path, "actions", &required)?;
     let goals: BTreeSet<&str> = pipeline
         .def
         .goals
         .iter()
         .map(|g| g.id.get_ref().as_str())
         .collect();
-    let mut problems = Vec::new();
     let mut actions = Vec::new();
     let mut ids = BTreeSet::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
-                problems.push(Diagnostic::at_line(
-                    &path,
-                    line,
-                    "",
-                    format!("unreadable row: {e}"),
-                ));
-                continue;
-            }
-        };
-        let line = record.position().map(|p| p.line()).unwrap_or(0) as usize;
-        let f = |k: usize| record.get(pos[k]).unwrap_or("").trim().to_string();
+    for row in &rows {
+        let line = row.line;
+        let f = |k: usize| row.get(k).to_string();
         let item = format!("action '{}'", f(0));
         let mut bad = |message: String| {
             problems.push(Diagnostic::at_line(&path, line, item.clone(), message))

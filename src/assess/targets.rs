@@ -11,7 +11,7 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::Deserialize;
 
-use crate::definitions::{Diagnostic, Diagnostics, Pipeline, Polarity};
+use crate::definitions::{Diagnostic, Diagnostics, Pipeline, Polarity, read_table};
 use crate::org::{Groups, OrgTree};
 use crate::period::Period;
 
@@ -429,39 +429,20 @@ fn read_csv(
         "compare_to",
         "note",
     ];
-    let mut reader = match csv::Reader::from_path(path) {
-        Ok(r) => r,
-        Err(e) => {
-            problems.push(Diagnostic::file(path, format!("cannot read targets: {e}")));
+    let rows = match read_table(path, "targets", &required) {
+        Ok((rows, unreadable)) => {
+            problems.extend(unreadable);
+            rows
+        }
+        Err(d) => {
+            problems.extend(d.0);
             return;
         }
     };
-    if let Some(d) = crate::org::require_headers(path, &mut reader, &required) {
-        problems.push(d);
-        return;
-    }
-    let headers = reader.headers().cloned().unwrap_or_default();
-    let pos: Vec<usize> = required
-        .iter()
-        .map(|r| headers.iter().position(|h| h.trim() == *r).unwrap_or(0))
-        .collect();
     let mut seen: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
-                problems.push(Diagnostic::at_line(
-                    path,
-                    line,
-                    "",
-                    format!("unreadable row: {e}"),
-                ));
-                continue;
-            }
-        };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let f = |k: usize| record.get(pos[k]).unwrap_or("").trim();
+    for row in &rows {
+        let line = row.line as u64;
+        let f = |k: usize| row.get(k);
         let raw = RawTarget {
             indicator_id: f(0),
             org_unit_id: f(1),

@@ -6,10 +6,12 @@
 
 mod diagnostic;
 mod model;
+mod table;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, line_col};
 pub use model::*;
+pub use table::{TableRow, read_table};
 pub use validate::compile_sql_expr;
 
 use std::path::{Path, PathBuf};

@@ -7,8 +7,8 @@ use std::path::Path;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::{OrgTree, require_headers};
-use crate::definitions::{Diagnostic, Diagnostics};
+use super::OrgTree;
+use crate::definitions::{Diagnostic, Diagnostics, read_table};
 use crate::period::days_since_epoch;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,39 +32,12 @@ impl CodeMapping {
     /// Reads `source, code, unit_id, valid_from, valid_to` and checks every unit exists, dates
     /// parse, and no code has two entries valid on the same day.
     pub fn load(path: &Path, tree: &OrgTree) -> Result<CodeMapping, Diagnostics> {
-        let mut reader = csv::Reader::from_path(path).map_err(|e| {
-            Diagnostics::one(Diagnostic::file(
-                path,
-                format!("cannot read code mapping: {e}"),
-            ))
-        })?;
         let required = ["source", "code", "unit_id", "valid_from", "valid_to"];
-        if let Some(d) = require_headers(path, &mut reader, &required) {
-            return Err(Diagnostics::one(d));
-        }
-        let headers = reader.headers().cloned().unwrap_or_default();
-        let pos: Vec<usize> = required
-            .iter()
-            .map(|r| headers.iter().position(|h| h.trim() == *r).unwrap_or(0))
-            .collect();
-        let mut problems = Vec::new();
+        let (rows, mut problems) = read_table(path, "code mapping", &required)?;
         let mut entries = Vec::new();
-        for record in reader.records() {
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
-                    problems.push(Diagnostic::at_line(
-                        path,
-                        line,
-                        "",
-                        format!("unreadable row: {e}"),
-                    ));
-                    continue;
-                }
-            };
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
-            let field = |k: usize| record.get(pos[k]).unwrap_or("").trim().to_string();
+        for row in rows {
+            let line = row.line as u64;
+            let field = |k: usize| row.get(k).to_string();
             let mut date = |k: usize| -> Option<NaiveDate> {
                 let text = field(k);
                 if text.is_empty() {

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::definitions::{Diagnostic, Diagnostics};
+use crate::definitions::{Diagnostic, Diagnostics, read_table};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgUnit {
@@ -37,46 +37,17 @@ pub struct OrgTree {
 impl OrgTree {
     /// Reads `id, name, parent_id, kind` from a CSV file and checks the tree.
     pub fn load(path: &Path) -> Result<OrgTree, Diagnostics> {
-        let mut reader = csv::Reader::from_path(path).map_err(|e| {
-            Diagnostics::one(Diagnostic::file(
-                path,
-                format!("cannot read org units: {e}"),
-            ))
-        })?;
-        let header_problem =
-            require_headers(path, &mut reader, &["id", "name", "parent_id", "kind"]);
-        if let Some(d) = header_problem {
-            return Err(Diagnostics::one(d));
-        }
-        let headers = reader.headers().cloned().unwrap_or_default();
-        let pos = |name: &str| headers.iter().position(|h| h == name).unwrap_or(0);
-        let (i_id, i_name, i_parent, i_kind) =
-            (pos("id"), pos("name"), pos("parent_id"), pos("kind"));
-
-        let mut problems = Vec::new();
+        let (rows, mut problems) =
+            read_table(path, "org units", &["id", "name", "parent_id", "kind"])?;
         let mut units = Vec::new();
         let mut lines: BTreeMap<String, u64> = BTreeMap::new();
-        for record in reader.records() {
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
-                    problems.push(Diagnostic::at_line(
-                        path,
-                        line,
-                        "",
-                        format!("unreadable row: {e}"),
-                    ));
-                    continue;
-                }
-            };
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
-            let field = |i: usize| record.get(i).unwrap_or("").trim().to_string();
-            let id = field(i_id);
+        for row in rows {
+            let line = row.line;
+            let id = row.get(0).to_string();
             if id.is_empty() {
                 problems.push(Diagnostic::at_line(
                     path,
-                    line as usize,
+                    line,
                     "",
                     "column 'id': empty unit id",
                 ));
@@ -85,19 +56,19 @@ impl OrgTree {
             if let Some(first) = lines.get(&id) {
                 problems.push(Diagnostic::at_line(
                     path,
-                    line as usize,
+                    line,
                     format!("unit '{id}'"),
                     format!("duplicate unit id (first on line {first})"),
                 ));
                 continue;
             }
-            lines.insert(id.clone(), line);
-            let parent = field(i_parent);
+            lines.insert(id.clone(), line as u64);
+            let parent = row.get(2);
             units.push(OrgUnit {
                 id,
-                name: field(i_name),
-                parent_id: (!parent.is_empty()).then_some(parent),
-                kind: field(i_kind),
+                name: row.get(1).to_string(),
+                parent_id: (!parent.is_empty()).then(|| parent.to_string()),
+                kind: row.get(3).to_string(),
             });
         }
         if units.is_empty() && problems.is_empty() {
@@ -234,35 +205,6 @@ impl OrgTree {
     }
 }
 
-/// Checks a CSV has the named columns; a diagnostic names the missing ones.
-pub(crate) fn require_headers(
-    path: &Path,
-    reader: &mut csv::Reader<std::fs::File>,
-    required: &[&str],
-) -> Option<Diagnostic> {
-    let headers = match reader.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => return Some(Diagnostic::file(path, format!("cannot read header: {e}"))),
-    };
-    let missing: Vec<&str> = required
-        .iter()
-        .copied()
-        .filter(|r| !headers.iter().any(|h| h.trim() == *r))
-        .collect();
-    (!missing.is_empty()).then(|| {
-        Diagnostic::at_line(
-            path,
-            1,
-            "",
-            format!(
-                "missing column(s) {}; expected header {}",
-                missing.join(", "),
-                required.join(",")
-            ),
-        )
-    })
-}
-
 /// Named comparison groups of units (Kolada's "Liknande kommuner …"): CSV `group_id, member_id`
 /// (other columns, such as a title, are ignored).
 #[derive(Debug, Clone, Default)]
@@ -272,40 +214,14 @@ pub struct Groups {
 
 impl Groups {
     pub fn load(path: &Path, tree: &OrgTree) -> Result<Groups, Diagnostics> {
-        let mut reader = csv::Reader::from_path(path).map_err(|e| {
-            Diagnostics::one(Diagnostic::file(path, format!("cannot read groups: {e}")))
-        })?;
-        if let Some(d) = require_headers(path, &mut reader, &["group_id", "member_id"]) {
-            return Err(Diagnostics::one(d));
-        }
-        let headers = reader.headers().cloned().unwrap_or_default();
-        let pos = |n: &str| headers.iter().position(|h| h.trim() == n).unwrap_or(0);
-        let (g, m) = (pos("group_id"), pos("member_id"));
-        let mut problems = Vec::new();
+        let (rows, mut problems) = read_table(path, "groups", &["group_id", "member_id"])?;
         let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for record in reader.records() {
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
-                    problems.push(Diagnostic::at_line(
-                        path,
-                        line,
-                        "",
-                        format!("unreadable row: {e}"),
-                    ));
-                    continue;
-                }
-            };
-            let line = record.position().map(|p| p.line()).unwrap_or(0) as usize;
-            let (group, member) = (
-                record.get(g).unwrap_or("").trim(),
-                record.get(m).unwrap_or("").trim(),
-            );
+        for row in rows {
+            let (group, member) = (row.get(0), row.get(1));
             if !tree.contains(member) {
                 problems.push(Diagnostic::at_line(
                     path,
-                    line,
+                    row.line,
                     format!("group '{group}'"),
                     format!("column 'member_id': unknown org unit '{member}'"),
                 ));
