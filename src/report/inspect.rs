@@ -52,6 +52,24 @@ fn read(path: &Path) -> Result<DataFrame, Error> {
         .map_err(|e| Error::Data(format!("{}: {e}", path.display())))
 }
 
+/// Keeps the rows of `filter.unit`'s subtree (by `org_path`) and of indicators measuring
+/// `filter.goal` (by `goal_ids`).
+fn unit_and_goal(mut lf: LazyFrame, filter: &InspectFilter) -> LazyFrame {
+    if let Some(u) = &filter.unit {
+        let path = concat_str([lit("/"), col("org_path"), lit("/")], "", false);
+        lf = lf.filter(path.str().contains_literal(lit(format!("/{u}/"))));
+    }
+    if let Some(g) = &filter.goal {
+        let ids = concat_str(
+            [lit(","), col("goal_ids").fill_null(lit("")), lit(",")],
+            "",
+            false,
+        );
+        lf = lf.filter(ids.str().contains_literal(lit(format!(",{g},"))));
+    }
+    lf
+}
+
 /// The deviations matching `filter`, sorted: not met first, then partly met, no data …; within a
 /// status the worst relative gap first.
 pub fn select_deviations(run_dir: &Path, filter: &InspectFilter) -> Result<DataFrame, Error> {
@@ -67,18 +85,7 @@ pub fn select_deviations(run_dir: &Path, filter: &InspectFilter) -> Result<DataF
     if filter.segment != "all" {
         lf = lf.filter(col("segment").eq(lit(filter.segment.as_str())));
     }
-    if let Some(u) = &filter.unit {
-        let path = concat_str([lit("/"), col("org_path"), lit("/")], "", false);
-        lf = lf.filter(path.str().contains_literal(lit(format!("/{u}/"))));
-    }
-    if let Some(g) = &filter.goal {
-        let ids = concat_str(
-            [lit(","), col("goal_ids").fill_null(lit("")), lit(",")],
-            "",
-            false,
-        );
-        lf = lf.filter(ids.str().contains_literal(lit(format!(",{g},"))));
-    }
+    lf = unit_and_goal(lf, filter);
     let statuses: Vec<Status> = if filter.statuses.is_empty() {
         Status::ALL
             .into_iter()
@@ -312,18 +319,7 @@ pub fn render_signals(
     if filter.segment != "all" {
         lf = lf.filter(col("segment").eq(lit(filter.segment.as_str())));
     }
-    if let Some(u) = &filter.unit {
-        let path = concat_str([lit("/"), col("org_path"), lit("/")], "", false);
-        lf = lf.filter(path.str().contains_literal(lit(format!("/{u}/"))));
-    }
-    if let Some(g) = &filter.goal {
-        let ids = concat_str(
-            [lit(","), col("goal_ids").fill_null(lit("")), lit(",")],
-            "",
-            false,
-        );
-        lf = lf.filter(ids.str().contains_literal(lit(format!(",{g},"))));
-    }
+    lf = unit_and_goal(lf, filter);
     let rows = lf
         .sort(
             ["flag", "indicator_id", "org_unit_id", "segment"],
