@@ -179,7 +179,7 @@ pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Sign
                 direction: direction(ind.polarity),
                 target: s.target,
                 rebase_at: rebase_indices(ind, &s.period_months),
-                fix_after: None,
+                fix_after: ind.spc_baseline,
                 screen_outliers: true,
             };
             let spc = xmr(&s.values, &opts);
@@ -409,6 +409,7 @@ fn series_frame(
     let mut ci: [Vec<Option<f64>>; 4] = Default::default();
     let (mut significance, mut band, mut benchmark) = (Vec::new(), Vec::new(), Vec::new());
     let mut run_chart_signal = Vec::new();
+    let mut warnings: Vec<Option<String>> = Vec::new();
     let (mut trend, mut mk_s, mut mk_p, mut tau_b, mut sen, mut ols_slope, mut ols_p) = (
         Vec::new(),
         Vec::new(),
@@ -450,6 +451,16 @@ fn series_frame(
         benchmark.push(parent_value);
         band.push(parent_value.and_then(|b| funnel_band(i95, i998, b)));
         run_chart_signal.push(a.run_chart.last().is_some_and(|r| r.runs_signal));
+        // The short-segment note is on every young series; the others say where styrkort chose
+        // a result where the reference implementation stops.
+        let notes: Vec<&str> = a
+            .spc
+            .warnings
+            .iter()
+            .map(String::as_str)
+            .filter(|w| !w.starts_with("Some groups have"))
+            .collect();
+        warnings.push((!notes.is_empty()).then(|| notes.join("; ")));
         trend.push(trend_reading(a.mk.as_ref(), polarity));
         mk_s.push(a.mk.as_ref().map(|m| m.s));
         mk_p.push(a.mk.as_ref().map(|m| m.p));
@@ -527,5 +538,6 @@ fn series_frame(
         "ols_p" => ols_p,
         "flag" => flag_col,
         "reason" => reason,
+        "spc_warnings" => warnings,
     )
 }

@@ -251,6 +251,8 @@ pub struct IndicatorDef {
     pub stat_kind: Option<StatKind>,
     /// The grain of the statistical series (SPC, runs); default month, else the finest grain.
     pub spc_grain: Option<Grain>,
+    /// SPC limits from the first N points of each segment only (a fixed baseline; at least 12).
+    pub spc_baseline: Option<usize>,
     /// Months (`YYYY-MM`) where the process changed: SPC limits are recomputed from there on.
     #[serde(default)]
     pub rebase: Vec<Spanned<String>>,

@@ -240,6 +240,13 @@ fn check_indicators(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 "stat_kind needs a denominator (the number of members or the exposure)",
             ));
         }
+        if ind.spc_baseline.is_some_and(|n| n < 12) {
+            out.push(p.diag_at(
+                ind.id.span(),
+                &item,
+                "spc_baseline must be at least 12 points (as Making Data Count requires)",
+            ));
+        }
         for r in &ind.rebase {
             if Month::parse(r.get_ref()).is_none() {
                 out.push(p.diag_at(
