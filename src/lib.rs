@@ -173,7 +173,7 @@ pub fn validate(path: &Path) -> Result<Validation, Error> {
     for source in &p.def.sources {
         let files = inputs[source.name.get_ref()].clone();
         // Building the scan reads each file's header and checks the declared columns.
-        let rows = ingest::scan_source(p, source, &loaded.tree, &loaded.mapping, months, files)
+        let rows = ingest::scan_source(source, &loaded.tree, &loaded.mapping, months, files)
             .map_err(|e| Error::Compute(e.into()))?;
         sources.push((
             source.name.get_ref().clone(),

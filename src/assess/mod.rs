@@ -401,7 +401,7 @@ fn judge_rows(
     let rank_of = frame.column("rank_of")?.u32()?.clone();
     let last_year_rank = frame.column("last_year_rank")?.u32()?.clone();
     let n = frame.height();
-    let mut out = JudgedColumns::with_capacity(n);
+    let mut out = JudgedColumns::default();
     for i in 0..n {
         let target = target_idx.get(i).map(|t| &targets.list[t as usize]);
         if let Some(t) = target.filter(|t| t.kind.is_rank()) {
@@ -448,10 +448,6 @@ struct JudgedColumns {
 }
 
 impl JudgedColumns {
-    fn with_capacity(_n: usize) -> JudgedColumns {
-        JudgedColumns::default()
-    }
-
     fn push(
         &mut self,
         j: Judgement,

@@ -86,7 +86,7 @@ pub fn plan_source(
         source_name: name.clone(),
         message: e.to_string(),
     };
-    let rows = scan_source(pipeline, source, tree, mapping, months, files)?;
+    let rows = scan_source(source, tree, mapping, months, files)?;
     let defs: Vec<&IndicatorDef> = pipeline.indicators_of(&name).collect();
     let aggs: Vec<IndicatorAggs> = defs
         .iter()

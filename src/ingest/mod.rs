@@ -16,7 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use polars::prelude::*;
 use thiserror::Error;
 
-use crate::definitions::{ColumnChecks, ColumnType, OrgCodes, Pipeline, SourceDef};
+use crate::definitions::{ColumnChecks, ColumnType, OrgCodes, SourceDef};
 use crate::org::{CodeMapping, OrgTree};
 use crate::period::RunMonths;
 
@@ -92,14 +92,12 @@ pub struct SourceRows {
 
 /// Builds the lazy frames for one source. Reads only file headers and hashes the files.
 pub fn scan_source(
-    pipeline: &Pipeline,
     source: &SourceDef,
     tree: &OrgTree,
     mapping: &CodeMapping,
     months: RunMonths,
     files: Vec<InputFile>,
 ) -> Result<SourceRows, IngestError> {
-    let _ = pipeline;
     let mut per_file = Vec::with_capacity(files.len());
     for file in &files {
         per_file.push(typed_rows(source, file)?);

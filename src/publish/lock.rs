@@ -5,7 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -20,7 +20,6 @@ pub enum LockError {
 /// Held until dropped.
 pub struct Lock {
     file: File,
-    path: PathBuf,
     /// What a previous, dead holder wrote, if its lock was taken over.
     pub taken_over: Option<String>,
 }
@@ -66,11 +65,7 @@ impl Lock {
         file.write_all(text.as_bytes()).map_err(|e| io(&path, e))?;
         let _ = file.sync_all();
         let taken_over = (!previous.trim().is_empty()).then(|| previous.trim().to_string());
-        Ok(Lock {
-            file,
-            path,
-            taken_over,
-        })
+        Ok(Lock { file, taken_over })
     }
 }
 
@@ -79,6 +74,5 @@ impl Drop for Lock {
         // An empty file after a clean exit; a dead holder leaves its text for the next run to report.
         let _ = self.file.set_len(0);
         let _ = self.file.unlock();
-        let _ = &self.path;
     }
 }
