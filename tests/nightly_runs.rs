@@ -846,8 +846,18 @@ fn json_logs_are_one_object_per_line_with_the_run_id() {
             .any(|l| l["fields"]["stage"] == "compute_sources"),
         "{stderr}"
     );
+    // Every line, including those from the worker threads computing sources, has the run id.
     assert!(
-        lines.iter().any(|l| l["span"]["run_id"].is_string()),
+        lines.iter().all(|l| l["spans"]
+            .as_array()
+            .is_some_and(|spans| spans.iter().any(|s| s["run_id"].is_string()))),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "source computed"
+                && l["fields"]["value_rows"].is_number()),
         "{stderr}"
     );
 }

@@ -259,11 +259,15 @@ pub fn run_sources(
     inputs: &BTreeMap<String, Vec<InputFile>>,
     on_source_done: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<SourceResult>, ComputeError> {
+    let parent = tracing::Span::current();
     pipeline
         .def
         .sources
         .par_iter()
         .map(|source| {
+            // Worker threads do not inherit the caller's span; enter it so every log line of a
+            // source carries the run id.
+            let _run = parent.enter();
             let files = inputs
                 .get(source.name.get_ref())
                 .cloned()
