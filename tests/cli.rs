@@ -281,3 +281,38 @@ fn inspect_signals_lists_the_flagged_series_with_reasons() {
             .all(|l| l.contains("(SOC-ALD-HTN)"))
     );
 }
+
+#[test]
+fn tables_do_not_depend_on_the_number_of_threads() {
+    let (one, many) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let run_with = |dir: &Path, threads: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_styrkort"));
+        cmd.args([
+            "run",
+            "pipelines/uddevalla.toml",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .current_dir(repo());
+        if let Some(t) = threads {
+            cmd.env("POLARS_MAX_THREADS", t).env("RAYON_NUM_THREADS", t);
+        }
+        assert_eq!(cmd.output().unwrap().status.code(), Some(0));
+    };
+    run_with(one.path(), Some("1"));
+    run_with(many.path(), None);
+    for table in [
+        "indicator_values",
+        "deviations",
+        "goal_status",
+        "signals",
+        "actions",
+    ] {
+        let read =
+            |d: &Path| std::fs::read(d.join(format!("uddevalla/latest/{table}.parquet"))).unwrap();
+        assert!(
+            read(one.path()) == read(many.path()),
+            "{table} differs between 1 thread and many"
+        );
+    }
+}
