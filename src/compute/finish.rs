@@ -354,6 +354,11 @@ fn with_unweighted_means(
         "denominator",
         "n_rows",
     ];
+    let out_cols: Vec<Expr> = cols8
+        .iter()
+        .map(|c| col(*c))
+        .chain([col("n_units")])
+        .collect();
     let kept = tagged
         .clone()
         .filter(col("__mean").not().or(col("__leaf")))
@@ -363,13 +368,7 @@ fn with_unweighted_means(
                 .otherwise(lit(NULL).cast(DataType::Int64))
                 .alias("n_units"),
         )
-        .select(
-            cols8
-                .iter()
-                .map(|c| col(*c))
-                .chain([col("n_units")])
-                .collect::<Vec<_>>(),
-        );
+        .select(out_cols.clone());
     let leaf_value = when(col("__mean_has_den"))
         .then(col("numerator") / col("denominator"))
         .otherwise(col("numerator"));
@@ -414,13 +413,7 @@ fn with_unweighted_means(
                 .otherwise(lit(NULL).cast(DataType::Float64))
                 .alias("denominator"),
         )
-        .select(
-            cols8
-                .iter()
-                .map(|c| col(*c))
-                .chain([col("n_units")])
-                .collect::<Vec<_>>(),
-        );
+        .select(out_cols.clone());
     concat([kept, above], UnionArgs::default())
 }
 

@@ -52,6 +52,14 @@ fn read(path: &Path) -> Result<DataFrame, Error> {
         .map_err(|e| Error::Data(format!("{}: {e}", path.display())))
 }
 
+/// A column as text (numbers and dates formatted), for the table.
+fn text_column(df: &DataFrame, name: &str) -> Result<StringChunked, Error> {
+    df.column(name)
+        .and_then(|c| c.cast(&DataType::String))
+        .and_then(|c| c.str().cloned())
+        .map_err(|e| Error::Data(e.to_string()))
+}
+
 /// Keeps the rows of `filter.unit`'s subtree (by `org_path`) and of indicators measuring
 /// `filter.goal` (by `goal_ids`).
 fn unit_and_goal(mut lf: LazyFrame, filter: &InspectFilter) -> LazyFrame {
@@ -159,12 +167,7 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
         "Δ prev",
         "Δ year",
     ]);
-    let text = |name: &str| -> Result<StringChunked, Error> {
-        rows.column(name)
-            .and_then(|c| c.cast(&DataType::String))
-            .and_then(|c| c.str().cloned())
-            .map_err(|e| Error::Data(e.to_string()))
-    };
+    let text = |name: &str| text_column(&rows, name);
     let num = |name: &str| -> Result<Float64Chunked, Error> {
         rows.column(name)
             .and_then(|c| c.f64().cloned())
@@ -333,12 +336,7 @@ pub fn render_signals(
     } else {
         total.min(filter.limit)
     };
-    let text = |name: &str| -> Result<StringChunked, Error> {
-        rows.column(name)
-            .and_then(|c| c.cast(&DataType::String))
-            .and_then(|c| c.str().cloned())
-            .map_err(|e| Error::Data(e.to_string()))
-    };
+    let text = |name: &str| text_column(&rows, name);
     let (flag, ind, unit, name, seg, period, icon, trend, reason) = (
         text("flag")?,
         text("indicator_id")?,
