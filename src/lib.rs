@@ -188,10 +188,12 @@ pub fn validate(path: &Path) -> Result<Validation, Error> {
     })
 }
 
-/// Per source: the indicators fused into its plan and the optimised polars plan.
+/// Per source: how its indicators are computed in two phases, and (with `verbose`) the
+/// optimised polars plan of its one fused scan.
 pub fn explain(
     path: &Path,
     as_of: Option<NaiveDate>,
+    verbose: bool,
 ) -> Result<Vec<report::ExplainedSource>, Error> {
     let loaded = load(path)?;
     let p = &loaded.pipeline;
@@ -201,17 +203,31 @@ pub fn explain(
     for source in &p.def.sources {
         let files = inputs[source.name.get_ref()].clone();
         let plan = plan_source(p, source, &loaded.tree, &loaded.mapping, months, files)?;
-        let polars_plan = plan.values.describe_optimized_plan().map_err(|e| {
-            Error::Compute(compute::ComputeError::Polars {
-                source_name: plan.source.clone(),
-                message: e.to_string(),
-            })
-        })?;
+        let polars_plan = if verbose {
+            polars::prelude::LazyFrame::explain_all(
+                plan.outputs
+                    .iter()
+                    .map(|lf| lf.logical_plan.clone())
+                    .collect(),
+                polars::prelude::OptFlags::default(),
+            )
+            .map_err(|e| {
+                Error::Compute(compute::ComputeError::Polars {
+                    source_name: plan.source.clone(),
+                    message: e.to_string(),
+                })
+            })?
+        } else {
+            String::new()
+        };
         out.push(report::ExplainedSource {
-            source: plan.source,
+            source: plan.source.clone(),
             files: plan.rows.files.iter().map(|f| f.display.clone()).collect(),
-            indicators: plan.indicators,
-            breakdowns: plan.breakdowns,
+            indicators: plan.indicators.clone(),
+            breakdowns: plan.breakdowns.clone(),
+            state_kinds: plan.state_kinds(),
+            segments: plan.segment_outputs.clone(),
+            direct: plan.direct.clone(),
             polars_plan,
         });
     }

@@ -65,7 +65,8 @@ enum Command {
         /// The pipeline file.
         pipeline: PathBuf,
     },
-    /// Show, per source, which indicators are fused into its one plan, and the polars plan.
+    /// Show, per source, which indicators share its one scan and how each is computed in two
+    /// phases (partial states per unit and month, then the roll-up).
     #[command(after_help = EXIT_CODES)]
     Explain {
         /// The pipeline file.
@@ -73,6 +74,9 @@ enum Command {
         /// As for `run`: decides which periods the plan covers.
         #[arg(long, value_parser = parse_date)]
         as_of: Option<NaiveDate>,
+        /// Also print polars' optimised plan of each source's scan (long).
+        #[arg(long)]
+        verbose: bool,
     },
     /// Show a run's deviations as a table: by default the latest period of each grain, every
     /// status but no_target, not met first and the worst gap first.
@@ -145,7 +149,8 @@ styrkort inspect out/uddevalla/as_of=2025-01-01 --goal BUN-2 --period 2024"
         #[arg(long, default_value = "table", value_parser = parse_format)]
         format: styrkort::report::Format,
     },
-    /// Write a synthetic municipality's org tree and operational data (the fixtures' generator).
+    /// Write a synthetic municipality's org tree and operational data (the fixtures' generator),
+    /// with targets, actions and a ready-to-run pipeline.toml: `styrkort run OUT/pipeline.toml`.
     /// Scale 1 with seed 1 is exactly fixtures/uddevalla; scale 100 gives about 100 times the rows.
     Generate {
         /// Multiplies the number of employees, clients, pupils, cases and contacts.
@@ -154,9 +159,13 @@ styrkort inspect out/uddevalla/as_of=2025-01-01 --goal BUN-2 --period 2024"
         /// Random seed; the same scale and seed always give the same files.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Directory to write the CSV files into (created if missing).
+        /// Directory to write into (created if missing): the sources, org units, code mapping,
+        /// targets, actions and a ready-to-run `pipeline.toml`.
         #[arg(long)]
         out: PathBuf,
+        /// File format of the generated sources.
+        #[arg(long, value_enum, default_value_t = styrkort::generate::DataFormat::Csv)]
+        format: styrkort::generate::DataFormat,
     },
 }
 
@@ -261,9 +270,12 @@ fn main() -> ExitCode {
         Command::Validate { pipeline } => {
             styrkort::validate(&pipeline).map(|v| print_out(&styrkort::report::validation(&v)))
         }
-        Command::Explain { pipeline, as_of } => {
-            styrkort::explain(&pipeline, as_of).map(|e| print_out(&styrkort::report::explained(&e)))
-        }
+        Command::Explain {
+            pipeline,
+            as_of,
+            verbose,
+        } => styrkort::explain(&pipeline, as_of, verbose)
+            .map(|e| print_out(&styrkort::report::explained(&e))),
         Command::Inspect {
             run_dir,
             pipeline,
@@ -315,13 +327,16 @@ fn main() -> ExitCode {
             },
         )
         .map(|t| print_out(&t)),
-        Command::Generate { scale, seed, out } => {
-            styrkort::generate::write_municipality(&out, scale, seed).map(|files| {
-                for f in files {
-                    print_out(&format!("wrote {}\n", f.display()));
-                }
-            })
-        }
+        Command::Generate {
+            scale,
+            seed,
+            out,
+            format,
+        } => styrkort::generate::write_pipeline_dir(&out, scale, seed, format).map(|files| {
+            for f in files {
+                print_out(&format!("wrote {}\n", f.display()));
+            }
+        }),
     };
     match result {
         Ok(()) if alert => ExitCode::from(3),

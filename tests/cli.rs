@@ -97,9 +97,26 @@ fn explain_shows_one_fused_plan_per_source() {
         "{out}"
     );
     assert!(out.contains("group-bys: total, by gender"), "{out}");
+    assert!(out.contains("phase 1"), "{out}");
+    assert!(out.contains("phase 2"), "{out}");
     assert!(
-        out.contains("AGGREGATE"),
-        "the polars plan is shown:\n{out}"
+        out.contains("headcount: 2 sums/counts + a distinct-value set [tree]"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("computed directly from rows"),
+        "every fixture indicator has mergeable states:\n{out}"
+    );
+    assert!(
+        !out.contains("AGGREGATE"),
+        "the plan only with --verbose:\n{out}"
+    );
+    let o = styrkort(&["explain", "pipelines/uddevalla.toml", "--verbose"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("AGGREGATE") || out.contains("GROUP_BY") || out.contains("group_by"),
+        "the polars plan is shown with --verbose:\n{out}"
     );
 }
 
@@ -198,14 +215,77 @@ fn generate_scale_1_seed_1_is_exactly_the_committed_fixtures() {
         .map(|e| e.unwrap().file_name())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 11);
-    for name in names {
+    // 11 generated tables, the hand-kept targets and actions, and the pipeline file.
+    assert_eq!(names.len(), 14, "{names:?}");
+    for name in names.into_iter().filter(|n| n != "pipeline.toml") {
         let generated = std::fs::read(out.path().join(&name)).unwrap();
         let committed = std::fs::read(fixtures.join(&name)).unwrap_or_default();
         assert!(
             generated == committed,
             "{name:?} differs from fixtures/uddevalla"
         );
+    }
+}
+
+#[test]
+fn generated_folder_runs_as_it_is_in_csv_and_parquet() {
+    let work = tempfile::tempdir().unwrap();
+    let mut values = Vec::new();
+    for format in ["csv", "parquet"] {
+        let dir = work.path().join(format);
+        let o = styrkort(&[
+            "generate",
+            "--format",
+            format,
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(
+            dir.join(format!("hr_time.{format}")).exists(),
+            "{format} source written"
+        );
+        let out = work.path().join(format!("out-{format}"));
+        let o = styrkort(&[
+            "run",
+            dir.join("pipeline.toml").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        values.push(common::read_parquet(
+            &out.join("uddevalla/latest/indicator_values.parquet"),
+        ));
+    }
+    // The committed fixtures run to the same table as the generated CSV folder.
+    let fixtures_out = tempfile::tempdir().unwrap();
+    assert_eq!(run_into(fixtures_out.path()).status.code(), Some(0));
+    let fixtures = common::read_parquet(
+        &fixtures_out
+            .path()
+            .join("uddevalla/latest/indicator_values.parquet"),
+    );
+    assert!(values[0].equals_missing(&fixtures), "csv folder = fixtures");
+    // Parquet holds typed columns; the same rows give the same cells and numbers.
+    let (csv, parquet) = (&values[0], &values[1]);
+    assert_eq!(csv.height(), parquet.height());
+    for name in ["indicator_id", "org_unit_id", "period", "segment", "n_rows"] {
+        assert!(
+            csv.column(name)
+                .unwrap()
+                .equals_missing(parquet.column(name).unwrap()),
+            "column {name}"
+        );
+    }
+    let (a, b) = (
+        csv.column("value").unwrap().f64().unwrap(),
+        parquet.column("value").unwrap().f64().unwrap(),
+    );
+    for (x, y) in a.iter().zip(b.iter()) {
+        match (x, y) {
+            (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-12 * x.abs().max(1.0), "{x} vs {y}"),
+            (x, y) => assert_eq!(x, y),
+        }
     }
 }
 

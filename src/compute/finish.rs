@@ -179,7 +179,7 @@ pub fn finish_values(
     Ok(out)
 }
 
-fn empty_raw() -> DataFrame {
+pub(super) fn empty_raw() -> DataFrame {
     df!(
         "indicator_id" => Vec::<String>::new(),
         "org_unit_id" => Vec::<String>::new(),

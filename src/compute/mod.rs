@@ -1,28 +1,39 @@
-//! Indicator values for every unit, level, period and segment.
+//! Indicator values for every unit, level, period and segment, by two-phase aggregation.
 //!
-//! Per source, one fused lazy plan: usable rows are joined to their ancestors (so a row counts for
-//! its unit and every unit above it) and to the periods their month belongs to (so one row feeds
-//! its month, quarter, tertial, year and every year-to-date it falls in); then one group-by per
-//! segmentation computes every indicator's numerator and denominator side by side. A parent's
-//! value is therefore always computed from the rows beneath it — a ratio of sums, and medians or
-//! distinct counts over the parent's own rows — never combined from its children's values.
+//! Phase 1 (`partial`): per source, one fused scan of the rows, run by polars' streaming engine
+//! in bounded batches, groups them by integer keys `(own unit, month)` and segment into partial
+//! states for every indicator at once (sums, counts, min/max; distinct values and value
+//! multiplicities where `count(distinct …)` or `median` need them). Filters are conditions
+//! inside each indicator's aggregation, so indicators with different filters share the scan.
+//! Phase 2 (`rollup`): the small partial table is merged into every unit above (children into
+//! parents) and every period (months into quarters, tertials, years, ytd), and each numerator and
+//! denominator is evaluated on the merged states. A parent's value is therefore still computed
+//! from the rows beneath it — a ratio of sums, a distinct count over the union of its units'
+//! values, a median of the merged multiset — never combined from its children's values.
+//! Indicators whose aggregates have no exact mergeable state take the direct path (`direct`):
+//! rows joined to ancestors and periods, as one more output of the same scan.
 //! Sources run in parallel; `finish` then fills the unit × period grid and computes values.
 
+mod direct;
 mod expr;
 mod finish;
+mod partial;
+mod rollup;
 
 pub use expr::{IndicatorAggs, compile_indicator, restrict_to};
 pub use finish::{IndicatorRules, finish_values};
+pub use partial::{Decomposed, Merge, SetKind, decompose};
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::definitions::{IndicatorDef, Pipeline, SourceDef};
+use crate::definitions::{IndicatorDef, Pipeline, Rollup, SourceDef};
 use crate::ingest::{IngestError, InputFile, SourceRows, scan_source};
 use crate::org::{CodeMapping, OrgTree};
 use crate::period::{Grain, RunMonths};
+use rollup::{PartialIndicator, SegmentPartials};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComputeError {
@@ -37,17 +48,32 @@ pub enum ComputeError {
     },
 }
 
-/// The fused plan for one source.
+/// Where one segmentation's phase-1 outputs are in the plan's output list.
+struct SegmentLayout {
+    /// Positions (in `SourcePlan::partial`) of the indicators computed in this segmentation.
+    members: Vec<usize>,
+    scalars: usize,
+    sets: Vec<(String, usize)>,
+}
+
+/// The plan for one source: phase-1 outputs of one fused scan, and what phase 2 does with them.
 pub struct SourcePlan {
     pub source: String,
     /// Indicators computed by this plan, in definition order.
     pub indicators: Vec<String>,
-    /// Breakdown columns, each adding one more group-by beside the total.
+    /// Indicators taking the direct path, with the reason.
+    pub direct: Vec<(String, String)>,
+    /// Breakdown columns, each adding one more segmentation beside the total.
     pub breakdowns: Vec<String>,
+    /// Per segmentation (`total`, then `by <dim>`): how many partial-state outputs it has.
+    pub segment_outputs: Vec<(String, usize, usize)>,
     pub rows: SourceRows,
-    /// Long format: `indicator_id, org_unit_id, grain, period, segment, numerator, denominator,
-    /// n_rows`; only cells with rows (the grid is filled later).
-    pub values: LazyFrame,
+    /// Phase-1 outputs: per segmentation its scalar states and its set states, then the
+    /// direct path's cells (if any indicator takes it).
+    pub outputs: Vec<LazyFrame>,
+    partial: Vec<PartialIndicator>,
+    layout: Vec<SegmentLayout>,
+    direct_output: Option<usize>,
 }
 
 /// What one source's execution produced.
@@ -72,7 +98,56 @@ pub fn grains_needed<'a>(indicators: impl Iterator<Item = &'a IndicatorDef>) -> 
     set.into_iter().collect()
 }
 
-/// Builds (but does not run) the fused plan for one source.
+/// The grains phase 2 produces for an indicator: stock measures need only months.
+fn partial_grains(ind: &IndicatorDef) -> Vec<Grain> {
+    if ind.stock.is_some() {
+        return vec![Grain::Month];
+    }
+    let mut g = ind.grains.get_ref().clone();
+    g.sort();
+    g.dedup();
+    g
+}
+
+/// `dim=value` (or `dim=(missing)`), the segment label of a breakdown value.
+fn segment_label(dim: &str) -> Expr {
+    concat_str(
+        [
+            lit(format!("{dim}=")),
+            col(dim).cast(DataType::String).fill_null(lit("(missing)")),
+        ],
+        "",
+        false,
+    )
+}
+
+impl SourcePlan {
+    /// Per two-phase indicator, the kinds of partial state it keeps, in words.
+    pub fn state_kinds(&self) -> Vec<(String, String)> {
+        self.partial
+            .iter()
+            .map(|p| {
+                let mut kinds = vec![format!("{} sums/counts", p.parts.scalars.len())];
+                for s in &p.parts.sets {
+                    kinds.push(
+                        match s.kind {
+                            SetKind::Distinct => "a distinct-value set",
+                            SetKind::Median => "a value multiset",
+                        }
+                        .to_string(),
+                    );
+                }
+                let roll = if p.tree { "tree" } else { "own rows" };
+                (
+                    p.parts.id.clone(),
+                    format!("{} [{roll}]", kinds.join(" + ")),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Builds (but does not run) the plan for one source.
 pub fn plan_source(
     pipeline: &Pipeline,
     source: &SourceDef,
@@ -82,71 +157,43 @@ pub fn plan_source(
     files: Vec<InputFile>,
 ) -> Result<SourcePlan, ComputeError> {
     let name = source.name.get_ref().clone();
-    let polars_err = |e: PolarsError| ComputeError::Polars {
-        source_name: name.clone(),
-        message: e.to_string(),
-    };
     let rows = scan_source(source, tree, mapping, months, files)?;
     let defs: Vec<&IndicatorDef> = pipeline.indicators_of(&name).collect();
-    let aggs: Vec<IndicatorAggs> = defs
-        .iter()
-        .enumerate()
-        .map(|(slot, ind)| {
-            compile_indicator(ind, slot).map_err(|message| ComputeError::Expression {
-                indicator: ind.id.get_ref().clone(),
-                message,
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let expression_err = |ind: &IndicatorDef, message: String| ComputeError::Expression {
+        indicator: ind.id.get_ref().clone(),
+        message,
+    };
 
+    let mut partial = Vec::new();
+    let mut partial_defs = Vec::new();
+    let mut direct_defs = Vec::new();
+    let mut direct = Vec::new();
+    let mut filters = Vec::new();
+    for (slot, ind) in defs.iter().enumerate() {
+        if let Some(f) = &ind.filter {
+            let cond = crate::definitions::compile_sql_expr(f.get_ref())
+                .map_err(|m| expression_err(ind, m))?
+                .fill_null(lit(false));
+            filters.push(cond.alias(format!("__filter_{slot}")));
+        }
+        match decompose(ind, slot).map_err(|m| expression_err(ind, m))? {
+            Ok(parts) => {
+                partial.push(PartialIndicator {
+                    parts,
+                    grains: partial_grains(ind),
+                    tree: ind.rollup == Rollup::Rows,
+                });
+                partial_defs.push(*ind);
+            }
+            Err(why) => {
+                direct.push((ind.id.get_ref().clone(), why));
+                direct_defs.push((slot, *ind));
+            }
+        }
+    }
     let mut base = rows.usable.clone();
-    let filters: Vec<Expr> = aggs
-        .iter()
-        .filter_map(|a| {
-            a.filter_column
-                .as_ref()
-                .map(|(n, e)| e.clone().alias(n.as_str()))
-        })
-        .collect();
     if !filters.is_empty() {
         base = base.with_columns(filters);
-    }
-    let grains = grains_needed(defs.iter().copied());
-    let membership = months.membership_frame(&grains).map_err(polars_err)?;
-    let ancestors = tree.ancestors_frame().map_err(polars_err)?;
-    // Key columns get reserved names inside the plan, so a source may have its own `period`
-    // (Kolada's tidy layout does) or `grain` column; they are renamed on the way out.
-    let ancestors = ancestors
-        .lazy()
-        .select([col("__unit"), col("org_unit_id").alias("__org_unit")]);
-    let membership = membership.lazy().select([
-        col("__month"),
-        col("grain").alias("__grain"),
-        col("period").alias("__period"),
-    ]);
-    let mut exploded = base
-        .join(
-            ancestors,
-            [col("__unit")],
-            [col("__unit")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .join(
-            membership,
-            [col("__month")],
-            [col("__month")],
-            JoinArgs::new(JoinType::Inner),
-        );
-    let own_masks: Vec<Expr> = aggs
-        .iter()
-        .filter_map(|a| {
-            a.own_mask
-                .as_ref()
-                .map(|(n, e)| e.clone().alias(n.as_str()))
-        })
-        .collect();
-    if !own_masks.is_empty() {
-        exploded = exploded.with_columns(own_masks);
     }
     // Sources that carry their own totals (Kolada's gender T): the total segment is those rows,
     // the breakdowns are the others.
@@ -159,94 +206,130 @@ pub fn plan_source(
                 })?
                 .fill_null(lit(false));
             (
-                exploded.clone().filter(cond.clone()),
-                exploded.clone().filter(cond.not()),
+                base.clone().filter(cond.clone()),
+                base.clone().filter(cond.not()),
             )
         }
-        None => (exploded.clone(), exploded.clone()),
+        None => (base.clone(), base.clone()),
     };
 
-    let keys = || vec![col("__org_unit"), col("__grain"), col("__period")];
-    let mut long = vec![grouped(
-        total_rows,
-        keys(),
-        lit("total"),
-        &aggs.iter().collect::<Vec<_>>(),
-    )];
     let breakdowns: BTreeSet<String> = defs
         .iter()
         .flat_map(|d| d.breakdown.iter().map(|b| b.get_ref().clone()))
         .collect();
+    let mut segmentations: Vec<(Option<String>, Vec<usize>)> =
+        vec![(None, (0..partial.len()).collect())];
     for dim in &breakdowns {
-        let members: Vec<&IndicatorAggs> = defs
+        let members = partial_defs
             .iter()
-            .zip(&aggs)
-            .filter(|(d, _)| d.breakdown.iter().any(|b| b.get_ref() == dim))
-            .map(|(_, a)| a)
+            .enumerate()
+            .filter(|(_, d)| d.breakdown.iter().any(|b| b.get_ref() == dim))
+            .map(|(i, _)| i)
             .collect();
-        let mut by = keys();
-        by.push(col(dim.as_str()));
-        let segment = concat_str(
-            [
-                lit(format!("{dim}=")),
-                col(dim.as_str())
-                    .cast(DataType::String)
-                    .fill_null(lit("(missing)")),
-            ],
-            "",
-            false,
-        );
-        long.push(grouped(breakdown_rows.clone(), by, segment, &members));
+        segmentations.push((Some(dim.clone()), members));
     }
-    let values = concat(long, UnionArgs::default()).map_err(polars_err)?;
-    Ok(SourcePlan {
-        source: name,
-        indicators: aggs.into_iter().map(|a| a.id).collect(),
-        breakdowns: breakdowns.into_iter().collect(),
-        rows,
-        values,
-    })
-}
 
-/// One group-by computing every member indicator, unpivoted to one row per indicator.
-fn grouped(rows: LazyFrame, by: Vec<Expr>, segment: Expr, members: &[&IndicatorAggs]) -> LazyFrame {
-    let mut aggs = Vec::new();
-    for a in members {
-        aggs.push(a.numerator.clone());
-        aggs.extend(a.denominator.clone());
-        aggs.push(a.n_rows.clone());
-    }
-    let wide = rows
-        .group_by(by)
-        .agg(aggs)
-        .with_column(segment.alias("segment"));
-    let per_indicator: Vec<LazyFrame> = members
-        .iter()
-        .map(|a| {
-            let out_name = |e: &Expr| {
-                e.clone()
-                    .meta()
-                    .output_name()
-                    .map(|n| n.to_string())
-                    .expect("aggregations are aliased in compile_indicator")
-            };
-            wide.clone().select([
-                lit(a.id.as_str()).alias("indicator_id"),
-                col("__org_unit").alias("org_unit_id"),
-                col("__grain").alias("grain"),
-                col("__period").alias("period"),
-                col("segment"),
-                col(out_name(&a.numerator)).alias("numerator"),
-                match &a.denominator {
-                    Some(d) => col(out_name(d)),
-                    None => lit(NULL).cast(DataType::Float64),
+    let mut outputs = Vec::new();
+    let mut layout = Vec::new();
+    let mut segment_outputs = Vec::new();
+    for (dim, members) in segmentations {
+        if members.is_empty() {
+            continue;
+        }
+        let rows = if dim.is_some() {
+            breakdown_rows.clone()
+        } else {
+            total_rows.clone()
+        };
+        let mut keys = vec![col("__unit"), col("__month")];
+        let label = match &dim {
+            Some(d) => {
+                keys.push(col(d.as_str()));
+                segment_label(d)
+            }
+            None => lit("total"),
+        };
+        let with_label = |lf: LazyFrame, extra: &[&str]| {
+            let mut out = vec![
+                col("__unit"),
+                col("__month"),
+                label.clone().alias("__segment"),
+            ];
+            out.extend(extra.iter().map(|c| col(*c)));
+            lf.select(out)
+        };
+        let scalars: Vec<Expr> = members
+            .iter()
+            .flat_map(|&i| partial[i].parts.scalars.iter().map(|s| s.agg.clone()))
+            .collect();
+        let state_names: Vec<String> = members
+            .iter()
+            .flat_map(|&i| partial[i].parts.scalars.iter().map(|s| s.name.clone()))
+            .collect();
+        let state_refs: Vec<&str> = state_names.iter().map(String::as_str).collect();
+        outputs.push(with_label(
+            rows.clone().group_by(keys.clone()).agg(scalars),
+            &state_refs,
+        ));
+        let scalars_at = outputs.len() - 1;
+        let mut sets = Vec::new();
+        for &i in &members {
+            for set in &partial[i].parts.sets {
+                let mut picked = match &set.mask {
+                    Some(m) => rows.clone().filter(col(m.as_str())),
+                    None => rows.clone(),
+                };
+                if set.kind == SetKind::Median {
+                    picked = picked.filter(set.value.clone().is_not_null());
                 }
-                .alias("denominator"),
-                col(out_name(&a.n_rows)).alias("n_rows"),
-            ])
-        })
-        .collect();
-    concat(per_indicator, UnionArgs::default()).expect("frames of identical schema concatenate")
+                let mut set_keys = keys.clone();
+                set_keys.push(set.value.clone().alias("__v"));
+                outputs.push(with_label(
+                    picked
+                        .group_by(set_keys)
+                        .agg([len().cast(DataType::Int64).alias("__w")]),
+                    &["__v", "__w"],
+                ));
+                sets.push((set.name.clone(), outputs.len() - 1));
+            }
+        }
+        segment_outputs.push((
+            match &dim {
+                Some(d) => format!("by {d}"),
+                None => "total".to_string(),
+            },
+            members.len(),
+            sets.len(),
+        ));
+        layout.push(SegmentLayout {
+            members,
+            scalars: scalars_at,
+            sets,
+        });
+    }
+
+    let direct_output = if direct_defs.is_empty() {
+        None
+    } else {
+        outputs.push(
+            direct::plan(&direct_defs, total_rows, breakdown_rows, tree, months)
+                .map_err(|(indicator, message)| ComputeError::Expression { indicator, message })?,
+        );
+        Some(outputs.len() - 1)
+    };
+
+    Ok(SourcePlan {
+        source: name.clone(),
+        indicators: defs.iter().map(|d| d.id.get_ref().clone()).collect(),
+        direct,
+        breakdowns: breakdowns.into_iter().collect(),
+        segment_outputs,
+        rows,
+        outputs,
+        partial,
+        layout,
+        direct_output,
+    })
 }
 
 /// Runs every source's plan, sources in parallel; each source's outputs come from one execution
@@ -273,31 +356,73 @@ pub fn run_sources(
                 .cloned()
                 .unwrap_or_default();
             let plan = plan_source(pipeline, source, tree, mapping, months, files)?;
-            let result = execute(plan);
+            let result = execute(plan, tree, months);
             on_source_done(source.name.get_ref());
             result
         })
         .collect()
 }
 
-fn execute(plan: SourcePlan) -> Result<SourceResult, ComputeError> {
+/// The polars engine phase 1 runs on: streaming (bounded memory) unless
+/// `STYRKORT_ENGINE=in-memory` asks for polars' in-memory engine (for benchmarking the two).
+fn phase1_engine() -> Engine {
+    match std::env::var("STYRKORT_ENGINE").as_deref() {
+        Ok("in-memory") => Engine::InMemory,
+        _ => Engine::Streaming,
+    }
+}
+
+fn execute(
+    plan: SourcePlan,
+    tree: &OrgTree,
+    months: RunMonths,
+) -> Result<SourceResult, ComputeError> {
     let source = plan.source.clone();
     let span = tracing::info_span!("source", source = %source);
     let _guard = span.enter();
-    let started = std::time::Instant::now();
-    let frames = vec![plan.values, plan.rows.rejected, plan.rows.outside_months];
-    let mut out = LazyFrame::collect_all_with_engine(
-        frames.into_iter().map(|lf| lf.logical_plan).collect(),
-        Engine::InMemory,
-        OptFlags::default(),
-    )
-    .map_err(|e| ComputeError::Polars {
+    let polars_err = |e: PolarsError| ComputeError::Polars {
         source_name: source.clone(),
         message: e.to_string(),
-    })?
-    .into_iter();
-    let mut next = || out.next().expect("collect_all returns one frame per plan");
-    let (values, rejected, outside) = (next(), next(), next());
+    };
+    let started = std::time::Instant::now();
+    let n_outputs = plan.outputs.len();
+    let mut frames: Vec<DslPlan> = plan.outputs.into_iter().map(|lf| lf.logical_plan).collect();
+    frames.push(plan.rows.rejected.logical_plan);
+    frames.push(plan.rows.outside_months.logical_plan);
+    let mut out = LazyFrame::collect_all_with_engine(frames, phase1_engine(), OptFlags::default())
+        .map_err(polars_err)?;
+    let outside = out.pop().expect("collect_all returns one frame per plan");
+    let rejected = out.pop().expect("collect_all returns one frame per plan");
+    debug_assert_eq!(out.len(), n_outputs);
+    let phase1_ms = started.elapsed().as_millis() as u64;
+    let partial_rows: usize = out.iter().map(|f| f.height()).sum();
+
+    let segments: Vec<SegmentPartials> = plan
+        .layout
+        .into_iter()
+        .map(|l| SegmentPartials {
+            members: l.members,
+            scalars: out[l.scalars].clone(),
+            sets: l
+                .sets
+                .into_iter()
+                .map(|(name, at)| (name, out[at].clone()))
+                .collect(),
+        })
+        .collect();
+    let mut values = if plan.partial.is_empty() {
+        None
+    } else {
+        Some(rollup::roll_up(&plan.partial, segments, tree, months).map_err(polars_err)?)
+    };
+    if let Some(at) = plan.direct_output {
+        let direct = out[at].clone();
+        values = Some(match values {
+            Some(v) => v.vstack(&direct).map_err(polars_err)?,
+            None => direct,
+        });
+    }
+    let values = values.unwrap_or_else(finish::empty_raw);
     let outside_months = outside
         .column("rows")
         .ok()
@@ -305,8 +430,10 @@ fn execute(plan: SourcePlan) -> Result<SourceResult, ComputeError> {
         .unwrap_or(0);
     tracing::info!(
         value_rows = values.height(),
+        partial_rows,
         rejected = rejected.height(),
         outside_months,
+        phase1_ms,
         ms = started.elapsed().as_millis() as u64,
         "source computed"
     );

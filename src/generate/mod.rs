@@ -97,8 +97,79 @@ fn units_of(kind_prefix: &str) -> Vec<&'static Unit> {
         .collect()
 }
 
+/// How the generated sources are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DataFormat {
+    Csv,
+    /// Typed Parquet (dates, numbers, booleans), as a database export would be.
+    Parquet,
+}
+
+/// The sources of the synthetic municipality, in the order of the pipeline file.
+pub const SOURCES: [&str; 9] = [
+    "hr_time",
+    "ledger",
+    "preschool_applications",
+    "grade9_results",
+    "homecare_visits",
+    "building_permits",
+    "library_activities",
+    "citizen_contacts",
+    "user_surveys",
+];
+
+/// The hand-kept definitions shipped beside generated data, so the folder runs as it is.
+const PIPELINE: &str = include_str!("../../pipelines/uddevalla.toml");
+const TARGETS: &str = include_str!("../../fixtures/uddevalla/targets.csv");
+const ACTIONS: &str = include_str!("../../fixtures/uddevalla/actions.csv");
+
 /// Writes the org tree, code mapping and every source's CSV into `dir`.
 pub fn write_municipality(dir: &Path, scale: u32, seed: u64) -> Result<Vec<PathBuf>, Error> {
+    write_sources(dir, scale, seed, DataFormat::Csv)
+}
+
+/// Writes the org tree and code mapping (CSV), every source (CSV or Parquet), the hand-kept
+/// targets and actions, and `pipeline.toml` pointing at them: `styrkort run DIR/pipeline.toml`
+/// works at once. Tables are generated and written one at a time, so memory holds one table.
+pub fn write_pipeline_dir(
+    dir: &Path,
+    scale: u32,
+    seed: u64,
+    format: DataFormat,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut written = write_sources(dir, scale, seed, format)?;
+    let write = |name: &str, text: &str| -> Result<PathBuf, Error> {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| Error::Data(format!("cannot write {}: {e}", path.display())))?;
+        Ok(path)
+    };
+    written.push(write("targets.csv", TARGETS)?);
+    written.push(write("actions.csv", ACTIONS)?);
+    written.push(write("pipeline.toml", &pipeline_text(format))?);
+    Ok(written)
+}
+
+/// The fixtures' pipeline with its paths pointing beside itself, and the sources' format.
+pub fn pipeline_text(format: DataFormat) -> String {
+    let mut text = PIPELINE.replace("../fixtures/uddevalla/", "");
+    if format == DataFormat::Parquet {
+        for name in SOURCES {
+            text = text.replace(
+                &format!("path = \"{name}.csv\"\nformat = \"csv\""),
+                &format!("path = \"{name}.parquet\"\nformat = \"parquet\""),
+            );
+        }
+    }
+    text
+}
+
+fn write_sources(
+    dir: &Path,
+    scale: u32,
+    seed: u64,
+    format: DataFormat,
+) -> Result<Vec<PathBuf>, Error> {
     if scale == 0 {
         return Err(Error::Usage("--scale must be at least 1".into()));
     }
@@ -107,20 +178,53 @@ pub fn write_municipality(dir: &Path, scale: u32, seed: u64) -> Result<Vec<PathB
     let s = scale as usize;
     // Each table has its own stream, so adding a table never changes the others.
     let rng = |k: u64| ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(k));
-    let tables = [
-        org::org_units(),
-        org::code_mapping(),
-        hr_time(&mut rng(1), s),
-        ledger(&mut rng(2), s),
-        preschool_applications(&mut rng(3), s),
-        grade9_results(&mut rng(4), s),
-        homecare_visits(&mut rng(5), s),
-        building_permits(&mut rng(6), s),
-        library_activities(&mut rng(7), s),
-        citizen_contacts(&mut rng(8), s),
-        user_surveys(&mut rng(9), s),
+    let tables: [&dyn Fn() -> Table; 11] = [
+        &org::org_units,
+        &org::code_mapping,
+        &|| hr_time(&mut rng(1), s),
+        &|| ledger(&mut rng(2), s),
+        &|| preschool_applications(&mut rng(3), s),
+        &|| grade9_results(&mut rng(4), s),
+        &|| homecare_visits(&mut rng(5), s),
+        &|| building_permits(&mut rng(6), s),
+        &|| library_activities(&mut rng(7), s),
+        &|| citizen_contacts(&mut rng(8), s),
+        &|| user_surveys(&mut rng(9), s),
     ];
-    tables.iter().map(|t| t.write(dir)).collect()
+    let mut written = Vec::new();
+    for make in tables {
+        let table = make();
+        let csv = table.write(dir)?;
+        let is_source = SOURCES.iter().any(|n| table.name == format!("{n}.csv"));
+        drop(table);
+        if format == DataFormat::Parquet && is_source {
+            written.push(csv_to_parquet(&csv)?);
+        } else {
+            written.push(csv);
+        }
+    }
+    Ok(written)
+}
+
+/// Rewrites a generated CSV as typed Parquet (dates, numbers and booleans inferred) and removes
+/// the CSV.
+fn csv_to_parquet(csv: &Path) -> Result<PathBuf, Error> {
+    use polars::prelude::*;
+    let out = csv.with_extension("parquet");
+    let err = |e: PolarsError| Error::Data(format!("cannot write {}: {e}", out.display()));
+    let mut df = LazyCsvReader::new(PlRefPath::new(csv.to_string_lossy().to_string()))
+        .with_has_header(true)
+        .with_try_parse_dates(true)
+        .with_infer_schema_length(None)
+        .finish()
+        .and_then(|lf| lf.collect())
+        .map_err(err)?;
+    let file = std::fs::File::create(&out)
+        .map_err(|e| Error::Data(format!("cannot write {}: {e}", out.display())))?;
+    ParquetWriter::new(file).finish(&mut df).map_err(err)?;
+    std::fs::remove_file(csv)
+        .map_err(|e| Error::Data(format!("cannot remove {}: {e}", csv.display())))?;
+    Ok(out)
 }
 
 fn hr_time(rng: &mut ChaCha8Rng, scale: usize) -> Table {

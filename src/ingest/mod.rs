@@ -11,14 +11,16 @@ mod kolada_json;
 
 pub use files::{InputFile, expand_source};
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use polars::prelude::*;
 use thiserror::Error;
 
 use crate::definitions::{ColumnChecks, ColumnType, OrgCodes, SourceDef};
 use crate::org::{CodeMapping, OrgTree};
-use crate::period::RunMonths;
+use crate::period::{RunMonths, days_since_epoch};
 
 pub use convert::typed_column;
 
@@ -332,8 +334,10 @@ fn check_reasons(name: &str, typed: &Expr, checks: &ColumnChecks) -> Vec<(Expr, 
     out
 }
 
-/// Adds `__unit`: the org unit each row belongs to, through the code mapping (by the row's date)
-/// or directly when the org column holds unit ids. A row with no unit gets a `__reason`.
+/// Adds `__unit`: the index (u32) of the org unit each row belongs to, through the code mapping
+/// (by the row's date) or directly when the org column holds unit ids. A row with no unit gets a
+/// `__reason`. The lookup is one elementwise function over the code and date columns, so the
+/// streaming engine can run it batch by batch (a join with a per-row window would hold every row).
 fn place_in_org(
     rows: LazyFrame,
     source: &SourceDef,
@@ -342,56 +346,19 @@ fn place_in_org(
 ) -> PolarsResult<LazyFrame> {
     let org_col = source.org_column.get_ref().as_str();
     let date = col(source.date_column.get_ref().as_str());
-    let (codes, dated) = match source.org_codes {
-        OrgCodes::Mapping => (mapping.frame_for(source.name.get_ref())?, true),
-        OrgCodes::UnitId => {
-            let ids: Vec<&str> = tree.units().iter().map(|u| u.id.as_str()).collect();
-            let df = df!("__code" => ids.clone(), "__mapped_unit" => ids)?;
-            (df, false)
-        }
-    };
-    let joined = rows.join(
-        codes.lazy(),
-        [col(org_col)],
-        [col("__code")],
-        JoinArgs::new(JoinType::Left),
+    let dated = source.org_codes == OrgCodes::Mapping;
+    let lookup = Arc::new(UnitLookup::new(source, tree, mapping));
+    let unit = map_multiple(
+        move |cols: &mut [Column]| lookup.place(&cols[0], &cols[1]),
+        [col(org_col).cast(DataType::String), date.clone()],
+        |_, fields| Ok(Field::new(fields[0].name().clone(), DataType::UInt32)),
     );
-    let found = col("__mapped_unit").is_not_null();
-    let (joined, hit) = if dated {
-        let hit = found
-            .and(
-                col("__valid_from")
-                    .is_null()
-                    .or(date.clone().gt_eq(col("__valid_from"))),
-            )
-            .and(
-                col("__valid_to")
-                    .is_null()
-                    .or(date.clone().lt_eq(col("__valid_to"))),
-            )
-            .fill_null(lit(false));
-        // A code with several validity ranges joins once per range; keep the range that covers
-        // the row's date, or one copy of the row (to be rejected) when none does.
-        let row_key = [col("__file"), col("__row")];
-        let joined = joined
-            .with_column(hit.alias("__hit"))
-            .with_columns([
-                col("__hit")
-                    .cast(DataType::Int32)
-                    .sum()
-                    .over(row_key.clone())?
-                    .alias("__hits"),
-                col("__row").cum_count(false).over(row_key)?.alias("__copy"),
-            ])
-            .filter(col("__hit").or(col("__hits").eq(lit(0)).and(col("__copy").eq(lit(1)))));
-        (joined, col("__hit"))
-    } else {
-        (joined, found)
-    };
+    let rows = rows.with_column(unit.alias("__unit"));
+    let hit = col("__unit").is_not_null();
     let unknown = concat_str(
         [
             lit(format!("column '{org_col}': unknown org code '")),
-            col(org_col),
+            col(org_col).cast(DataType::String),
             if dated {
                 lit("' on ")
             } else {
@@ -411,11 +378,74 @@ fn place_in_org(
         .when(hit.clone().not())
         .then(unknown)
         .otherwise(lit(NULL).cast(DataType::String));
-    Ok(joined.with_columns([
-        when(hit)
-            .then(col("__mapped_unit"))
-            .otherwise(lit(NULL).cast(DataType::String))
+    Ok(rows.with_columns([
+        when(col("__reason").is_null())
+            .then(col("__unit"))
+            .otherwise(lit(NULL).cast(DataType::UInt32))
             .alias("__unit"),
         reason.alias("__reason"),
     ]))
+}
+
+/// Code → the units it maps to, each with its validity (days since 1970, inclusive; `None` =
+/// open). The mapping is checked for overlaps when it loads, so at most one range covers a day.
+struct UnitLookup {
+    dated: bool,
+    codes: HashMap<String, Vec<Validity>>,
+}
+
+/// `(valid_from, valid_to, unit index)`, days since 1970, inclusive; `None` = open.
+type Validity = (Option<i32>, Option<i32>, u32);
+
+impl UnitLookup {
+    fn new(source: &SourceDef, tree: &OrgTree, mapping: &CodeMapping) -> UnitLookup {
+        let mut codes: HashMap<String, Vec<Validity>> = HashMap::new();
+        let dated = source.org_codes == OrgCodes::Mapping;
+        if dated {
+            for e in mapping
+                .entries
+                .iter()
+                .filter(|e| &e.source == source.name.get_ref())
+            {
+                let Some(unit) = tree.index_of(&e.unit_id) else {
+                    continue;
+                };
+                codes.entry(e.code.clone()).or_default().push((
+                    e.valid_from.map(days_since_epoch),
+                    e.valid_to.map(days_since_epoch),
+                    unit,
+                ));
+            }
+        } else {
+            for u in tree.units() {
+                let unit = tree.index_of(&u.id).expect("the tree's own unit");
+                codes.insert(u.id.clone(), vec![(None, None, unit)]);
+            }
+        }
+        UnitLookup { dated, codes }
+    }
+
+    fn place(&self, codes: &Column, dates: &Column) -> PolarsResult<Column> {
+        let codes = codes.str()?;
+        let days = dates.cast(&DataType::Int32)?;
+        let days = days.i32()?;
+        let out: UInt32Chunked = codes
+            .iter()
+            .zip(days.iter())
+            .map(|(code, day)| {
+                let ranges = self.codes.get(code?)?;
+                if !self.dated {
+                    return ranges.first().map(|r| r.2);
+                }
+                let day = day?;
+                ranges
+                    .iter()
+                    .find(|(from, to, _)| {
+                        from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t)
+                    })
+                    .map(|r| r.2)
+            })
+            .collect();
+        Ok(out.with_name(codes.name().clone()).into_column())
+    }
 }

@@ -194,6 +194,73 @@ impl OrgTree {
         df!("__unit" => unit, "org_unit_id" => ancestor)
     }
 
+    /// The position of a unit in [`OrgTree::units`]: the integer key the compute stage groups by.
+    pub fn index_of(&self, id: &str) -> Option<u32> {
+        self.index.get(id).map(|&i| i as u32)
+    }
+
+    /// Depth of the unit at `index` (root = 0).
+    pub fn depth_of(&self, index: u32) -> u32 {
+        self.depth[index as usize]
+    }
+
+    /// The deepest level of the tree (0 for a tree of roots only).
+    pub fn max_depth(&self) -> u32 {
+        self.depth.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Parent index per unit index (`None` for roots).
+    pub fn parent_indices(&self) -> Vec<Option<u32>> {
+        self.units
+            .iter()
+            .map(|u| u.parent_id.as_deref().and_then(|p| self.index_of(p)))
+            .collect()
+    }
+
+    /// `__unit` → `__ancestor` (both unit indices, u32) for the ancestor at `depth` of every unit
+    /// at that depth or deeper: one level of a level-by-level roll-up.
+    pub fn ancestor_at_depth_frame(&self, depth: u32) -> PolarsResult<DataFrame> {
+        let parents = self.parent_indices();
+        let (mut unit, mut ancestor) = (Vec::new(), Vec::new());
+        for i in 0..self.units.len() as u32 {
+            let mut a = i;
+            let mut d = self.depth[i as usize];
+            if d < depth {
+                continue;
+            }
+            while d > depth {
+                a = parents[a as usize].expect("a unit below depth 0 has a parent");
+                d -= 1;
+            }
+            unit.push(i);
+            ancestor.push(a);
+        }
+        df!("__unit" => unit, "__ancestor" => ancestor)
+    }
+
+    /// `__unit` → `__ancestor` (unit indices, u32) for every ancestor including the unit itself.
+    pub fn ancestor_index_frame(&self) -> PolarsResult<DataFrame> {
+        let parents = self.parent_indices();
+        let (mut unit, mut ancestor) = (Vec::new(), Vec::new());
+        for i in 0..self.units.len() as u32 {
+            let mut a = Some(i);
+            while let Some(x) = a {
+                unit.push(i);
+                ancestor.push(x);
+                a = parents[x as usize];
+            }
+        }
+        df!("__unit" => unit, "__ancestor" => ancestor)
+    }
+
+    /// `__unit` (u32 index) → `org_unit_id`, to turn integer keys back into ids.
+    pub fn unit_ids_frame(&self) -> PolarsResult<DataFrame> {
+        df!(
+            "__unit" => (0..self.units.len() as u32).collect::<Vec<_>>(),
+            "org_unit_id" => self.units.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        )
+    }
+
     /// `org_unit_id, org_name, org_kind, org_level` (depth, root = 0).
     pub fn units_frame(&self) -> PolarsResult<DataFrame> {
         df!(

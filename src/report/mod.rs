@@ -17,6 +17,13 @@ pub struct ExplainedSource {
     pub files: Vec<String>,
     pub indicators: Vec<String>,
     pub breakdowns: Vec<String>,
+    /// Per two-phase indicator: the partial states it keeps and how it rolls up.
+    pub state_kinds: Vec<(String, String)>,
+    /// Per segmentation: label, indicators, set-state outputs.
+    pub segments: Vec<(String, usize, usize)>,
+    /// Indicators computed directly from rows, with the reason.
+    pub direct: Vec<(String, String)>,
+    /// The optimised polars plan (only with `--verbose`).
     pub polars_plan: String,
 }
 
@@ -117,9 +124,42 @@ pub fn explained(sources: &[ExplainedSource]) -> String {
         } else {
             let _ = writeln!(out, "group-bys: total, by {}", s.breakdowns.join(", by "));
         }
-        let _ = writeln!(out, "polars plan (optimised):");
-        for line in s.polars_plan.lines() {
-            let _ = writeln!(out, "  {line}");
+        let _ = writeln!(
+            out,
+            "phase 1 — one pass over the rows (streaming, in batches): group by own unit, month and segment into partial states:"
+        );
+        for (label, members, sets) in &s.segments {
+            let _ = writeln!(
+                out,
+                "  {label}: {members} indicators' sums and counts{}",
+                if *sets > 0 {
+                    format!(", plus {sets} distinct-value sets / value multisets")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        for (id, kinds) in &s.state_kinds {
+            let _ = writeln!(out, "    {id}: {kinds}");
+        }
+        let _ = writeln!(
+            out,
+            "phase 2 — roll the partial table up: children into parents over the org tree, months into quarter / tertial / year / ytd; then numerator and denominator per cell"
+        );
+        if !s.direct.is_empty() {
+            let _ = writeln!(
+                out,
+                "computed directly from rows (no exact mergeable state; every row joined to its ancestors and periods):"
+            );
+            for (id, why) in &s.direct {
+                let _ = writeln!(out, "    {id}: {why}");
+            }
+        }
+        if !s.polars_plan.is_empty() {
+            let _ = writeln!(out, "polars plan (optimised):");
+            for line in s.polars_plan.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
         }
         let _ = writeln!(out);
     }

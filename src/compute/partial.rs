@@ -1,0 +1,331 @@
+//! Phase 1 of the two-phase aggregation: an indicator's SQL aggregates (compiled by polars) are
+//! taken apart into *partial states* that can be computed once per `(own unit, month, segment)`
+//! and merged later — over the org tree and over periods — without going back to the rows.
+//!
+//! | aggregate in the expression | partial state per (unit, month, segment) | merge |
+//! | --- | --- | --- |
+//! | `sum(x)` | sum of x | add |
+//! | `avg(x)` | sum of x, count of non-null x | add, then divide |
+//! | `count(x)`, `count(*)`, null counts | counts | add |
+//! | `min(x)`, `max(x)` | min, max | min, max |
+//! | `count(distinct x)` | the distinct values of x | union, then count |
+//! | `median(x)` | each value of x with its multiplicity | merge multisets, then median |
+//!
+//! Everything around the aggregates (arithmetic, `case`, casts, elementwise functions) is kept
+//! and evaluated per result cell on the merged states, so `sum(a) / count(*)` or
+//! `count(distinct x)` (which polars writes as `n_unique(x) - (null_count(x) > 0)`) come out as
+//! they would over the cell's rows. An expression with an aggregate that has no exact mergeable
+//! state (standard deviation, first/last, quantiles other than the median, window functions) is
+//! computed the direct way instead, per cell from its rows; `explain` names those indicators.
+
+use polars::prelude::*;
+
+use crate::definitions::{IndicatorDef, compile_sql_expr};
+
+/// How a scalar state merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    Sum,
+    Min,
+    Max,
+}
+
+/// A state that is one number per cell: an aggregation over the cell's rows.
+#[derive(Debug, Clone)]
+pub struct ScalarState {
+    pub name: String,
+    /// The phase-1 aggregation over rows (already restricted to the indicator's filter).
+    pub agg: Expr,
+    pub merge: Merge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetKind {
+    /// `n_unique`: the distinct values (null counts as a value, as in polars).
+    Distinct,
+    /// `median`: non-null values with their multiplicity.
+    Median,
+}
+
+/// A state that keeps values: distinct sets and value multisets.
+#[derive(Debug, Clone)]
+pub struct SetState {
+    pub name: String,
+    pub kind: SetKind,
+    /// The row-level value.
+    pub value: Expr,
+    /// The boolean filter column restricting the rows, if the indicator has a filter.
+    pub mask: Option<String>,
+}
+
+/// An indicator taken apart into partial states, with its numerator and denominator rewritten
+/// over the merged states' columns.
+#[derive(Debug, Clone)]
+pub struct Decomposed {
+    pub id: String,
+    pub numerator: Expr,
+    pub denominator: Option<Expr>,
+    /// The scalar state counting the rows that passed the filter.
+    pub n_rows: String,
+    pub scalars: Vec<ScalarState>,
+    pub sets: Vec<SetState>,
+}
+
+/// Takes an indicator apart. `Ok(Err(why))` when it has an aggregate without an exact mergeable
+/// state (it is then computed directly); `Err` only when its SQL does not compile.
+pub fn decompose(ind: &IndicatorDef, slot: usize) -> Result<Result<Decomposed, String>, String> {
+    let mask = ind.filter.as_ref().map(|_| format!("__filter_{slot}"));
+    let numerator = compile_sql_expr(ind.numerator.get_ref())?;
+    let denominator = match &ind.denominator {
+        Some(d) => Some(compile_sql_expr(d.get_ref())?),
+        None => None,
+    };
+    let mut walk = Walker {
+        prefix: format!("__p{slot}_"),
+        mask: mask.clone(),
+        scalars: Vec::new(),
+        sets: Vec::new(),
+    };
+    let _ = walk.count_rows();
+    let n_rows_name = walk.scalars[0].name.clone();
+    let numerator = match walk.post(&numerator) {
+        Ok(e) => e,
+        Err(why) => return Ok(Err(why)),
+    };
+    let denominator = match denominator.map(|d| walk.post(&d)).transpose() {
+        Ok(d) => d,
+        Err(why) => return Ok(Err(why)),
+    };
+    Ok(Ok(Decomposed {
+        id: ind.id.get_ref().clone(),
+        numerator: numerator.cast(DataType::Float64),
+        denominator: denominator.map(|d| d.cast(DataType::Float64)),
+        n_rows: n_rows_name,
+        scalars: walk.scalars,
+        sets: walk.sets,
+    }))
+}
+
+struct Walker {
+    prefix: String,
+    mask: Option<String>,
+    scalars: Vec<ScalarState>,
+    sets: Vec<SetState>,
+}
+
+impl Walker {
+    fn next_name(&self) -> String {
+        format!("{}{}", self.prefix, self.scalars.len() + self.sets.len())
+    }
+
+    fn scalar(&mut self, agg: Expr, merge: Merge) -> Expr {
+        let name = self.next_name();
+        self.scalars.push(ScalarState {
+            name: name.clone(),
+            agg: agg.alias(name.as_str()),
+            merge,
+        });
+        col(name.as_str())
+    }
+
+    fn set(&mut self, value: &Expr, kind: SetKind) -> Expr {
+        let name = self.next_name();
+        self.sets.push(SetState {
+            name: name.clone(),
+            kind,
+            value: value.clone(),
+            mask: self.mask.clone(),
+        });
+        col(name.as_str())
+    }
+
+    /// `x` where the row passes the filter, null elsewhere.
+    fn masked(&self, x: &Expr) -> Expr {
+        match &self.mask {
+            Some(m) => when(col(m.as_str())).then(x.clone()).otherwise(lit(NULL)),
+            None => x.clone(),
+        }
+    }
+
+    /// Rows passing the filter where `cond` holds, as an Int64 count.
+    fn count_where(&mut self, cond: Option<Expr>) -> Expr {
+        let passes = match (&self.mask, cond) {
+            (Some(m), Some(c)) => Some(col(m.as_str()).and(c)),
+            (Some(m), None) => Some(col(m.as_str())),
+            (None, Some(c)) => Some(c),
+            (None, None) => None,
+        };
+        let agg = match passes {
+            Some(p) => p.cast(DataType::Int64).sum(),
+            None => len().cast(DataType::Int64),
+        };
+        self.scalar(agg, Merge::Sum)
+    }
+
+    fn count_rows(&mut self) -> Expr {
+        self.count_where(None)
+    }
+
+    /// Rewrites the part of an expression above its aggregates.
+    fn post(&mut self, e: &Expr) -> Result<Expr, String> {
+        Ok(match e {
+            Expr::Alias(inner, name) => self.post(inner)?.alias(name.clone()),
+            Expr::Literal(_) => e.clone(),
+            Expr::BinaryExpr { left, op, right } => Expr::BinaryExpr {
+                left: Arc::new(self.post(left)?),
+                op: *op,
+                right: Arc::new(self.post(right)?),
+            },
+            Expr::Cast {
+                expr,
+                dtype,
+                options,
+            } => Expr::Cast {
+                expr: Arc::new(self.post(expr)?),
+                dtype: dtype.clone(),
+                options: *options,
+            },
+            Expr::Ternary {
+                predicate,
+                truthy,
+                falsy,
+            } => Expr::Ternary {
+                predicate: Arc::new(self.post(predicate)?),
+                truthy: Arc::new(self.post(truthy)?),
+                falsy: Arc::new(self.post(falsy)?),
+            },
+            Expr::Len => self.count_rows(),
+            Expr::Agg(agg) => self.agg(agg)?,
+            Expr::Function { input, function } => {
+                if variant(function) == "NullCount" && input.len() == 1 && row_level(&input[0]) {
+                    let x = input[0].clone();
+                    self.count_where(Some(x.is_null()))
+                } else if elementwise(function) {
+                    Expr::Function {
+                        input: input
+                            .iter()
+                            .map(|i| self.post(i))
+                            .collect::<Result<_, _>>()?,
+                        function: function.clone(),
+                    }
+                } else {
+                    return Err(format!(
+                        "function {} has no mergeable state",
+                        variant(function)
+                    ));
+                }
+            }
+            Expr::Column(name) => {
+                return Err(format!("column '{name}' is used outside an aggregate"));
+            }
+            other => return Err(format!("{other:?} has no mergeable state")),
+        })
+    }
+
+    fn agg(&mut self, agg: &AggExpr) -> Result<Expr, String> {
+        let input = |x: &Arc<Expr>| -> Result<Expr, String> {
+            if row_level(x) {
+                Ok((**x).clone())
+            } else {
+                Err(format!(
+                    "aggregate over '{x:?}', which is not a row-by-row expression"
+                ))
+            }
+        };
+        Ok(match agg {
+            AggExpr::Sum(x) => {
+                let x = input(x)?;
+                let agg = self.masked(&x).sum();
+                self.scalar(agg, Merge::Sum)
+            }
+            AggExpr::Mean(x) => {
+                let x = input(x)?;
+                let sum = self.masked(&x).sum();
+                let sum = self.scalar(sum, Merge::Sum);
+                let count = self.count_where(Some(x.is_not_null()));
+                when(count.clone().gt(lit(0i64)))
+                    .then(sum.cast(DataType::Float64) / count.cast(DataType::Float64))
+                    .otherwise(lit(NULL).cast(DataType::Float64))
+            }
+            AggExpr::Count {
+                input: x,
+                include_nulls,
+            } => {
+                let x = input(x)?;
+                if *include_nulls {
+                    self.count_rows()
+                } else {
+                    self.count_where(Some(x.is_not_null()))
+                }
+            }
+            AggExpr::Min { input: x, .. } => {
+                let x = input(x)?;
+                let agg = self.masked(&x).min();
+                self.scalar(agg, Merge::Min)
+            }
+            AggExpr::Max { input: x, .. } => {
+                let x = input(x)?;
+                let agg = self.masked(&x).max();
+                self.scalar(agg, Merge::Max)
+            }
+            AggExpr::NUnique(x) => {
+                let x = input(x)?;
+                self.set(&x, SetKind::Distinct)
+            }
+            AggExpr::Median(x) => {
+                let x = input(x)?;
+                self.set(&x, SetKind::Median)
+            }
+            other => {
+                return Err(format!(
+                    "aggregate {:?} has no exact mergeable state",
+                    Expr::Agg(other.clone())
+                ));
+            }
+        })
+    }
+}
+
+/// The variant name of a polars function (`NullCount`, `StringExpr`, `Boolean`, …).
+fn variant(f: &FunctionExpr) -> String {
+    format!("{f:?}")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// Functions that map each value to one value, independently of the other rows, so they give
+/// the same result whether evaluated on rows or on merged per-cell states. Anything not listed
+/// (cumulative, shifting, ranking, aggregating functions) makes the indicator take the direct
+/// path: an unknown function must never be merged wrongly.
+fn elementwise(f: &FunctionExpr) -> bool {
+    let debug = format!("{f:?}");
+    match variant(f).as_str() {
+        "StringExpr" => !debug.contains("Concat"),
+        "Boolean" => {
+            let inner = debug.trim_start_matches("Boolean(");
+            !(inner.starts_with("Any") || inner.starts_with("All"))
+        }
+        "TemporalExpr" | "Abs" | "Negate" | "Pow" | "Sign" | "FillNull" | "Coalesce" | "Log"
+        | "Log1p" | "Exp" | "Round" | "RoundSF" | "Truncate" | "Floor" | "Ceil" | "Clip"
+        | "Trigonometry" | "Atan2" => true,
+        _ => false,
+    }
+}
+
+/// True when `e` computes one value per row from that row alone.
+fn row_level(e: &Expr) -> bool {
+    match e {
+        Expr::Column(_) | Expr::Literal(_) => true,
+        Expr::Alias(inner, _) => row_level(inner),
+        Expr::BinaryExpr { left, right, .. } => row_level(left) && row_level(right),
+        Expr::Cast { expr, .. } => row_level(expr),
+        Expr::Ternary {
+            predicate,
+            truthy,
+            falsy,
+        } => row_level(predicate) && row_level(truthy) && row_level(falsy),
+        Expr::Function { input, function } => elementwise(function) && input.iter().all(row_level),
+        _ => false,
+    }
+}
