@@ -273,8 +273,16 @@ pub fn plan_source(
         ));
         let scalars_at = outputs.len() - 1;
         let mut sets = Vec::new();
+        // Indicators often keep the same set (headcount and its average both keep the distinct
+        // employees): one output serves them all.
+        let mut shared: BTreeMap<String, usize> = BTreeMap::new();
         for &i in &members {
             for set in &partial[i].parts.sets {
+                let key = format!("{:?}|{:?}|{:?}", set.kind, set.value, set.mask);
+                if let Some(&at) = shared.get(&key) {
+                    sets.push((set.name.clone(), at));
+                    continue;
+                }
                 let mut picked = match &set.mask {
                     Some(m) => rows.clone().filter(col(m.as_str())),
                     None => rows.clone(),
@@ -291,6 +299,7 @@ pub fn plan_source(
                     &["__v", "__w"],
                 ));
                 sets.push((set.name.clone(), outputs.len() - 1));
+                shared.insert(key, outputs.len() - 1);
             }
         }
         segment_outputs.push((
@@ -299,7 +308,7 @@ pub fn plan_source(
                 None => "total".to_string(),
             },
             members.len(),
-            sets.len(),
+            shared.len(),
         ));
         layout.push(SegmentLayout {
             members,
@@ -406,7 +415,7 @@ fn execute(
             sets: l
                 .sets
                 .into_iter()
-                .map(|(name, at)| (name, out[at].clone()))
+                .map(|(name, at)| (name, (at, out[at].clone())))
                 .collect(),
         })
         .collect();

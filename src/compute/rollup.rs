@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
-use super::partial::{Decomposed, Merge, SetKind, SetState};
+use super::partial::{Decomposed, Merge, SetKind};
 use crate::org::OrgTree;
 use crate::period::{Grain, RunMonths};
 
@@ -35,8 +35,9 @@ pub struct SegmentPartials {
     pub members: Vec<usize>,
     /// `__unit, __month, __segment`, then the members' scalar states.
     pub scalars: DataFrame,
-    /// Per set state: `__unit, __month, __segment, __v, __w` (`__w` = multiplicity).
-    pub sets: BTreeMap<String, DataFrame>,
+    /// Per set state: its phase-1 output's number (shared by identical states) and the frame
+    /// `__unit, __month, __segment, __v, __w` (`__w` = multiplicity).
+    pub sets: BTreeMap<String, (usize, DataFrame)>,
 }
 
 const CELL: [&str; 4] = ["__ancestor", "__grain", "__period", "__segment"];
@@ -55,6 +56,7 @@ pub fn roll_up(
     months: RunMonths,
 ) -> PolarsResult<DataFrame> {
     let mut out = Vec::new();
+    let mut merged_sets = MergedSets::default();
     for seg in segments {
         for tree_rollup in [true, false] {
             let members: Vec<&PartialIndicator> = seg
@@ -68,7 +70,14 @@ pub fn roll_up(
             }
             let rolled = roll_scalars(&seg.scalars, &members, tree, months, tree_rollup)?;
             for ind in members {
-                out.push(evaluate(ind, &rolled, &seg.sets, tree, months)?);
+                out.push(evaluate(
+                    ind,
+                    &rolled,
+                    &seg.sets,
+                    &mut merged_sets,
+                    tree,
+                    months,
+                )?);
             }
         }
     }
@@ -153,10 +162,16 @@ fn roll_scalars(
 
 /// One indicator's cells: its grains of the merged scalars, its merged sets joined on, and the
 /// numerator, denominator and row count evaluated per cell.
+/// Merged sets already computed, by (phase-1 output, kind, grains, tree roll-up), so indicators
+/// sharing a set merge it once. The state column is `__set`.
+#[derive(Default)]
+struct MergedSets(BTreeMap<(usize, bool, Vec<Grain>, bool), DataFrame>);
+
 fn evaluate(
     ind: &PartialIndicator,
     rolled: &DataFrame,
-    sets: &BTreeMap<String, DataFrame>,
+    sets: &BTreeMap<String, (usize, DataFrame)>,
+    merged_sets: &mut MergedSets,
     tree: &OrgTree,
     months: RunMonths,
 ) -> PolarsResult<LazyFrame> {
@@ -168,12 +183,25 @@ fn evaluate(
         .unwrap_or(lit(false));
     let mut cells = rolled.clone().lazy().filter(in_grains);
     for set in &ind.parts.sets {
-        let Some(frame) = sets.get(&set.name) else {
+        let Some((at, frame)) = sets.get(&set.name) else {
             continue;
         };
-        let merged = roll_set(frame, set, &ind.grains, tree, months, ind.tree)?;
+        let key = (
+            *at,
+            set.kind == SetKind::Distinct,
+            ind.grains.clone(),
+            ind.tree,
+        );
+        let merged = match merged_sets.0.get(&key) {
+            Some(m) => m.clone(),
+            None => {
+                let m = roll_set(frame, set.kind, &ind.grains, tree, months, ind.tree)?;
+                merged_sets.0.insert(key, m.clone());
+                m
+            }
+        };
         cells = cells.join(
-            merged.lazy(),
+            merged.lazy().rename(["__set"], [set.name.as_str()], true),
             cell_keys(),
             cell_keys(),
             JoinArgs::new(JoinType::Left),
@@ -220,17 +248,17 @@ fn levels(tree: &OrgTree, tree_rollup: bool) -> PolarsResult<Vec<DataFrame>> {
 /// distinct count as Int64, or the median as Float64).
 fn roll_set(
     frame: &DataFrame,
-    set: &SetState,
+    kind: SetKind,
     grains: &[Grain],
     tree: &OrgTree,
     months: RunMonths,
     tree_rollup: bool,
 ) -> PolarsResult<DataFrame> {
     let levels = levels(tree, tree_rollup)?;
-    let name = set.name.as_str();
+    let name = "__set";
     let mut out = Vec::new();
     for &grain in grains {
-        if grain == Grain::Ytd && set.kind == SetKind::Distinct {
+        if grain == Grain::Ytd && kind == SetKind::Distinct {
             for level in &levels {
                 out.push(ytd_distinct(frame, level, months, name)?);
             }
@@ -263,7 +291,7 @@ fn roll_set(
                 [col("__unit")],
                 JoinArgs::new(JoinType::Inner),
             );
-            out.push(match set.kind {
+            out.push(match kind {
                 SetKind::Distinct => placed
                     .group_by(cell_keys())
                     .agg([col("__v").n_unique().cast(DataType::Int64).alias(name)])

@@ -43,26 +43,23 @@ pub fn typed_column(raw: Expr, raw_type: &DataType, declared: ColumnType) -> Opt
 }
 
 fn from_text(raw: Expr, declared: ColumnType) -> Expr {
-    let trimmed = raw.str().strip_chars(lit(NULL).cast(DataType::String));
+    let trimmed = raw.clone().str().strip_chars(lit(NULL).cast(DataType::String));
     match declared {
         ColumnType::String => trimmed,
         ColumnType::Int => trimmed.cast(DataType::Int64),
         ColumnType::Float => finite(trimmed.cast(DataType::Float64)),
-        ColumnType::Bool => {
-            let lower = trimmed.str().to_lowercase();
-            let any_of = |words: [&str; 5]| {
-                words
+        // One pass without allocating a lowercased copy: this runs on every row of a source.
+        ColumnType::Bool => raw.map(
+            |c| {
+                let text = c.str()?;
+                let out: BooleanChunked = text
                     .iter()
-                    .map(|w| lower.clone().eq(lit(*w)))
-                    .reduce(|a, b| a.or(b))
-                    .expect("word lists are non-empty")
-            };
-            when(any_of(TRUE_WORDS))
-                .then(lit(true))
-                .when(any_of(FALSE_WORDS))
-                .then(lit(false))
-                .otherwise(lit(NULL).cast(DataType::Boolean))
-        }
+                    .map(|v| v.and_then(|v| word_bool(v.trim())))
+                    .collect();
+                Ok(out.with_name(text.name().clone()).into_column())
+            },
+            |_, f| Ok(Field::new(f.name().clone(), DataType::Boolean)),
+        ),
         ColumnType::Year => {
             let four_digits = trimmed.clone().str().len_chars().eq(lit(4u32));
             let date = concat_str([trimmed, lit("-01-01")], "", false)
@@ -83,6 +80,17 @@ fn from_text(raw: Expr, declared: ColumnType) -> Expr {
             exact: true,
             cache: true,
         }),
+    }
+}
+
+/// `true`/`false` (and 1/0, yes/no, ja/nej, t/f), in any letter case.
+fn word_bool(v: &str) -> Option<bool> {
+    if TRUE_WORDS.iter().any(|w| v.eq_ignore_ascii_case(w)) {
+        Some(true)
+    } else if FALSE_WORDS.iter().any(|w| v.eq_ignore_ascii_case(w)) {
+        Some(false)
+    } else {
+        None
     }
 }
 

@@ -101,17 +101,30 @@ pub fn scan_source(
     files: Vec<InputFile>,
 ) -> Result<SourceRows, IngestError> {
     let mut per_file = Vec::with_capacity(files.len());
+    let mut messages = Vec::new();
     for file in &files {
-        per_file.push(typed_rows(source, file)?);
+        let (rows, m) = typed_rows(source, file)?;
+        per_file.push(rows);
+        messages = m;
     }
     let rows = concat(per_file, UnionArgs::default()).map_err(|e| IngestError::Unreadable {
         file: source.path.get_ref().clone(),
         message: e.to_string(),
     })?;
-    let rows = place_in_org(rows, source, tree, mapping).map_err(|e| IngestError::Unreadable {
-        file: source.path.get_ref().clone(),
-        message: e.to_string(),
+    let rows = place_in_org(rows, source, tree, mapping, &mut messages).map_err(|e| {
+        IngestError::Unreadable {
+            file: source.path.get_ref().clone(),
+            message: e.to_string(),
+        }
     })?;
+    let reason = messages.into_iter().enumerate().rev().fold(
+        lit(NULL).cast(DataType::String),
+        |otherwise, (k, msg)| {
+            when(col("__why").eq(lit(k as u32 + 1)))
+                .then(msg)
+                .otherwise(otherwise)
+        },
+    );
 
     let date = col(source.date_column.get_ref().as_str());
     let month = (date.clone().dt().year().cast(DataType::Int32) * lit(12)
@@ -119,7 +132,7 @@ pub fn scan_source(
         - lit(1))
     .alias("__month");
     let rows = rows.with_column(month);
-    let ok = col("__reason").is_null();
+    let ok = col("__why").is_null();
     let in_months = col("__month")
         .gt_eq(lit(months.first.0))
         .and(col("__month").lt_eq(lit(months.last.0)));
@@ -134,7 +147,7 @@ pub fn scan_source(
         lit(source.name.get_ref().as_str()).alias("source"),
         col("__file").alias("file"),
         col("__row").alias("row"),
-        col("__reason").alias("reason"),
+        reason.alias("reason"),
     ]);
     let outside_months = rows
         .filter(ok.and(in_months.not()))
@@ -165,9 +178,14 @@ pub fn normalise(path: &Path) -> String {
     p.to_string_lossy().to_string()
 }
 
-/// One file's rows with typed declared columns, `__file`, `__row` (the line in a CSV, the
-/// 1-based row in a Parquet file) and `__reason` (null when the row is usable so far).
-fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<LazyFrame, IngestError> {
+/// One file's rows with typed declared columns, their raw values (`__raw_<name>`), `__file`,
+/// `__row` (the line in a CSV, the 1-based row in a Parquet file) and `__why` (null when the row
+/// is usable so far, else the 1-based number of the first failing check), with the message of
+/// each check, in order.
+fn typed_rows(
+    source: &SourceDef,
+    file: &InputFile,
+) -> Result<(LazyFrame, Vec<Expr>), IngestError> {
     let unreadable = |e: PolarsError| IngestError::Unreadable {
         file: file.display.clone(),
         message: e.to_string(),
@@ -240,11 +258,11 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<LazyFrame, IngestE
     let date_col = source.date_column.get_ref().as_str();
     let org_col = source.org_column.get_ref().as_str();
     reasons.push((
-        col(date_col).is_null(),
+        col(raw_name(date_col)).is_null(),
         lit(format!("column '{date_col}': missing date")),
     ));
     reasons.push((
-        col(org_col).is_null(),
+        col(raw_name(org_col)).is_null(),
         lit(format!("column '{org_col}': missing org code")),
     ));
     for (name, decl) in declared {
@@ -262,24 +280,38 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<LazyFrame, IngestE
         if ty != ColumnType::String {
             let found = quoted(name, &format!("expected {}, found", ty.as_str()), "");
             reasons.push((
-                col(name.as_str())
+                col(raw_name(name))
                     .is_not_null()
-                    .and(typed.clone().is_null()),
+                    .and(col(name.as_str()).is_null()),
                 found,
             ));
         }
         if let Some(checks) = decl.checks() {
-            reasons.extend(check_reasons(name, &typed, checks));
+            reasons.extend(check_reasons(name, &col(name.as_str()), checks));
         }
         select.push(typed.alias(name.as_str()));
     }
-    let reason = reasons.into_iter().rev().fold(
-        lit(NULL).cast(DataType::String),
-        |otherwise, (cond, msg)| when(cond).then(msg).otherwise(otherwise),
+    // The raw text stays beside the typed value for the rejection messages.
+    select.extend(
+        declared
+            .keys()
+            .map(|name| col(name.as_str()).alias(raw_name(name))),
     );
-    select.push(reason.alias("__reason"));
-    lf = lf.select(select);
-    Ok(lf)
+    // Per row only the number of the first failing check (cheap); the message with the raw
+    // value is built later for rejected rows alone.
+    let (conds, messages): (Vec<Expr>, Vec<Expr>) = reasons.into_iter().unzip();
+    let why = conds.into_iter().enumerate().rev().fold(
+        lit(NULL).cast(DataType::UInt32),
+        |otherwise, (k, cond)| when(cond).then(lit(k as u32 + 1)).otherwise(otherwise),
+    );
+    // Typed values first, then the checks over them, so each conversion runs once per value.
+    lf = lf.select(select).with_column(why.alias("__why"));
+    Ok((lf, messages))
+}
+
+/// The column holding a declared column's raw text (for messages).
+fn raw_name(name: &str) -> String {
+    format!("__raw_{name}")
 }
 
 /// `column 'name': <what> '<raw value>'<tail>` as an expression over the row.
@@ -287,7 +319,7 @@ fn quoted(name: &str, what: &str, tail: &str) -> Expr {
     concat_str(
         [
             lit(format!("column '{name}': {what} '")),
-            col(name).cast(DataType::String),
+            col(raw_name(name)).cast(DataType::String),
             lit(format!("'{tail}")),
         ],
         "",
@@ -335,14 +367,15 @@ fn check_reasons(name: &str, typed: &Expr, checks: &ColumnChecks) -> Vec<(Expr, 
 }
 
 /// Adds `__unit`: the index (u32) of the org unit each row belongs to, through the code mapping
-/// (by the row's date) or directly when the org column holds unit ids. A row with no unit gets a
-/// `__reason`. The lookup is one elementwise function over the code and date columns, so the
+/// (by the row's date) or directly when the org column holds unit ids. A row with no unit gets
+/// the "unknown org code" check's number in `__why` (its message is added to `messages`). The lookup is one elementwise function over the code and date columns, so the
 /// streaming engine can run it batch by batch (a join with a per-row window would hold every row).
 fn place_in_org(
     rows: LazyFrame,
     source: &SourceDef,
     tree: &OrgTree,
     mapping: &CodeMapping,
+    messages: &mut Vec<Expr>,
 ) -> PolarsResult<LazyFrame> {
     let org_col = source.org_column.get_ref().as_str();
     let date = col(source.date_column.get_ref().as_str());
@@ -354,8 +387,7 @@ fn place_in_org(
         |_, fields| Ok(Field::new(fields[0].name().clone(), DataType::UInt32)),
     );
     let rows = rows.with_column(unit.alias("__unit"));
-    let hit = col("__unit").is_not_null();
-    let unknown = concat_str(
+    messages.push(concat_str(
         [
             lit(format!("column '{org_col}': unknown org code '")),
             col(org_col).cast(DataType::String),
@@ -372,18 +404,17 @@ fn place_in_org(
         ],
         "",
         false,
-    );
-    let reason = when(col("__reason").is_not_null())
-        .then(col("__reason"))
-        .when(hit.clone().not())
-        .then(unknown)
-        .otherwise(lit(NULL).cast(DataType::String));
+    ));
+    let unknown = messages.len() as u32;
+    let why = when(col("__why").is_null().and(col("__unit").is_null()))
+        .then(lit(unknown))
+        .otherwise(col("__why"));
     Ok(rows.with_columns([
-        when(col("__reason").is_null())
+        when(col("__why").is_null())
             .then(col("__unit"))
             .otherwise(lit(NULL).cast(DataType::UInt32))
             .alias("__unit"),
-        reason.alias("__reason"),
+        why.alias("__why"),
     ]))
 }
 
