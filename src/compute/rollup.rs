@@ -256,6 +256,13 @@ fn roll_set(
 ) -> PolarsResult<DataFrame> {
     let levels = levels(tree, tree_rollup)?;
     let name = "__set";
+    let with_ids;
+    let frame = if kind == SetKind::Distinct {
+        with_ids = with_value_ids(frame)?;
+        &with_ids
+    } else {
+        frame
+    };
     let mut out = Vec::new();
     for &grain in grains {
         if grain == Grain::Ytd && kind == SetKind::Distinct {
@@ -326,6 +333,29 @@ fn roll_set(
         UnionArgs::default(),
     )?
     .collect()
+}
+
+/// Replaces text values by dense integer ids (equal text, equal id; null stays null), so the
+/// distinct counts of every level hash integers instead of strings.
+fn with_value_ids(frame: &DataFrame) -> PolarsResult<DataFrame> {
+    let values = frame.column("__v")?;
+    if values.dtype() != &DataType::String {
+        return Ok(frame.clone());
+    }
+    let text = values.str()?;
+    let mut ids: PlHashMap<&str, u32> = PlHashMap::with_capacity(text.len() / 4);
+    let out: UInt32Chunked = text
+        .iter()
+        .map(|v| {
+            v.map(|v| {
+                let next = ids.len() as u32;
+                *ids.entry(v).or_insert(next)
+            })
+        })
+        .collect();
+    let mut frame = frame.clone();
+    frame.with_column(out.with_name("__v".into()).into_column())?;
+    Ok(frame)
 }
 
 /// Year-to-date distinct counts without a copy per ytd period: within a year, the values seen by

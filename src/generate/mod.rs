@@ -206,16 +206,30 @@ fn write_sources(
     Ok(written)
 }
 
-/// Rewrites a generated CSV as typed Parquet (dates, numbers and booleans inferred) and removes
-/// the CSV.
+/// Rewrites a generated CSV as typed Parquet, with the types the pipeline declares for the
+/// source's columns (dates, numbers, booleans), and removes the CSV.
 fn csv_to_parquet(csv: &Path) -> Result<PathBuf, Error> {
     use polars::prelude::*;
     let out = csv.with_extension("parquet");
     let err = |e: PolarsError| Error::Data(format!("cannot write {}: {e}", out.display()));
+    let source = csv
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut schema = Schema::default();
+    for (column, ty) in declared_columns(&source) {
+        let dtype = match ty.as_str() {
+            "date" => DataType::Date,
+            "int" => DataType::Int64,
+            "float" => DataType::Float64,
+            "bool" => DataType::Boolean,
+            _ => DataType::String,
+        };
+        schema.with_column(column.into(), dtype);
+    }
     let mut df = LazyCsvReader::new(PlRefPath::new(csv.to_string_lossy().to_string()))
         .with_has_header(true)
-        .with_try_parse_dates(true)
-        .with_infer_schema_length(None)
+        .with_dtype_overwrite(Some(Arc::new(schema)))
         .finish()
         .and_then(|lf| lf.collect())
         .map_err(err)?;
@@ -225,6 +239,22 @@ fn csv_to_parquet(csv: &Path) -> Result<PathBuf, Error> {
     std::fs::remove_file(csv)
         .map_err(|e| Error::Data(format!("cannot remove {}: {e}", csv.display())))?;
     Ok(out)
+}
+
+/// `(column, declared type)` of a source in the shipped pipeline.
+fn declared_columns(source: &str) -> Vec<(String, String)> {
+    let pipeline: toml::Value = toml::from_str(PIPELINE).expect("the shipped pipeline parses");
+    let Some(src) = pipeline["sources"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"].as_str() == Some(source)))
+    else {
+        return Vec::new();
+    };
+    let columns = src["columns"].as_table().cloned().unwrap_or_default();
+    columns
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().unwrap_or("string").to_string()))
+        .collect()
 }
 
 fn hr_time(rng: &mut ChaCha8Rng, scale: usize) -> Table {

@@ -43,7 +43,10 @@ pub fn typed_column(raw: Expr, raw_type: &DataType, declared: ColumnType) -> Opt
 }
 
 fn from_text(raw: Expr, declared: ColumnType) -> Expr {
-    let trimmed = raw.clone().str().strip_chars(lit(NULL).cast(DataType::String));
+    let trimmed = raw
+        .clone()
+        .str()
+        .strip_chars(lit(NULL).cast(DataType::String));
     match declared {
         ColumnType::String => trimmed,
         ColumnType::Int => trimmed.cast(DataType::Int64),

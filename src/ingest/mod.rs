@@ -182,10 +182,7 @@ pub fn normalise(path: &Path) -> String {
 /// `__row` (the line in a CSV, the 1-based row in a Parquet file) and `__why` (null when the row
 /// is usable so far, else the 1-based number of the first failing check), with the message of
 /// each check, in order.
-fn typed_rows(
-    source: &SourceDef,
-    file: &InputFile,
-) -> Result<(LazyFrame, Vec<Expr>), IngestError> {
+fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Expr>), IngestError> {
     let unreadable = |e: PolarsError| IngestError::Unreadable {
         file: file.display.clone(),
         message: e.to_string(),
@@ -300,10 +297,13 @@ fn typed_rows(
     // Per row only the number of the first failing check (cheap); the message with the raw
     // value is built later for rejected rows alone.
     let (conds, messages): (Vec<Expr>, Vec<Expr>) = reasons.into_iter().unzip();
-    let why = conds.into_iter().enumerate().rev().fold(
-        lit(NULL).cast(DataType::UInt32),
-        |otherwise, (k, cond)| when(cond).then(lit(k as u32 + 1)).otherwise(otherwise),
-    );
+    let why = conds
+        .into_iter()
+        .enumerate()
+        .rev()
+        .fold(lit(NULL).cast(DataType::UInt32), |otherwise, (k, cond)| {
+            when(cond).then(lit(k as u32 + 1)).otherwise(otherwise)
+        });
     // Typed values first, then the checks over them, so each conversion runs once per value.
     lf = lf.select(select).with_column(why.alias("__why"));
     Ok((lf, messages))
