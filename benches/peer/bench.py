@@ -44,26 +44,30 @@ def check_equal(styrkort_values, peer_values):
     (1e-9 relative), and the peer has no extra cells for the units styrkort reports."""
     con = duckdb.connect()
     q = f"""
-      WITH s AS (SELECT indicator_id, org_unit_id, grain, period, segment, numerator, denominator, n_rows
+      WITH s AS (SELECT indicator_id, org_unit_id, grain, period, segment,
+                        numerator AS s_num, denominator AS s_den, n_rows AS s_n
                  FROM read_parquet('{styrkort_values}') WHERE n_rows > 0),
            reported AS (SELECT DISTINCT indicator_id, org_unit_id FROM read_parquet('{styrkort_values}')),
-           p AS (SELECT p.* FROM read_parquet('{peer_values}') p JOIN reported USING (indicator_id, org_unit_id)),
-           j AS (SELECT * FROM s FULL OUTER JOIN p USING (indicator_id, org_unit_id, grain, period, segment))
-      SELECT count(*) AS cells,
-             count(*) FILTER (WHERE s.n_rows IS NULL OR p.n_rows IS NULL) AS missing,
-             count(*) FILTER (WHERE s.n_rows <> p.n_rows) AS n_rows_differ,
-             count(*) FILTER (WHERE NOT (s.numerator IS NOT DISTINCT FROM p.numerator
-                   OR abs(s.numerator - p.numerator) <= 1e-9 * greatest(abs(s.numerator), 1))) AS numerator_differs,
-             count(*) FILTER (WHERE NOT (s.denominator IS NOT DISTINCT FROM p.denominator
-                   OR abs(s.denominator - p.denominator) <= 1e-9 * greatest(abs(s.denominator), 1))) AS denominator_differs
-      FROM j"""
+           p AS (SELECT indicator_id, org_unit_id, grain, period, segment,
+                        numerator AS p_num, denominator AS p_den, n_rows AS p_n
+                 FROM read_parquet('{peer_values}') JOIN reported USING (indicator_id, org_unit_id)),
+           j AS (SELECT * FROM s FULL OUTER JOIN p USING (indicator_id, org_unit_id, grain, period, segment)),
+           d AS (SELECT *,
+                   s_n IS NULL OR p_n IS NULL AS missing,
+                   s_n <> p_n AS n_differs,
+                   NOT (s_num IS NOT DISTINCT FROM p_num
+                        OR abs(s_num - p_num) <= 1e-9 * greatest(abs(s_num), 1)) AS num_differs,
+                   NOT (s_den IS NOT DISTINCT FROM p_den
+                        OR abs(s_den - p_den) <= 1e-9 * greatest(abs(s_den), 1)) AS den_differs
+                 FROM j)
+      SELECT count(*), count(*) FILTER (WHERE missing), count(*) FILTER (WHERE n_differs),
+             count(*) FILTER (WHERE num_differs), count(*) FILTER (WHERE den_differs)
+      FROM d"""
     cells, missing, n_diff, num_diff, den_diff = con.execute(q).fetchone()
     if missing or n_diff or num_diff or den_diff:
         sample = con.execute(
-            q.split("SELECT count(*) AS cells")[0]
-            + "SELECT * FROM j WHERE s.n_rows IS DISTINCT FROM p.n_rows"
-            " OR abs(s.numerator - p.numerator) > 1e-9 * greatest(abs(s.numerator), 1)"
-            " OR abs(s.denominator - p.denominator) > 1e-9 * greatest(abs(s.denominator), 1) LIMIT 10"
+            q.split("SELECT count(*), count(*)")[0]
+            + "SELECT * FROM d WHERE missing OR n_differs OR num_differs OR den_differs LIMIT 10"
         ).fetchall()
         for r in sample:
             print("  differs:", r)

@@ -36,6 +36,7 @@ pub struct ScalarState {
     pub name: String,
     /// The phase-1 aggregation over rows (already restricted to the indicator's filter).
     pub agg: Expr,
+    unaliased: Expr,
     pub merge: Merge,
 }
 
@@ -119,9 +120,20 @@ impl Walker {
     }
 
     fn scalar(&mut self, agg: Expr, merge: Merge) -> Expr {
+        // The same aggregation twice in one indicator (`len()` for n_rows and inside a sum) is
+        // one state.
+        let same = format!("{agg:?}");
+        if let Some(s) = self
+            .scalars
+            .iter()
+            .find(|s| s.merge == merge && format!("{:?}", s.unaliased) == same)
+        {
+            return col(s.name.as_str());
+        }
         let name = self.next_name();
         self.scalars.push(ScalarState {
             name: name.clone(),
+            unaliased: agg.clone(),
             agg: agg.alias(name.as_str()),
             merge,
         });
@@ -327,5 +339,73 @@ fn row_level(e: &Expr) -> bool {
         } => row_level(predicate) && row_level(truthy) && row_level(falsy),
         Expr::Function { input, function } => elementwise(function) && input.iter().all(row_level),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(numerator: &str, filter: Option<&str>) -> Decomposed {
+        let mut w = Walker {
+            prefix: "__p0_".into(),
+            mask: filter.map(|_| "__filter_0".to_string()),
+            scalars: Vec::new(),
+            sets: Vec::new(),
+        };
+        let _ = w.count_rows();
+        let e = compile_sql_expr(numerator).unwrap();
+        let numerator = w
+            .post(&e)
+            .unwrap_or_else(|why| panic!("{numerator}: {why}"));
+        Decomposed {
+            id: "x".into(),
+            numerator,
+            denominator: None,
+            n_rows: "__p0_0".into(),
+            scalars: w.scalars,
+            sets: w.sets,
+        }
+    }
+
+    #[test]
+    fn each_aggregate_keeps_the_states_it_needs() {
+        let kinds = |d: &Decomposed| {
+            (
+                d.scalars.iter().map(|s| s.merge).collect::<Vec<_>>(),
+                d.sets.iter().map(|s| s.kind).collect::<Vec<_>>(),
+            )
+        };
+        // n_rows is always the first scalar state. polars writes SQL's `sum(a)` as "the sum,
+        // or null when every a is null", so a sum also keeps a null count (and the row count,
+        // shared with n_rows).
+        let sum = parts("sum(a)", None);
+        assert_eq!(kinds(&sum), (vec![Merge::Sum; 3], vec![]), "{sum:?}");
+        let avg = parts("avg(a)", Some("b > 1"));
+        assert!(kinds(&avg).0.iter().all(|m| *m == Merge::Sum), "{avg:?}");
+        assert!(kinds(&avg).1.is_empty());
+        let minmax = parts("max(a) - min(a)", None);
+        assert!(kinds(&minmax).0.contains(&Merge::Max), "{minmax:?}");
+        assert!(kinds(&minmax).0.contains(&Merge::Min), "{minmax:?}");
+        // count(distinct x) is n_unique(x) minus one when x has a null: a set and a null count.
+        let distinct = parts("count(distinct a)", None);
+        assert_eq!(kinds(&distinct).1, vec![SetKind::Distinct], "{distinct:?}");
+        let median = parts("median(a)", None);
+        assert_eq!(kinds(&median).1, vec![SetKind::Median], "{median:?}");
+        assert_eq!(parts("count(*)", None).scalars.len(), 1);
+    }
+
+    #[test]
+    fn aggregates_without_mergeable_state_are_named() {
+        let mut w = Walker {
+            prefix: "p".into(),
+            mask: None,
+            scalars: Vec::new(),
+            sets: Vec::new(),
+        };
+        for text in ["stddev(a)", "first(a)", "a + 1"] {
+            let e = compile_sql_expr(text).unwrap();
+            assert!(w.post(&e).is_err(), "{text} must not be taken apart");
+        }
     }
 }
