@@ -25,6 +25,7 @@ pub use finish::{IndicatorRules, finish_values};
 pub use partial::{Decomposed, Merge, SetKind, decompose};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -48,12 +49,47 @@ pub enum ComputeError {
     },
 }
 
+/// Dense ids for the values of one distinct set: equal values get equal ids (null stays null).
+/// Shared by the threads of the streaming scan; ids depend on arrival order, counts do not.
+#[derive(Default)]
+struct ValueIds(Mutex<PlHashMap<String, u32>>);
+
+impl ValueIds {
+    fn ids(&self, values: &Column) -> PolarsResult<Column> {
+        let text = if values.dtype() == &DataType::String {
+            values.clone()
+        } else {
+            values.cast(&DataType::String)?
+        };
+        let text = text.str()?;
+        let mut ids = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let out: UInt32Chunked = text
+            .iter()
+            .map(|v| {
+                v.map(|v| match ids.get(v) {
+                    Some(&id) => id,
+                    None => {
+                        let id = ids.len() as u32;
+                        ids.insert(v.to_string(), id);
+                        id
+                    }
+                })
+            })
+            .collect();
+        Ok(out.with_name(text.name().clone()).into_column())
+    }
+}
+
 /// Where one segmentation's phase-1 outputs are in the plan's output list.
 struct SegmentLayout {
     /// Positions (in `SourcePlan::partial`) of the indicators computed in this segmentation.
     members: Vec<usize>,
     scalars: usize,
-    sets: Vec<(String, usize)>,
+    /// Per set state: its output and the value column in it.
+    sets: Vec<(String, usize, String)>,
 }
 
 /// The plan for one source: phase-1 outputs of one fused scan, and what phase 2 does with them.
@@ -273,23 +309,37 @@ pub fn plan_source(
         ));
         let scalars_at = outputs.len() - 1;
         let mut sets = Vec::new();
-        // Indicators often keep the same set (headcount and its average both keep the distinct
-        // employees): one output serves them all.
-        let mut shared: BTreeMap<String, usize> = BTreeMap::new();
+        // Distinct sets with the same row filter share one output: one group-by over
+        // (unit, month, segment, every value column), so headcount, its average and the
+        // permanent share keep the employees of a month once. Identical sets share a column.
+        // Medians keep their own outputs: values with multiplicities.
+        let mut distinct_groups: BTreeMap<String, Vec<(String, Expr)>> = BTreeMap::new();
+        let mut shared: BTreeMap<String, String> = BTreeMap::new();
+        let mut n_outputs = 0;
         for &i in &members {
             for set in &partial[i].parts.sets {
                 let key = format!("{:?}|{:?}|{:?}", set.kind, set.value, set.mask);
-                if let Some(&at) = shared.get(&key) {
+                if let Some(column) = shared.get(&key) {
+                    sets.push((set.name.clone(), column.clone()));
+                    continue;
+                }
+                if set.kind == SetKind::Distinct {
+                    let group = distinct_groups
+                        .entry(format!("{:?}", set.mask))
+                        .or_default();
+                    let column = format!("__v{}", group.len());
+                    group.push((column.clone(), set.value.clone()));
+                    // The output's number is known once every group is laid out.
+                    let at = format!("distinct:{:?}:{column}", set.mask);
+                    shared.insert(key, at.clone());
                     sets.push((set.name.clone(), at));
                     continue;
                 }
-                let mut picked = match &set.mask {
+                let picked = match &set.mask {
                     Some(m) => rows.clone().filter(col(m.as_str())),
                     None => rows.clone(),
-                };
-                if set.kind == SetKind::Median {
-                    picked = picked.filter(set.value.clone().is_not_null());
                 }
+                .filter(set.value.clone().is_not_null());
                 let mut set_keys = keys.clone();
                 set_keys.push(set.value.clone().alias("__v"));
                 outputs.push(with_label(
@@ -298,17 +348,72 @@ pub fn plan_source(
                         .agg([len().cast(DataType::Int64).alias("__w")]),
                     &["__v", "__w"],
                 ));
-                sets.push((set.name.clone(), outputs.len() - 1));
-                shared.insert(key, outputs.len() - 1);
+                n_outputs += 1;
+                let at = format!("{}:__v", outputs.len() - 1);
+                shared.insert(key, at.clone());
+                sets.push((set.name.clone(), at));
             }
         }
+        let mut group_at: BTreeMap<String, usize> = BTreeMap::new();
+        for (mask, columns) in &distinct_groups {
+            let first = members
+                .iter()
+                .flat_map(|&i| partial[i].parts.sets.iter())
+                .find(|s| format!("{:?}", s.mask) == *mask)
+                .expect("a group comes from a member's set");
+            let picked = match &first.mask {
+                Some(m) => rows.clone().filter(col(m.as_str())),
+                None => rows.clone(),
+            };
+            let mut set_keys = keys.clone();
+            // Values become dense integer ids on the way in (one dictionary per value column),
+            // so the group-by keeps small integer keys instead of text.
+            set_keys.extend(columns.iter().map(|(c, e)| {
+                let dictionary = Arc::new(ValueIds::default());
+                e.clone()
+                    .map(
+                        move |v| dictionary.ids(&v),
+                        |_, f| Ok(Field::new(f.name().clone(), DataType::UInt32)),
+                    )
+                    .alias(c.as_str())
+            }));
+            // No group-by: the rows' (unit, month, segment, value ids) go straight out, 16 bytes a
+            // row, and phase 2 removes duplicates while it sorts them. A streaming group-by
+            // would keep a hash entry of ~150 bytes per distinct key instead: it only pays off
+            // when a value repeats more than ten times per unit and month.
+            let mut out = vec![col("__unit"), col("__month")];
+            if dim.is_some() {
+                out.push(label.clone().alias("__segment"));
+            }
+            out.extend(set_keys.into_iter().skip(keys.len()));
+            outputs.push(picked.select(out));
+            n_outputs += 1;
+            group_at.insert(mask.clone(), outputs.len() - 1);
+        }
+        let sets: Vec<(String, usize, String)> = sets
+            .into_iter()
+            .map(|(name, at)| match at.strip_prefix("distinct:") {
+                Some(rest) => {
+                    let (mask, column) = rest.rsplit_once(':').expect("mask:column");
+                    (name, group_at[mask], column.to_string())
+                }
+                None => {
+                    let (idx, column) = at.split_once(':').expect("idx:column");
+                    (
+                        name,
+                        idx.parse().expect("an output number"),
+                        column.to_string(),
+                    )
+                }
+            })
+            .collect();
         segment_outputs.push((
             match &dim {
                 Some(d) => format!("by {d}"),
                 None => "total".to_string(),
             },
             members.len(),
-            shared.len(),
+            n_outputs,
         ));
         layout.push(SegmentLayout {
             members,
@@ -352,24 +457,28 @@ pub fn run_sources(
     on_source_done: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<SourceResult>, ComputeError> {
     let parent = tracing::Span::current();
-    pipeline
-        .def
-        .sources
-        .par_iter()
-        .map(|source| {
-            // Worker threads do not inherit the caller's span; enter it so every log line of a
-            // source carries the run id.
-            let _run = parent.enter();
-            let files = inputs
-                .get(source.name.get_ref())
-                .cloned()
-                .unwrap_or_default();
-            let plan = plan_source(pipeline, source, tree, mapping, months, files)?;
-            let result = execute(plan, tree, months);
-            on_source_done(source.name.get_ref());
-            result
-        })
-        .collect()
+    // One source at a time by default: polars already runs each source's scan on every core,
+    // and running sources side by side adds their memory peaks together.
+    // `STYRKORT_PARALLEL_SOURCES=1` runs them in parallel instead.
+    let parallel = std::env::var("STYRKORT_PARALLEL_SOURCES").as_deref() == Ok("1");
+    let compute_one = |source: &SourceDef| {
+        // Worker threads do not inherit the caller's span; enter it so every log line of a
+        // source carries the run id.
+        let _run = parent.enter();
+        let files = inputs
+            .get(source.name.get_ref())
+            .cloned()
+            .unwrap_or_default();
+        let plan = plan_source(pipeline, source, tree, mapping, months, files)?;
+        let result = execute(plan, tree, months);
+        on_source_done(source.name.get_ref());
+        result
+    };
+    if parallel {
+        pipeline.def.sources.par_iter().map(compute_one).collect()
+    } else {
+        pipeline.def.sources.iter().map(compute_one).collect()
+    }
 }
 
 /// The polars engine phase 1 runs on: streaming (bounded memory) unless
@@ -415,7 +524,7 @@ fn execute(
             sets: l
                 .sets
                 .into_iter()
-                .map(|(name, at)| (name, (at, out[at].clone())))
+                .map(|(name, at, column)| (name, (at, column, out[at].clone())))
                 .collect(),
         })
         .collect();

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use super::partial::{Decomposed, Merge, SetKind};
 use crate::org::OrgTree;
@@ -35,9 +36,11 @@ pub struct SegmentPartials {
     pub members: Vec<usize>,
     /// `__unit, __month, __segment`, then the members' scalar states.
     pub scalars: DataFrame,
-    /// Per set state: its phase-1 output's number (shared by identical states) and the frame
-    /// `__unit, __month, __segment, __v, __w` (`__w` = multiplicity).
-    pub sets: BTreeMap<String, (usize, DataFrame)>,
+    /// Per set state: its phase-1 output's number, the value column in it, and the frame. A
+    /// distinct set's frame is `__unit, __month, [__segment], <value columns>` (unique rows; no
+    /// `__segment` means the total), shared by the distinct sets with the same filter; a median's
+    /// is `__unit, __month, __segment, __v, __w` (`__w` = multiplicity).
+    pub sets: BTreeMap<String, (usize, String, DataFrame)>,
 }
 
 const CELL: [&str; 4] = ["__ancestor", "__grain", "__period", "__segment"];
@@ -162,15 +165,15 @@ fn roll_scalars(
 
 /// One indicator's cells: its grains of the merged scalars, its merged sets joined on, and the
 /// numerator, denominator and row count evaluated per cell.
-/// Merged sets already computed, by (phase-1 output, kind, grains, tree roll-up), so indicators
-/// sharing a set merge it once. The state column is `__set`.
+/// Merged sets already computed, by (phase-1 output, value column, grains, tree roll-up), so
+/// indicators sharing a set merge it once. The state column is `__set`.
 #[derive(Default)]
-struct MergedSets(BTreeMap<(usize, bool, Vec<Grain>, bool), DataFrame>);
+struct MergedSets(BTreeMap<(usize, String, Vec<Grain>, bool), DataFrame>);
 
 fn evaluate(
     ind: &PartialIndicator,
     rolled: &DataFrame,
-    sets: &BTreeMap<String, (usize, DataFrame)>,
+    sets: &BTreeMap<String, (usize, String, DataFrame)>,
     merged_sets: &mut MergedSets,
     tree: &OrgTree,
     months: RunMonths,
@@ -183,19 +186,19 @@ fn evaluate(
         .unwrap_or(lit(false));
     let mut cells = rolled.clone().lazy().filter(in_grains);
     for set in &ind.parts.sets {
-        let Some((at, frame)) = sets.get(&set.name) else {
+        let Some((at, column, frame)) = sets.get(&set.name) else {
             continue;
         };
-        let key = (
-            *at,
-            set.kind == SetKind::Distinct,
-            ind.grains.clone(),
-            ind.tree,
-        );
+        let key = (*at, column.clone(), ind.grains.clone(), ind.tree);
         let merged = match merged_sets.0.get(&key) {
             Some(m) => m.clone(),
             None => {
-                let m = roll_set(frame, set.kind, &ind.grains, tree, months, ind.tree)?;
+                let m = match set.kind {
+                    SetKind::Distinct => {
+                        distinct_counts(frame, column, &ind.grains, tree, months, ind.tree)?
+                    }
+                    SetKind::Median => roll_medians(frame, &ind.grains, tree, months, ind.tree)?,
+                };
                 merged_sets.0.insert(key, m.clone());
                 m
             }
@@ -244,11 +247,10 @@ fn levels(tree: &OrgTree, tree_rollup: bool) -> PolarsResult<Vec<DataFrame>> {
     }
 }
 
-/// A set state merged per cell: `__ancestor, __grain, __period, __segment, <state name>` (the
-/// distinct count as Int64, or the median as Float64).
-fn roll_set(
+/// Medians merged per cell: `__ancestor, __grain, __period, __segment, __set` (Float64).
+/// Multisets are small (values repeat), so they are joined to each tree level and period.
+fn roll_medians(
     frame: &DataFrame,
-    kind: SetKind,
     grains: &[Grain],
     tree: &OrgTree,
     months: RunMonths,
@@ -256,22 +258,8 @@ fn roll_set(
 ) -> PolarsResult<DataFrame> {
     let levels = levels(tree, tree_rollup)?;
     let name = "__set";
-    let with_ids;
-    let frame = if kind == SetKind::Distinct {
-        with_ids = with_value_ids(frame)?;
-        &with_ids
-    } else {
-        frame
-    };
     let mut out = Vec::new();
     for &grain in grains {
-        if grain == Grain::Ytd && kind == SetKind::Distinct {
-            for level in &levels {
-                out.push(ytd_distinct(frame, level, months, name)?);
-            }
-            continue;
-        }
-        // Months into the grain's periods first: a coarser period holds each value once.
         let keys = [
             col("__unit"),
             col("__grain"),
@@ -292,31 +280,25 @@ fn roll_set(
             .agg([col("__w").sum()])
             .collect()?;
         for level in &levels {
-            let placed = by_period.clone().lazy().join(
-                level.clone().lazy(),
-                [col("__unit")],
-                [col("__unit")],
-                JoinArgs::new(JoinType::Inner),
-            );
-            out.push(match kind {
-                SetKind::Distinct => placed
-                    .group_by(cell_keys())
-                    .agg([col("__v").n_unique().cast(DataType::Int64).alias(name)])
-                    .collect()?,
-                SetKind::Median => {
-                    let mut keys = cell_keys();
-                    keys.push(col("__v"));
-                    let weighted = placed
-                        .group_by(keys)
-                        .agg([col("__w").sum()])
-                        .sort(
-                            ["__ancestor", "__grain", "__period", "__segment", "__v"],
-                            SortMultipleOptions::default(),
-                        )
-                        .collect()?;
-                    weighted_medians(&weighted, name)?
-                }
-            });
+            let mut keys = cell_keys();
+            keys.push(col("__v"));
+            let weighted = by_period
+                .clone()
+                .lazy()
+                .join(
+                    level.clone().lazy(),
+                    [col("__unit")],
+                    [col("__unit")],
+                    JoinArgs::new(JoinType::Inner),
+                )
+                .group_by(keys)
+                .agg([col("__w").sum()])
+                .sort(
+                    ["__ancestor", "__grain", "__period", "__segment", "__v"],
+                    SortMultipleOptions::default(),
+                )
+                .collect()?;
+            out.push(weighted_medians(&weighted, name)?.lazy());
         }
     }
     if out.is_empty() {
@@ -325,94 +307,224 @@ fn roll_set(
             "__grain" => Vec::<String>::new(),
             "__period" => Vec::<String>::new(),
             "__segment" => Vec::<String>::new(),
-            name => Vec::<i64>::new(),
+            name => Vec::<f64>::new(),
         );
     }
-    concat(
-        out.into_iter().map(|f| f.lazy()).collect::<Vec<_>>(),
-        UnionArgs::default(),
-    )?
-    .collect()
+    concat(out, UnionArgs::default())?.collect()
 }
 
-/// Replaces text values by dense integer ids (equal text, equal id; null stays null), so the
-/// distinct counts of every level hash integers instead of strings.
-fn with_value_ids(frame: &DataFrame) -> PolarsResult<DataFrame> {
-    let values = frame.column("__v")?;
-    if values.dtype() != &DataType::String {
-        return Ok(frame.clone());
-    }
-    let text = values.str()?;
-    let mut ids: PlHashMap<&str, u32> = PlHashMap::with_capacity(text.len() / 4);
-    let out: UInt32Chunked = text
-        .iter()
-        .map(|v| {
-            v.map(|v| {
+/// Distinct counts of one value column per cell: `__ancestor, __grain, __period, __segment,
+/// __set` (Int64; cells without values are left out, they count 0).
+///
+/// The sets can be as large as the data (every employee of every month), so this works on one
+/// compact array instead of a copy per tree level: each row becomes (segment, value id, month,
+/// unit), sorted so that all occurrences of a value sit together in time order. Walking them,
+/// a value counts once for each distinct ancestor of the units it occurs in within a period;
+/// for year-to-date, once from the first month the ancestor sees it in the year (then summed
+/// up to each month). Counts go into a dense segment × unit × period array.
+fn distinct_counts(
+    frame: &DataFrame,
+    column: &str,
+    grains: &[Grain],
+    tree: &OrgTree,
+    months: RunMonths,
+    tree_rollup: bool,
+) -> PolarsResult<DataFrame> {
+    let n = frame.height();
+    // Columns are walked with iterators: the phase-1 output arrives in many small chunks, and
+    // indexing across chunks row by row would search them each time.
+    let units = frame.column("__unit")?.u32()?;
+    let month = frame.column("__month")?.i32()?;
+    // Segment ids (a frame without `__segment` is the total).
+    let mut seg_labels: Vec<String> = Vec::new();
+    let seg_ids: Vec<u32> = match frame.column("__segment") {
+        Ok(c) => {
+            let mut ids: PlHashMap<&str, u32> = PlHashMap::new();
+            let text = c.str()?;
+            text.iter()
+                .map(|s| {
+                    let s = s.unwrap_or("(missing)");
+                    *ids.entry(s).or_insert_with(|| {
+                        seg_labels.push(s.to_string());
+                        (seg_labels.len() - 1) as u32
+                    })
+                })
+                .collect()
+        }
+        Err(_) => {
+            seg_labels.push("total".to_string());
+            vec![0; n]
+        }
+    };
+    // Value ids: equal values, equal ids (phase 1 gives ids already); null is a value of its
+    // own, as in polars' n_unique.
+    let values = frame.column(column)?;
+    let mut rows: Vec<(u32, u32, i32, u32)> = Vec::with_capacity(n);
+    let mut push = |value: Option<u32>, unit: Option<u32>, m: Option<i32>, seg: u32| {
+        if let (Some(unit), Some(m)) = (unit, m) {
+            rows.push((seg, value.unwrap_or(u32::MAX), m, unit));
+        }
+    };
+    if values.dtype() == &DataType::UInt32 {
+        let ids = values.u32()?;
+        for (((value, unit), m), seg) in
+            ids.iter().zip(units.iter()).zip(month.iter()).zip(&seg_ids)
+        {
+            push(value, unit, m, *seg);
+        }
+    } else {
+        let values = values.cast(&DataType::String)?;
+        let text = values.str()?;
+        let mut ids: PlHashMap<&str, u32> = PlHashMap::with_capacity(n / 4);
+        for (((value, unit), m), seg) in text
+            .iter()
+            .zip(units.iter())
+            .zip(month.iter())
+            .zip(&seg_ids)
+        {
+            let value = value.map(|v| {
                 let next = ids.len() as u32;
                 *ids.entry(v).or_insert(next)
-            })
+            });
+            push(value, unit, m, *seg);
+        }
+    }
+    rows.par_sort_unstable();
+
+    let chains: Vec<Vec<u32>> = (0..tree.units().len() as u32)
+        .map(|u| {
+            if tree_rollup {
+                tree.ancestor_indices(u)
+            } else {
+                vec![u]
+            }
         })
         .collect();
-    let mut frame = frame.clone();
-    frame.with_column(out.with_name("__v".into()).into_column())?;
-    Ok(frame)
+    let n_units = chains.len();
+    let n_segs = seg_labels.len();
+    let first = months.first.0;
+    let n_months = (months.last.0 - first + 1) as usize;
+    let mut out = CountsOut::default();
+    for &grain in grains {
+        let periods = months.periods(grain);
+        if grain == Grain::Ytd {
+            // New values per (segment, unit, month), then running sums within the year.
+            let mut new = vec![0u32; n_segs * n_units * n_months];
+            let mut seen: Vec<u32> = Vec::new();
+            let mut start = 0;
+            while start < rows.len() {
+                let (seg, value, m0, _) = rows[start];
+                let year = m0.div_euclid(12);
+                seen.clear();
+                let mut i = start;
+                while i < rows.len()
+                    && rows[i].0 == seg
+                    && rows[i].1 == value
+                    && rows[i].2.div_euclid(12) == year
+                {
+                    let (_, _, m, unit) = rows[i];
+                    for &a in &chains[unit as usize] {
+                        if !seen.contains(&a) {
+                            seen.push(a);
+                            let at = (seg as usize * n_units + a as usize) * n_months
+                                + (m - first) as usize;
+                            new[at] += 1;
+                        }
+                    }
+                    i += 1;
+                }
+                start = i;
+            }
+            for (seg, label) in seg_labels.iter().enumerate() {
+                for a in 0..n_units {
+                    let base = (seg * n_units + a) * n_months;
+                    for p in &periods {
+                        let from = (p.first.0 - first) as usize;
+                        let to = (p.last.0 - first) as usize;
+                        let count: u32 = new[base + from..=base + to].iter().sum();
+                        if count > 0 {
+                            out.push(a as u32, grain, &p.label, label, count);
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        let mut period_of = vec![usize::MAX; n_months];
+        for (k, p) in periods.iter().enumerate() {
+            for m in p.first.0..=p.last.0 {
+                period_of[(m - first) as usize] = k;
+            }
+        }
+        let n_periods = periods.len();
+        let mut counts = vec![0u32; n_segs * n_units * n_periods.max(1)];
+        let mut ancestors: Vec<u32> = Vec::new();
+        let mut start = 0;
+        while start < rows.len() {
+            let (seg, value, m0, _) = rows[start];
+            let period = period_of[(m0 - first) as usize];
+            ancestors.clear();
+            let mut i = start;
+            // Rows are in month order within a value, so a period's rows are consecutive.
+            while i < rows.len()
+                && rows[i].0 == seg
+                && rows[i].1 == value
+                && period_of[(rows[i].2 - first) as usize] == period
+            {
+                ancestors.extend_from_slice(&chains[rows[i].3 as usize]);
+                i += 1;
+            }
+            if period != usize::MAX {
+                ancestors.sort_unstable();
+                ancestors.dedup();
+                for &a in &ancestors {
+                    counts[(seg as usize * n_units + a as usize) * n_periods + period] += 1;
+                }
+            }
+            start = i;
+        }
+        for (seg, label) in seg_labels.iter().enumerate() {
+            for a in 0..n_units {
+                for (k, p) in periods.iter().enumerate() {
+                    let count = counts[(seg * n_units + a) * n_periods + k];
+                    if count > 0 {
+                        out.push(a as u32, grain, &p.label, label, count);
+                    }
+                }
+            }
+        }
+    }
+    out.frame()
 }
 
-/// Year-to-date distinct counts without a copy per ytd period: within a year, the values seen by
-/// month m are those whose first month in the year is ≤ m.
-fn ytd_distinct(
-    frame: &DataFrame,
-    level: &DataFrame,
-    months: RunMonths,
-    name: &str,
-) -> PolarsResult<DataFrame> {
-    let ytd = months.periods(Grain::Ytd);
-    let periods = df!(
-        "__year" => ytd.iter().map(|p| p.first.year()).collect::<Vec<_>>(),
-        "__last" => ytd.iter().map(|p| p.last.0).collect::<Vec<_>>(),
-        "__period" => ytd.iter().map(|p| p.label.as_str()).collect::<Vec<_>>(),
-    )?;
-    let year = col("__month").floor_div(lit(12i32));
-    frame
-        .clone()
-        .lazy()
-        .join(
-            level.clone().lazy(),
-            [col("__unit")],
-            [col("__unit")],
-            JoinArgs::new(JoinType::Inner),
+/// Rows of `distinct_counts`' result, column by column.
+#[derive(Default)]
+struct CountsOut {
+    ancestor: Vec<u32>,
+    grain: Vec<&'static str>,
+    period: Vec<String>,
+    segment: Vec<String>,
+    count: Vec<i64>,
+}
+
+impl CountsOut {
+    fn push(&mut self, ancestor: u32, grain: Grain, period: &str, segment: &str, count: u32) {
+        self.ancestor.push(ancestor);
+        self.grain.push(grain.as_str());
+        self.period.push(period.to_string());
+        self.segment.push(segment.to_string());
+        self.count.push(count as i64);
+    }
+
+    fn frame(self) -> PolarsResult<DataFrame> {
+        df!(
+            "__ancestor" => self.ancestor,
+            "__grain" => self.grain,
+            "__period" => self.period,
+            "__segment" => self.segment,
+            "__set" => self.count,
         )
-        .group_by([
-            col("__ancestor"),
-            year.alias("__year"),
-            col("__segment"),
-            col("__v"),
-        ])
-        .agg([col("__month").min().alias("__first")])
-        .group_by([
-            col("__ancestor"),
-            col("__year"),
-            col("__segment"),
-            col("__first"),
-        ])
-        .agg([len().cast(DataType::Int64).alias("__new")])
-        .join(
-            periods.lazy(),
-            [col("__year")],
-            [col("__year")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .filter(col("__first").lt_eq(col("__last")))
-        .group_by([col("__ancestor"), col("__period"), col("__segment")])
-        .agg([col("__new").sum().alias(name)])
-        .select([
-            col("__ancestor"),
-            lit(Grain::Ytd.as_str()).alias("__grain"),
-            col("__period"),
-            col("__segment"),
-            col(name),
-        ])
-        .collect()
+    }
 }
 
 /// Medians from sorted `(cell, value, multiplicity)` rows, as polars computes a median: the

@@ -238,6 +238,20 @@ impl OrgTree {
         df!("__unit" => unit, "__ancestor" => ancestor)
     }
 
+    /// The unit at `index` and its ancestors' indices, nearest first.
+    pub fn ancestor_indices(&self, index: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut cur = Some(index as usize);
+        while let Some(i) = cur {
+            out.push(i as u32);
+            cur = self.units[i]
+                .parent_id
+                .as_deref()
+                .and_then(|p| self.index.get(p).copied());
+        }
+        out
+    }
+
     /// `__unit` → `__ancestor` (unit indices, u32) for every ancestor including the unit itself.
     pub fn ancestor_index_frame(&self) -> PolarsResult<DataFrame> {
         let parents = self.parent_indices();
