@@ -130,15 +130,28 @@ pub fn resolve_as_of(pipeline: &Pipeline, given: Option<NaiveDate>) -> NaiveDate
         .unwrap_or_else(|| chrono::Local::now().date_naive())
 }
 
+/// The most months one run covers (100 years): more is a mistake in the dates, and would only
+/// fill memory with empty periods.
+pub const MAX_RUN_MONTHS: i32 = 1200;
+
 fn run_months(pipeline: &Pipeline, as_of: NaiveDate) -> Result<RunMonths, Error> {
     let first = Month::parse(pipeline.def.periods.first.get_ref())
         .expect("periods.first is checked when the pipeline loads");
-    RunMonths::new(first, as_of).ok_or_else(|| {
+    let months = RunMonths::new(first, as_of).ok_or_else(|| {
         Error::Usage(format!(
             "as-of date {as_of} leaves no complete month at or after the first period {} (the last period is the last complete month before the as-of date)",
             first.label()
         ))
-    })
+    })?;
+    let n = months.last.0 - months.first.0 + 1;
+    if n > MAX_RUN_MONTHS {
+        return Err(Error::Usage(format!(
+            "the run would cover {n} months ({} to {}), more than {MAX_RUN_MONTHS}: check --as-of and periods.first",
+            months.first.label(),
+            months.last.label()
+        )));
+    }
+    Ok(months)
 }
 
 /// Every source's files, found, hashed and checked (sources in parallel).

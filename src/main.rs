@@ -58,6 +58,9 @@ enum Command {
         /// equal those of the run already published for this as-of date.
         #[arg(long)]
         skip_unchanged: bool,
+        /// Accept an --as-of more than a month after today (refused by default, as a typo).
+        #[arg(long)]
+        allow_future: bool,
     },
     /// Check the definitions, org tree, code mapping and source headers without computing.
     #[command(after_help = EXIT_CODES)]
@@ -250,10 +253,12 @@ fn main() -> ExitCode {
             out,
             fail_on,
             skip_unchanged,
+            allow_future,
         } => {
             let options = styrkort::RunOptions {
                 fail_on,
                 skip_unchanged,
+                allow_future,
                 ..styrkort::RunOptions::new(as_of, out)
             };
             styrkort::run_or_skip(&pipeline, &options).map(|outcome| match outcome {

@@ -28,6 +28,9 @@ pub struct RunOptions {
     /// Do nothing when the definitions, every input and the styrkort version equal those of the
     /// run already published for this as-of date.
     pub skip_unchanged: bool,
+    /// Accept an as-of date more than a month after today (refused by default: a typo such as
+    /// 2205 for 2025 would publish centuries of no-data rows and move `latest` there).
+    pub allow_future: bool,
 }
 
 impl RunOptions {
@@ -37,8 +40,22 @@ impl RunOptions {
             out,
             fail_on: Vec::new(),
             skip_unchanged: false,
+            allow_future: false,
         }
     }
+}
+
+/// Refuses an as-of date more than a month after `today`, unless allowed.
+pub fn check_as_of(as_of: NaiveDate, today: NaiveDate, allow_future: bool) -> Result<(), Error> {
+    let limit = today
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(NaiveDate::MAX);
+    if as_of > limit && !allow_future {
+        return Err(Error::Usage(format!(
+            "as-of date {as_of} is more than a month after today ({today}); if that is not a typo, run with --allow-future"
+        )));
+    }
+    Ok(())
 }
 
 /// What a finished run reports.
@@ -68,6 +85,7 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<RunSummary, Error> {
     let options = RunOptions {
         skip_unchanged: false,
         fail_on: options.fail_on.clone(),
+        allow_future: options.allow_future,
         ..RunOptions::new(options.as_of, options.out.clone())
     };
     match run_or_skip(path, &options)? {
@@ -107,6 +125,11 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
     let loaded = load(path)?;
     let p = &loaded.pipeline;
     let as_of = resolve_as_of(p, options.as_of);
+    check_as_of(
+        as_of,
+        chrono::Local::now().date_naive(),
+        options.allow_future,
+    )?;
     let months = run_months(p, as_of)?;
     let span =
         tracing::info_span!("run", run_id = %run_id, pipeline = %p.def.name.get_ref(), %as_of);

@@ -861,3 +861,122 @@ fn json_logs_are_one_object_per_line_with_the_run_id() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_as_of_far_in_the_future_is_refused_and_leaves_latest_alone() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    let before = fingerprint(&f);
+    // A typo for 2025: refused before anything is computed or published.
+    let o = styrkort(
+        &f,
+        &[
+            "run",
+            "pipeline.toml",
+            "--as-of",
+            "2205-01-01",
+            "--out",
+            "out",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("as-of date 2205-01-01 is more than a month after today")
+            && text(&o).contains("--allow-future"),
+        "{}",
+        text(&o)
+    );
+    // Allowed, but 977 years of months is a mistake in the dates, not an allocation panic.
+    let o = styrkort(
+        &f,
+        &[
+            "run",
+            "pipeline.toml",
+            "--as-of",
+            "2999-12-31",
+            "--allow-future",
+            "--out",
+            "out",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("the run would cover 11711 months (2024-01 to 2999-11), more than 1200"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(fingerprint(&f), before);
+    assert!(!f.path("out/t/as_of=2205-01-01").exists());
+}
+
+#[test]
+fn aggregates_that_are_not_finite_become_null_with_a_warning() {
+    let f = good();
+    // Division by zero inside a row expression, and sums that overflow a float.
+    let hr = "month,cc,person,gender,hours,sick
+2024-01-01,100,p1,K,1e308,5
+2024-01-01,100,p2,K,1e308,5
+2024-01-01,200,p3,M,80,4
+";
+    f.file("hr.csv", hr);
+    let indicators = INDICATOR.replace("[[goals]]", "").replace(
+        "id = \"G\"\nname = \"g\"\nlevel = \"kf\"\nowner = \"K\"\nbasis = \"law\"\nreference = \"r\"\nindicators = [\"sick_pct\"]",
+        "",
+    ) + r#"
+[[indicators]]
+id = "ratio_in_row"
+name = "r"
+source = "hr"
+numerator = "sum(sick / (hours - hours))"
+grains = ["month"]
+polarity = "neutral"
+
+[[indicators]]
+id = "hours"
+name = "h"
+source = "hr"
+numerator = "sum(hours)"
+grains = ["month"]
+polarity = "neutral"
+
+[[goals]]
+id = "G"
+name = "g"
+level = "kf"
+owner = "K"
+basis = "law"
+reference = "r"
+indicators = ["sick_pct", "ratio_in_row", "hours"]
+"#;
+    write_pipeline(&f, "fail", SOURCE, &indicators);
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("not finite") && text(&o).contains("ratio_in_row"),
+        "a warning names the cells:\n{}",
+        text(&o)
+    );
+    let values = common::read_parquet(&published(&f).join("indicator_values.parquet"));
+    let cell =
+        |ind: &str, unit: &str| common::cell(&values, ind, unit, "month", "2024-01", "total");
+    // Unit A1 has 2 rows: 1e308 + 1e308 overflows; the row count stays.
+    let hours = cell("hours", "A1");
+    assert_eq!(
+        (hours.numerator, hours.value, hours.n_rows),
+        (None, None, 2)
+    );
+    let a2 = cell("hours", "A2");
+    assert_eq!(a2.value, Some(80.0));
+    let ratio = cell("ratio_in_row", "A2");
+    assert_eq!(
+        (ratio.numerator, ratio.value, ratio.n_rows),
+        (None, None, 1)
+    );
+    // No NaN or infinity anywhere in the table.
+    for name in ["numerator", "denominator", "value"] {
+        let c = values.column(name).unwrap().f64().unwrap();
+        assert!(c.iter().flatten().all(f64::is_finite), "{name}");
+    }
+}

@@ -149,13 +149,28 @@ pub fn finish_values(
     let denominator = when(empty)
         .then(lit(NULL).cast(DataType::Float64))
         .otherwise(den);
+    // An aggregate that overflowed (1e308 + 1e308) or divided by zero inside a row expression
+    // (`sum(x / (a - a))`) is not a measurement: null, and a warning naming the cells.
+    let non_finite = |e: Expr| e.clone().is_not_null().and(e.is_finite().not());
+    let bad = non_finite(value.clone())
+        .or(non_finite(numerator.clone()))
+        .or(non_finite(denominator.clone()));
+    let finite = |e: Expr| {
+        when(e.clone().is_finite())
+            .then(e)
+            .otherwise(lit(NULL).cast(DataType::Float64))
+    };
 
     let period_frame = months.period_frame(&Grain::ALL)?;
     let out = filled
         .with_columns([
-            value.alias("value"),
-            numerator.alias("numerator"),
-            denominator.alias("denominator"),
+            bad.clone().alias("__non_finite"),
+            when(bad)
+                .then(lit(NULL).cast(DataType::Float64))
+                .otherwise(value)
+                .alias("value"),
+            finite(numerator).alias("numerator"),
+            finite(denominator).alias("denominator"),
             n.alias("n_rows"),
         ])
         .join(
@@ -170,13 +185,62 @@ pub fn finish_values(
             [col("grain"), col("period")],
             JoinArgs::new(JoinType::Left),
         )
-        .select(VALUE_COLUMNS.map(col))
+        .select(
+            VALUE_COLUMNS
+                .iter()
+                .map(|c| col(*c))
+                .chain([col("__non_finite")])
+                .collect::<Vec<_>>(),
+        )
         .sort(
             KEYS,
             SortMultipleOptions::default().with_maintain_order(true),
         )
         .collect()?;
-    Ok(out)
+    warn_non_finite(&out)?;
+    out.drop("__non_finite")
+}
+
+/// Logs the cells whose aggregate was not finite (set to null), with up to five examples.
+fn warn_non_finite(out: &DataFrame) -> PolarsResult<()> {
+    let bad = out
+        .clone()
+        .lazy()
+        .filter(col("__non_finite"))
+        .select([
+            col("indicator_id"),
+            col("org_unit_id"),
+            col("period"),
+            col("segment"),
+        ])
+        .collect()?;
+    if bad.height() == 0 {
+        return Ok(());
+    }
+    let text = |name: &str, i: usize| -> PolarsResult<String> {
+        Ok(bad
+            .column(name)?
+            .str()?
+            .get(i)
+            .unwrap_or_default()
+            .to_string())
+    };
+    let mut examples = Vec::new();
+    for i in 0..bad.height().min(5) {
+        examples.push(format!(
+            "{} {} {} {}",
+            text("indicator_id", i)?,
+            text("org_unit_id", i)?,
+            text("period", i)?,
+            text("segment", i)?
+        ));
+    }
+    tracing::warn!(
+        cells = bad.height(),
+        examples = %examples.join("; "),
+        "aggregates that are not finite (overflow, or division by zero inside a row expression) were set to null"
+    );
+    Ok(())
 }
 
 pub(super) fn empty_raw() -> DataFrame {
