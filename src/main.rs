@@ -242,6 +242,13 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    // Local files are read by polars in buffered chunks rather than memory-mapped: a mapped 800 MB
+    // CSV counts whole in the process's resident memory (scale 1000: 2.6 GB peak instead of
+    // 1.2 GB, for 6 % more time). A user may still set POLARS_FORCE_ASYNC=0.
+    if std::env::var_os("POLARS_FORCE_ASYNC").is_none() {
+        // SAFETY: the first statement of main, before any other thread exists.
+        unsafe { std::env::set_var("POLARS_FORCE_ASYNC", "1") };
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     // Set when `--fail-on` finds a status: the run succeeded, but the scheduler should alert.
