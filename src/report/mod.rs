@@ -129,11 +129,17 @@ pub fn explained(sources: &[ExplainedSource]) -> String {
             "phase 1 — one pass over the rows (streaming, in batches): group by own unit, month and segment into partial states:"
         );
         for (label, members, sets) in &s.segments {
+            let plural =
+                |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
             let _ = writeln!(
                 out,
-                "  {label}: {members} indicators' sums and counts{}",
+                "  {label}: sums and counts of {}{}",
+                plural(*members, "indicator"),
                 if *sets > 0 {
-                    format!(", plus {sets} distinct-value sets / value multisets")
+                    format!(
+                        ", plus {} of distinct values or value multisets",
+                        plural(*sets, "output")
+                    )
                 } else {
                     String::new()
                 }
