@@ -980,3 +980,44 @@ indicators = ["sick_pct", "ratio_in_row", "hours"]
         assert!(c.iter().flatten().all(f64::is_finite), "{name}");
     }
 }
+
+#[test]
+fn every_file_is_read_once_and_a_symlink_loop_is_refused() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    let values = table(&f, "indicator_values.parquet");
+    assert!(!values.is_empty());
+    // A second link to the same file, matched by the pattern: read once, same numbers.
+    std::os::unix::fs::symlink(f.path("hr.csv"), f.path("hr_copy.csv")).unwrap();
+    write_pipeline(
+        &f,
+        "fail",
+        &SOURCE.replace("\"hr.csv\"", "\"hr*.csv\""),
+        INDICATOR,
+    );
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("read once"), "{}", text(&o));
+    assert_eq!(table(&f, "indicator_values.parquet"), values);
+    std::fs::remove_file(f.path("hr_copy.csv")).unwrap();
+    // A recursive pattern through a link back up: refused, nothing published.
+    write_pipeline(&f, "fail", SOURCE, INDICATOR);
+    assert_eq!(run(&f).status.code(), Some(0));
+    let before_loop = fingerprint(&f);
+    std::fs::create_dir(f.path("sub")).unwrap();
+    std::os::unix::fs::symlink("..", f.path("sub/up")).unwrap();
+    write_pipeline(
+        &f,
+        "fail",
+        &SOURCE.replace("\"hr.csv\"", "\"**/hr.csv\""),
+        INDICATOR,
+    );
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("symlink") && text(&o).contains("sub/up") && text(&o).contains("loop"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(fingerprint(&f), before_loop);
+}

@@ -2,6 +2,7 @@
 //! faults a reader would otherwise report without a line number — empty files, header-only
 //! exports, ragged rows, bytes that are not UTF-8, unreadable Parquet footers.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,7 @@ pub fn expand_source(
             pattern: normalise(&pattern),
         });
     }
+    let paths = read_once(paths, source.name.get_ref())?;
     paths
         .into_iter()
         .map(|path| {
@@ -71,6 +73,62 @@ pub fn expand_source(
             Ok(file)
         })
         .collect()
+}
+
+/// Every file once: paths that reach the same file (a second link to it) are dropped with a
+/// warning, and a path that passes through a symlink pointing back to a folder above it (a
+/// loop, which a recursive `**` pattern follows again and again) is refused.
+fn read_once(paths: Vec<PathBuf>, source_name: &str) -> Result<Vec<PathBuf>, IngestError> {
+    let mut seen: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+    let mut unique = Vec::new();
+    for path in paths {
+        if let Some(link) = looping_link(&path) {
+            return Err(IngestError::SymlinkLoop {
+                source_name: source_name.to_string(),
+                file: normalise(&path),
+                link: normalise(&link),
+            });
+        }
+        let canonical = std::fs::canonicalize(&path).map_err(|e| IngestError::Unreadable {
+            file: normalise(&path),
+            message: e.to_string(),
+        })?;
+        match seen.get(&canonical) {
+            Some(first) => tracing::warn!(
+                source = source_name,
+                file = %normalise(&path),
+                same_as = %normalise(first),
+                "the pattern matches one file twice (a link); it is read once"
+            ),
+            None => {
+                seen.insert(canonical, path.clone());
+                unique.push(path);
+            }
+        }
+    }
+    Ok(unique)
+}
+
+/// A folder on the path that is a symlink to itself or to a folder above it.
+fn looping_link(path: &Path) -> Option<PathBuf> {
+    let mut ancestors: Vec<&Path> = path.ancestors().skip(1).collect();
+    ancestors.reverse();
+    for dir in ancestors {
+        let is_link = std::fs::symlink_metadata(dir)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false);
+        if !is_link {
+            continue;
+        }
+        let (Ok(target), Some(parent)) = (std::fs::canonicalize(dir), dir.parent()) else {
+            continue;
+        };
+        let parent = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+        if parent.starts_with(&target) {
+            return Some(dir.to_path_buf());
+        }
+    }
+    None
 }
 
 fn inspect(path: &Path, format: SourceFormat) -> Result<InputFile, IngestError> {

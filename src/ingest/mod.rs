@@ -39,6 +39,14 @@ pub enum IngestError {
     },
     #[error("{file}: cannot read: {message}")]
     Unreadable { file: String, message: String },
+    #[error(
+        "source '{source_name}': '{file}' is reached through the symlink '{link}', which points back to a folder above it (a loop: the pattern would read the same files again and again); remove the link or narrow the path pattern"
+    )]
+    SymlinkLoop {
+        source_name: String,
+        file: String,
+        link: String,
+    },
     #[error("{file}: the file is empty (not even a header line)")]
     EmptyFile { file: String },
     #[error(
