@@ -1021,3 +1021,66 @@ fn every_file_is_read_once_and_a_symlink_loop_is_refused() {
     );
     assert_eq!(fingerprint(&f), before_loop);
 }
+
+#[test]
+fn definitions_tables_must_be_regular_files_with_distinct_columns() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    let before = fingerprint(&f);
+    // Runs the binary, killed after 30 s so that a hang fails the test instead of CI.
+    let bounded_run = |f: &Fixture| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_styrkort"))
+            .args(["run", "pipeline.toml", "--as-of", AS_OF, "--out", "out"])
+            .current_dir(f.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(30) {
+                child.kill().unwrap();
+                panic!("the run hangs");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    };
+    // targets.csv as a FIFO nobody writes to: refused at once, not a hang.
+    std::fs::remove_file(f.path("targets.csv")).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(f.path("targets.csv"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let o = bounded_run(&f);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("targets.csv") && text(&o).contains("not a regular file"),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_file(f.path("targets.csv")).unwrap();
+    // org units pointing at /dev/zero: refused, not an allocation panic.
+    f.file("targets.csv", TARGETS);
+    std::fs::remove_file(f.path("org.csv")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", f.path("org.csv")).unwrap();
+    let o = bounded_run(&f);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("not a regular file"), "{}", text(&o));
+    std::fs::remove_file(f.path("org.csv")).unwrap();
+    f.file("org.csv", ORG);
+    // A column named twice in a header.
+    f.file(
+        "targets.csv",
+        "indicator_id,org_unit_id,period,kind,value,value,value_high,tolerance,compare_to,note\n",
+    );
+    let o = bounded_run(&f);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("targets.csv:1") && text(&o).contains("column 'value' appears twice"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(fingerprint(&f), before);
+}

@@ -26,6 +26,15 @@ pub fn read_table(
     what: &str,
     required: &[&str],
 ) -> Result<(Vec<TableRow>, Vec<Diagnostic>), Diagnostics> {
+    // A FIFO or a device (`/dev/zero`) would hang or fill memory: only regular files are read.
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.file_type().is_file()
+    {
+        return Err(Diagnostics::one(Diagnostic::file(
+            path,
+            format!("cannot read {what}: not a regular file (a pipe, device or folder)"),
+        )));
+    }
     let mut reader = csv::Reader::from_path(path).map_err(|e| {
         Diagnostics::one(Diagnostic::file(path, format!("cannot read {what}: {e}")))
     })?;
@@ -33,6 +42,16 @@ pub fn read_table(
         .headers()
         .map_err(|e| Diagnostics::one(Diagnostic::file(path, format!("cannot read header: {e}"))))?
         .clone();
+    let mut names: Vec<&str> = headers.iter().map(str::trim).collect();
+    names.sort_unstable();
+    if let Some(twice) = names.windows(2).find(|w| w[0] == w[1] && !w[0].is_empty()) {
+        return Err(Diagnostics::one(Diagnostic::at_line(
+            path,
+            1,
+            "",
+            format!("column '{}' appears twice in the header", twice[0]),
+        )));
+    }
     let missing: Vec<&str> = required
         .iter()
         .copied()
