@@ -280,6 +280,20 @@ fn the_spc_command_reads_a_csv_and_prints_points_and_summary() {
         String::from_utf8_lossy(&out.stderr)
             .contains("bad.csv: line 2: column 'value': expected a number, found 'abc'")
     );
+
+    // A header and no rows is not "no signals": it is an error.
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "series,date,value\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_styrkort"))
+        .args(["spc", empty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("empty.csv: no rows after the header"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -91,6 +91,13 @@ fn read(path: &Path) -> Result<BTreeMap<String, InputSeries>, Error> {
             .or_default()
             .push((date, value, target));
     }
+    if rows.is_empty() {
+        // An empty result would look like "no signals": say there was nothing to analyse.
+        return Err(Error::Usage(format!(
+            "{}: no rows after the header: nothing to analyse",
+            path.display()
+        )));
+    }
     for (name, mut r) in rows {
         r.sort_by_key(|x| x.0);
         out.insert(
