@@ -182,6 +182,16 @@ pub fn validate(path: &Path) -> Result<Validation, Error> {
     let p = &loaded.pipeline;
     let months = run_months(p, resolve_as_of(p, None))?;
     let inputs = expand_inputs(p)?;
+    // What `run` would refuse in an expression (a column outside any aggregate), said now.
+    for (slot, ind) in p.def.indicators.iter().enumerate() {
+        // Ok(Err(_)) is fine: such an indicator is computed the direct way.
+        let _parts_or_direct = compute::decompose(ind, slot).map_err(|message| {
+            Error::Compute(compute::ComputeError::Expression {
+                indicator: ind.id.get_ref().clone(),
+                message,
+            })
+        })?;
+    }
     let mut sources = Vec::new();
     for source in &p.def.sources {
         let files = inputs[source.name.get_ref()].clone();

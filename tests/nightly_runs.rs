@@ -1084,3 +1084,33 @@ fn definitions_tables_must_be_regular_files_with_distinct_columns() {
     );
     assert_eq!(fingerprint(&f), before);
 }
+
+#[test]
+fn a_column_outside_an_aggregate_is_a_definition_error_naming_the_indicator() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    let before = fingerprint(&f);
+    write_pipeline(
+        &f,
+        "fail",
+        SOURCE,
+        &INDICATOR.replace("numerator = \"sum(sick)\"", "numerator = \"sick\""),
+    );
+    for command in ["validate", "run"] {
+        let o = styrkort(
+            &f,
+            &[command, "pipeline.toml", "--as-of", AS_OF, "--out", "out"]
+                [..if command == "validate" { 2 } else { 6 }],
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(2), "{command}: {}", text(&o));
+        assert!(
+            text(&o).contains("indicator 'sick_pct'")
+                && text(&o).contains("column 'sick' is used outside an aggregate"),
+            "{command}: {}",
+            text(&o)
+        );
+        assert!(text(&o).len() < 1000, "a short message: {}", text(&o));
+    }
+    assert_eq!(fingerprint(&f), before);
+}

@@ -73,7 +73,8 @@ pub struct Decomposed {
 }
 
 /// Takes an indicator apart. `Ok(Err(why))` when it has an aggregate without an exact mergeable
-/// state (it is then computed directly); `Err` only when its SQL does not compile.
+/// state (it is then computed directly); `Err` when its SQL does not compile or can never be an
+/// indicator (a column outside any aggregate).
 pub fn decompose(ind: &IndicatorDef, slot: usize) -> Result<Result<Decomposed, String>, String> {
     let mask = ind.filter.as_ref().map(|_| format!("__filter_{slot}"));
     let numerator = compile_sql_expr(ind.numerator.get_ref())?;
@@ -86,16 +87,18 @@ pub fn decompose(ind: &IndicatorDef, slot: usize) -> Result<Result<Decomposed, S
         mask: mask.clone(),
         scalars: Vec::new(),
         sets: Vec::new(),
+        invalid: None,
     };
     let _ = walk.count_rows();
     let n_rows_name = walk.scalars[0].name.clone();
-    let numerator = match walk.post(&numerator) {
-        Ok(e) => e,
-        Err(why) => return Ok(Err(why)),
-    };
-    let denominator = match denominator.map(|d| walk.post(&d)).transpose() {
-        Ok(d) => d,
-        Err(why) => return Ok(Err(why)),
+    let numerator = walk.post(&numerator);
+    let denominator = denominator.map(|d| walk.post(&d)).transpose();
+    if let Some(invalid) = walk.invalid {
+        return Err(invalid);
+    }
+    let (numerator, denominator) = match (numerator, denominator) {
+        (Ok(n), Ok(d)) => (n, d),
+        (Err(why), _) | (_, Err(why)) => return Ok(Err(why)),
     };
     Ok(Ok(Decomposed {
         id: ind.id.get_ref().clone(),
@@ -112,6 +115,8 @@ struct Walker {
     mask: Option<String>,
     scalars: Vec<ScalarState>,
     sets: Vec<SetState>,
+    /// Set when the expression can never be an indicator (a column outside any aggregate).
+    invalid: Option<String>,
 }
 
 impl Walker {
@@ -228,7 +233,11 @@ impl Walker {
                 }
             }
             Expr::Column(name) => {
-                return Err(format!("column '{name}' is used outside an aggregate"));
+                let why = format!(
+                    "column '{name}' is used outside an aggregate: an indicator's numerator and denominator aggregate rows, e.g. sum({name}) or count(distinct {name})"
+                );
+                self.invalid = Some(why.clone());
+                return Err(why);
             }
             other => return Err(format!("{other:?} has no mergeable state")),
         })
@@ -352,6 +361,7 @@ mod tests {
             mask: filter.map(|_| "__filter_0".to_string()),
             scalars: Vec::new(),
             sets: Vec::new(),
+            invalid: None,
         };
         let _ = w.count_rows();
         let e = compile_sql_expr(numerator).unwrap();
@@ -402,6 +412,7 @@ mod tests {
             mask: None,
             scalars: Vec::new(),
             sets: Vec::new(),
+            invalid: None,
         };
         for text in ["stddev(a)", "first(a)", "a + 1"] {
             let e = compile_sql_expr(text).unwrap();
