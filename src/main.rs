@@ -230,10 +230,17 @@ fn print_out(text: &str) {
 }
 
 fn init_logging(format: LogFormat) {
+    // JSON is for schedulers, which want the run's events (info); people want warnings only.
+    let default = match format {
+        LogFormat::Human => "warn",
+        LogFormat::Json => "info",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("STYRKORT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour codes only on a terminal: a log file or journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
@@ -250,6 +257,7 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("POLARS_FORCE_ASYNC", "1") };
     }
     let cli = Cli::parse();
+    let json_logs = matches!(cli.log_format, LogFormat::Json);
     init_logging(cli.log_format);
     // Set when `--fail-on` finds a status: the run succeeded, but the scheduler should alert.
     let mut alert = false;
@@ -354,7 +362,12 @@ fn main() -> ExitCode {
         Ok(()) if alert => ExitCode::from(3),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            if json_logs {
+                // Only JSON lines on stderr, the error included.
+                tracing::error!(exit_code = e.exit_code(), error = %e, "styrkort failed");
+            } else {
+                eprintln!("error: {e}");
+            }
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -1114,3 +1114,50 @@ fn a_column_outside_an_aggregate_is_a_definition_error_naming_the_indicator() {
     }
     assert_eq!(fingerprint(&f), before);
 }
+
+#[test]
+fn json_logs_default_to_info_include_errors_and_plain_logs_have_no_colour_codes() {
+    let f = good();
+    // No STYRKORT_LOG: JSON logs still carry the run's events.
+    let args = |as_of: &'static str| {
+        [
+            "--log-format",
+            "json",
+            "run",
+            "pipeline.toml",
+            "--as-of",
+            as_of,
+            "--out",
+            "out",
+        ]
+    };
+    let o = styrkort(&f, &args(AS_OF), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(stderr.contains("\"run started\""), "{stderr}");
+    // A failure is a JSON line too, with the exit code.
+    let o = styrkort(&f, &args("2023-06-01"), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "ERROR"
+            && l["fields"]["exit_code"] == 2
+            && l["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("leaves no complete month"))),
+        "{stderr}"
+    );
+    // Human logs written to a pipe or file: no ANSI escape codes.
+    let o = styrkort(
+        &f,
+        &["run", "pipeline.toml", "--as-of", AS_OF, "--out", "out"],
+        &[("STYRKORT_LOG", "info")],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains('\u{1b}'));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("run started"));
+}
