@@ -1161,3 +1161,30 @@ fn json_logs_default_to_info_include_errors_and_plain_logs_have_no_colour_codes(
     assert!(!String::from_utf8_lossy(&o.stderr).contains('\u{1b}'));
     assert!(String::from_utf8_lossy(&o.stderr).contains("run started"));
 }
+
+#[test]
+fn blank_lines_in_a_source_are_not_rows() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    let values = table(&f, "indicator_values.parquet");
+    // on_bad_rows = "fail": a phantom rejected row would fail the run.
+    let mut lines: Vec<&str> = HR.lines().collect();
+    lines.insert(3, "");
+    f.file("hr.csv", &(lines.join("\n") + "\n\n"));
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(table(&f, "indicator_values.parquet"), values);
+    // A bad value after the blank line is reported on its physical line.
+    let mut lines: Vec<String> = HR.lines().map(String::from).collect();
+    lines.insert(3, String::new());
+    // lines[4] is physical line 5 (the header is line 1, the blank line 4).
+    lines[4] = lines[4].replacen(",100,", ",abc,", 1);
+    f.file("hr.csv", &(lines.join("\n") + "\n"));
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("hr.csv line/row 5: column 'cc': unknown org code 'abc'"),
+        "{}",
+        text(&o)
+    );
+}

@@ -313,7 +313,16 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
             when(cond).then(lit(k as u32 + 1)).otherwise(otherwise)
         });
     // Typed values first, then the checks over them, so each conversion runs once per value.
-    lf = lf.select(select).with_column(why.alias("__why"));
+    // A blank line (every field empty) is not a row: no phantom "missing date" rejection.
+    let has_any_field = declared
+        .keys()
+        .map(|name| col(raw_name(name)).is_not_null())
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(true));
+    lf = lf
+        .select(select)
+        .filter(has_any_field)
+        .with_column(why.alias("__why"));
     Ok((lf, messages))
 }
 
