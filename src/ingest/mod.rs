@@ -151,12 +151,15 @@ pub fn scan_source(
         .clone()
         .filter(ok.clone().and(in_months.clone()))
         .select(keep);
-    let rejected = rows.clone().filter(ok.clone().not()).select([
-        lit(source.name.get_ref().as_str()).alias("source"),
-        col("__file").alias("file"),
-        col("__row").alias("row"),
-        reason.alias("reason"),
-    ]);
+    let rejected = rows
+        .clone()
+        .filter(ok.clone().not().and(col("__why").neq(lit(BLANK_LINE))))
+        .select([
+            lit(source.name.get_ref().as_str()).alias("source"),
+            col("__file").alias("file"),
+            col("__row").alias("row"),
+            reason.alias("reason"),
+        ]);
     let outside_months = rows
         .filter(ok.and(in_months.not()))
         .select([len().cast(DataType::Int64).alias("rows")]);
@@ -313,18 +316,21 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
             when(cond).then(lit(k as u32 + 1)).otherwise(otherwise)
         });
     // Typed values first, then the checks over them, so each conversion runs once per value.
-    // A blank line (every field empty) is not a row: no phantom "missing date" rejection.
-    let has_any_field = declared
+    // A blank line (every field empty) is not a row: check 0 keeps it out of the usable rows
+    // without making it a phantom "missing date" rejection (a filter here would copy every
+    // column of every batch).
+    let blank = declared
         .keys()
-        .map(|name| col(raw_name(name)).is_not_null())
-        .reduce(|a, b| a.or(b))
-        .unwrap_or(lit(true));
-    lf = lf
-        .select(select)
-        .filter(has_any_field)
-        .with_column(why.alias("__why"));
+        .map(|name| col(raw_name(name)).is_null())
+        .reduce(|a, b| a.and(b))
+        .unwrap_or(lit(false));
+    let why = when(blank).then(lit(BLANK_LINE)).otherwise(why);
+    lf = lf.select(select).with_column(why.alias("__why"));
     Ok((lf, messages))
 }
+
+/// The `__why` of a blank line: not usable, not rejected.
+const BLANK_LINE: u32 = 0;
 
 /// The column holding a declared column's raw text (for messages).
 fn raw_name(name: &str) -> String {
