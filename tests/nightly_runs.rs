@@ -105,6 +105,13 @@ fn run(f: &Fixture) -> Output {
     )
 }
 
+/// `styrkort run pipeline.toml --as-of AS_OF --out out` with extra arguments.
+fn run_with(f: &Fixture, as_of: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["run", "pipeline.toml", "--as-of", as_of, "--out", "out"];
+    args.extend_from_slice(extra);
+    styrkort(f, &args, &[])
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -888,19 +895,7 @@ fn an_as_of_far_in_the_future_is_refused_and_leaves_latest_alone() {
         text(&o)
     );
     // Allowed, but 977 years of months is a mistake in the dates, not an allocation panic.
-    let o = styrkort(
-        &f,
-        &[
-            "run",
-            "pipeline.toml",
-            "--as-of",
-            "2999-12-31",
-            "--allow-future",
-            "--out",
-            "out",
-        ],
-        &[],
-    );
+    let o = run_with(&f, "2999-12-31", &["--allow-future"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         text(&o).contains("the run would cover 11711 months (2024-01 to 2999-11), more than 1200"),
@@ -1097,12 +1092,10 @@ fn a_column_outside_an_aggregate_is_a_definition_error_naming_the_indicator() {
         &INDICATOR.replace("numerator = \"sum(sick)\"", "numerator = \"sick\""),
     );
     for command in ["validate", "run"] {
-        let o = styrkort(
-            &f,
-            &[command, "pipeline.toml", "--as-of", AS_OF, "--out", "out"]
-                [..if command == "validate" { 2 } else { 6 }],
-            &[],
-        );
+        let o = match command {
+            "validate" => styrkort(&f, &["validate", "pipeline.toml"], &[]),
+            _ => run(&f),
+        };
         assert_eq!(o.status.code(), Some(2), "{command}: {}", text(&o));
         assert!(
             text(&o).contains("indicator 'sick_pct'")

@@ -309,30 +309,48 @@ pub fn plan_source(
         ));
         let scalars_at = outputs.len() - 1;
         let mut sets = Vec::new();
-        // Distinct sets with the same row filter share one output: one group-by over
-        // (unit, month, segment, every value column), so headcount, its average and the
-        // permanent share keep the employees of a month once. Identical sets share a column.
-        // Medians keep their own outputs: values with multiplicities.
-        let mut distinct_groups: BTreeMap<String, Vec<(String, Expr)>> = BTreeMap::new();
-        let mut shared: BTreeMap<String, String> = BTreeMap::new();
+        // Distinct sets with the same row filter share one output (one column of value ids
+        // each), so headcount, its average and the permanent share read the employees of a
+        // month once. Identical sets share a column. Medians keep their own outputs: values
+        // with multiplicities.
+        enum SetAt {
+            /// Column `column` of the shared distinct output of the rows passing `mask`.
+            Distinct {
+                mask: Option<String>,
+                column: String,
+            },
+            /// Column `__v` of output `at`.
+            Output(usize),
+        }
+        let mut distinct_groups: BTreeMap<Option<String>, Vec<(String, Expr)>> = BTreeMap::new();
+        let mut shared: BTreeMap<String, usize> = BTreeMap::new();
+        let mut located: Vec<SetAt> = Vec::new();
         let mut n_outputs = 0;
         for &i in &members {
             for set in &partial[i].parts.sets {
                 let key = format!("{:?}|{:?}|{:?}", set.kind, set.value, set.mask);
-                if let Some(column) = shared.get(&key) {
-                    sets.push((set.name.clone(), column.clone()));
+                if let Some(&same) = shared.get(&key) {
+                    let at = match &located[same] {
+                        SetAt::Distinct { mask, column } => SetAt::Distinct {
+                            mask: mask.clone(),
+                            column: column.clone(),
+                        },
+                        SetAt::Output(at) => SetAt::Output(*at),
+                    };
+                    sets.push(set.name.clone());
+                    located.push(at);
                     continue;
                 }
+                shared.insert(key, located.len());
+                sets.push(set.name.clone());
                 if set.kind == SetKind::Distinct {
-                    let group = distinct_groups
-                        .entry(format!("{:?}", set.mask))
-                        .or_default();
+                    let group = distinct_groups.entry(set.mask.clone()).or_default();
                     let column = format!("__v{}", group.len());
                     group.push((column.clone(), set.value.clone()));
-                    // The output's number is known once every group is laid out.
-                    let at = format!("distinct:{:?}:{column}", set.mask);
-                    shared.insert(key, at.clone());
-                    sets.push((set.name.clone(), at));
+                    located.push(SetAt::Distinct {
+                        mask: set.mask.clone(),
+                        column,
+                    });
                     continue;
                 }
                 let picked = match &set.mask {
@@ -349,34 +367,15 @@ pub fn plan_source(
                     &["__v", "__w"],
                 ));
                 n_outputs += 1;
-                let at = format!("{}:__v", outputs.len() - 1);
-                shared.insert(key, at.clone());
-                sets.push((set.name.clone(), at));
+                located.push(SetAt::Output(outputs.len() - 1));
             }
         }
-        let mut group_at: BTreeMap<String, usize> = BTreeMap::new();
+        let mut group_at: BTreeMap<Option<String>, usize> = BTreeMap::new();
         for (mask, columns) in &distinct_groups {
-            let first = members
-                .iter()
-                .flat_map(|&i| partial[i].parts.sets.iter())
-                .find(|s| format!("{:?}", s.mask) == *mask)
-                .expect("a group comes from a member's set");
-            let picked = match &first.mask {
+            let picked = match mask {
                 Some(m) => rows.clone().filter(col(m.as_str())),
                 None => rows.clone(),
             };
-            let mut set_keys = keys.clone();
-            // Values become dense integer ids on the way in (one dictionary per value column),
-            // so the group-by keeps small integer keys instead of text.
-            set_keys.extend(columns.iter().map(|(c, e)| {
-                let dictionary = Arc::new(ValueIds::default());
-                e.clone()
-                    .map(
-                        move |v| dictionary.ids(&v),
-                        |_, f| Ok(Field::new(f.name().clone(), DataType::UInt32)),
-                    )
-                    .alias(c.as_str())
-            }));
             // No group-by: the rows' (unit, month, segment, value ids) go straight out, 16 bytes a
             // row, and phase 2 removes duplicates while it sorts them. A streaming group-by
             // would keep a hash entry of ~150 bytes per distinct key instead: it only pays off
@@ -385,26 +384,27 @@ pub fn plan_source(
             if dim.is_some() {
                 out.push(label.clone().alias("__segment"));
             }
-            out.extend(set_keys.into_iter().skip(keys.len()));
+            // Values become dense integer ids on the way in (one dictionary per value column),
+            // so phase 2 sorts small integers instead of text.
+            out.extend(columns.iter().map(|(c, e)| {
+                let dictionary = Arc::new(ValueIds::default());
+                e.clone()
+                    .map(
+                        move |v| dictionary.ids(&v),
+                        |_, f| Ok(Field::new(f.name().clone(), DataType::UInt32)),
+                    )
+                    .alias(c.as_str())
+            }));
             outputs.push(picked.select(out));
             n_outputs += 1;
             group_at.insert(mask.clone(), outputs.len() - 1);
         }
         let sets: Vec<(String, usize, String)> = sets
             .into_iter()
-            .map(|(name, at)| match at.strip_prefix("distinct:") {
-                Some(rest) => {
-                    let (mask, column) = rest.rsplit_once(':').expect("mask:column");
-                    (name, group_at[mask], column.to_string())
-                }
-                None => {
-                    let (idx, column) = at.split_once(':').expect("idx:column");
-                    (
-                        name,
-                        idx.parse().expect("an output number"),
-                        column.to_string(),
-                    )
-                }
+            .zip(located)
+            .map(|(name, at)| match at {
+                SetAt::Distinct { mask, column } => (name, group_at[&mask], column),
+                SetAt::Output(at) => (name, at, "__v".to_string()),
             })
             .collect();
         segment_outputs.push((

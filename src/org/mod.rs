@@ -199,11 +199,6 @@ impl OrgTree {
         self.index.get(id).map(|&i| i as u32)
     }
 
-    /// Depth of the unit at `index` (root = 0).
-    pub fn depth_of(&self, index: u32) -> u32 {
-        self.depth[index as usize]
-    }
-
     /// The deepest level of the tree (0 for a tree of roots only).
     pub fn max_depth(&self) -> u32 {
         self.depth.iter().copied().max().unwrap_or(0)
