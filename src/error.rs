@@ -20,6 +20,12 @@ pub enum Error {
     Publish(#[from] PublishError),
     #[error("{0}")]
     Data(String),
+    /// A data-quality gate failed: nothing was published.
+    #[error("data-quality gate(s) failed, nothing was published:\n{}", .0.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
+    Gates(Vec<String>),
+    /// An input file changed while the run read it.
+    #[error("{0}")]
+    InputChanged(String),
     /// Another run holds the output directory.
     #[error("{0}")]
     Lock(String),

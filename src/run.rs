@@ -11,11 +11,13 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::compute::{IndicatorRules, SourceResult, finish_values, run_sources};
+use crate::compute::{ComputeError, IndicatorRules, SourceResult, finish_values, run_sources};
 use crate::definitions::{OnBadRows, Pipeline};
 use crate::ingest::InputFile;
+use crate::ingest::quality::{self, Delivered, GateOutcome, GateResult};
+use crate::period::RunMonths;
 use crate::publish::{
-    self, FileRecord, InputRecord, Lock, Manifest, OutputRecord, SourceRecord, Staging, test_pause,
+    self, FileRecord, GateRecord, InputRecord, Lock, Manifest, SourceRecord, Staging, test_pause,
 };
 use crate::{Error, assess, expand_inputs, load, resolve_as_of, run_months};
 
@@ -148,12 +150,17 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
     for removed in publish::clean_up(&pipeline_dir) {
         tracing::info!(path = %removed.display(), "removed what an unfinished run left behind");
     }
+    let run_dir = publish::run_dir(&options.out, p.def.name.get_ref(), as_of);
+    let link_name = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    publish::check_links(&pipeline_dir, &link_name)?;
     stages.lap("load");
 
     let inputs = expand_inputs(p)?;
     let definitions = definition_files(p)?;
     let definitions_hash = combined_hash(&definitions);
-    let run_dir = publish::run_dir(&options.out, p.def.name.get_ref(), as_of);
     if options.skip_unchanged && published_is_current(&run_dir, &definitions_hash, &inputs) {
         tracing::info!(run_dir = %run_dir.display(), "inputs and definitions unchanged: nothing to do");
         return Ok(RunOutcome::Unchanged { run_dir });
@@ -180,6 +187,10 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
         &inputs,
         &on_source_done,
     )?;
+    for file in inputs.values().flatten() {
+        file.check_unchanged()
+            .map_err(|e| Error::Compute(ComputeError::Ingest(e)))?;
+    }
     stages.lap("compute_sources");
 
     let mut rejected = concat_frames(results.iter().map(|r| r.rejected.clone()).collect())?
@@ -194,6 +205,26 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
             first: first_rejected(&rejected),
         });
     }
+    let live = as_of == chrono::Local::now().date_naive();
+    let gates = check_gates(p, &results, months, live).map_err(data_err)?;
+    let failed: Vec<String> = gates
+        .iter()
+        .flatten()
+        .filter(|g| g.outcome == GateOutcome::Fail)
+        .map(|g| g.message.clone())
+        .collect();
+    if !failed.is_empty() {
+        return Err(Error::Gates(failed));
+    }
+    warnings.extend(
+        gates
+            .iter()
+            .flatten()
+            .filter(|g| g.outcome == GateOutcome::Warn)
+            .map(|g| g.message.clone()),
+    );
+    stages.lap("quality_gates");
+
     let rules: Vec<IndicatorRules> = p
         .def
         .indicators
@@ -239,11 +270,7 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
     let mut outputs = Vec::new();
     let written = (|| -> Result<Manifest, Error> {
         for (name, df) in tables.iter_mut() {
-            let rows = staging.write_parquet(name, df)?;
-            outputs.push(OutputRecord {
-                file: name.to_string(),
-                rows,
-            });
+            outputs.push(staging.write_parquet(name, df)?);
             test_pause(&format!("after_{name}"));
         }
         stages.lap("write_tables");
@@ -259,7 +286,7 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
             finished_at: chrono::Utc::now().to_rfc3339(),
             definitions_hash: definitions_hash.clone(),
             definitions: definitions.clone(),
-            sources: source_records(p, &results),
+            sources: source_records(p, &results, &gates),
             outputs: outputs.clone(),
             status_counts: status_counts.clone(),
             goal_status_counts: goal_status_counts.clone(),
@@ -302,31 +329,23 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
 }
 
 /// Whether the run published at `run_dir` was made by this styrkort version from the same
-/// definitions and byte-identical inputs.
+/// definitions and byte-identical inputs, and its tables are still the bytes it wrote (a damaged
+/// or deleted table makes it out of date).
 fn published_is_current(
     run_dir: &Path,
     definitions_hash: &str,
     inputs: &BTreeMap<String, Vec<InputFile>>,
 ) -> bool {
-    let Ok(text) = std::fs::read_to_string(run_dir.join("manifest.json")) else {
+    let Some(m) = read_manifest(run_dir) else {
         return false;
     };
-    let Ok(m) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return false;
-    };
-    let published: Vec<(String, String, String)> = m["sources"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let mut published: Vec<(String, String, String)> = m
+        .sources
+        .iter()
         .flat_map(|s| {
-            let name = s["name"].as_str().unwrap_or_default().to_string();
-            s["files"].as_array().into_iter().flatten().map(move |f| {
-                (
-                    name.clone(),
-                    f["path"].as_str().unwrap_or_default().to_string(),
-                    f["blake3"].as_str().unwrap_or_default().to_string(),
-                )
-            })
+            s.files
+                .iter()
+                .map(|f| (s.name.clone(), f.path.clone(), f.blake3.clone()))
         })
         .collect();
     let mut current: Vec<(String, String, String)> = inputs
@@ -337,12 +356,70 @@ fn published_is_current(
                 .map(move |f| (name.clone(), f.display.clone(), f.blake3.clone()))
         })
         .collect();
-    let mut published = published;
     published.sort();
     current.sort();
-    m["styrkort_version"] == env!("CARGO_PKG_VERSION")
-        && m["definitions_hash"] == definitions_hash
-        && published == current
+    let same_inputs = m.styrkort_version == env!("CARGO_PKG_VERSION")
+        && m.definitions_hash == definitions_hash
+        && published == current;
+    if !same_inputs {
+        return false;
+    }
+    let intact = m.outputs.iter().all(|o| {
+        publish::hash_file(&run_dir.join(&o.file)).ok() == Some((o.size, o.blake3.clone()))
+    });
+    if !intact {
+        tracing::warn!(
+            run_dir = %run_dir.display(),
+            "the published run's tables do not match its manifest (damaged or removed): computing it again"
+        );
+    }
+    intact
+}
+
+/// The manifest of a published run, if it is there and readable.
+pub fn read_manifest(run_dir: &Path) -> Option<Manifest> {
+    let text = std::fs::read_to_string(run_dir.join("manifest.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Every data-quality gate of every source, in source order.
+fn check_gates(
+    p: &Pipeline,
+    results: &[SourceResult],
+    months: RunMonths,
+    live: bool,
+) -> PolarsResult<Vec<Vec<GateResult>>> {
+    results
+        .iter()
+        .map(|r| {
+            let def = p
+                .def
+                .sources
+                .iter()
+                .find(|s| s.name.get_ref() == &r.source)
+                .expect("results come from the pipeline's sources");
+            let delivered = Delivered {
+                rows_read: r.files.iter().map(|f| f.rows as i64).sum(),
+                rejected: &r.rejected,
+                month_rows: &r.month_rows,
+            };
+            let gates = quality::check_source(def, &delivered, months, live)?;
+            for g in &gates {
+                match g.outcome {
+                    GateOutcome::Pass => tracing::info!(
+                        source = %g.source, gate = g.gate, outcome = "pass", detail = %g.message, "gate"
+                    ),
+                    GateOutcome::Warn => tracing::warn!(
+                        source = %g.source, gate = g.gate, outcome = "warn", detail = %g.message, "gate"
+                    ),
+                    GateOutcome::Fail => tracing::error!(
+                        source = %g.source, gate = g.gate, outcome = "fail", detail = %g.message, "gate"
+                    ),
+                }
+            }
+            Ok(gates)
+        })
+        .collect()
 }
 
 /// Rows of the latest period of each grain whose status is one of `statuses`.
@@ -465,10 +542,15 @@ fn combined_hash(files: &[FileRecord]) -> String {
     h.finalize().to_hex().to_string()
 }
 
-fn source_records(p: &Pipeline, results: &[SourceResult]) -> Vec<SourceRecord> {
+fn source_records(
+    p: &Pipeline,
+    results: &[SourceResult],
+    gates: &[Vec<GateResult>],
+) -> Vec<SourceRecord> {
     results
         .iter()
-        .map(|r| {
+        .zip(gates)
+        .map(|(r, gates)| {
             let files: Vec<InputRecord> = r
                 .files
                 .iter()
@@ -489,6 +571,15 @@ fn source_records(p: &Pipeline, results: &[SourceResult]) -> Vec<SourceRecord> {
                 files,
                 rows_rejected: r.rejected.height(),
                 rows_outside_periods: r.outside_months,
+                latest_month: r.month_rows.last().map(|(m, _)| m.label()),
+                gates: gates
+                    .iter()
+                    .map(|g| GateRecord {
+                        gate: g.gate.to_string(),
+                        outcome: g.outcome.as_str().to_string(),
+                        message: g.message.clone(),
+                    })
+                    .collect(),
             }
         })
         .collect()

@@ -30,7 +30,8 @@ fn fixture(on_bad_rows: &str) -> Fixture {
     let source = HR_SOURCE
         .replace(
             "org_column = \"unit\"",
-            "org_column = \"cc\"\norg_codes = \"mapping\"",
+            // Half the rows are bad on purpose: the rejected-share gate is not under test here.
+            "org_column = \"cc\"\norg_codes = \"mapping\"\nmax_rejected_share = 1",
         )
         .replace("unit = \"string\"", "cc = \"string\"");
     f.pipeline_with(

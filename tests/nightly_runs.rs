@@ -412,6 +412,54 @@ fn failing_cases() -> Vec<(&'static str, Mutation, i32, Vec<&'static str>)> {
             ],
         ),
         (
+            "date format changed (2024-01), on_bad_rows = reject",
+            |f| {
+                f.file(
+                    "hr.csv",
+                    &HR.replace("-01-01,", "-01,")
+                        .replace("-02-01,", "-02,")
+                        .replace("-03-01,", "-03,"),
+                );
+                write_pipeline(f, "reject", SOURCE, INDICATOR);
+            },
+            1,
+            vec![
+                "source 'hr': 6 of 6 rows rejected (100.0 %, max_rejected_share = 0.05)",
+                "6 × e.g. hr.csv line/row 2: column 'month'",
+                "'2024-01'",
+                "raise max_rejected_share",
+                "nothing was published",
+            ],
+        ),
+        (
+            "NUL bytes where a CSV belongs, allow_empty = true",
+            |f| {
+                std::fs::write(f.path("hr.csv"), vec![0u8; 1 << 20]).unwrap();
+                let source = SOURCE.replace(
+                    "org_codes = \"mapping\"",
+                    "org_codes = \"mapping\"\nallow_empty = true",
+                );
+                write_pipeline(f, "fail", &source, INDICATOR);
+            },
+            1,
+            vec!["hr.csv: byte 1: a NUL byte", "not a text CSV"],
+        ),
+        (
+            "max_rejected_share outside 0..1",
+            |f| {
+                let source = SOURCE.replace(
+                    "org_codes = \"mapping\"",
+                    "org_codes = \"mapping\"\nmax_rejected_share = 5",
+                );
+                write_pipeline(f, "fail", &source, INDICATOR);
+            },
+            2,
+            vec![
+                "pipeline.toml:",
+                "max_rejected_share = 5 is not a share between 0 and 1",
+            ],
+        ),
+        (
             "TOML syntax error",
             |f| {
                 write_pipeline(
@@ -556,7 +604,12 @@ fn allowed_oddities_run_and_give_the_same_values() {
         }),
         ("unknown code, on_bad_rows = reject", |f| {
             f.file("hr.csv", &(HR.to_string() + "2024-03-01,999,p9,K,100,99\n"));
-            write_pipeline(f, "reject", SOURCE, INDICATOR);
+            // 1 row of 7 (14 %) is over the default max_rejected_share, so allow it here.
+            let source = SOURCE.replace(
+                "org_codes = \"mapping\"",
+                "org_codes = \"mapping\"\nmax_rejected_share = 0.2",
+            );
+            write_pipeline(f, "reject", &source, INDICATOR);
         }),
     ];
     for (name, mutate) in cases {
@@ -1179,5 +1232,150 @@ fn blank_lines_in_a_source_are_not_rows() {
         text(&o).contains("hr.csv line/row 5: column 'cc': unknown org code 'abc'"),
         "{}",
         text(&o)
+    );
+}
+
+/// Today's date, as the binary sees it (local time).
+fn today() -> chrono::NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+#[test]
+fn a_stale_feed_fails_a_live_run_and_warns_when_asked_to() {
+    // The data ends in March 2024. A run as of today (live data) expects last month's rows.
+    let f = good();
+    let today = today().to_string();
+    let o = run_with(&f, &today, &[]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("source 'hr' is stale: latest month with rows 2024-03"),
+        "{out}"
+    );
+    assert!(
+        out.contains("max_lag_months = 1, the default of a run as of today"),
+        "{out}"
+    );
+    assert!(!f.path("out/t/latest").exists(), "nothing is published");
+
+    // Historical as-of dates have no default limit: the fixture's run passes.
+    assert_eq!(run(&f).status.code(), Some(0));
+
+    // A declared limit applies to any as-of: as of 2024-06-01 the run ends in May, two months
+    // after the data.
+    let source = SOURCE.replace(
+        "org_codes = \"mapping\"",
+        "org_codes = \"mapping\"\nmax_lag_months = 1",
+    );
+    write_pipeline(&f, "fail", &source, INDICATOR);
+    let o = run_with(&f, "2024-06-01", &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("2 month(s) before the run's last month 2024-05"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(run_with(&f, "2024-05-01", &[]).status.code(), Some(0));
+
+    // freshness = "warn": published, with the warning in the manifest.
+    let source = SOURCE.replace(
+        "org_codes = \"mapping\"",
+        "org_codes = \"mapping\"\nfreshness = \"warn\"",
+    );
+    write_pipeline(&f, "fail", &source, INDICATOR);
+    let o = run_with(&f, &today, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(f.path("out/t/latest/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let warnings = manifest["warnings"].to_string();
+    assert!(warnings.contains("source 'hr' is stale"), "{warnings}");
+    assert_eq!(manifest["sources"][0]["latest_month"], "2024-03");
+    let freshness = &manifest["sources"][0]["gates"][1];
+    assert_eq!(freshness["gate"], "freshness");
+    assert_eq!(freshness["outcome"], "warn");
+}
+
+#[test]
+fn a_real_folder_where_a_link_belongs_is_refused_and_left_untouched() {
+    for link in [format!("as_of={AS_OF}"), "latest".to_string()] {
+        let f = good();
+        assert_eq!(run(&f).status.code(), Some(0));
+        // An analyst replaced the link with a real copy and keeps notes in it.
+        let path = f.path("out/t").join(&link);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("notes.txt"), "mina anteckningar").unwrap();
+        let o = run(&f);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{link}: {out}");
+        assert!(
+            out.contains(&format!(
+                "{link} is a real folder, not a link styrkort made"
+            )),
+            "{out}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(path.join("notes.txt")).unwrap(),
+            "mina anteckningar",
+            "{link}: the notes survive"
+        );
+        // A second run (which cleans up leftovers) still leaves them alone.
+        assert_eq!(run(&f).status.code(), Some(1));
+        assert!(path.join("notes.txt").exists(), "{link}");
+        if link == "latest" {
+            // The as-of link was not switched: no half publish.
+            assert!(std::fs::read_link(published(&f)).is_ok());
+        }
+    }
+}
+
+#[test]
+fn skip_unchanged_reruns_a_damaged_or_incomplete_run() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    let values = table(&f, "indicator_values.parquet");
+    let deviations = table(&f, "deviations.parquet");
+    // Damage one table: truncate it.
+    std::fs::write(published(&f).join("deviations.parquet"), &deviations[..100]).unwrap();
+    let o = run_with(&f, AS_OF, &["--skip-unchanged"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("do not match its manifest"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(table(&f, "deviations.parquet"), deviations, "recomputed");
+    assert_eq!(table(&f, "indicator_values.parquet"), values);
+    // Remove one: also recomputed.
+    std::fs::remove_file(published(&f).join("signals.parquet")).unwrap();
+    assert_eq!(
+        run_with(&f, AS_OF, &["--skip-unchanged"]).status.code(),
+        Some(0)
+    );
+    assert!(published(&f).join("signals.parquet").exists());
+    // Intact: skipped (the run folder stays the same).
+    let target = std::fs::read_link(published(&f)).unwrap();
+    let o = run_with(&f, AS_OF, &["--skip-unchanged"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(std::fs::read_link(published(&f)).unwrap(), target);
+}
+
+#[test]
+fn a_file_written_to_after_it_was_hashed_is_refused() {
+    let f = good();
+    let loaded = styrkort::load(&f.path("pipeline.toml")).unwrap();
+    let inputs = styrkort::expand_inputs(&loaded.pipeline).unwrap();
+    let hr = &inputs["hr"][0];
+    hr.check_unchanged().unwrap();
+    // The export appends rows after the run hashed the file.
+    let mut more = std::fs::read_to_string(f.path("hr.csv")).unwrap();
+    more.push_str("2024-03-01,100,p1,K,100,1\n");
+    std::fs::write(f.path("hr.csv"), more).unwrap();
+    let err = hr.check_unchanged().unwrap_err().to_string();
+    assert!(
+        err.contains("hr.csv: the file changed while the run read it"),
+        "{err}"
     );
 }

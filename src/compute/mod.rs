@@ -33,7 +33,7 @@ use rayon::prelude::*;
 use crate::definitions::{IndicatorDef, Pipeline, Rollup, SourceDef};
 use crate::ingest::{IngestError, InputFile, SourceRows, scan_source};
 use crate::org::{CodeMapping, OrgTree};
-use crate::period::{Grain, RunMonths};
+use crate::period::{Grain, Month, RunMonths};
 use rollup::{PartialIndicator, SegmentPartials};
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +118,10 @@ pub struct SourceResult {
     pub files: Vec<InputFile>,
     pub values: DataFrame,
     pub rejected: DataFrame,
+    /// Usable rows dated outside the run's months (kept out, not rejected).
     pub outside_months: i64,
+    /// Usable rows per month of the run, `(month, rows)` ascending, months without rows left out.
+    pub month_rows: Vec<(Month, i64)>,
 }
 
 /// The grains a set of indicators needs computed from rows. Stock measures need months, from
@@ -506,10 +509,10 @@ fn execute(
     let n_outputs = plan.outputs.len();
     let mut frames: Vec<DslPlan> = plan.outputs.into_iter().map(|lf| lf.logical_plan).collect();
     frames.push(plan.rows.rejected.logical_plan);
-    frames.push(plan.rows.outside_months.logical_plan);
+    frames.push(plan.rows.month_rows.logical_plan);
     let mut out = LazyFrame::collect_all_with_engine(frames, phase1_engine(), OptFlags::default())
         .map_err(polars_err)?;
-    let outside = out.pop().expect("collect_all returns one frame per plan");
+    let per_month = out.pop().expect("collect_all returns one frame per plan");
     let rejected = out.pop().expect("collect_all returns one frame per plan");
     debug_assert_eq!(out.len(), n_outputs);
     let phase1_ms = started.elapsed().as_millis() as u64;
@@ -541,11 +544,7 @@ fn execute(
         });
     }
     let values = values.unwrap_or_else(finish::empty_raw);
-    let outside_months = outside
-        .column("rows")
-        .ok()
-        .and_then(|c| c.i64().ok().and_then(|c| c.get(0)))
-        .unwrap_or(0);
+    let (month_rows, outside_months) = split_month_rows(&per_month, months).map_err(polars_err)?;
     tracing::info!(
         value_rows = values.height(),
         partial_rows,
@@ -561,5 +560,27 @@ fn execute(
         values,
         rejected,
         outside_months,
+        month_rows,
     })
+}
+
+/// The run's months with their row counts (ascending), and the rows of all other months.
+fn split_month_rows(
+    per_month: &DataFrame,
+    months: RunMonths,
+) -> PolarsResult<(Vec<(Month, i64)>, i64)> {
+    let month = per_month.column("__month")?.i32()?;
+    let rows = per_month.column("rows")?.i64()?;
+    let mut inside = Vec::new();
+    let mut outside = 0;
+    for (m, n) in month.iter().zip(rows.iter()) {
+        let (Some(m), Some(n)) = (m, n) else { continue };
+        if m >= months.first.0 && m <= months.last.0 {
+            inside.push((Month(m), n));
+        } else {
+            outside += n;
+        }
+    }
+    inside.sort();
+    Ok((inside, outside))
 }

@@ -138,6 +138,37 @@ pub struct SourceDef {
     /// M): an SQL condition picking the rows that form the `total` segment. The other rows form
     /// the breakdown segments.
     pub total_rows: Option<Spanned<String>>,
+    /// Data-quality gate: the largest share of the rows read that may be rejected (default
+    /// 0.05). More fails the run before anything is published.
+    pub max_rejected_share: Option<Spanned<f64>>,
+    /// Data-quality gate: how many months the latest month with rows may lag the run's last
+    /// month. Default 1 when the as-of date is today (live data); no default otherwise.
+    pub max_lag_months: Option<Spanned<u32>>,
+    /// What a stale source does: fail the run (default), warn, or nothing.
+    #[serde(default = "GateAction::fail")]
+    pub freshness: GateAction,
+    /// What a month with fewer than half the median rows of the months before it does: warn
+    /// (default), fail the run, or nothing.
+    #[serde(default = "GateAction::warn")]
+    pub volume_check: GateAction,
+}
+
+/// What a failed data-quality gate does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateAction {
+    Fail,
+    Warn,
+    Off,
+}
+
+impl GateAction {
+    fn fail() -> GateAction {
+        GateAction::Fail
+    }
+    fn warn() -> GateAction {
+        GateAction::Warn
+    }
 }
 
 /// A column's type, with optional checks that make a row bad when they fail.

@@ -20,18 +20,37 @@ pub struct InputFile {
     pub blake3: String,
     /// Data rows (CSV records after the header, or Parquet rows).
     pub rows: u64,
+    /// Modification time when hashed: with `size`, tells whether the file changed since.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl InputFile {
+    /// An error when the file's size or modification time differs from when it was hashed: it
+    /// was written to while the run read it, so the manifest would not describe the bytes used.
+    pub fn check_unchanged(&self) -> Result<(), IngestError> {
+        let meta = std::fs::metadata(&self.path).ok();
+        let now = meta.as_ref().map(|m| (m.len(), m.modified().ok()));
+        if now != Some((self.size, self.modified)) {
+            return Err(IngestError::Changed {
+                file: self.display.clone(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Feeds every byte read through a hasher, so one pass both parses and hashes a file.
 struct HashingReader<R> {
     inner: R,
     hasher: blake3::Hasher,
+    bytes: u64,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
         Ok(n)
     }
 }
@@ -137,16 +156,19 @@ fn inspect(path: &Path, format: SourceFormat) -> Result<InputFile, IngestError> 
         file: display.clone(),
         message,
     };
-    let size = std::fs::metadata(path)
-        .map_err(|e| unreadable(e.to_string()))?
-        .len();
+    let meta = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
+    let (size, modified) = (meta.len(), meta.modified().ok());
     if size == 0 {
         return Err(IngestError::EmptyFile { file: display });
+    }
+    if format == SourceFormat::Csv {
+        refuse_binary(path, &display)?;
     }
     let file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
     let mut reader = HashingReader {
         inner: std::io::BufReader::with_capacity(1 << 20, file),
         hasher: blake3::Hasher::new(),
+        bytes: 0,
     };
     let rows = match format {
         SourceFormat::Csv => csv_rows(&mut reader, &display)?,
@@ -166,13 +188,50 @@ fn inspect(path: &Path, format: SourceFormat) -> Result<InputFile, IngestError> 
     };
     // The CSV reader may stop before the end (it does not read past the last record).
     std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| unreadable(e.to_string()))?;
-    Ok(InputFile {
+    let file = InputFile {
         path: path.to_path_buf(),
         display,
-        size,
+        size: reader.bytes,
         blake3: reader.hasher.finalize().to_hex().to_string(),
         rows,
-    })
+        modified,
+    };
+    // Bytes appended while hashing: size and hash would not match what the scan reads.
+    if file.size != size {
+        return Err(IngestError::Changed { file: file.display });
+    }
+    file.check_unchanged()?;
+    Ok(file)
+}
+
+/// A CSV whose first 64 KiB hold a NUL byte is not text: refused at once, before a reader
+/// spends minutes on gigabytes of one endless field.
+fn refuse_binary(path: &Path, display: &str) -> Result<(), IngestError> {
+    let mut head = vec![0u8; 64 * 1024];
+    let mut file = File::open(path).map_err(|e| IngestError::Unreadable {
+        file: display.to_string(),
+        message: e.to_string(),
+    })?;
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) => {
+                return Err(IngestError::Unreadable {
+                    file: display.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    match head[..filled].iter().position(|&b| b == 0) {
+        Some(at) => Err(IngestError::NotText {
+            file: display.to_string(),
+            offset: at + 1,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Counts records, failing on the first ragged row or non-UTF-8 field with its line.

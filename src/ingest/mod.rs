@@ -8,6 +8,7 @@
 mod convert;
 mod files;
 mod kolada_json;
+pub mod quality;
 
 pub use files::{InputFile, expand_source};
 
@@ -49,6 +50,14 @@ pub enum IngestError {
     },
     #[error("{file}: the file is empty (not even a header line)")]
     EmptyFile { file: String },
+    #[error(
+        "{file}: the file changed while the run read it (its size or modification time differs from when it was hashed); nothing was published — rerun once the export has finished writing"
+    )]
+    Changed { file: String },
+    #[error(
+        "{file}: byte {offset}: a NUL byte — this is not a text CSV (a binary file, or text saved as UTF-16); export it as a UTF-8 (or declared encoding) CSV"
+    )]
+    NotText { file: String, offset: usize },
     #[error(
         "{file}: a header but no rows; an empty export is treated as a failure (set allow_empty = true on source '{source_name}' if it is expected)"
     )]
@@ -96,8 +105,9 @@ pub struct SourceRows {
     pub usable: LazyFrame,
     /// `source, file, row, reason` for every row left out.
     pub rejected: LazyFrame,
-    /// One row, `rows`: usable rows dated outside the run's months (kept out, not rejected).
-    pub outside_months: LazyFrame,
+    /// `__month, rows`: usable rows per month, the run's months and any outside them (those are
+    /// kept out of the values, not rejected). The data-quality gates read it.
+    pub month_rows: LazyFrame,
 }
 
 /// Builds the lazy frames for one source. Reads only file headers and hashes the files.
@@ -160,15 +170,16 @@ pub fn scan_source(
             col("__row").alias("row"),
             reason.alias("reason"),
         ]);
-    let outside_months = rows
-        .filter(ok.and(in_months.not()))
-        .select([len().cast(DataType::Int64).alias("rows")]);
+    let month_rows = rows
+        .filter(ok)
+        .group_by([col("__month")])
+        .agg([len().cast(DataType::Int64).alias("rows")]);
     Ok(SourceRows {
         name: source.name.get_ref().clone(),
         files,
         usable,
         rejected,
-        outside_months,
+        month_rows,
     })
 }
 

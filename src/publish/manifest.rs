@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub run_id: String,
     pub pipeline: String,
@@ -32,14 +32,14 @@ pub struct Manifest {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileRecord {
     pub path: String,
     pub size: u64,
     pub blake3: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputRecord {
     pub path: String,
     pub size: u64,
@@ -47,7 +47,7 @@ pub struct InputRecord {
     pub blake3: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceRecord {
     pub name: String,
     pub indicators: Vec<String>,
@@ -56,15 +56,30 @@ pub struct SourceRecord {
     pub rows_rejected: usize,
     /// Usable rows dated outside the run's months: not rejected, just not in this run.
     pub rows_outside_periods: i64,
+    /// The latest month of the run with usable rows (`YYYY-MM`), if any.
+    pub latest_month: Option<String>,
+    /// The data-quality gates' verdicts on this source.
+    pub gates: Vec<GateRecord>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateRecord {
+    pub gate: String,
+    /// `pass`, `warn` or `fail`.
+    pub outcome: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputRecord {
     pub file: String,
     pub rows: usize,
+    pub size: u64,
+    /// blake3 of the file as written, so `--skip-unchanged` can tell a damaged run.
+    pub blake3: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ActionCounts {
     pub actions: usize,
     pub overdue: usize,

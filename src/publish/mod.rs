@@ -16,7 +16,9 @@ mod lock;
 mod manifest;
 
 pub use lock::{Lock, LockError};
-pub use manifest::{ActionCounts, FileRecord, InputRecord, Manifest, OutputRecord, SourceRecord};
+pub use manifest::{
+    ActionCounts, FileRecord, GateRecord, InputRecord, Manifest, OutputRecord, SourceRecord,
+};
 
 use std::fs;
 use std::io::Write;
@@ -29,6 +31,11 @@ use polars::prelude::*;
 pub enum PublishError {
     #[error("cannot write {path}: {message}")]
     Write { path: String, message: String },
+    /// Something styrkort did not make sits where it publishes a link: it is left untouched.
+    #[error(
+        "{path} is a real {kind}, not a link styrkort made; styrkort publishes a symlink there and does not move or delete what it did not write. Move it elsewhere (e.g. `mv {path} {path}.saved`) and rerun"
+    )]
+    NotOurs { path: String, kind: &'static str },
 }
 
 fn write_err(path: &Path, e: impl std::fmt::Display) -> PublishError {
@@ -105,8 +112,12 @@ impl Staging {
         self.dir.join(name)
     }
 
-    /// Writes a table as Parquet and flushes it to disk; returns its row count.
-    pub fn write_parquet(&self, name: &str, df: &mut DataFrame) -> Result<usize, PublishError> {
+    /// Writes a table as Parquet and flushes it to disk; returns its record for the manifest.
+    pub fn write_parquet(
+        &self,
+        name: &str,
+        df: &mut DataFrame,
+    ) -> Result<OutputRecord, PublishError> {
         let path = self.path(name);
         if let Some(e) = injected_failure(name) {
             return Err(write_err(&path, e));
@@ -117,7 +128,13 @@ impl Staging {
             .finish(df)
             .map_err(|e| write_err(&path, e))?;
         file.sync_all().map_err(|e| write_err(&path, e))?;
-        Ok(df.height())
+        let (size, blake3) = hash_file(&path).map_err(|e| write_err(&path, e))?;
+        Ok(OutputRecord {
+            file: name.to_string(),
+            rows: df.height(),
+            size,
+            blake3,
+        })
     }
 
     pub fn write_json(
@@ -137,30 +154,45 @@ impl Staging {
     }
 
     /// Makes the staged run the published one for its as-of date, and `latest` point to the
-    /// newest as-of. Returns the `as_of=` path.
+    /// newest as-of. Both links are made under temporary names first, then renamed into place
+    /// one after the other, so nothing that can run out (inodes, space) fails between the two.
+    /// Returns the `as_of=` path.
     pub fn publish(self) -> Result<PathBuf, PublishError> {
-        let final_dir = self.runs.join(&self.run_name);
-        fs::rename(&self.dir, &final_dir).map_err(|e| write_err(&final_dir, e))?;
-        sync_dir(&self.runs);
-        test_pause("before_link_swap");
         let pipeline_dir = self
             .link
             .parent()
             .expect("as_of links live in the pipeline dir")
             .to_path_buf();
-        let previous = fs::read_link(&self.link).ok();
-        if self.link.is_dir() && previous.is_none() {
-            // A folder from before runs were published as links: keep it among the runs.
-            let legacy = self.runs.join(format!("legacy-{}", self.run_name));
-            fs::rename(&self.link, &legacy).map_err(|e| write_err(&self.link, e))?;
-        }
-        swap_link(
+        let link_name = self
+            .link
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        check_links(&pipeline_dir, &link_name)?;
+        let final_dir = self.runs.join(&self.run_name);
+        fs::rename(&self.dir, &final_dir).map_err(|e| write_err(&final_dir, e))?;
+        sync_dir(&self.runs);
+        let newest = newest_as_of(&pipeline_dir, &link_name)?;
+        let as_of_tmp = temp_link(
             &pipeline_dir,
-            &self.link,
+            &link_name,
             &Path::new(".runs").join(&self.run_name),
         )?;
+        let latest_tmp = match temp_link(&pipeline_dir, "latest", Path::new(&newest)) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = fs::remove_file(&as_of_tmp);
+                return Err(e);
+            }
+        };
+        test_pause("before_link_swap");
+        fs::rename(&as_of_tmp, &self.link).map_err(|e| {
+            let _ = fs::remove_file(&latest_tmp);
+            write_err(&self.link, e)
+        })?;
         test_pause("after_link_swap");
-        update_latest(&pipeline_dir)?;
+        let latest = pipeline_dir.join("latest");
+        fs::rename(&latest_tmp, &latest).map_err(|e| write_err(&latest, e))?;
         sync_dir(&pipeline_dir);
         Ok(self.link)
     }
@@ -171,36 +203,50 @@ impl Staging {
     }
 }
 
-/// Points `link` at `target` (relative to the link's folder) with one rename.
-fn swap_link(dir: &Path, link: &Path, target: &Path) -> Result<(), PublishError> {
-    let tmp = dir.join(format!(
-        ".tmp-link-{}-{}",
-        std::process::id(),
-        link.file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default()
-    ));
-    let _ = fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).map_err(|e| write_err(&tmp, e))?;
-    fs::rename(&tmp, link).map_err(|e| write_err(link, e))
+/// Refuses to publish over a real folder or file at `as_of=…` or `latest` (an analyst's copy,
+/// `cp -L` of a run): styrkort only replaces symlinks it made.
+pub fn check_links(pipeline_dir: &Path, as_of_link: &str) -> Result<(), PublishError> {
+    for name in [as_of_link, "latest"] {
+        let path = pipeline_dir.join(name);
+        if let Ok(meta) = fs::symlink_metadata(&path)
+            && !meta.file_type().is_symlink()
+        {
+            return Err(PublishError::NotOurs {
+                path: path.display().to_string(),
+                kind: if meta.is_dir() { "folder" } else { "file" },
+            });
+        }
+    }
+    Ok(())
 }
 
-/// `latest` → the `as_of=` link with the newest date.
-fn update_latest(pipeline_dir: &Path) -> Result<(), PublishError> {
+/// The `as_of=` link name `latest` should point to once `adding` is published.
+fn newest_as_of(pipeline_dir: &Path, adding: &str) -> Result<String, PublishError> {
     let newest = fs::read_dir(pipeline_dir)
         .map_err(|e| write_err(pipeline_dir, e))?
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().to_string())
         .filter(|n| n.starts_with("as_of="))
-        .max();
-    if let Some(newest) = newest {
-        swap_link(
-            pipeline_dir,
-            &pipeline_dir.join("latest"),
-            Path::new(&newest),
-        )?;
-    }
-    Ok(())
+        .chain(std::iter::once(adding.to_string()))
+        .max()
+        .expect("at least the link being added");
+    Ok(newest)
+}
+
+/// A symlink to `target` under a temporary name in `dir`, to be renamed over `name`.
+fn temp_link(dir: &Path, name: &str, target: &Path) -> Result<PathBuf, PublishError> {
+    let tmp = dir.join(format!(".tmp-link-{}-{name}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(|e| write_err(&tmp, e))?;
+    Ok(tmp)
+}
+
+/// Size and blake3 of a file.
+pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    let mut hasher = blake3::Hasher::new();
+    let mut file = fs::File::open(path)?;
+    let size = std::io::copy(&mut file, &mut hasher)?;
+    Ok((size, hasher.finalize().to_hex().to_string()))
 }
 
 fn sync_dir(dir: &Path) {
