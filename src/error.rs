@@ -26,6 +26,13 @@ pub enum Error {
     /// An input file changed while the run read it.
     #[error("{0}")]
     InputChanged(String),
+    /// Everything `validate` found, every stage at once: definition problems (exit 2) and data
+    /// problems (exit 1 when there are no definition problems).
+    #[error("{}", problems_text(definitions, data))]
+    Problems {
+        definitions: Diagnostics,
+        data: Vec<String>,
+    },
     /// Another run holds the output directory.
     #[error("{0}")]
     Lock(String),
@@ -36,8 +43,20 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Definitions(_) | Error::Usage(_) => 2,
+            Error::Problems { definitions, .. } if !definitions.0.is_empty() => 2,
             Error::Compute(ComputeError::Expression { .. }) => 2,
             _ => 1,
         }
     }
+}
+
+fn problems_text(definitions: &Diagnostics, data: &[String]) -> String {
+    let mut lines = Vec::new();
+    if !definitions.0.is_empty() {
+        lines.push(format!("invalid definitions:\n{definitions}"));
+    }
+    if !data.is_empty() {
+        lines.push(format!("problems in the data:\n{}", data.join("\n")));
+    }
+    lines.join("\n")
 }

@@ -27,7 +27,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use compute::plan_source;
-use definitions::{Diagnostics, Pipeline};
+use definitions::{Diagnostic, Diagnostics, Pipeline};
 use org::{CodeMapping, OrgTree};
 use period::{Month, RunMonths};
 
@@ -44,14 +44,60 @@ pub struct Loaded {
 /// Reads the pipeline file, org units and code mapping, and runs every check that needs no
 /// source data. All problems come back together.
 pub fn load(path: &Path) -> Result<Loaded, Error> {
-    let pipeline = Pipeline::load(path).map_err(Error::Definitions)?;
+    let (pipeline, org, problems) = load_all(path)?;
+    match org {
+        Some(org) if problems.is_empty() => Ok(Loaded {
+            pipeline,
+            tree: org.tree,
+            mapping: org.mapping,
+            targets: org.targets,
+            actions: org.actions,
+            groups: org.groups,
+        }),
+        _ => Err(Error::Definitions(Diagnostics(problems))),
+    }
+}
+
+/// What hangs on the org tree.
+struct OrgParts {
+    tree: OrgTree,
+    mapping: CodeMapping,
+    targets: assess::Targets,
+    actions: Vec<assess::Action>,
+    groups: org::Groups,
+}
+
+/// Loads as far as it can, collecting every problem instead of stopping at the first stage that
+/// has one: the pipeline's own checks, the org tree, and (with a tree) the code mapping, groups,
+/// targets and actions. Only a pipeline file that does not parse stops it.
+fn load_all(path: &Path) -> Result<(Pipeline, Option<OrgParts>, Vec<Diagnostic>), Error> {
+    let (pipeline, mut problems) = Pipeline::parse(path).map_err(Error::Definitions)?;
     let units_path = pipeline.resolve(&pipeline.def.org.units);
-    let tree = OrgTree::load(&units_path).map_err(Error::Definitions)?;
+    let tree = match OrgTree::load(&units_path, pipeline.def.org.roots.as_deref()) {
+        Ok(t) => t,
+        Err(d) => {
+            problems.extend(d.0);
+            return Ok((pipeline, None, problems));
+        }
+    };
+    let mut mapping_loaded = true;
     let mapping = match &pipeline.def.org.code_mapping {
-        Some(p) => CodeMapping::load(&pipeline.resolve(p), &tree).map_err(Error::Definitions)?,
+        Some(p) => {
+            let mapping_path = pipeline.resolve(p);
+            match CodeMapping::load(&mapping_path, &tree) {
+                Ok(m) => {
+                    problems.extend(unknown_mapping_sources(&pipeline, &mapping_path, &m));
+                    m
+                }
+                Err(d) => {
+                    problems.extend(d.0);
+                    mapping_loaded = false;
+                    CodeMapping::default()
+                }
+            }
+        }
         None => CodeMapping::default(),
     };
-    let mut problems = Vec::new();
     for ind in &pipeline.def.indicators {
         if let Some(scope) = &ind.scope {
             for root in scope.get_ref().roots() {
@@ -76,6 +122,7 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
     }
     for source in &pipeline.def.sources {
         if source.org_codes == definitions::OrgCodes::Mapping
+            && mapping_loaded
             && !mapping.has_source(source.name.get_ref())
         {
             problems.push(pipeline.diag_at(
@@ -86,7 +133,13 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
         }
     }
     let groups = match &pipeline.def.org.groups {
-        Some(g) => org::Groups::load(&pipeline.resolve(g), &tree).map_err(Error::Definitions)?,
+        Some(g) => match org::Groups::load(&pipeline.resolve(g), &tree) {
+            Ok(g) => g,
+            Err(d) => {
+                problems.extend(d.0);
+                org::Groups::default()
+            }
+        },
         None => org::Groups::default(),
     };
     let targets = match assess::Targets::load(&pipeline, &tree, &groups) {
@@ -103,17 +156,47 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
             Vec::new()
         }
     };
-    if !problems.is_empty() {
-        return Err(Error::Definitions(Diagnostics(problems)));
-    }
-    Ok(Loaded {
-        pipeline,
+    let org = OrgParts {
         tree,
         mapping,
         targets,
         actions,
         groups,
-    })
+    };
+    Ok((pipeline, Some(org), problems))
+}
+
+/// Code-mapping entries for a source the pipeline does not define: a typo (`hr_tiem`) would
+/// otherwise leave the real source's codes unmapped and its rows rejected.
+fn unknown_mapping_sources(
+    pipeline: &Pipeline,
+    mapping_path: &Path,
+    mapping: &CodeMapping,
+) -> Vec<Diagnostic> {
+    let defined: Vec<&str> = pipeline
+        .def
+        .sources
+        .iter()
+        .map(|s| s.name.get_ref().as_str())
+        .collect();
+    let mut reported = std::collections::BTreeSet::new();
+    mapping
+        .entries
+        .iter()
+        .filter(|e| !defined.contains(&e.source.as_str()) && reported.insert(e.source.clone()))
+        .map(|e| {
+            Diagnostic::at_line(
+                mapping_path,
+                e.line as usize,
+                format!("source '{}'", e.source),
+                format!(
+                    "column 'source': the pipeline defines no source '{}' (its sources: {}): a typo?",
+                    e.source,
+                    defined.join(", ")
+                ),
+            )
+        })
+        .collect()
 }
 
 /// The as-of date to use: the one given, else the pipeline's default, else today.
@@ -176,38 +259,60 @@ pub struct Validation {
     pub units: usize,
 }
 
-/// Checks definitions, org tree, code mapping and every source's headers, computing nothing.
+/// Checks definitions, org tree, code mapping, every expression against its source's declared
+/// types, and every source's files and headers, computing nothing. Every problem of every stage
+/// comes back at once (a bad source does not hide a bad goal owner).
 pub fn validate(path: &Path) -> Result<Validation, Error> {
-    let loaded = load(path)?;
-    let p = &loaded.pipeline;
-    let months = run_months(p, resolve_as_of(p, None))?;
-    let inputs = expand_inputs(p)?;
+    let (p, org, mut problems) = load_all(path)?;
     // What `run` would refuse in an expression (a column outside any aggregate), said now.
     for (slot, ind) in p.def.indicators.iter().enumerate() {
         // Ok(Err(_)) is fine: such an indicator is computed the direct way.
-        let _parts_or_direct = compute::decompose(ind, slot).map_err(|message| {
-            Error::Compute(compute::ComputeError::Expression {
-                indicator: ind.id.get_ref().clone(),
+        if let Err(message) = compute::decompose(ind, slot) {
+            problems.push(p.diag_at(
+                ind.numerator.span(),
+                format!("indicator '{}'", ind.id.get_ref()),
                 message,
-            })
-        })?;
+            ));
+        }
     }
+    let months = run_months(&p, resolve_as_of(&p, None));
+    let mut data_problems = Vec::new();
     let mut sources = Vec::new();
     for source in &p.def.sources {
-        let files = inputs[source.name.get_ref()].clone();
+        let files = match ingest::expand_source(&p, source) {
+            Ok(files) => files,
+            Err(e) => {
+                data_problems.push(e.to_string());
+                continue;
+            }
+        };
+        let (Some(org), Ok(months)) = (&org, &months) else {
+            continue;
+        };
         // Building the scan reads each file's header and checks the declared columns.
-        let rows = ingest::scan_source(source, &loaded.tree, &loaded.mapping, months, files)
-            .map_err(|e| Error::Compute(e.into()))?;
-        sources.push((
-            source.name.get_ref().clone(),
-            rows.files.iter().map(|f| f.display.clone()).collect(),
-        ));
+        match ingest::scan_source(source, &org.tree, &org.mapping, *months, files) {
+            Ok(rows) => sources.push((
+                source.name.get_ref().clone(),
+                rows.files.iter().map(|f| f.display.clone()).collect(),
+            )),
+            Err(e) => data_problems.push(e.to_string()),
+        }
     }
+    if let Err(e) = &months {
+        data_problems.push(e.to_string());
+    }
+    if !problems.is_empty() || !data_problems.is_empty() {
+        return Err(Error::Problems {
+            definitions: Diagnostics(problems),
+            data: data_problems,
+        });
+    }
+    let org = org.expect("no problems means the tree loaded");
     Ok(Validation {
         sources,
         indicators: p.def.indicators.len(),
         goals: p.def.goals.len(),
-        units: loaded.tree.units().len(),
+        units: org.tree.units().len(),
     })
 }
 

@@ -297,3 +297,88 @@ fn a_source_file_missing_a_declared_column() {
         "{text}"
     );
 }
+
+#[test]
+fn a_second_root_is_a_blank_parent_id_unless_declared() {
+    // B's parent_id blanked by mistake: B and B1 would silently leave the kommun.
+    let f = with_org(&ORG.replace("B,Nämnd B,K,namnd", "B,Nämnd B,,namnd"));
+    expect(
+        &f,
+        ("org.csv", "B,Nämnd B"),
+        "unit 'B'",
+        "no parent_id, but 'K' (line 2) is already the tree's root: a parent_id left blank by mistake?",
+    );
+    // Declared, two roots are fine.
+    f.pipeline(&(format!("roots = [\"K\", \"B\"]\n{HR_SOURCE}") + &ok_indicator()));
+    styrkort::validate(&f.path("pipeline.toml")).unwrap_or_else(|e| panic!("{e}"));
+    // A declared root list must match the file.
+    f.pipeline(&(format!("roots = [\"K\"]\n{HR_SOURCE}") + &ok_indicator()));
+    expect(
+        &f,
+        ("org.csv", "B,Nämnd B"),
+        "unit 'B'",
+        "no parent_id, but it is not among the declared roots (K)",
+    );
+    f.pipeline(&(format!("roots = [\"K\", \"B\", \"A\"]\n{HR_SOURCE}") + &ok_indicator()));
+    let (_, text) = problems(&f);
+    assert!(text.contains("declared root 'A' has a parent_id"), "{text}");
+}
+
+#[test]
+fn a_mapping_entry_for_an_undefined_source_is_a_typo() {
+    let f = Fixture::new();
+    f.file("hr.csv", HR);
+    f.file(
+        "mapping.csv",
+        "source,code,unit_id,valid_from,valid_to\nhr,1,A1,,\nhr_tiem,2,A2,,\n",
+    );
+    f.pipeline(&(HR_SOURCE.to_string() + &ok_indicator()));
+    expect(
+        &f,
+        ("mapping.csv", "hr_tiem"),
+        "source 'hr_tiem'",
+        "column 'source': the pipeline defines no source 'hr_tiem' (its sources: hr): a typo?",
+    );
+}
+
+#[test]
+fn an_aggregate_that_does_not_fit_the_declared_type_names_the_indicator() {
+    let f = with_body(&indicator(
+        "heads",
+        "numerator = \"sum(person)\"\ngrains = [\"month\"]",
+    ));
+    expect(
+        &f,
+        ("pipeline.toml", "sum(person)"),
+        "indicator 'heads'",
+        "numerator 'sum(person)' does not fit the declared column types: `sum` operation not supported for dtype `str`",
+    );
+    // The same from `run`, before any data is read.
+    let err = f.run("2024-02-01").err().expect("the run must refuse");
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("indicator 'heads'"), "{err}");
+}
+
+#[test]
+fn every_stage_reports_at_once() {
+    // A source file missing a column, a goal owner that is not a unit and an expression that
+    // does not compile: one validate names them all.
+    let f = Fixture::new();
+    f.file(
+        "hr.csv",
+        "month,unit,person,gender,hours\n2024-01-01,A1,p1,K,10\n",
+    );
+    let body = HR_SOURCE.to_string()
+        + &ok_indicator().replace("owner = \"K\"", "owner = \"NOPE\"")
+        + &indicator("bad", "numerator = \"sum(hours) +\"\ngrains = [\"month\"]");
+    f.pipeline(&body);
+    let (code, text) = problems(&f);
+    assert_eq!(code, 2, "{text}");
+    for needle in [
+        "owner 'NOPE' is not an org unit",
+        "numerator 'sum(hours) +' does not compile",
+        "hr.csv: missing column(s) sick declared by source 'hr'",
+    ] {
+        assert!(text.contains(needle), "lacks '{needle}':\n{text}");
+    }
+}

@@ -43,6 +43,28 @@ impl Pipeline {
 
     /// Parses pipeline text as if it were read from `path` (used by `load` and by tests).
     pub fn from_text(path: &Path, text: String) -> Result<Pipeline, Diagnostics> {
+        let (pipeline, problems) = Self::parse_text(path, text)?;
+        if problems.is_empty() {
+            Ok(pipeline)
+        } else {
+            Err(Diagnostics(problems))
+        }
+    }
+
+    /// Reads and parses a pipeline file; the static checks' problems come back beside the
+    /// pipeline, so later stages can still be checked. Only an unreadable or unparsable file is
+    /// an error.
+    pub fn parse(path: &Path) -> Result<(Pipeline, Vec<Diagnostic>), Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics::one(Diagnostic::file(
+                path,
+                format!("cannot read pipeline file: {e}"),
+            ))
+        })?;
+        Self::parse_text(path, text)
+    }
+
+    fn parse_text(path: &Path, text: String) -> Result<(Pipeline, Vec<Diagnostic>), Diagnostics> {
         let def: PipelineDef = toml::from_str(&text).map_err(|e| {
             let location = e.span().map(|s| line_col(&text, s.start));
             Diagnostics::one(Diagnostic {
@@ -63,11 +85,7 @@ impl Pipeline {
             def,
         };
         let problems = validate::check(&pipeline);
-        if problems.is_empty() {
-            Ok(pipeline)
-        } else {
-            Err(Diagnostics(problems))
-        }
+        Ok((pipeline, problems))
     }
 
     /// Resolves a path written in the pipeline file (relative to the file's directory).

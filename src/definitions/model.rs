@@ -69,6 +69,10 @@ pub struct OrgDef {
     pub code_mapping: Option<String>,
     /// CSV with `group_id, member_id`: comparison groups for benchmark targets (`group:<id>`).
     pub groups: Option<String>,
+    /// The units without a parent. By default the tree has exactly one root (the kommun), so a
+    /// blanked `parent_id` is an error, not a unit that silently leaves every ancestor; a tree
+    /// of several roots (several kommuner side by side) names them here.
+    pub roots: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -111,6 +115,18 @@ impl ColumnType {
             ColumnType::Bool => "bool",
             ColumnType::Date => "date",
             ColumnType::Year => "year",
+        }
+    }
+
+    /// The type a column of this kind has once read (a year is its 1 January).
+    pub fn dtype(self) -> polars::prelude::DataType {
+        use polars::prelude::DataType;
+        match self {
+            ColumnType::String => DataType::String,
+            ColumnType::Int => DataType::Int64,
+            ColumnType::Float => DataType::Float64,
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Date | ColumnType::Year => DataType::Date,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::Expr;
 use toml::Spanned;
 
-use super::{ColumnType, Diagnostic, Pipeline, SourceDef};
+use super::{ColumnType, Diagnostic, IndicatorDef, Pipeline, SourceDef};
 use crate::period::Month;
 
 /// Compiles one SQL expression with polars' SQL support. The error text is polars' own, trimmed.
@@ -212,6 +212,57 @@ fn check_expression(
     }
 }
 
+/// Runs the indicator's expressions on an empty frame with the source's declared column types,
+/// so what polars would refuse at run time (`sum` over a text column, arithmetic between a
+/// number and a text) is a definition error now, naming the indicator and the expression.
+fn check_types(
+    p: &Pipeline,
+    item: &str,
+    ind: &IndicatorDef,
+    source: &SourceDef,
+    out: &mut Vec<Diagnostic>,
+) {
+    use polars::prelude::*;
+    let declared = source.columns.get_ref();
+    let schema = Schema::from_iter(
+        declared
+            .iter()
+            .map(|(name, decl)| Field::new(name.as_str().into(), decl.ty().dtype())),
+    );
+    let types = declared
+        .iter()
+        .map(|(name, decl)| format!("{name} {}", decl.ty().as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let empty = DataFrame::empty_with_schema(&schema).lazy();
+    let mut fields = vec![("numerator", &ind.numerator)];
+    fields.extend(ind.denominator.iter().map(|d| ("denominator", d)));
+    fields.extend(ind.filter.iter().map(|f| ("filter", f)));
+    for (field, text) in fields {
+        let Ok(expr) = compile_sql_expr(text.get_ref()) else {
+            continue;
+        };
+        let expr = if field == "filter" {
+            expr.cast(DataType::Boolean)
+        } else {
+            expr.cast(DataType::Float64)
+        };
+        if let Err(e) = empty.clone().select([expr]).collect() {
+            let reason = e.to_string();
+            let reason = reason.lines().next().unwrap_or("").trim();
+            out.push(p.diag_at(
+                text.span(),
+                item,
+                format!(
+                    "{field} '{}' does not fit the declared column types: {reason} (source '{}' declares {types})",
+                    text.get_ref(),
+                    source.name.get_ref()
+                ),
+            ));
+        }
+    }
+}
+
 fn check_indicators(p: &Pipeline, out: &mut Vec<Diagnostic>) {
     duplicates(p, "indicator", p.def.indicators.iter().map(|i| &i.id), out);
     for ind in &p.def.indicators {
@@ -224,12 +275,18 @@ fn check_indicators(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 format!("unknown source '{}'", ind.source.get_ref()),
             ));
         }
+        let before = out.len();
         check_expression(p, &item, "numerator", &ind.numerator, source, out);
         if let Some(d) = &ind.denominator {
             check_expression(p, &item, "denominator", d, source, out);
         }
         if let Some(f) = &ind.filter {
             check_expression(p, &item, "filter", f, source, out);
+        }
+        if out.len() == before
+            && let Some(source) = source
+        {
+            check_types(p, &item, ind, source, out);
         }
         if ind.grains.get_ref().is_empty() {
             out.push(p.diag_at(

@@ -34,9 +34,71 @@ pub struct OrgTree {
     depth: Vec<u32>,
 }
 
+/// A unit without a parent that is not a declared root is most often a `parent_id` blanked by
+/// mistake: its rows would silently leave every unit above it.
+fn check_roots(
+    path: &Path,
+    units: &[OrgUnit],
+    lines: &BTreeMap<String, u64>,
+    declared: Option<&[String]>,
+) -> Vec<Diagnostic> {
+    let line = |id: &str| lines.get(id).copied().unwrap_or(0) as usize;
+    let found: Vec<&OrgUnit> = units.iter().filter(|u| u.parent_id.is_none()).collect();
+    let mut problems = Vec::new();
+    match declared {
+        None => {
+            if let Some((first, others)) = found.split_first() {
+                for u in others {
+                    problems.push(Diagnostic::at_line(
+                        path,
+                        line(&u.id),
+                        format!("unit '{}'", u.id),
+                        format!(
+                            "no parent_id, but '{}' (line {}) is already the tree's root: a parent_id left blank by mistake? \
+                             (a tree with several roots declares them in the pipeline: [org] roots = [\"{}\", \"{}\"])",
+                            first.id,
+                            line(&first.id),
+                            first.id,
+                            u.id
+                        ),
+                    ));
+                }
+            }
+        }
+        Some(declared) => {
+            for u in &found {
+                if !declared.contains(&u.id) {
+                    problems.push(Diagnostic::at_line(
+                        path,
+                        line(&u.id),
+                        format!("unit '{}'", u.id),
+                        format!(
+                            "no parent_id, but it is not among the declared roots ({}): a parent_id left blank by mistake?",
+                            declared.join(", ")
+                        ),
+                    ));
+                }
+            }
+            for id in declared {
+                let is_root = found.iter().any(|u| &u.id == id);
+                if !is_root {
+                    let message = if lines.contains_key(id) {
+                        format!("declared root '{id}' has a parent_id")
+                    } else {
+                        format!("declared root '{id}' is not a unit in the file")
+                    };
+                    problems.push(Diagnostic::file(path, message));
+                }
+            }
+        }
+    }
+    problems
+}
+
 impl OrgTree {
-    /// Reads `id, name, parent_id, kind` from a CSV file and checks the tree.
-    pub fn load(path: &Path) -> Result<OrgTree, Diagnostics> {
+    /// Reads `id, name, parent_id, kind` from a CSV file and checks the tree: unique ids, known
+    /// parents, no cycles, and exactly one root — or exactly the `roots` declared.
+    pub fn load(path: &Path, roots: Option<&[String]>) -> Result<OrgTree, Diagnostics> {
         let (rows, mut problems) =
             read_table(path, "org units", &["id", "name", "parent_id", "kind"])?;
         let mut units = Vec::new();
@@ -73,6 +135,9 @@ impl OrgTree {
         }
         if units.is_empty() && problems.is_empty() {
             problems.push(Diagnostic::file(path, "org units file has no units"));
+        }
+        if problems.is_empty() {
+            problems.extend(check_roots(path, &units, &lines, roots));
         }
         match OrgTree::from_units(units) {
             Ok(tree) if problems.is_empty() => Ok(tree),
