@@ -33,6 +33,13 @@ pub enum Error {
         definitions: Diagnostics,
         data: Vec<String>,
     },
+    /// A run failed: the error, with the run's id and the stage it failed in (for logs).
+    #[error("{inner}")]
+    InRun {
+        run_id: String,
+        stage: &'static str,
+        inner: Box<Error>,
+    },
     /// Another run holds the output directory.
     #[error("{0}")]
     Lock(String),
@@ -42,6 +49,7 @@ impl Error {
     /// 2 for invalid definitions or usage, 1 for a run that failed on data or output.
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::InRun { inner, .. } => inner.exit_code(),
             Error::Definitions(_) | Error::Usage(_) => 2,
             Error::Problems { definitions, .. } if !definitions.0.is_empty() => 2,
             Error::Compute(ComputeError::Expression { .. }) => 2,

@@ -19,7 +19,7 @@ pub mod report;
 mod run;
 
 pub use error::Error;
-pub use run::{RunOptions, RunOutcome, RunSummary, run, run_or_skip};
+pub use run::{FailOn, RunOptions, RunOutcome, RunSummary, run, run_or_skip};
 
 use std::collections::BTreeMap;
 use std::path::Path;

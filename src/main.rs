@@ -51,9 +51,11 @@ enum Command {
         out: PathBuf,
         /// Exit with code 3 when any of these statuses occurs in the latest period of any grain
         /// (e.g. `--fail-on not_met` or `--fail-on not_met,no_data`), for schedulers that alert.
-        /// Results are published all the same.
-        #[arg(long, value_delimiter = ',', value_parser = parse_status)]
-        fail_on: Vec<styrkort::assess::Status>,
+        /// `new:STATUS` counts only series whose status became STATUS since the previously
+        /// published run (`--fail-on new:not_met`: alert when something newly misses its
+        /// target, not every night for the same misses). Results are published all the same.
+        #[arg(long, value_delimiter = ',', value_parser = parse_fail_on)]
+        fail_on: Vec<styrkort::FailOn>,
         /// Do nothing (exit 0) when the definitions, every input file and the styrkort version
         /// equal those of the run already published for this as-of date.
         #[arg(long)]
@@ -200,6 +202,12 @@ fn inspect_run_dir(
 fn parse_status(s: &str) -> Result<styrkort::assess::Status, String> {
     styrkort::assess::Status::parse(s).ok_or_else(|| {
         format!("expected one of met, partly_met, not_met, no_data, no_target, not_assessable; found '{s}'")
+    })
+}
+
+fn parse_fail_on(s: &str) -> Result<styrkort::FailOn, String> {
+    styrkort::FailOn::parse(s).ok_or_else(|| {
+        format!("expected a status (met, partly_met, not_met, no_data, no_target, not_assessable), optionally as new:STATUS; found '{s}'")
     })
 }
 
@@ -363,8 +371,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if json_logs {
-                // Only JSON lines on stderr, the error included.
-                tracing::error!(exit_code = e.exit_code(), error = %e, "styrkort failed");
+                // Only JSON lines on stderr, the error included, with the run id and the stage
+                // that failed when a run failed.
+                match &e {
+                    styrkort::Error::InRun {
+                        run_id,
+                        stage,
+                        inner,
+                    } => tracing::error!(
+                        run_id = %run_id,
+                        stage = *stage,
+                        exit_code = e.exit_code(),
+                        error = %inner,
+                        "run failed"
+                    ),
+                    _ => tracing::error!(exit_code = e.exit_code(), error = %e, "styrkort failed"),
+                }
             } else {
                 eprintln!("error: {e}");
             }

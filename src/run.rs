@@ -21,12 +21,41 @@ use crate::publish::{
 };
 use crate::{Error, assess, expand_inputs, load, resolve_as_of, run_months};
 
+/// A `--fail-on` condition: a status in the latest period of any grain, or (`new:STATUS`) only
+/// where the status is new since the previously published run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailOn {
+    pub status: assess::Status,
+    /// Count a cell only when its series (indicator × unit × segment × grain) did not have this
+    /// status in the latest period of the previously published run.
+    pub only_new: bool,
+}
+
+impl FailOn {
+    /// `not_met` or `new:not_met`.
+    pub fn parse(text: &str) -> Option<FailOn> {
+        let (only_new, status) = match text.strip_prefix("new:") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        assess::Status::parse(status).map(|status| FailOn { status, only_new })
+    }
+
+    pub fn label(&self) -> String {
+        if self.only_new {
+            format!("new:{}", self.status.as_str())
+        } else {
+            self.status.as_str().to_string()
+        }
+    }
+}
+
 pub struct RunOptions {
     pub as_of: Option<NaiveDate>,
     pub out: PathBuf,
-    /// Statuses that, found in the latest period of any grain, make the run report
+    /// Conditions that, met in the latest period of any grain, make the run report
     /// `fail_on_hits` (the CLI exits 3). Results are published all the same.
-    pub fail_on: Vec<assess::Status>,
+    pub fail_on: Vec<FailOn>,
     /// Do nothing when the definitions, every input and the styrkort version equal those of the
     /// run already published for this as-of date.
     pub skip_unchanged: bool,
@@ -70,7 +99,7 @@ pub struct RunSummary {
     pub value_rows: usize,
     pub rejected_rows: usize,
     pub elapsed_ms: u64,
-    /// `(status, rows in the latest periods)` for each `--fail-on` status found.
+    /// `(condition, rows in the latest periods)` for each `--fail-on` condition met.
     pub fail_on_hits: Vec<(String, usize)>,
 }
 
@@ -96,6 +125,18 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<RunSummary, Error> {
     }
 }
 
+/// The stages of a run, in order: the one after the last finished is the one in progress.
+const STAGES: [&str; 8] = [
+    "load",
+    "hash_inputs",
+    "compute_sources",
+    "quality_gates",
+    "finish_values",
+    "assess",
+    "write_tables",
+    "publish",
+];
+
 /// Stage timings, for the manifest and the log.
 struct Stages {
     last: Instant,
@@ -109,33 +150,61 @@ impl Stages {
         self.done.push((stage.to_string(), ms));
         self.last = Instant::now();
     }
+
+    /// The stage in progress.
+    fn current(&self) -> &'static str {
+        STAGES.get(self.done.len()).copied().unwrap_or("publish")
+    }
 }
 
+/// Runs the pipeline (or skips it, when asked and nothing changed). A failure comes back as
+/// [`Error::InRun`], carrying the run id and the stage that failed, and is logged once with them.
 pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Error> {
-    let started = Instant::now();
     let started_at = chrono::Utc::now();
     let run_id = format!(
         "{}-{:08x}",
         started_at.format("%Y%m%dT%H%M%SZ"),
         std::process::id()
     );
+    let span = tracing::info_span!(
+        "run",
+        run_id = %run_id,
+        pipeline = tracing::field::Empty,
+        as_of = tracing::field::Empty
+    );
+    let _entered = span.enter();
     let mut stages = Stages {
         last: Instant::now(),
         done: Vec::new(),
     };
+    run_in_span(path, options, &run_id, started_at, &span, &mut stages).map_err(|e| Error::InRun {
+        run_id: run_id.clone(),
+        stage: stages.current(),
+        inner: Box::new(e),
+    })
+}
 
+fn run_in_span(
+    path: &Path,
+    options: &RunOptions,
+    run_id: &str,
+    started_at: chrono::DateTime<chrono::Utc>,
+    span: &tracing::Span,
+    stages: &mut Stages,
+) -> Result<RunOutcome, Error> {
+    let started = Instant::now();
+    let run_id = run_id.to_string();
     let loaded = load(path)?;
     let p = &loaded.pipeline;
+    span.record("pipeline", p.def.name.get_ref().as_str());
     let as_of = resolve_as_of(p, options.as_of);
+    span.record("as_of", tracing::field::display(as_of));
     check_as_of(
         as_of,
         chrono::Local::now().date_naive(),
         options.allow_future,
     )?;
     let months = run_months(p, as_of)?;
-    let span =
-        tracing::info_span!("run", run_id = %run_id, pipeline = %p.def.name.get_ref(), %as_of);
-    let _entered = span.enter();
     tracing::info!(first = %months.first.label(), last = %months.last.label(), "run started");
 
     let pipeline_dir = publish::pipeline_dir(&options.out, p.def.name.get_ref());
@@ -254,11 +323,30 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
     let status_counts = assess::status_counts(&deviations).map_err(data_err)?;
     let goal_status_counts = assess::status_counts(&goal_status).map_err(data_err)?;
     let action_counts = action_counts(&actions).map_err(data_err)?;
-    let fail_on_hits = fail_on_hits(&deviations, &options.fail_on).map_err(data_err)?;
+    let previous = publish::pipeline_dir(&options.out, p.def.name.get_ref()).join("latest");
+    let fail_on_hits = fail_on_hits(&deviations, &options.fail_on, &previous).map_err(data_err)?;
+    let flag_counts = flag_counts(&signals).map_err(data_err)?;
+    let count = |c: &BTreeMap<String, usize>, s: &str| c.get(s).copied().unwrap_or(0);
+    tracing::info!(
+        not_met = count(&status_counts, "not_met"),
+        partly_met = count(&status_counts, "partly_met"),
+        met = count(&status_counts, "met"),
+        no_data = count(&status_counts, "no_data"),
+        goals_not_met = count(&goal_status_counts, "not_met"),
+        goals_partly_met = count(&goal_status_counts, "partly_met"),
+        goals_met = count(&goal_status_counts, "met"),
+        act = flag_counts.get("act").copied().unwrap_or(0),
+        watch = flag_counts.get("watch").copied().unwrap_or(0),
+        actions_overdue = action_counts.overdue,
+        deviations_without_action = action_counts.deviations_without_action,
+        "assessed"
+    );
+    for (condition, rows) in &fail_on_hits {
+        tracing::warn!(condition = %condition, rows, "--fail-on hit: the run exits 3");
+    }
     stages.lap("assess");
 
     let staging = Staging::new(&pipeline_dir, as_of, &run_id)?;
-    let flag_counts = flag_counts(&signals).map_err(data_err)?;
     let mut tables: [(&str, &mut DataFrame); 6] = [
         ("indicator_values.parquet", &mut values),
         ("rejected_rows.parquet", &mut rejected),
@@ -320,6 +408,7 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
         fail_on_hits,
     };
     tracing::info!(
+        path = %summary.run_dir.display(),
         rows = summary.value_rows,
         rejected = summary.rejected_rows,
         ms = summary.elapsed_ms,
@@ -422,23 +511,78 @@ fn check_gates(
         .collect()
 }
 
-/// Rows of the latest period of each grain whose status is one of `statuses`.
+/// Rows of the latest period of each grain meeting each `--fail-on` condition. For `new:`
+/// conditions, a row counts only when its series had another status (or none) in the latest
+/// period of the run `previous` (the `latest` link before this run); without a previous run
+/// every row counts.
 fn fail_on_hits(
     deviations: &DataFrame,
-    statuses: &[assess::Status],
+    conditions: &[FailOn],
+    previous: &Path,
 ) -> PolarsResult<Vec<(String, usize)>> {
-    let latest = deviations
-        .clone()
-        .lazy()
-        .filter(col("is_latest_period"))
-        .collect()?;
-    let counts = assess::status_counts(&latest)?;
-    Ok(statuses
-        .iter()
-        .filter_map(|s| {
-            let n = counts.get(s.as_str()).copied().unwrap_or(0);
-            (n > 0).then(|| (s.as_str().to_string(), n))
-        })
+    if conditions.is_empty() {
+        return Ok(Vec::new());
+    }
+    const SERIES: [&str; 4] = ["indicator_id", "org_unit_id", "segment", "grain"];
+    // The rows of the latest period of each grain: their series and status.
+    let latest = |df: DataFrame| {
+        df.lazy().filter(col("is_latest_period")).select(
+            SERIES
+                .iter()
+                .map(|c| col(*c))
+                .chain([col("status")])
+                .collect::<Vec<_>>(),
+        )
+    };
+    let now = latest(deviations.clone());
+    let before = if conditions.iter().any(|c| c.only_new) {
+        let file = previous.join("deviations.parquet");
+        match std::fs::File::open(&file) {
+            Ok(f) => Some(latest(ParquetReader::new(f).finish()?)),
+            Err(_) => {
+                tracing::info!(
+                    "no previously published run: every --fail-on new: row counts as new"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut hits = Vec::new();
+    for c in conditions {
+        let with_status = |lf: LazyFrame| -> PolarsResult<Vec<[String; 4]>> {
+            series_keys(
+                &lf.filter(col("status").eq(lit(c.status.as_str())))
+                    .collect()?,
+            )
+        };
+        let rows = with_status(now.clone())?;
+        let n = match (&before, c.only_new) {
+            (Some(before), true) => {
+                let had_it: std::collections::HashSet<[String; 4]> =
+                    with_status(before.clone())?.into_iter().collect();
+                rows.iter().filter(|k| !had_it.contains(*k)).count()
+            }
+            _ => rows.len(),
+        };
+        if n > 0 {
+            hits.push((c.label(), n));
+        }
+    }
+    Ok(hits)
+}
+
+/// `(indicator, unit, segment, grain)` of each row.
+fn series_keys(df: &DataFrame) -> PolarsResult<Vec<[String; 4]>> {
+    let columns = [
+        df.column("indicator_id")?.str()?,
+        df.column("org_unit_id")?.str()?,
+        df.column("segment")?.str()?,
+        df.column("grain")?.str()?,
+    ];
+    Ok((0..df.height())
+        .map(|i| columns.map(|c| c.get(i).unwrap_or_default().to_string()))
         .collect())
 }
 

@@ -1379,3 +1379,84 @@ fn a_file_written_to_after_it_was_hashed_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn fail_on_new_alerts_only_on_statuses_that_are_new_since_the_last_run() {
+    let f = good();
+    let fail_on_new = |f: &Fixture| run_with(f, AS_OF, &["--fail-on", "new:not_met"]);
+    // No earlier run: every not-met row is new (A1 at 7 % in March, above 5 + 1 tolerance).
+    let o = fail_on_new(&f);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    // The same data again: nothing new, no alarm — though `not_met` still rings.
+    let o = fail_on_new(&f);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        run_with(&f, AS_OF, &["--fail-on", "not_met"]).status.code(),
+        Some(3)
+    );
+    // B1's March sick hours go from 0 to 20: B1 25 % in March and 22/160 = 13.75 % in Q1, B
+    // the same, the kommun 27/180 = 15 % and 44/540 = 8.1 % — six series newly not met
+    // (month and quarter of B1, B and K); A1 and A were not met already.
+    f.file(
+        "hr.csv",
+        &HR.replace("2024-03-01,200,p2,M,80,0", "2024-03-01,200,p2,M,80,20"),
+    );
+    let o = fail_on_new(&f);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("--fail-on: 6 row(s) new:not_met"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(fail_on_new(&f).status.code(), Some(0));
+}
+
+#[test]
+fn a_failed_run_logs_its_run_id_stage_and_exit_code_as_json() {
+    let f = good();
+    f.file("hr.csv", &HR.replace("-01-01,", "-01,"));
+    write_pipeline(&f, "reject", SOURCE, INDICATOR);
+    let o = styrkort(
+        &f,
+        &[
+            "--log-format",
+            "json",
+            "run",
+            "pipeline.toml",
+            "--as-of",
+            AS_OF,
+            "--out",
+            "out",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let started = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "run started")
+        .expect("a run started event");
+    let run_id = started["span"]["run_id"].as_str().unwrap();
+    let failed = lines
+        .iter()
+        .find(|l| l["level"] == "ERROR" && l["fields"]["message"] == "run failed")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(failed["fields"]["run_id"], run_id);
+    assert_eq!(failed["fields"]["stage"], "quality_gates");
+    assert_eq!(failed["fields"]["exit_code"], 1);
+    assert!(
+        failed["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("source 'hr': 2 of 6 rows rejected")
+    );
+    // The gate's own event names source, gate and outcome.
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "gate"
+        && l["fields"]["source"] == "hr"
+        && l["fields"]["gate"] == "rejected_share"
+        && l["fields"]["outcome"] == "fail"));
+}

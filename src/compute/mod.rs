@@ -546,10 +546,15 @@ fn execute(
     let values = values.unwrap_or_else(finish::empty_raw);
     let (month_rows, outside_months) = split_month_rows(&per_month, months).map_err(polars_err)?;
     tracing::info!(
-        value_rows = values.height(),
-        partial_rows,
+        rows_read = plan.rows.files.iter().map(|f| f.rows).sum::<u64>(),
         rejected = rejected.height(),
         outside_months,
+        latest_month = month_rows
+            .last()
+            .map(|(m, _)| m.label())
+            .unwrap_or_default(),
+        value_rows = values.height(),
+        partial_rows,
         phase1_ms,
         ms = started.elapsed().as_millis() as u64,
         "source computed"
