@@ -460,6 +460,45 @@ fn failing_cases() -> Vec<(&'static str, Mutation, i32, Vec<&'static str>)> {
             ],
         ),
         (
+            "a misspelt column type",
+            |f| {
+                let source =
+                    SOURCE.replace("hours = { type = \"float\"", "hours = { type = \"flaot\"");
+                write_pipeline(f, "fail", &source, INDICATOR);
+            },
+            2,
+            vec![
+                "pipeline.toml:",
+                "unknown variant `flaot`, expected one of `string`, `int`, `float`",
+            ],
+        ),
+        (
+            "an unknown column check",
+            |f| {
+                let source = SOURCE.replace(
+                    "hours = { type = \"float\", min = 0 }",
+                    "hours = { type = \"float\", minimum = 0 }",
+                );
+                write_pipeline(f, "fail", &source, INDICATOR);
+            },
+            2,
+            vec![
+                "pipeline.toml:",
+                "unknown field `minimum`, expected one of `type`, `min`, `max`",
+            ],
+        ),
+        (
+            "alpha out of range",
+            |f| {
+                f.pipeline_with(
+                    "on_bad_rows = \"fail\"\ntargets = \"targets.csv\"\nalpha = 2",
+                    &format!("{SOURCE}\n{INDICATOR}"),
+                );
+            },
+            2,
+            vec!["pipeline.toml:4:9: alpha: alpha = 2 must be between 0 and 0.5"],
+        ),
+        (
             "TOML syntax error",
             |f| {
                 write_pipeline(
@@ -1459,4 +1498,76 @@ fn a_failed_run_logs_its_run_id_stage_and_exit_code_as_json() {
         && l["fields"]["source"] == "hr"
         && l["fields"]["gate"] == "rejected_share"
         && l["fields"]["outcome"] == "fail"));
+}
+
+#[test]
+fn line_numbers_are_physical_with_crlf_and_quoted_newlines() {
+    // hr.csv with Windows line ends and a person cell spanning two lines (line 3–4); the unknown
+    // code is on physical line 6.
+    let hr = "month,cc,person,gender,hours,sick\r\n\
+              2024-01-01,100,p1,K,100,5\r\n\
+              2024-01-01,200,\"p2\r\n(vikarie)\",M,80,4\r\n\
+              2024-02-01,100,p1,K,100,6\r\n\
+              2024-02-01,999,p9,M,80,2\r\n\
+              2024-03-01,100,p1,K,100,7\r\n";
+    let f = good();
+    f.file("hr.csv", hr);
+    let source = SOURCE.replace(
+        "org_codes = \"mapping\"",
+        "org_codes = \"mapping\"\nmax_rejected_share = 1",
+    );
+    write_pipeline(&f, "reject", &source, INDICATOR);
+    // The target on physical line 3 of a CRLF targets file whose line-2 note spans two lines.
+    f.file(
+        "targets.csv",
+        "indicator_id,org_unit_id,period,kind,value,value_high,tolerance,compare_to,note\r\n\
+         sick_pct,A1,,ceiling,5,,1,,\"två\r\nrader\"\r\n\
+         sick_pct,,,ceiling,5,,1,,\r\n",
+    );
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let rejected = common::read_parquet(&published(&f).join("rejected_rows.parquet"));
+    assert_eq!(
+        rejected.column("row").unwrap().i64().unwrap().get(0),
+        Some(6),
+        "{rejected}"
+    );
+    let deviations = common::read_parquet(&published(&f).join("deviations.parquet"));
+    let origins = common::strings(&deviations, "target_origin");
+    assert!(
+        origins.iter().any(|o| o.ends_with("targets.csv:2")),
+        "{origins:?}"
+    );
+    assert!(
+        origins.iter().any(|o| o.ends_with("targets.csv:4")),
+        "{origins:?}"
+    );
+    assert!(
+        !origins.iter().any(|o| o.ends_with("targets.csv:1")),
+        "{origins:?}"
+    );
+
+    // A ragged row after the quoted newline: named by its physical line, 6.
+    f.file(
+        "hr.csv",
+        &hr.replace("2024-02-01,999,p9,M,80,2", "2024-02-01,999,p9,M,80"),
+    );
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("hr.csv: line 6: 5 fields where the header has 6"),
+        "{}",
+        text(&o)
+    );
+    // A bad target after a note spanning lines: named by its physical line, 4.
+    f.file("hr.csv", hr);
+    f.file(
+        "targets.csv",
+        "indicator_id,org_unit_id,period,kind,value,value_high,tolerance,compare_to,note\r\n\
+         sick_pct,A1,,ceiling,5,,1,,\"två\r\nrader\"\r\n\
+         sick_pct,NOPE,,ceiling,5,,1,,\r\n",
+    );
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("targets.csv:4:"), "{}", text(&o));
 }

@@ -170,7 +170,7 @@ pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Sign
         )
         .collect()?;
     let series = split_series(&rows)?;
-    let alpha = pipeline.def.alpha;
+    let alpha = pipeline.def.alpha();
     let analysed: Vec<Analysis> = series
         .par_iter()
         .map(|s| {

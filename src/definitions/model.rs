@@ -32,12 +32,14 @@ pub struct PipelineDef {
     /// CSV of actions: `action_id, goal_id, org_unit_id, title, owner, start, due, status`.
     pub actions: Option<String>,
     /// Significance level of the trend tests (default 0.05).
-    #[serde(default = "default_alpha")]
-    pub alpha: f64,
+    pub alpha: Option<Spanned<f64>>,
 }
 
-fn default_alpha() -> f64 {
-    0.05
+impl PipelineDef {
+    /// The trend tests' significance level: `alpha`, or 0.05.
+    pub fn alpha(&self) -> f64 {
+        self.alpha.as_ref().map(|a| *a.get_ref()).unwrap_or(0.05)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -188,11 +190,42 @@ impl GateAction {
 }
 
 /// A column's type, with optional checks that make a row bad when they fail.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum ColumnDecl {
     Type(ColumnType),
     Checked(ColumnChecks),
+}
+
+/// Either `"float"` or `{ type = "float", min = 0 }`, with serde's own message for what is wrong
+/// inside either (an unknown type names the types; an unknown key names the keys) — an
+/// untagged enum would only say that nothing matched.
+impl<'de> Deserialize<'de> for ColumnDecl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DeclVisitor;
+        impl<'de> serde::de::Visitor<'de> for DeclVisitor {
+            type Value = ColumnDecl;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a column type (\"string\", \"int\", \"float\", \"bool\", \"date\", \"year\") or a table such as { type = \"float\", min = 0 }",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ColumnDecl, E> {
+                ColumnType::deserialize(serde::de::value::StrDeserializer::<E>::new(v))
+                    .map(ColumnDecl::Type)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ColumnDecl, A::Error> {
+                ColumnChecks::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ColumnDecl::Checked)
+            }
+        }
+        deserializer.deserialize_any(DeclVisitor)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

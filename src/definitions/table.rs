@@ -35,9 +35,25 @@ pub fn read_table(
             format!("cannot read {what}: not a regular file (a pipe, device or folder)"),
         )));
     }
-    let mut reader = csv::Reader::from_path(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         Diagnostics::one(Diagnostic::file(path, format!("cannot read {what}: {e}")))
     })?;
+    // Physical lines from byte offsets: the CSV reader's own line count is off after a quoted
+    // field that spans lines.
+    let newlines: Vec<usize> = memchr::memchr_iter(b'\n', &bytes).collect();
+    // A record's position may sit on the line break before it (the reader ends a record at
+    // `\r` and takes the `\n` as part of what follows), so skip breaks to its first byte.
+    let line_at = |pos: Option<&csv::Position>| {
+        pos.map(|p| {
+            let mut at = p.byte() as usize;
+            while matches!(bytes.get(at), Some(b'\r' | b'\n')) {
+                at += 1;
+            }
+            1 + newlines.partition_point(|&n| n < at)
+        })
+        .unwrap_or(0)
+    };
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
     let headers = reader
         .headers()
         .map_err(|e| Diagnostics::one(Diagnostic::file(path, format!("cannot read header: {e}"))))?
@@ -82,14 +98,14 @@ pub fn read_table(
     for record in reader.records() {
         match record {
             Ok(r) => rows.push(TableRow {
-                line: r.position().map(|p| p.line()).unwrap_or(0) as usize,
+                line: line_at(r.position()),
                 fields: positions
                     .iter()
                     .map(|&i| r.get(i).unwrap_or("").trim().to_string())
                     .collect(),
             }),
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0) as usize;
+                let line = line_at(e.position());
                 problems.push(Diagnostic::at_line(
                     path,
                     line,
@@ -100,4 +116,35 @@ pub fn read_table(
         }
     }
     Ok((rows, problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_carry_physical_lines_with_crlf_and_quoted_newlines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(
+            &path,
+            "id,note\r\na,\"two\r\nlines\"\r\nb,x\r\n\r\nc,\"\"\"q\"\"\"\r\nd,y\r\n",
+        )
+        .unwrap();
+        let (rows, problems) = read_table(&path, "t", &["id", "note"]).unwrap();
+        assert!(problems.is_empty());
+        let lines: Vec<(String, usize)> = rows
+            .iter()
+            .map(|r| (r.get(0).to_string(), r.line))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("a".to_string(), 2),
+                ("b".to_string(), 4),
+                ("c".to_string(), 6),
+                ("d".to_string(), 7)
+            ]
+        );
+    }
 }

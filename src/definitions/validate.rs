@@ -52,11 +52,16 @@ pub(super) fn check(p: &Pipeline) -> Vec<Diagnostic> {
         ));
     }
 
-    if !(def.alpha > 0.0 && def.alpha < 0.5) {
+    if let Some(alpha) = &def.alpha
+        && !(*alpha.get_ref() > 0.0 && *alpha.get_ref() < 0.5)
+    {
         out.push(p.diag_at(
-            def.name.span(),
+            alpha.span(),
             "alpha",
-            "alpha must be between 0 and 0.5 (e.g. 0.05)",
+            format!(
+                "alpha = {} must be between 0 and 0.5 (e.g. 0.05)",
+                alpha.get_ref()
+            ),
         ));
     }
     check_sources(p, &mut out);

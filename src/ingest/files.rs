@@ -22,9 +22,19 @@ pub struct InputFile {
     pub rows: u64,
     /// Modification time when hashed: with `size`, tells whether the file changed since.
     pub modified: Option<std::time::SystemTime>,
+    /// Where quoted fields span lines (a CSV cell holding a newline), records and lines part
+    /// ways: `(record, extra lines)` from that record on (record 0 is the header). Empty for
+    /// most files; see [`InputFile::line_of_row`].
+    pub line_shifts: Vec<(u64, u64)>,
 }
 
 impl InputFile {
+    /// The physical line (1-based, header = line 1) of data row `row` (0-based, as the CSV
+    /// reader numbers rows, blank lines included).
+    pub fn line_of_row(&self, row: u64) -> u64 {
+        line_of_row(&self.line_shifts, row)
+    }
+
     /// An error when the file's size or modification time differs from when it was hashed: it
     /// was written to while the run read it, so the manifest would not describe the bytes used.
     pub fn check_unchanged(&self) -> Result<(), IngestError> {
@@ -39,17 +49,61 @@ impl InputFile {
     }
 }
 
-/// Feeds every byte read through a hasher, so one pass both parses and hashes a file.
+/// The physical line of data row `row` given a file's line shifts.
+pub fn line_of_row(shifts: &[(u64, u64)], row: u64) -> u64 {
+    let record = row + 1;
+    let at = shifts.partition_point(|&(from, _)| from <= record);
+    let shift = if at == 0 { 0 } else { shifts[at - 1].1 };
+    1 + record + shift
+}
+
+/// Follows CSV records across the bytes: a newline inside quotes continues the record, so every
+/// later record starts one line further down than its number says.
+#[derive(Default)]
+struct RecordLines {
+    in_quotes: bool,
+    record: u64,
+    shift: u64,
+    pending: bool,
+    shifts: Vec<(u64, u64)>,
+}
+
+impl RecordLines {
+    fn feed(&mut self, bytes: &[u8]) {
+        for at in memchr::memchr2_iter(b'"', b'\n', bytes) {
+            if bytes[at] == b'"' {
+                // `""` inside quotes toggles twice: an escaped quote leaves the state as it was.
+                self.in_quotes = !self.in_quotes;
+            } else if self.in_quotes {
+                self.shift += 1;
+                self.pending = true;
+            } else {
+                self.record += 1;
+                if self.pending {
+                    self.shifts.push((self.record, self.shift));
+                    self.pending = false;
+                }
+            }
+        }
+    }
+}
+
+/// Feeds every byte read through a hasher (and for CSV, the record-line tracker), so one pass
+/// parses, hashes and maps lines.
 struct HashingReader<R> {
     inner: R,
     hasher: blake3::Hasher,
     bytes: u64,
+    lines: Option<RecordLines>,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        if let Some(lines) = &mut self.lines {
+            lines.feed(&buf[..n]);
+        }
         self.bytes += n as u64;
         Ok(n)
     }
@@ -169,9 +223,10 @@ fn inspect(path: &Path, format: SourceFormat) -> Result<InputFile, IngestError> 
         inner: std::io::BufReader::with_capacity(1 << 20, file),
         hasher: blake3::Hasher::new(),
         bytes: 0,
+        lines: (format == SourceFormat::Csv).then(RecordLines::default),
     };
     let rows = match format {
-        SourceFormat::Csv => csv_rows(&mut reader, &display)?,
+        SourceFormat::Csv => csv_rows(&mut reader, path, &display)?,
         SourceFormat::KoladaJson => {
             std::io::copy(&mut reader, &mut std::io::sink())
                 .map_err(|e| unreadable(e.to_string()))?;
@@ -195,6 +250,7 @@ fn inspect(path: &Path, format: SourceFormat) -> Result<InputFile, IngestError> 
         blake3: reader.hasher.finalize().to_hex().to_string(),
         rows,
         modified,
+        line_shifts: reader.lines.map(|l| l.shifts).unwrap_or_default(),
     };
     // Bytes appended while hashing: size and hash would not match what the scan reads.
     if file.size != size {
@@ -235,14 +291,14 @@ fn refuse_binary(path: &Path, display: &str) -> Result<(), IngestError> {
 }
 
 /// Counts records, failing on the first ragged row or non-UTF-8 field with its line.
-fn csv_rows<R: Read>(reader: R, display: &str) -> Result<u64, IngestError> {
+fn csv_rows<R: Read>(reader: R, path: &Path, display: &str) -> Result<u64, IngestError> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
         .from_reader(reader);
     let header_fields = match csv.headers() {
         Ok(h) => h.len(),
-        Err(e) => return Err(csv_error(display, e, 0)),
+        Err(e) => return Err(csv_error(path, display, e, 0)),
     };
     let mut record = csv::StringRecord::new();
     let mut rows = 0u64;
@@ -250,23 +306,48 @@ fn csv_rows<R: Read>(reader: R, display: &str) -> Result<u64, IngestError> {
         match csv.read_record(&mut record) {
             Ok(true) => rows += 1,
             Ok(false) => return Ok(rows),
-            Err(e) => return Err(csv_error(display, e, header_fields)),
+            Err(e) => return Err(csv_error(path, display, e, header_fields)),
         }
     }
 }
 
-fn csv_error(display: &str, e: csv::Error, header_fields: usize) -> IngestError {
-    let line = e.position().map(|p| p.line()).unwrap_or(0);
+/// The physical line (1-based) where the record at `pos` starts: counted from the bytes, as the
+/// reader's own count drifts after a quoted field that spans lines. Only read on the error path.
+fn physical_line(path: &Path, pos: Option<&csv::Position>) -> u64 {
+    let Some(pos) = pos else { return 0 };
+    let Ok(file) = File::open(path) else {
+        return pos.line();
+    };
+    let mut head = Vec::new();
+    // The record's first bytes too: its position may sit on the line break before it.
+    if file.take(pos.byte() + 4).read_to_end(&mut head).is_err() {
+        return pos.line();
+    }
+    let mut at = pos.byte() as usize;
+    while matches!(head.get(at), Some(b'\r' | b'\n')) {
+        at += 1;
+    }
+    1 + memchr::memchr_iter(b'\n', &head[..at.min(head.len())]).count() as u64
+}
+
+fn csv_error(path: &Path, display: &str, e: csv::Error, header_fields: usize) -> IngestError {
+    let line = physical_line(path, e.position());
     match e.kind() {
         csv::ErrorKind::UnequalLengths { pos, len, .. } => IngestError::Ragged {
             file: display.to_string(),
-            line: pos.as_ref().map(|p| p.line()).unwrap_or(line),
+            line: pos
+                .as_ref()
+                .map(|p| physical_line(path, Some(p)))
+                .unwrap_or(line),
             found: *len as usize,
             expected: header_fields,
         },
         csv::ErrorKind::Utf8 { pos, err } => IngestError::NotUtf8 {
             file: display.to_string(),
-            line: pos.as_ref().map(|p| p.line()).unwrap_or(line),
+            line: pos
+                .as_ref()
+                .map(|p| physical_line(path, Some(p)))
+                .unwrap_or(line),
             field: err.field() + 1,
         },
         _ => IngestError::Unreadable {
@@ -285,4 +366,23 @@ fn parquet_rows(path: &Path) -> Result<u64, String> {
         .num_rows()
         .map(|n| n as u64)
         .map_err(|e| e.to_string().trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_newlines_shift_the_lines_of_later_records() {
+        let text = "a,b\r\n1,\"two\r\nlines\"\r\n\r\n3,\"say \"\"hi\"\"\"\r\n4,\"x\ny\nz\"\n5,e\n";
+        let mut lines = RecordLines::default();
+        // Fed in pieces, as a reader delivers it.
+        for chunk in text.as_bytes().chunks(3) {
+            lines.feed(chunk);
+        }
+        // Row 0 (`1,"two…`) is on line 2; row 1 is the blank line 4; row 2 (`3,…`) line 5;
+        // row 3 (`4,"x…`) line 6; row 4 (`5,e`) line 9.
+        let lines_of: Vec<u64> = (0..5).map(|r| line_of_row(&lines.shifts, r)).collect();
+        assert_eq!(lines_of, [2, 4, 5, 6, 9]);
+    }
 }

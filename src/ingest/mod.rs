@@ -268,9 +268,26 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
         });
     }
 
+    let row = if file.line_shifts.is_empty() {
+        col("__row").cast(DataType::Int64) + lit(first_row as i64)
+    } else {
+        // A quoted field spans lines somewhere: map row numbers to physical lines.
+        let shifts = std::sync::Arc::new(file.line_shifts.clone());
+        col("__row").cast(DataType::Int64).map(
+            move |rows| {
+                let rows = rows.i64()?;
+                let lines: Int64Chunked = rows
+                    .iter()
+                    .map(|r| r.map(|r| files::line_of_row(&shifts, r as u64) as i64))
+                    .collect();
+                Ok(lines.with_name(rows.name().clone()).into_column())
+            },
+            |_, f| Ok(Field::new(f.name().clone(), DataType::Int64)),
+        )
+    };
     let mut select = vec![
         lit(file.display.as_str()).alias("__file"),
-        (col("__row").cast(DataType::Int64) + lit(first_row as i64)).alias("__row"),
+        row.alias("__row"),
     ];
     // Reasons in priority order; the first that applies is the row's reason.
     let mut reasons: Vec<(Expr, Expr)> = Vec::new();
