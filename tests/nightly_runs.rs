@@ -813,6 +813,28 @@ fn a_full_disk_fails_cleanly() {
 }
 
 #[test]
+fn a_link_that_cannot_be_made_switches_neither() {
+    // As when inodes run out between the two link swaps: both links are prepared first, so a
+    // failure on either leaves both as they were.
+    for link in ["link:latest".to_string(), format!("link:as_of={AS_OF}")] {
+        let f = good();
+        assert_eq!(run(&f).status.code(), Some(0));
+        let before = fingerprint(&f);
+        f.file("hr.csv", &HR.replace("100,7", "100,8"));
+        let o = styrkort(
+            &f,
+            &["run", "pipeline.toml", "--as-of", AS_OF, "--out", "out"],
+            &[("STYRKORT_TEST_FAIL_WRITE", &link)],
+        );
+        assert_eq!(o.status.code(), Some(1), "{link}: {}", text(&o));
+        assert!(text(&o).contains("No space left on device"), "{}", text(&o));
+        assert_eq!(fingerprint(&f), before, "{link}");
+        // Only the published run's folder: no new run folder, no temporary link.
+        assert_eq!(leftovers(&f).len(), 1, "{link}: {:?}", leftovers(&f));
+    }
+}
+
+#[test]
 fn reruns_are_byte_identical_and_skip_unchanged_skips() {
     let f = good();
     assert_eq!(run(&f).status.code(), Some(0));

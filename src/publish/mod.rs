@@ -62,7 +62,8 @@ fn as_of_name(as_of: NaiveDate) -> String {
 /// Test hooks for the fault tests, read from the environment. `STYRKORT_TEST_PAUSE=<point>`
 /// makes the run touch `STYRKORT_TEST_PAUSE_MARKER` and sleep at that point, so a test can
 /// kill it there; `STYRKORT_TEST_FAIL_WRITE=<file>` makes writing that output fail as a full
-/// disk would.
+/// disk would (`link:latest` / `link:as_of=<date>`: making that link fail, as when inodes run
+/// out).
 pub fn test_pause(point: &str) {
     if std::env::var("STYRKORT_TEST_PAUSE").as_deref() == Ok(point) {
         if let Ok(marker) = std::env::var("STYRKORT_TEST_PAUSE_MARKER") {
@@ -172,16 +173,26 @@ impl Staging {
         let final_dir = self.runs.join(&self.run_name);
         fs::rename(&self.dir, &final_dir).map_err(|e| write_err(&final_dir, e))?;
         sync_dir(&self.runs);
-        let newest = newest_as_of(&pipeline_dir, &link_name)?;
-        let as_of_tmp = temp_link(
-            &pipeline_dir,
-            &link_name,
-            &Path::new(".runs").join(&self.run_name),
-        )?;
-        let latest_tmp = match temp_link(&pipeline_dir, "latest", Path::new(&newest)) {
-            Ok(t) => t,
+        // Nothing is switched until both links exist under temporary names; if either cannot
+        // be made, the run folder goes too and the published state is as it was.
+        let links = newest_as_of(&pipeline_dir, &link_name).and_then(|newest| {
+            let as_of_tmp = temp_link(
+                &pipeline_dir,
+                &link_name,
+                &Path::new(".runs").join(&self.run_name),
+            )?;
+            match temp_link(&pipeline_dir, "latest", Path::new(&newest)) {
+                Ok(latest_tmp) => Ok((as_of_tmp, latest_tmp)),
+                Err(e) => {
+                    let _ = fs::remove_file(&as_of_tmp);
+                    Err(e)
+                }
+            }
+        });
+        let (as_of_tmp, latest_tmp) = match links {
+            Ok(l) => l,
             Err(e) => {
-                let _ = fs::remove_file(&as_of_tmp);
+                let _ = fs::remove_dir_all(&final_dir);
                 return Err(e);
             }
         };
@@ -236,6 +247,9 @@ fn newest_as_of(pipeline_dir: &Path, adding: &str) -> Result<String, PublishErro
 /// A symlink to `target` under a temporary name in `dir`, to be renamed over `name`.
 fn temp_link(dir: &Path, name: &str, target: &Path) -> Result<PathBuf, PublishError> {
     let tmp = dir.join(format!(".tmp-link-{}-{name}", std::process::id()));
+    if let Some(e) = injected_failure(&format!("link:{name}")) {
+        return Err(write_err(&tmp, e));
+    }
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp).map_err(|e| write_err(&tmp, e))?;
     Ok(tmp)
