@@ -254,6 +254,8 @@ pub fn expand_inputs(p: &Pipeline) -> Result<BTreeMap<String, Vec<ingest::InputF
 /// What `validate` found beyond the definitions: each source's files, with headers checked.
 pub struct Validation {
     pub sources: Vec<(String, Vec<String>)>,
+    /// Worth a look, not errors: units whose parent in the last published run is gone.
+    pub warnings: Vec<String>,
     pub indicators: usize,
     pub goals: usize,
     pub units: usize,
@@ -263,6 +265,12 @@ pub struct Validation {
 /// types, and every source's files and headers, computing nothing. Every problem of every stage
 /// comes back at once (a bad source does not hide a bad goal owner).
 pub fn validate(path: &Path) -> Result<Validation, Error> {
+    validate_against(path, None)
+}
+
+/// As [`validate`], and compares the org tree with the last run published under `out` (when
+/// there is one).
+pub fn validate_against(path: &Path, out: Option<&Path>) -> Result<Validation, Error> {
     let (p, org, mut problems) = load_all(path)?;
     // What `run` would refuse in an expression (a column outside any aggregate), said now.
     for (slot, ind) in p.def.indicators.iter().enumerate() {
@@ -308,12 +316,39 @@ pub fn validate(path: &Path) -> Result<Validation, Error> {
         });
     }
     let org = org.expect("no problems means the tree loaded");
+    let warnings = match out {
+        Some(out) => {
+            org_changes_since_last_run(&org.tree, &publish::pipeline_dir(out, p.def.name.get_ref()))
+        }
+        None => Vec::new(),
+    };
     Ok(Validation {
         sources,
+        warnings,
         indicators: p.def.indicators.len(),
         goals: p.def.goals.len(),
         units: org.tree.units().len(),
     })
+}
+
+/// Warnings about the org tree compared with the run `latest` points to under `pipeline_dir`
+/// (none when nothing was published yet).
+pub fn org_changes_since_last_run(tree: &OrgTree, pipeline_dir: &Path) -> Vec<String> {
+    let file = pipeline_dir.join("latest").join("org_units.parquet");
+    let Ok(f) = std::fs::File::open(&file) else {
+        return Vec::new();
+    };
+    use polars::prelude::SerReader;
+    match polars::prelude::ParquetReader::new(f)
+        .finish()
+        .and_then(|previous| org::vanished_parents(tree, &previous))
+    {
+        Ok(w) => w,
+        Err(e) => vec![format!(
+            "{}: cannot compare the org tree with it: {e}",
+            file.display()
+        )],
+    }
 }
 
 /// Per source: how its indicators are computed in two phases, and (with `verbose`) the

@@ -69,6 +69,10 @@ enum Command {
     Validate {
         /// The pipeline file.
         pipeline: PathBuf,
+        /// Where runs are published: the org tree is compared with the latest run there (a
+        /// unit whose parent has disappeared is a warning).
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
     },
     /// Show, per source, which indicators share its one scan and how each is computed in two
     /// phases (partial states per unit and month, then the roll-up).
@@ -295,9 +299,8 @@ fn main() -> ExitCode {
                 )),
             })
         }
-        Command::Validate { pipeline } => {
-            styrkort::validate(&pipeline).map(|v| print_out(&styrkort::report::validation(&v)))
-        }
+        Command::Validate { pipeline, out } => styrkort::validate_against(&pipeline, Some(&out))
+            .map(|v| print_out(&styrkort::report::validation(&v))),
         Command::Explain {
             pipeline,
             as_of,

@@ -225,6 +225,10 @@ fn run_in_span(
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     publish::check_links(&pipeline_dir, &link_name)?;
+    for w in crate::org_changes_since_last_run(&loaded.tree, &pipeline_dir) {
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
     stages.lap("load");
 
     let inputs = expand_inputs(p)?;
@@ -355,9 +359,16 @@ fn run_in_span(
         ("actions.parquet", &mut actions),
         ("signals.parquet", &mut signals),
     ];
+    let mut model =
+        publish::goal_model_tables(p, &loaded.tree, &loaded.groups).map_err(data_err)?;
     let mut outputs = Vec::new();
     let written = (|| -> Result<Manifest, Error> {
-        for (name, df) in tables.iter_mut() {
+        let model_tables = model.iter_mut().map(|(name, df)| (*name, df));
+        for (name, df) in tables
+            .iter_mut()
+            .map(|(n, d)| (*n, &mut **d))
+            .chain(model_tables)
+        {
             outputs.push(staging.write_parquet(name, df)?);
             test_pause(&format!("after_{name}"));
         }

@@ -1593,3 +1593,27 @@ fn line_numbers_are_physical_with_crlf_and_quoted_newlines() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("targets.csv:4:"), "{}", text(&o));
 }
+
+#[test]
+fn a_unit_whose_parent_disappeared_is_a_warning_from_validate_and_run() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    // The star schema's org table is published with the run.
+    let org = common::read_parquet(&published(&f).join("org_units.parquet"));
+    assert_eq!(common::strings(&org, "org_path")[4], "K/B/B1");
+    // Nämnd B is deleted and B1 moved up under the kommun.
+    f.file(
+        "org.csv",
+        &common::ORG
+            .replace("B,Nämnd B,K,namnd\n", "")
+            .replace("B1,Enhet B1,B,enhet", "B1,Enhet B1,K,enhet"),
+    );
+    let expected = "unit 'B1': its parent 'B' in the last published run is no longer in the org tree; it now sits under 'K'";
+    let o = styrkort(&f, &["validate", "pipeline.toml", "--out", "out"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains(expected), "{}", text(&o));
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let manifest = String::from_utf8(table(&f, "manifest.json")).unwrap();
+    assert!(manifest.contains(expected), "{manifest}");
+}

@@ -346,6 +346,33 @@ impl OrgTree {
     }
 }
 
+/// Units whose parent in a previously published org tree (`org_units.parquet`:
+/// `org_unit_id, parent_id`) is gone from `tree`: their history no longer rolls into that
+/// parent, which is worth a word even when the new tree is valid (a förvaltning deleted by
+/// mistake, its units moved up).
+pub fn vanished_parents(tree: &OrgTree, previous: &DataFrame) -> PolarsResult<Vec<String>> {
+    let ids = previous.column("org_unit_id")?.str()?;
+    let parents = previous.column("parent_id")?.str()?;
+    let mut out = Vec::new();
+    for (id, parent) in ids.iter().zip(parents.iter()) {
+        let (Some(id), Some(parent)) = (id, parent) else {
+            continue;
+        };
+        let Some(unit) = tree.get(id) else { continue };
+        if tree.contains(parent) {
+            continue;
+        }
+        let now = match &unit.parent_id {
+            Some(p) => format!("it now sits under '{p}'"),
+            None => "it is now a root".to_string(),
+        };
+        out.push(format!(
+            "unit '{id}': its parent '{parent}' in the last published run is no longer in the org tree; {now}"
+        ));
+    }
+    Ok(out)
+}
+
 /// Named comparison groups of units (Kolada's "Liknande kommuner …"): CSV `group_id, member_id`
 /// (other columns, such as a title, are ignored).
 #[derive(Debug, Clone, Default)]

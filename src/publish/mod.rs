@@ -12,9 +12,11 @@
 //! leaves behind (staging folders, temporary links, unreferenced run folders) is removed by the
 //! next run, under the lock.
 
+mod goal_model;
 mod lock;
 mod manifest;
 
+pub use goal_model::{goal_model_tables, org_units};
 pub use lock::{Lock, LockError};
 pub use manifest::{
     ActionCounts, FileRecord, GateRecord, InputRecord, Manifest, OutputRecord, SourceRecord,

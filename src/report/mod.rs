@@ -105,6 +105,9 @@ pub fn validation(v: &Validation) -> String {
             let _ = writeln!(out, "    {f}");
         }
     }
+    for w in &v.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
     out
 }
 
