@@ -15,6 +15,7 @@ struct Run {
     values: DataFrame,
     deviations: DataFrame,
     rejected: DataFrame,
+    run_dir: PathBuf,
     _out: tempfile::TempDir,
 }
 
@@ -32,6 +33,7 @@ fn run() -> &'static Run {
             values: read_parquet(&summary.run_dir.join("indicator_values.parquet")),
             deviations: read_parquet(&summary.run_dir.join("deviations.parquet")),
             rejected: read_parquet(&summary.run_dir.join("rejected_rows.parquet")),
+            run_dir: summary.run_dir.clone(),
             _out: out,
         }
     })
@@ -376,4 +378,82 @@ fn intervals_separate_a_real_outlier_from_a_small_schools_miss() {
     assert!(f(&lju, "latest_value").unwrap() < 85.0);
     assert_eq!(strings(&lju, "significance_vs_target"), ["similar"]);
     assert_eq!(strings(&lju, "funnel_band"), ["within_95"]);
+}
+
+#[test]
+fn the_goal_model_is_published_as_tables_joinable_by_id() {
+    let dir = &run().run_dir;
+    // org_units: every unit of org_units.csv, with its parent, path and depth.
+    let org = read_parquet(&dir.join("org_units.parquet"));
+    let units = csv_rows("org_units.csv");
+    assert_eq!(org.height(), units.len());
+    let row = |df: &DataFrame, key: &str, id: &str, col: &str| -> String {
+        let keys = strings(df, key);
+        let at = keys
+            .iter()
+            .position(|k| k == id)
+            .unwrap_or_else(|| panic!("{id}"));
+        strings(df, col)[at].clone()
+    };
+    assert_eq!(
+        row(&org, "org_unit_id", "SOC-ALD-HTN", "org_path"),
+        "UK/SN/SOC/SOC-ALD/SOC-ALD-HTN"
+    );
+    assert_eq!(
+        row(&org, "org_unit_id", "SOC-ALD-HTN", "parent_id"),
+        "SOC-ALD"
+    );
+    assert_eq!(
+        row(&org, "org_unit_id", "SOC-ALD-HTN", "org_name"),
+        "Hemtjänst Norr"
+    );
+    let level = org
+        .clone()
+        .lazy()
+        .filter(col("org_unit_id").eq(lit("SOC-ALD-HTN")))
+        .collect()
+        .unwrap();
+    assert_eq!(
+        level.column("org_level").unwrap().i32().unwrap().get(0),
+        Some(4)
+    );
+    // indicators: names from the pipeline file and the goals that list each.
+    let indicators = read_parquet(&dir.join("indicators.parquet"));
+    assert_eq!(indicators.height(), 28);
+    assert_eq!(
+        row(
+            &indicators,
+            "indicator_id",
+            "sick_leave_pct",
+            "indicator_name"
+        ),
+        "Sjukfrånvaro"
+    );
+    assert_eq!(
+        row(&indicators, "indicator_id", "sick_leave_pct", "goal_ids"),
+        "KF-1"
+    );
+    assert_eq!(
+        row(&indicators, "indicator_id", "sick_leave_pct", "polarity"),
+        "lower_is_better"
+    );
+    // goals: the goal tree (KS-1 under KF-1) with owner and basis.
+    let goals = read_parquet(&dir.join("goals.parquet"));
+    assert_eq!(goals.height(), 10);
+    assert_eq!(row(&goals, "goal_id", "KS-1", "parent_goal_id"), "KF-1");
+    assert_eq!(row(&goals, "goal_id", "SN-1", "basis"), "core_mission");
+    assert_eq!(row(&goals, "goal_id", "SN-1", "owner_unit_id"), "SN");
+    // Every fact table's ids resolve in the dimension tables.
+    let ids: BTreeSet<String> = strings(&org, "org_unit_id").into_iter().collect();
+    assert!(
+        strings(&run().deviations, "org_unit_id")
+            .iter()
+            .all(|u| ids.contains(u))
+    );
+    let ind_ids: BTreeSet<String> = strings(&indicators, "indicator_id").into_iter().collect();
+    assert!(
+        strings(&run().values, "indicator_id")
+            .iter()
+            .all(|i| ind_ids.contains(i))
+    );
 }
