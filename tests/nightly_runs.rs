@@ -499,6 +499,19 @@ fn failing_cases() -> Vec<(&'static str, Mutation, i32, Vec<&'static str>)> {
             vec!["pipeline.toml:4:9: alpha: alpha = 2 must be between 0 and 0.5"],
         ),
         (
+            "a FIFO where the source file belongs",
+            |f| {
+                std::fs::remove_file(f.path("hr.csv")).unwrap();
+                let made = Command::new("mkfifo")
+                    .arg(f.path("hr.csv"))
+                    .status()
+                    .unwrap();
+                assert!(made.success());
+            },
+            1,
+            vec!["hr.csv: cannot read: not a regular file (a pipe or device)"],
+        ),
+        (
             "TOML syntax error",
             |f| {
                 write_pipeline(

@@ -123,8 +123,19 @@ pub fn expand_source(
             message: e.to_string(),
         })?
         .filter_map(Result::ok)
-        .filter(|p| p.is_file())
         .collect();
+    // A FIFO or device named like a source would hang the reader or fill memory: refused. Folders
+    // a pattern happens to match are skipped.
+    if let Some(odd) = paths
+        .iter()
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir()))
+    {
+        return Err(IngestError::Unreadable {
+            file: normalise(odd),
+            message: "not a regular file (a pipe or device)".to_string(),
+        });
+    }
+    paths.retain(|p| p.is_file());
     paths.sort();
     if paths.is_empty() {
         return Err(IngestError::NoFiles {
