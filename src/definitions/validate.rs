@@ -138,17 +138,17 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
         if let Some(t) = &s.total_rows {
             check_expression(p, &item, "total_rows", t, Some(s), out);
         }
-        if let Some(share) = &s.max_rejected_share {
-            if !(0.0..=1.0).contains(share.get_ref()) {
-                out.push(p.diag_at(
-                    share.span(),
-                    &item,
-                    format!(
-                        "max_rejected_share = {} is not a share between 0 and 1 (0.05 allows 5 % of the rows to be rejected)",
-                        share.get_ref()
-                    ),
-                ));
-            }
+        if let Some(share) = &s.max_rejected_share
+            && !(0.0..=1.0).contains(share.get_ref())
+        {
+            out.push(p.diag_at(
+                share.span(),
+                &item,
+                format!(
+                    "max_rejected_share = {} is not a share between 0 and 1 (0.05 allows 5 % of the rows to be rejected)",
+                    share.get_ref()
+                ),
+            ));
         }
         for (name, decl) in cols {
             if let Some(c) = decl.checks() {
