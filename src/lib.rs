@@ -38,6 +38,7 @@ pub struct Loaded {
     pub mapping: CodeMapping,
     pub targets: assess::Targets,
     pub actions: Vec<assess::Action>,
+    pub analyses: Vec<assess::Analysis>,
     pub groups: org::Groups,
 }
 
@@ -52,6 +53,7 @@ pub fn load(path: &Path) -> Result<Loaded, Error> {
             mapping: org.mapping,
             targets: org.targets,
             actions: org.actions,
+            analyses: org.analyses,
             groups: org.groups,
         }),
         _ => Err(Error::Definitions(Diagnostics(problems))),
@@ -64,6 +66,7 @@ struct OrgParts {
     mapping: CodeMapping,
     targets: assess::Targets,
     actions: Vec<assess::Action>,
+    analyses: Vec<assess::Analysis>,
     groups: org::Groups,
 }
 
@@ -156,11 +159,19 @@ fn load_all(path: &Path) -> Result<(Pipeline, Option<OrgParts>, Vec<Diagnostic>)
             Vec::new()
         }
     };
+    let analyses = match assess::load_analyses(&pipeline, &tree) {
+        Ok(a) => a,
+        Err(d) => {
+            problems.extend(d.0);
+            Vec::new()
+        }
+    };
     let org = OrgParts {
         tree,
         mapping,
         targets,
         actions,
+        analyses,
         groups,
     };
     Ok((pipeline, Some(org), problems))

@@ -115,6 +115,9 @@ styrkort inspect out/uddevalla/as_of=2025-01-01 --goal BUN-2 --period 2024"
         /// Only indicators that measure this goal.
         #[arg(long)]
         goal: Option<String>,
+        /// Only this indicator.
+        #[arg(long)]
+        indicator: Option<String>,
         /// Only this grain: month, quarter, tertial, year or ytd.
         #[arg(long)]
         grain: Option<String>,
@@ -157,6 +160,61 @@ styrkort inspect out/uddevalla/as_of=2025-01-01 --goal BUN-2 --period 2024"
         /// Output: table, csv or json.
         #[arg(long, default_value = "table", value_parser = parse_format)]
         format: styrkort::report::Format,
+    },
+    /// Write the controller's report of a run: one self-contained HTML file (inline CSS and SVG,
+    /// nothing fetched, opens offline, can be e-mailed), Swedish by default — the goal tree with
+    /// statuses, each goal's indicators, an SPC chart per indicator and unit, units compared,
+    /// actions and data quality.
+    #[command(
+        after_help = "Examples:\n  styrkort report out/uddevalla/latest -o rapport.html\n  \
+styrkort report --pipeline pipelines/uddevalla.toml --unit SN --period 2024-T2 -o sn.html\n  \
+styrkort report out/uddevalla/latest --lang en -o report.html"
+    )]
+    Report {
+        /// A run folder (OUT/<pipeline>/as_of=<date> or OUT/<pipeline>/latest); or use --pipeline.
+        run_dir: Option<PathBuf>,
+        /// Find the run folder from this pipeline, --as-of and --out.
+        #[arg(long, conflicts_with = "run_dir")]
+        pipeline: Option<PathBuf>,
+        /// With --pipeline: the run's as-of date (default as for `run`).
+        #[arg(long, value_parser = parse_date, requires = "pipeline")]
+        as_of: Option<NaiveDate>,
+        /// With --pipeline: the output directory the run wrote to.
+        #[arg(long, default_value = "out", requires = "pipeline")]
+        out: PathBuf,
+        /// This unit (e.g. a nämnd, SN) and everything beneath it; default the whole kommun.
+        #[arg(long)]
+        unit: Option<String>,
+        /// The period (2024-T2, 2024, 2024-03); default the latest tertial.
+        #[arg(long)]
+        period: Option<String>,
+        /// sv (default) or en.
+        #[arg(long, default_value = "sv", value_parser = parse_lang)]
+        lang: styrkort::report::Lang,
+        /// The HTML file to write.
+        #[arg(short = 'o', long, default_value = "rapport.html")]
+        output: PathBuf,
+    },
+    /// Write a run as an Excel workbook: sheets Mål, Nyckeltal (values by period), Avvikelser,
+    /// Åtgärder and Signaler, with Swedish headers, numbers as numbers and dates as dates.
+    #[command(
+        after_help = "Example:\n  styrkort export out/uddevalla/latest --xlsx uppfoljning.xlsx"
+    )]
+    Export {
+        /// A run folder; or use --pipeline.
+        run_dir: Option<PathBuf>,
+        /// Find the run folder from this pipeline, --as-of and --out.
+        #[arg(long, conflicts_with = "run_dir")]
+        pipeline: Option<PathBuf>,
+        /// With --pipeline: the run's as-of date (default as for `run`).
+        #[arg(long, value_parser = parse_date, requires = "pipeline")]
+        as_of: Option<NaiveDate>,
+        /// With --pipeline: the output directory the run wrote to.
+        #[arg(long, default_value = "out", requires = "pipeline")]
+        out: PathBuf,
+        /// The workbook to write.
+        #[arg(long)]
+        xlsx: PathBuf,
     },
     /// Write a synthetic municipality's org tree and operational data (the fixtures' generator),
     /// with targets, actions and a ready-to-run pipeline.toml: `styrkort run OUT/pipeline.toml`.
@@ -207,6 +265,10 @@ fn parse_status(s: &str) -> Result<styrkort::assess::Status, String> {
     styrkort::assess::Status::parse(s).ok_or_else(|| {
         format!("expected one of met, partly_met, not_met, no_data, no_target, not_assessable; found '{s}'")
     })
+}
+
+fn parse_lang(s: &str) -> Result<styrkort::report::Lang, String> {
+    styrkort::report::Lang::parse(s).ok_or_else(|| format!("expected sv or en; found '{s}'"))
 }
 
 fn parse_fail_on(s: &str) -> Result<styrkort::FailOn, String> {
@@ -315,6 +377,7 @@ fn main() -> ExitCode {
             status,
             unit,
             goal,
+            indicator,
             grain,
             period,
             segment,
@@ -325,6 +388,7 @@ fn main() -> ExitCode {
                 statuses: status,
                 unit,
                 goal,
+                indicator,
                 grain,
                 period,
                 segment,
@@ -358,6 +422,35 @@ fn main() -> ExitCode {
             },
         )
         .map(|t| print_out(&t)),
+        Command::Report {
+            run_dir,
+            pipeline,
+            as_of,
+            out,
+            unit,
+            period,
+            lang,
+            output,
+        } => inspect_run_dir(run_dir, pipeline, as_of, &out).and_then(|dir| {
+            let options = styrkort::report::ReportOptions { unit, period, lang };
+            let page = styrkort::report::html_report(&dir, &options)?;
+            std::fs::write(&output, page).map_err(|e| {
+                styrkort::Error::Data(format!("cannot write {}: {e}", output.display()))
+            })?;
+            print_out(&format!("wrote {}\n", output.display()));
+            Ok(())
+        }),
+        Command::Export {
+            run_dir,
+            pipeline,
+            as_of,
+            out,
+            xlsx,
+        } => inspect_run_dir(run_dir, pipeline, as_of, &out).and_then(|dir| {
+            styrkort::report::export_xlsx(&dir, &xlsx)?;
+            print_out(&format!("wrote {}\n", xlsx.display()));
+            Ok(())
+        }),
         Command::Generate {
             scale,
             seed,

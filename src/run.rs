@@ -324,6 +324,12 @@ fn run_in_span(
         as_of,
     )
     .map_err(data_err)?;
+    if !loaded.analyses.is_empty() {
+        deviations = assess::with_analysis(deviations, &loaded.analyses, "indicator_id")
+            .map_err(data_err)?;
+        goal_status =
+            assess::with_analysis(goal_status, &loaded.analyses, "goal_id").map_err(data_err)?;
+    }
     let status_counts = assess::status_counts(&deviations).map_err(data_err)?;
     let goal_status_counts = assess::status_counts(&goal_status).map_err(data_err)?;
     let action_counts = action_counts(&actions).map_err(data_err)?;
@@ -350,6 +356,62 @@ fn run_in_span(
     }
     stages.lap("assess");
 
+    let mut model =
+        publish::goal_model_tables(p, &loaded.tree, &loaded.groups).map_err(data_err)?;
+    // Names beside ids in the tables people open on their own.
+    let table_of = |name: &str| {
+        model
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, df)| df.clone())
+            .expect("the goal model has this table")
+    };
+    let (indicators, goals, units) = (
+        table_of("indicators.parquet"),
+        table_of("goals.parquet"),
+        table_of("org_units.parquet"),
+    );
+    let named = |df: DataFrame, pairs: &[(&DataFrame, &str, &str)]| {
+        pairs.iter().try_fold(df, |df, (names, key, name)| {
+            publish::with_name(df, names, key, name)
+        })
+    };
+    deviations = named(
+        deviations,
+        &[(&indicators, "indicator_id", "indicator_name")],
+    )
+    .map_err(data_err)?;
+    goal_status = named(
+        goal_status,
+        &[
+            (&goals, "goal_id", "goal_name"),
+            (&units, "org_unit_id", "org_name"),
+        ],
+    )
+    .map_err(data_err)?;
+    actions = named(
+        actions,
+        &[
+            (&goals, "goal_id", "goal_name"),
+            (&units, "org_unit_id", "org_name"),
+        ],
+    )
+    .map_err(data_err)?;
+    signals = named(
+        signals,
+        &[
+            (&indicators, "indicator_id", "indicator_name"),
+            (&units, "org_unit_id", "org_name"),
+        ],
+    )
+    .map_err(data_err)?;
+    if !loaded.analyses.is_empty() {
+        model.push((
+            "analyses.parquet",
+            assess::analyses_table(&loaded.analyses).map_err(data_err)?,
+        ));
+    }
+
     let staging = Staging::new(&pipeline_dir, as_of, &run_id)?;
     let mut tables: [(&str, &mut DataFrame); 6] = [
         ("indicator_values.parquet", &mut values),
@@ -359,8 +421,6 @@ fn run_in_span(
         ("actions.parquet", &mut actions),
         ("signals.parquet", &mut signals),
     ];
-    let mut model =
-        publish::goal_model_tables(p, &loaded.tree, &loaded.groups).map_err(data_err)?;
     let mut outputs = Vec::new();
     let written = (|| -> Result<Manifest, Error> {
         let model_tables = model.iter_mut().map(|(name, df)| (*name, df));
@@ -436,7 +496,7 @@ fn published_is_current(
     definitions_hash: &str,
     inputs: &BTreeMap<String, Vec<InputFile>>,
 ) -> bool {
-    let Some(m) = read_manifest(run_dir) else {
+    let Some(m) = Manifest::read(run_dir) else {
         return false;
     };
     let mut published: Vec<(String, String, String)> = m
@@ -474,12 +534,6 @@ fn published_is_current(
         );
     }
     intact
-}
-
-/// The manifest of a published run, if it is there and readable.
-pub fn read_manifest(run_dir: &Path) -> Option<Manifest> {
-    let text = std::fs::read_to_string(run_dir.join("manifest.json")).ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 /// Every data-quality gate of every source, in source order.
@@ -680,6 +734,7 @@ fn definition_files(p: &Pipeline) -> Result<Vec<FileRecord>, Error> {
         &p.def.org.groups,
         &p.def.targets,
         &p.def.actions,
+        &p.def.analyses,
     ]
     .into_iter()
     .flatten()

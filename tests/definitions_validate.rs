@@ -382,3 +382,52 @@ fn every_stage_reports_at_once() {
         assert!(text.contains(needle), "lacks '{needle}':\n{text}");
     }
 }
+
+#[test]
+fn analysis_texts_are_checked_like_targets() {
+    let f = Fixture::new();
+    f.file("hr.csv", HR);
+    f.file(
+        "analyses.csv",
+        "goal_id,indicator_id,org_unit_id,period,author,date,text\n\
+         goal_sick,,K,2024-T1,C,2024-05-10,Bra\n\
+         nope,,K,2024-T1,C,2024-05-10,x\n\
+         goal_sick,sick,K,2024-T1,C,2024-05-10,x\n\
+         ,sick,K,2024-T9,C,2024-05-10,x\n\
+         ,sick,NOPE,2024,C,10/5/2024,x\n",
+    );
+    f.pipeline_with(
+        "analyses = \"analyses.csv\"",
+        &(HR_SOURCE.to_string() + &ok_indicator()),
+    );
+    expect(
+        &f,
+        ("analyses.csv", "nope,"),
+        "analysis",
+        "column 'goal_id': unknown goal 'nope'",
+    );
+    expect(
+        &f,
+        ("analyses.csv", "goal_sick,sick"),
+        "analysis",
+        "give either goal_id or indicator_id (one of them), not both or neither",
+    );
+    expect(
+        &f,
+        ("analyses.csv", "2024-T9"),
+        "analysis",
+        "column 'period': expected a period",
+    );
+    expect(
+        &f,
+        ("analyses.csv", "NOPE"),
+        "analysis",
+        "column 'org_unit_id': unknown org unit 'NOPE'",
+    );
+    expect(
+        &f,
+        ("analyses.csv", "NOPE"),
+        "analysis",
+        "column 'date': expected a date YYYY-MM-DD, found '10/5/2024'",
+    );
+}

@@ -3,6 +3,7 @@
 //! the actions follow-up. Reads the computed `indicator_values`; never recomputes them.
 
 mod actions;
+mod analyses;
 mod forecast;
 mod goals;
 pub mod signals;
@@ -11,6 +12,7 @@ mod status;
 mod targets;
 
 pub use actions::{Action, ActionStatus, actions_table, load_actions};
+pub use analyses::{Analysis, analyses_table, load_analyses, with_analysis};
 pub use goals::{GoalCell, goal_status};
 pub use status::{Judgement, Status, judge};
 pub use targets::{

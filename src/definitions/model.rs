@@ -31,6 +31,9 @@ pub struct PipelineDef {
     pub targets: Option<String>,
     /// CSV of actions: `action_id, goal_id, org_unit_id, title, owner, start, due, status`.
     pub actions: Option<String>,
+    /// CSV of analysis texts: `goal_id, indicator_id, org_unit_id, period, author, date, text`
+    /// (one of goal_id and indicator_id per row).
+    pub analyses: Option<String>,
     /// Significance level of the trend tests (default 0.05).
     pub alpha: Option<Spanned<f64>>,
 }

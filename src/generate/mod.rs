@@ -122,6 +122,7 @@ pub const SOURCES: [&str; 9] = [
 const PIPELINE: &str = include_str!("../../pipelines/uddevalla.toml");
 const TARGETS: &str = include_str!("../../fixtures/uddevalla/targets.csv");
 const ACTIONS: &str = include_str!("../../fixtures/uddevalla/actions.csv");
+const ANALYSES: &str = include_str!("../../fixtures/uddevalla/analyses.csv");
 
 /// Writes the org tree, code mapping and every source's CSV into `dir`.
 pub fn write_municipality(dir: &Path, scale: u32, seed: u64) -> Result<Vec<PathBuf>, Error> {
@@ -146,6 +147,7 @@ pub fn write_pipeline_dir(
     };
     written.push(write("targets.csv", TARGETS)?);
     written.push(write("actions.csv", ACTIONS)?);
+    written.push(write("analyses.csv", ANALYSES)?);
     written.push(write("pipeline.toml", &pipeline_text(format))?);
     Ok(written)
 }

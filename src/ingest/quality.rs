@@ -158,7 +158,7 @@ fn top_reasons(rejected: &DataFrame, n: usize) -> PolarsResult<String> {
 
 /// A reason with the values it quotes replaced by `…`, keeping the column name:
 /// `column 'date': expected date, found '2022-01'` → `column 'date': expected date, found '…'`.
-fn reason_kind(reason: &str) -> String {
+pub fn reason_kind(reason: &str) -> String {
     let (head, tail) = match reason.split_once("': ") {
         Some((h, t)) => (format!("{h}': "), t),
         None => (String::new(), reason),

@@ -117,3 +117,39 @@ fn group_members(groups: &Groups) -> PolarsResult<DataFrame> {
     }
     df!("group_id" => g, "org_unit_id" => u)
 }
+
+/// Adds `name_col` from `names` (keyed by `key`) right after `key`, for tables read on their own
+/// (a deviation row that says "Sjukfrånvaro", not only `sick_leave_pct`). Row order is kept.
+pub fn with_name(
+    table: DataFrame,
+    names: &DataFrame,
+    key: &str,
+    name_col: &str,
+) -> PolarsResult<DataFrame> {
+    if table
+        .get_column_names()
+        .iter()
+        .any(|c| c.as_str() == name_col)
+    {
+        return Ok(table);
+    }
+    let mut order: Vec<Expr> = Vec::new();
+    for c in table.get_column_names() {
+        order.push(col(c.as_str()));
+        if c.as_str() == key {
+            order.push(col(name_col));
+        }
+    }
+    let mut args = JoinArgs::new(JoinType::Left);
+    args.maintain_order = MaintainOrderJoin::Left;
+    table
+        .lazy()
+        .join(
+            names.clone().lazy().select([col(key), col(name_col)]),
+            [col(key)],
+            [col(key)],
+            args,
+        )
+        .select(order)
+        .collect()
+}

@@ -32,6 +32,14 @@ pub struct Manifest {
     pub warnings: Vec<String>,
 }
 
+impl Manifest {
+    /// The manifest of a published run folder, if it is there and readable.
+    pub fn read(run_dir: &std::path::Path) -> Option<Manifest> {
+        let text = std::fs::read_to_string(run_dir.join("manifest.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileRecord {
     pub path: String,

@@ -16,7 +16,7 @@ mod goal_model;
 mod lock;
 mod manifest;
 
-pub use goal_model::{goal_model_tables, org_units};
+pub use goal_model::{goal_model_tables, org_units, with_name};
 pub use lock::{Lock, LockError};
 pub use manifest::{
     ActionCounts, FileRecord, GateRecord, InputRecord, Manifest, OutputRecord, SourceRecord,

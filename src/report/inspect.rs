@@ -17,6 +17,8 @@ pub struct InspectFilter {
     pub unit: Option<String>,
     /// Indicators measuring this goal.
     pub goal: Option<String>,
+    /// Only this indicator.
+    pub indicator: Option<String>,
     pub grain: Option<String>,
     /// A period label; without it, the latest period of each grain.
     pub period: Option<String>,
@@ -32,6 +34,7 @@ impl Default for InspectFilter {
             statuses: Vec::new(),
             unit: None,
             goal: None,
+            indicator: None,
             grain: None,
             period: None,
             segment: "total".into(),
@@ -60,9 +63,67 @@ fn text_column(df: &DataFrame, name: &str) -> Result<StringChunked, Error> {
         .map_err(|e| Error::Data(e.to_string()))
 }
 
+/// The distinct non-null texts of a column.
+fn distinct(df: &DataFrame, name: &str) -> Result<std::collections::BTreeSet<String>, Error> {
+    Ok(text_column(df, name)?
+        .iter()
+        .flatten()
+        .flat_map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter(|v| !v.is_empty())
+        .collect())
+}
+
+/// Up to five known values that look most like `wanted` (longest common prefix, then fewest
+/// differing characters).
+fn nearest(wanted: &str, known: &std::collections::BTreeSet<String>) -> String {
+    let score = |k: &str| {
+        let prefix = k
+            .chars()
+            .zip(wanted.chars())
+            .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+            .count();
+        let diff = k.len().abs_diff(wanted.len());
+        (std::cmp::Reverse(prefix), diff)
+    };
+    let mut ranked: Vec<&String> = known.iter().collect();
+    ranked.sort_by_key(|k| score(k));
+    ranked
+        .into_iter()
+        .take(5)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An unknown unit, goal, indicator, grain or period is a usage error naming the nearest known
+/// ones: a filter that matches nothing would otherwise print an empty table, as if all were well.
+fn check_filter(deviations: &DataFrame, filter: &InspectFilter) -> Result<(), Error> {
+    let checks = [
+        ("--unit", &filter.unit, "org_unit_id"),
+        ("--goal", &filter.goal, "goal_ids"),
+        ("--indicator", &filter.indicator, "indicator_id"),
+        ("--grain", &filter.grain, "grain"),
+        ("--period", &filter.period, "period"),
+    ];
+    for (flag, wanted, column) in checks {
+        let Some(wanted) = wanted else { continue };
+        let known = distinct(deviations, column)?;
+        if !known.contains(wanted) {
+            return Err(Error::Usage(format!(
+                "{flag} '{wanted}' is not in this run; did you mean {}?",
+                nearest(wanted, &known)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Keeps the rows of `filter.unit`'s subtree (by `org_path`) and of indicators measuring
 /// `filter.goal` (by `goal_ids`).
 fn unit_and_goal(mut lf: LazyFrame, filter: &InspectFilter) -> LazyFrame {
+    if let Some(i) = &filter.indicator {
+        lf = lf.filter(col("indicator_id").eq(lit(i.as_str())));
+    }
     if let Some(u) = &filter.unit {
         let path = concat_str([lit("/"), col("org_path"), lit("/")], "", false);
         lf = lf.filter(path.str().contains_literal(lit(format!("/{u}/"))));
@@ -82,6 +143,7 @@ fn unit_and_goal(mut lf: LazyFrame, filter: &InspectFilter) -> LazyFrame {
 /// status the worst relative gap first.
 pub fn select_deviations(run_dir: &Path, filter: &InspectFilter) -> Result<DataFrame, Error> {
     let df = read(&run_dir.join("deviations.parquet"))?;
+    check_filter(&df, filter)?;
     let mut lf = df.lazy();
     if let Some(g) = &filter.grain {
         lf = lf.filter(col("grain").eq(lit(g.as_str())));
@@ -166,13 +228,17 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
         "gap %",
         "Δ prev",
         "Δ year",
+        "open action",
     ]);
+    let names = indicator_names(run_dir);
+    let covering = open_actions(run_dir)?;
     let text = |name: &str| text_column(&rows, name);
     let num = |name: &str| -> Result<Float64Chunked, Error> {
         rows.column(name)
             .and_then(|c| c.f64().cloned())
             .map_err(|e| Error::Data(e.to_string()))
     };
+    let goal_ids = text("goal_ids")?;
     let (status, indicator, unit, name, period, segment, kind, tolerance, compare_to) = (
         text("status")?,
         text("indicator_id")?,
@@ -242,9 +308,37 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
                 t
             }
         };
+        let ind = indicator.get(i).unwrap_or("");
+        let ind_cell = match names.get(ind) {
+            Some(n) => format!("{n} ({ind})"),
+            None => ind.to_string(),
+        };
+        // For a row not met: the open actions on one of its goals at its unit.
+        let action = if st == "not_met" {
+            let u = unit.get(i).unwrap_or("");
+            let ids: Vec<&str> = goal_ids
+                .get(i)
+                .unwrap_or("")
+                .split(',')
+                .flat_map(|g| {
+                    covering
+                        .get(&(g.to_string(), u.to_string()))
+                        .into_iter()
+                        .flatten()
+                })
+                .map(String::as_str)
+                .collect();
+            if ids.is_empty() {
+                "none".to_string()
+            } else {
+                ids.join(", ")
+            }
+        } else {
+            String::new()
+        };
         table.add_row(vec![
             status_cell,
-            Cell::new(indicator.get(i).unwrap_or("")),
+            Cell::new(ind_cell),
             Cell::new(format!(
                 "{} ({})",
                 name.get(i).unwrap_or(""),
@@ -263,6 +357,7 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
             ),
             Cell::new(fmt(change.get(i))),
             Cell::new(fmt(yoy.get(i))),
+            Cell::new(action),
         ]);
     }
     let mut out = format!(
@@ -285,6 +380,51 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
     Ok(out)
 }
 
+/// Indicator id → name, from the run's `indicators.parquet` (empty for runs made before it).
+fn indicator_names(run_dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let Ok(df) = read(&run_dir.join("indicators.parquet")) else {
+        return Default::default();
+    };
+    match (
+        text_column(&df, "indicator_id"),
+        text_column(&df, "indicator_name"),
+    ) {
+        (Ok(ids), Ok(names)) => ids
+            .iter()
+            .zip(names.iter())
+            .filter_map(|(i, n)| Some((i?.to_string(), n?.to_string())))
+            .collect(),
+        _ => Default::default(),
+    }
+}
+
+/// (goal, unit) → ids of the open actions (not done or cancelled) on that goal at that unit.
+fn open_actions(
+    run_dir: &Path,
+) -> Result<std::collections::BTreeMap<(String, String), Vec<String>>, Error> {
+    let df = read(&run_dir.join("actions.parquet"))?;
+    let (kind, id, goal, unit, status) = (
+        text_column(&df, "record_type")?,
+        text_column(&df, "action_id")?,
+        text_column(&df, "goal_id")?,
+        text_column(&df, "org_unit_id")?,
+        text_column(&df, "status")?,
+    );
+    let mut out: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    for i in 0..df.height() {
+        let open = !matches!(status.get(i), Some("done") | Some("cancelled"));
+        if kind.get(i) == Some("action") && open {
+            out.entry((
+                goal.get(i).unwrap_or("").to_string(),
+                unit.get(i).unwrap_or("").to_string(),
+            ))
+            .or_default()
+            .push(id.get(i).unwrap_or("").to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// Two decimals, without trailing zeros: 6.27, 45, 98.5.
 fn format_number(x: f64) -> String {
     let s = format!("{x:.2}");
@@ -300,6 +440,7 @@ pub fn render_signals(
 ) -> Result<String, Error> {
     let signals = read(&run_dir.join("signals.parquet"))?;
     let deviations = read(&run_dir.join("deviations.parquet"))?;
+    check_filter(&deviations, filter)?;
     let paths = deviations
         .lazy()
         .select([

@@ -1,11 +1,18 @@
-//! What people read in a terminal: the run summary, validation results and the explained plans.
-//! (Deviation tables, HTML and Excel come with the targets work.)
+//! What people read: in a terminal, the run summary, validation results, the explained plans and
+//! `inspect`; for the nämnd, the HTML report (`html`) and the Excel workbook (`excel`).
 
 mod adhoc_spc;
+mod charts;
+mod excel;
+mod html;
 mod inspect;
+mod words;
 
 pub use adhoc_spc::{AdhocOptions, Format, spc_report};
+pub use excel::export_xlsx;
+pub use html::{ReportOptions, html_report};
 pub use inspect::{InspectFilter, render as inspect, render_signals, select_deviations};
+pub use words::Lang;
 
 use std::fmt::Write;
 
