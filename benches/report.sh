@@ -17,7 +17,8 @@ if [ -z "$run_dir" ]; then
 fi
 runs=${2:-5}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-write_s=(); render_s=()
+printf '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body></body></html>' > "$work/empty.html"
+write_s=(); render_s=(); empty_s=()
 for _ in $(seq "$runs"); do
   t0=$(date +%s.%N)
   "$bin" report "$run_dir" -o "$work/rapport.html" >/dev/null
@@ -25,8 +26,12 @@ for _ in $(seq "$runs"); do
   chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
     --user-data-dir="$work/profile" --dump-dom "file://$work/rapport.html" >/dev/null 2>&1
   t2=$(date +%s.%N)
-  write_s+=("$(echo "$t1 - $t0" | bc)"); render_s+=("$(echo "$t2 - $t1" | bc)")
+  chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+    --user-data-dir="$work/profile" --dump-dom "file://$work/empty.html" >/dev/null 2>&1
+  t3=$(date +%s.%N)
+  write_s+=("$(echo "$t1 - $t0" | bc)"); render_s+=("$(echo "$t2 - $t1" | bc)"); empty_s+=("$(echo "$t3 - $t2" | bc)")
 done
 echo "report size: $(stat -c %s "$work/rapport.html") bytes"
 echo "write  median of $runs: $(printf '%s\n' "${write_s[@]}" | median) s"
 echo "render median of $runs (headless Chromium, load + DOM dump, browser start included): $(printf '%s\n' "${render_s[@]}" | median) s"
+echo "empty page median of $runs (the browser's start alone): $(printf '%s\n' "${empty_s[@]}" | median) s"

@@ -48,7 +48,7 @@ svg .pcc{fill:#7b7d7d}svg .pi{fill:#289de0}svg .pc{fill:#fab428}svg .pn{fill:#49
 svg .bar{fill:#6b8fc7}svg .l95{fill:none;stroke:#7a8699;stroke-dasharray:3 3}svg .l998{fill:none;stroke:#1d2433;stroke-dasharray:1 2}
 svg.icon{width:18px;height:18px;vertical-align:middle}svg.icon text{font-size:11px;fill:#fff;font-weight:bold}
 svg.icon .ic{fill:#7b7d7d}svg.icon .ii{fill:#289de0}svg.icon .io{fill:#fab428}svg.icon .in{fill:#490092}
-.unit{border-top:1px solid #e3e6ee;margin-top:18px}.crumbs{font-size:.85em;color:#555}
+.unit{border-top:1px solid #e3e6ee;margin-top:18px;content-visibility:auto;contain-intrinsic-size:auto 2400px}.crumbs{font-size:.85em;color:#555}
 @media print{nav{display:none}figure{page-break-inside:avoid}}
 "#;
 
