@@ -131,8 +131,14 @@ styrkort inspect out/uddevalla/as_of=2025-01-01 --goal BUN-2 --period 2024"
         #[arg(long, default_value_t = 50)]
         limit: usize,
         /// List the series flagged act or watch by the statistical reading, with the reason.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "goals")]
         signals: bool,
+        /// The goal view: each goal's status per unit, with names, counts and analysis texts.
+        #[arg(long)]
+        goals: bool,
+        /// table (default), csv or json (every row, for programs; not with --signals).
+        #[arg(long, default_value = "table", value_parser = parse_inspect_format)]
+        format: styrkort::report::InspectFormat,
     },
     /// Run the SPC, runs and trend analysis on any series in a CSV with the columns
     /// `series, date, value` and optionally `target` (empty cells are missing values).
@@ -267,6 +273,11 @@ fn parse_status(s: &str) -> Result<styrkort::assess::Status, String> {
     })
 }
 
+fn parse_inspect_format(s: &str) -> Result<styrkort::report::InspectFormat, String> {
+    styrkort::report::InspectFormat::parse(s)
+        .ok_or_else(|| format!("expected table, csv or json; found '{s}'"))
+}
+
 fn parse_lang(s: &str) -> Result<styrkort::report::Lang, String> {
     styrkort::report::Lang::parse(s).ok_or_else(|| format!("expected sv or en; found '{s}'"))
 }
@@ -383,6 +394,8 @@ fn main() -> ExitCode {
             segment,
             limit,
             signals,
+            goals,
+            format,
         } => inspect_run_dir(run_dir, pipeline, as_of, &out).and_then(|dir| {
             let filter = styrkort::report::InspectFilter {
                 statuses: status,
@@ -396,8 +409,14 @@ fn main() -> ExitCode {
             };
             use std::io::IsTerminal;
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            if signals {
+            use styrkort::report::InspectFormat;
+            if goals {
+                styrkort::report::render_goals(&dir, &filter, format, color).map(|t| print_out(&t))
+            } else if signals {
                 styrkort::report::render_signals(&dir, &filter, color).map(|t| print_out(&t))
+            } else if format != InspectFormat::Table {
+                styrkort::report::deviations_for_programs(&dir, &filter, format)
+                    .map(|t| print_out(&t))
             } else {
                 styrkort::report::inspect(&dir, &filter, color).map(|t| print_out(&t))
             }

@@ -414,3 +414,76 @@ fn inspect_refuses_unknown_ids_and_shows_names_and_open_actions() {
     assert!(out.contains("Sjukfrånvaro (sick_leave_pct)"), "{out}");
     assert!(out.contains("A-001"), "{out}");
 }
+
+#[test]
+fn inspect_has_a_goal_view_and_csv_and_json_for_programs() {
+    let dir = run_dir().to_str().unwrap();
+    let o = styrkort(&[
+        "inspect", dir, "--goals", "--unit", "SN", "--goal", "SN-1", "--grain", "year",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("Äldre får den hemtjänst de beviljats") && out.contains("Socialnämnden (SN)"),
+        "{out}"
+    );
+    // JSON: every not-met tertial sick-leave row, numbers equal to the Parquet's.
+    let o = styrkort(&[
+        "inspect",
+        dir,
+        "--indicator",
+        "sick_leave_pct",
+        "--grain",
+        "tertial",
+        "--status",
+        "not_met",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success());
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let expected = read_parquet(&run_dir().join("deviations.parquet"))
+        .lazy()
+        .filter(
+            col("indicator_id")
+                .eq(lit("sick_leave_pct"))
+                .and(col("grain").eq(lit("tertial")))
+                .and(col("is_latest_period"))
+                .and(col("segment").eq(lit("total")))
+                .and(col("status").eq(lit("not_met"))),
+        )
+        .collect()
+        .unwrap();
+    assert_eq!(rows.len(), expected.height());
+    let htn = rows
+        .iter()
+        .find(|r| r["org_unit_id"] == "SOC-ALD-HTN")
+        .unwrap();
+    let units = strings(&expected, "org_unit_id");
+    let at = units.iter().position(|u| u == "SOC-ALD-HTN").unwrap();
+    let value = expected
+        .column("value")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(at)
+        .unwrap();
+    assert_eq!(htn["value"].as_f64(), Some(value));
+    assert_eq!(htn["open_actions"], "A-001");
+    // CSV: a header and one line per row.
+    let o = styrkort(&[
+        "inspect",
+        dir,
+        "--indicator",
+        "sick_leave_pct",
+        "--grain",
+        "tertial",
+        "--status",
+        "not_met",
+        "--format",
+        "csv",
+    ]);
+    let csv_text = String::from_utf8_lossy(&o.stdout);
+    assert!(csv_text.starts_with("status,indicator_id,indicator_name,"));
+    assert_eq!(csv_text.lines().count(), expected.height() + 1);
+}

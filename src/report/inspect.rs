@@ -199,6 +199,322 @@ pub fn select_deviations(run_dir: &Path, filter: &InspectFilter) -> Result<DataF
         .map_err(|e| Error::Data(e.to_string()))
 }
 
+/// How `inspect` prints: a table for people, CSV or JSON for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InspectFormat {
+    #[default]
+    Table,
+    Csv,
+    Json,
+}
+
+impl InspectFormat {
+    pub fn parse(text: &str) -> Option<InspectFormat> {
+        match text {
+            "table" => Some(InspectFormat::Table),
+            "csv" => Some(InspectFormat::Csv),
+            "json" => Some(InspectFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// `rows`' `columns` as CSV (a header line, then one line per row) or as a JSON array of
+/// objects; numbers stay numbers in JSON, nulls are empty in CSV and null in JSON.
+fn machine_output(
+    rows: &DataFrame,
+    columns: &[&str],
+    format: InspectFormat,
+) -> Result<String, Error> {
+    let err = |e: PolarsError| Error::Data(e.to_string());
+    let picked: Vec<Column> = columns
+        .iter()
+        .map(|c| rows.column(c).cloned().map_err(err))
+        .collect::<Result<_, _>>()?;
+    let cell = |c: &Column, i: usize| -> serde_json::Value {
+        match c.get(i) {
+            Ok(AnyValue::Null) | Err(_) => serde_json::Value::Null,
+            Ok(AnyValue::Float64(v)) => serde_json::json!(v),
+            Ok(AnyValue::Float32(v)) => serde_json::json!(v),
+            Ok(AnyValue::Int64(v)) => serde_json::json!(v),
+            Ok(AnyValue::Int32(v)) => serde_json::json!(v),
+            Ok(AnyValue::UInt32(v)) => serde_json::json!(v),
+            Ok(AnyValue::Boolean(v)) => serde_json::json!(v),
+            Ok(AnyValue::String(v)) => serde_json::json!(v),
+            Ok(other) => serde_json::json!(other.to_string().trim_matches('"')),
+        }
+    };
+    match format {
+        InspectFormat::Json => {
+            let list: Vec<serde_json::Value> = (0..rows.height())
+                .map(|i| {
+                    serde_json::Value::Object(
+                        columns
+                            .iter()
+                            .zip(&picked)
+                            .map(|(name, c)| (name.to_string(), cell(c, i)))
+                            .collect(),
+                    )
+                })
+                .collect();
+            Ok(serde_json::to_string_pretty(&list).unwrap_or_default() + "\n")
+        }
+        _ => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let io = |e: csv::Error| Error::Data(e.to_string());
+            w.write_record(columns).map_err(io)?;
+            for i in 0..rows.height() {
+                let record: Vec<String> = picked
+                    .iter()
+                    .map(|c| match cell(c, i) {
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                    .collect();
+                w.write_record(&record).map_err(io)?;
+            }
+            let bytes = w.into_inner().map_err(|e| Error::Data(e.to_string()))?;
+            Ok(String::from_utf8_lossy(&bytes).to_string())
+        }
+    }
+}
+
+/// The deviations matching `filter` as CSV or JSON (every row, no limit), with the indicator's
+/// name and, for rows not met, the open actions covering them.
+pub fn deviations_for_programs(
+    run_dir: &Path,
+    filter: &InspectFilter,
+    format: InspectFormat,
+) -> Result<String, Error> {
+    let rows = select_deviations(run_dir, filter)?;
+    let names = indicator_names(run_dir);
+    let covering = open_actions(run_dir)?;
+    let ids = text_column(&rows, "indicator_id")?;
+    let units = text_column(&rows, "org_unit_id")?;
+    let goals = text_column(&rows, "goal_ids")?;
+    let statuses = text_column(&rows, "status")?;
+    let name_col: Vec<Option<String>> = ids
+        .iter()
+        .map(|i| i.and_then(|i| names.get(i).cloned()))
+        .collect();
+    let actions: Vec<Option<String>> = (0..rows.height())
+        .map(|i| {
+            (statuses.get(i) == Some("not_met")).then(|| {
+                let u = units.get(i).unwrap_or("");
+                goals
+                    .get(i)
+                    .unwrap_or("")
+                    .split(',')
+                    .flat_map(|g| {
+                        covering
+                            .get(&(g.to_string(), u.to_string()))
+                            .into_iter()
+                            .flatten()
+                    })
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+        })
+        .collect();
+    let mut rows = rows;
+    if rows.column("indicator_name").is_err() {
+        rows.with_column(Column::new("indicator_name".into(), name_col))
+            .map_err(|e| Error::Data(e.to_string()))?;
+    }
+    rows.with_column(Column::new("open_actions".into(), actions))
+        .map_err(|e| Error::Data(e.to_string()))?;
+    machine_output(
+        &rows,
+        &[
+            "status",
+            "indicator_id",
+            "indicator_name",
+            "org_unit_id",
+            "org_name",
+            "grain",
+            "period",
+            "segment",
+            "value",
+            "target_kind",
+            "target_value",
+            "target_value_high",
+            "tolerance",
+            "gap",
+            "gap_pct",
+            "change",
+            "yoy_change",
+            "goal_ids",
+            "open_actions",
+        ],
+        format,
+    )
+}
+
+/// The goal view: each goal's status per unit in the latest period of each grain (or
+/// `filter.period`), with names, counts and the analysis text where one exists.
+pub fn render_goals(
+    run_dir: &Path,
+    filter: &InspectFilter,
+    format: InspectFormat,
+    color: bool,
+) -> Result<String, Error> {
+    let deviations = read(&run_dir.join("deviations.parquet"))?;
+    check_filter(&deviations, filter)?;
+    let paths = deviations
+        .lazy()
+        .select([col("org_unit_id"), col("org_path")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let mut lf = read(&run_dir.join("goal_status.parquet"))?.lazy().join(
+        paths,
+        [col("org_unit_id")],
+        [col("org_unit_id")],
+        JoinArgs::new(JoinType::Left),
+    );
+    lf = match &filter.period {
+        Some(p) => lf.filter(col("period").eq(lit(p.as_str()))),
+        None => lf.filter(col("is_latest_period")),
+    };
+    if let Some(g) = &filter.grain {
+        lf = lf.filter(col("grain").eq(lit(g.as_str())));
+    }
+    if let Some(g) = &filter.goal {
+        lf = lf.filter(col("goal_id").eq(lit(g.as_str())));
+    }
+    if let Some(u) = &filter.unit {
+        let path = concat_str([lit("/"), col("org_path"), lit("/")], "", false);
+        lf = lf.filter(path.str().contains_literal(lit(format!("/{u}/"))));
+    }
+    if !filter.statuses.is_empty() {
+        let wanted = filter
+            .statuses
+            .iter()
+            .map(|s| col("status").eq(lit(s.as_str())))
+            .reduce(|a, b| a.or(b))
+            .unwrap_or(lit(false));
+        lf = lf.filter(wanted);
+    }
+    let mut rows = lf
+        .sort(
+            ["goal_id", "org_path", "grain"],
+            SortMultipleOptions::default(),
+        )
+        .collect()
+        .map_err(|e| Error::Data(e.to_string()))?;
+    if rows.column("analysis").is_err() {
+        let empty: Vec<Option<&str>> = vec![None; rows.height()];
+        rows.with_column(Column::new("analysis".into(), empty))
+            .map_err(|e| Error::Data(e.to_string()))?;
+    }
+    let columns = [
+        "status",
+        "goal_id",
+        "goal_name",
+        "org_unit_id",
+        "org_name",
+        "grain",
+        "period",
+        "n_indicators",
+        "n_met",
+        "n_partly_met",
+        "n_not_met",
+        "n_no_data",
+        "analysis",
+    ];
+    if format != InspectFormat::Table {
+        return machine_output(&rows, &columns, format);
+    }
+    let total = rows.height();
+    let shown = if filter.limit == 0 {
+        total
+    } else {
+        total.min(filter.limit)
+    };
+    let t = |c: &str| text_column(&rows, c);
+    let (status, goal, goal_name, unit, unit_name, grain, period) = (
+        t("status")?,
+        t("goal_id")?,
+        t("goal_name")?,
+        t("org_unit_id")?,
+        t("org_name")?,
+        t("grain")?,
+        t("period")?,
+    );
+    let (n, met, partly, not_met, no_data, analysis) = (
+        t("n_indicators")?,
+        t("n_met")?,
+        t("n_partly_met")?,
+        t("n_not_met")?,
+        t("n_no_data")?,
+        t("analysis")?,
+    );
+    let mut table = Table::new();
+    table.load_preset(if color {
+        presets::UTF8_FULL_CONDENSED
+    } else {
+        presets::ASCII_MARKDOWN
+    });
+    table.set_header([
+        "status",
+        "goal",
+        "unit",
+        "period",
+        "met / partly / not / no data of n",
+        "analysis",
+    ]);
+    for i in 0..shown {
+        let st = status.get(i).unwrap_or("");
+        let mut cell = Cell::new(st);
+        if color {
+            cell = cell.fg(match Status::parse(st) {
+                Some(Status::Met) => Color::Green,
+                Some(Status::PartlyMet) => Color::Yellow,
+                Some(Status::NotMet) => Color::Red,
+                _ => Color::Grey,
+            });
+        }
+        let note: String = analysis.get(i).unwrap_or("").chars().take(80).collect();
+        table.add_row(vec![
+            cell,
+            Cell::new(format!(
+                "{} ({})",
+                goal_name.get(i).unwrap_or(""),
+                goal.get(i).unwrap_or("")
+            )),
+            Cell::new(format!(
+                "{} ({})",
+                unit_name.get(i).unwrap_or(""),
+                unit.get(i).unwrap_or("")
+            )),
+            Cell::new(format!(
+                "{} {}",
+                grain.get(i).unwrap_or(""),
+                period.get(i).unwrap_or("")
+            )),
+            Cell::new(format!(
+                "{} / {} / {} / {} of {}",
+                met.get(i).unwrap_or("0"),
+                partly.get(i).unwrap_or("0"),
+                not_met.get(i).unwrap_or("0"),
+                no_data.get(i).unwrap_or("0"),
+                n.get(i).unwrap_or("0")
+            )),
+            Cell::new(note),
+        ]);
+    }
+    Ok(format!(
+        "goals in {} — {} row(s){}\n{table}\n",
+        run_dir.display(),
+        total,
+        if shown < total {
+            format!(", showing the first {shown} (--limit 0 for all)")
+        } else {
+            String::new()
+        }
+    ))
+}
+
 /// The table as text; `color` adds terminal colours to the status column.
 pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<String, Error> {
     let rows = select_deviations(run_dir, filter)?;

@@ -11,7 +11,10 @@ mod words;
 pub use adhoc_spc::{AdhocOptions, Format, spc_report};
 pub use excel::export_xlsx;
 pub use html::{ReportOptions, html_report};
-pub use inspect::{InspectFilter, render as inspect, render_signals, select_deviations};
+pub use inspect::{
+    InspectFilter, InspectFormat, deviations_for_programs, render as inspect, render_goals,
+    render_signals, select_deviations,
+};
 pub use words::Lang;
 
 use std::fmt::Write;
