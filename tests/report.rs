@@ -487,3 +487,70 @@ fn inspect_has_a_goal_view_and_csv_and_json_for_programs() {
     assert!(csv_text.starts_with("status,indicator_id,indicator_name,"));
     assert_eq!(csv_text.lines().count(), expected.height() + 1);
 }
+
+#[test]
+fn a_kolada_report_shows_the_national_value_and_the_rank() {
+    let out = tempfile::tempdir().unwrap();
+    let summary = styrkort::run(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/kolada-uddevalla.toml"),
+        &styrkort::RunOptions::new(None, out.path().to_path_buf()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let page = out.path().join("uddevalla.html");
+    let o = styrkort(&[
+        "report",
+        summary.run_dir.to_str().unwrap(),
+        "--unit",
+        "1485",
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Sick leave (N00090) in 2022: Uddevalla's rank and Riket's value, both from the Parquet.
+    let year = |unit: &str| {
+        read_parquet(&summary.run_dir.join("deviations.parquet"))
+            .lazy()
+            .filter(
+                col("org_unit_id")
+                    .eq(lit(unit))
+                    .and(col("indicator_id").eq(lit("sick_leave")))
+                    .and(col("segment").eq(lit("total")))
+                    .and(col("period").eq(lit("2022"))),
+            )
+            .collect()
+            .unwrap()
+    };
+    let uddevalla = year("1485");
+    let riket = year("0000");
+    let rank = uddevalla
+        .column("rank")
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap();
+    let rank_of = uddevalla
+        .column("rank_of")
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap();
+    let text = format!(
+        "rang {} av {}",
+        rank.f64().unwrap().get(0).unwrap(),
+        rank_of.f64().unwrap().get(0).unwrap()
+    );
+    assert!(html.contains(&text), "lacks '{text}'");
+    let national = riket
+        .column("value")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    // Written as the report writes numbers: one decimal from 10 up, two below.
+    let decimals = if national.abs() >= 10.0 { 1 } else { 2 };
+    let national = format!(
+        "Riket {}",
+        format!("{national:.decimals$}").replace('.', ",")
+    );
+    assert!(html.contains(&national), "lacks '{national}'");
+}

@@ -180,7 +180,9 @@ struct ActionRow {
 /// Everything the report shows, read from the run folder and restricted to the report's units.
 struct RunTables {
     manifest: Manifest,
+    /// The unit the report is for, and the tree's root (the kommun, or Riket).
     focus: String,
+    root: String,
     grain: String,
     period: String,
     /// Units in scope, in tree order (by path).
@@ -270,6 +272,11 @@ impl RunTables {
             .find(|u| u.id == focus)
             .map(|u| u.path.clone())
             .unwrap_or_default();
+        let root = all
+            .iter()
+            .find(|u| !u.path.contains('/') && focus_path.starts_with(&u.path))
+            .map(|u| u.id.clone())
+            .unwrap_or_default();
         all.retain(|u| u.path == focus_path || u.path.starts_with(&format!("{focus_path}/")));
         all.sort_by(|a, b| a.path.cmp(&b.path));
         let in_scope: BTreeSet<String> = all.iter().map(|u| u.id.clone()).collect();
@@ -289,10 +296,30 @@ impl RunTables {
                 .map_err(data)
         };
 
+        // The root's values too (Riket in a Kolada pipeline): the national value beside a unit's.
         let dev = keep(
             read(dir, "deviations.parquet")?,
             col("segment").eq(lit("total")),
         )?;
+        let dev = if in_scope.contains(&root) {
+            dev
+        } else {
+            let root_rows = read(dir, "deviations.parquet")?
+                .lazy()
+                .filter(
+                    col("segment")
+                        .eq(lit("total"))
+                        .and(col("org_unit_id").eq(lit(root.as_str()))),
+                )
+                .collect()
+                .map_err(data)?;
+            dev.vstack(
+                &root_rows
+                    .select(dev.get_column_names().into_iter().cloned())
+                    .map_err(data)?,
+            )
+            .map_err(data)?
+        };
         let (grain, period) = pick_period(&dev, options.period.as_deref())?;
         let cells = cells_of(&dev)?;
 
@@ -431,6 +458,7 @@ impl RunTables {
         Ok(RunTables {
             manifest,
             focus,
+            root,
             grain,
             period,
             units: all,
@@ -926,8 +954,13 @@ fn indicator_row(run: &RunTables, lang: Lang, id: &str, unit: &str) -> Markup {
                 @if let (Some(r), Some(of)) = (c.rank, c.rank_of.filter(|of| *of > 1.0)) {
                     br; small { (lang.t("rang", "rank")) " " (lang.number(r, 0)) " " (lang.t("av", "of")) " " (lang.number(of, 0)) }
                 }
-                @if c.comparison.is_some() && c.rank.is_none() {
-                    br; small { (lang.t("jämförelse", "comparison")) " " (num(lang, c.comparison)) }
+                @if c.comparison.is_some() {
+                    br; small { (lang.t("jämförelsevärde", "comparison value")) " " (num(lang, c.comparison)) }
+                }
+                @if unit != run.root {
+                    @if let Some(v) = run.cell(id, &run.root).and_then(|r| r.value) {
+                        br; small { (run.unit_name(&run.root)) " " (lang.number(v, decimals_for(v))) }
+                    }
                 }
             }
             td { (c.period) }
