@@ -154,3 +154,64 @@ fn parquet_sources_are_read_with_their_own_types() {
         100.0 * 12.0 / 450.0,
     );
 }
+
+/// The source settings a Swedish Excel export needs, on the HR source.
+fn dialect_fixture(file: &str, settings: &str) -> Fixture {
+    let f = Fixture::new();
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/dialects");
+    std::fs::copy(repo.join(file), f.path("hr.csv")).unwrap();
+    let source = HR_SOURCE.replace(
+        "org_column = \"unit\"",
+        &format!("org_column = \"unit\"\n{settings}"),
+    );
+    f.pipeline(
+        &(source
+            + &indicator(
+                "sick_pct",
+                "numerator = \"sum(sick)\"\ndenominator = \"sum(hours)\"\nscale = 100\ngrains = [\"month\"]",
+            )),
+    );
+    f
+}
+
+#[test]
+fn a_swedish_excel_export_reads_to_the_same_numbers_as_its_clean_twin() {
+    let clean = dialect_fixture("hr_clean.csv", "").values("2024-03-01");
+    let swedish = dialect_fixture(
+        "hr_excel_sv.csv",
+        "delimiter = \";\"\ndecimal = \",\"\nthousands = \" \"",
+    )
+    .values("2024-03-01");
+    // By hand: January, A1 12.5 / 1234.5, the kommun (12.5 + 100) / (1234.5 + 2000).
+    assert_close(
+        value(&swedish, "sick_pct", "A1", "month", "2024-01"),
+        100.0 * 12.5 / 1234.5,
+    );
+    assert_close(
+        value(&swedish, "sick_pct", "K", "month", "2024-01"),
+        100.0 * 112.5 / 3234.5,
+    );
+    assert_close(
+        value(&swedish, "sick_pct", "A1", "month", "2024-02"),
+        100.0 * 0.75 / 980.25,
+    );
+    for unit in ["A1", "A2", "A", "K"] {
+        assert_eq!(
+            value(&swedish, "sick_pct", unit, "month", "2024-01"),
+            value(&clean, "sick_pct", unit, "month", "2024-01"),
+            "{unit}"
+        );
+    }
+}
+
+#[test]
+fn a_semicolon_file_without_the_setting_says_which_delimiter_to_set() {
+    let f = dialect_fixture("hr_excel_sv.csv", "");
+    let err = f.run("2024-03-01").err().expect("the run must fail");
+    let text = err.to_string();
+    assert!(
+        text.contains("hr.csv: line 1: the header is one field that contains ';'")
+            && text.contains("set delimiter = \";\""),
+        "{text}"
+    );
+}

@@ -172,6 +172,36 @@ pub struct SourceDef {
     /// (default), fail the run, or nothing.
     #[serde(default = "GateAction::warn")]
     pub volume_check: GateAction,
+    /// CSV: the field separator, one character (default `,`; Swedish Excel writes `;`, `\t`
+    /// for tabs).
+    pub delimiter: Option<Spanned<String>>,
+    /// CSV: the decimal mark of numbers, `.` (default) or `,`.
+    pub decimal: Option<Spanned<String>>,
+    /// CSV: the thousands separator of numbers (`" "` also matches no-break spaces; `.` with a
+    /// decimal comma). Default none.
+    pub thousands: Option<Spanned<String>>,
+}
+
+impl SourceDef {
+    /// The CSV field separator as a byte (validated to be one ASCII character).
+    pub fn delimiter_byte(&self) -> u8 {
+        match self.delimiter.as_ref().map(|d| d.get_ref().as_str()) {
+            Some("\\t") | Some("\t") => b'\t',
+            Some(d) if d.len() == 1 => d.as_bytes()[0],
+            _ => b',',
+        }
+    }
+
+    /// How numbers are written in this source's text.
+    pub fn number_format(&self) -> crate::ingest::NumberFormat {
+        crate::ingest::NumberFormat {
+            decimal_comma: self.decimal.as_ref().is_some_and(|d| d.get_ref() == ","),
+            thousands: self
+                .thousands
+                .as_ref()
+                .and_then(|t| t.get_ref().chars().next()),
+        }
+    }
 }
 
 /// What a failed data-quality gate does to the run.

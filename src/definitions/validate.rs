@@ -138,6 +138,45 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
         if let Some(t) = &s.total_rows {
             check_expression(p, &item, "total_rows", t, Some(s), out);
         }
+        if let Some(d) = &s.delimiter {
+            let ok = d.get_ref() == "\\t"
+                || d.get_ref() == "\t"
+                || (d.get_ref().len() == 1 && d.get_ref().is_ascii());
+            if !ok || d.get_ref() == "\"" {
+                out.push(p.diag_at(
+                    d.span(),
+                    &item,
+                    format!("delimiter '{}' must be one ASCII character such as ';' or \"\\t\" for a tab", d.get_ref()),
+                ));
+            }
+        }
+        if let Some(d) = &s.decimal
+            && d.get_ref() != "."
+            && d.get_ref() != ","
+        {
+            out.push(p.diag_at(
+                d.span(),
+                &item,
+                format!("decimal '{}' must be \".\" or \",\"", d.get_ref()),
+            ));
+        }
+        if let Some(t) = &s.thousands {
+            let decimal = s
+                .decimal
+                .as_ref()
+                .map(|d| d.get_ref().as_str())
+                .unwrap_or(".");
+            if t.get_ref().chars().count() != 1 || t.get_ref() == decimal {
+                out.push(p.diag_at(
+                    t.span(),
+                    &item,
+                    format!(
+                        "thousands '{}' must be one character other than the decimal mark '{decimal}' (\" \" for a space)",
+                        t.get_ref()
+                    ),
+                ));
+            }
+        }
         if let Some(share) = &s.max_rejected_share
             && !(0.0..=1.0).contains(share.get_ref())
         {

@@ -147,7 +147,7 @@ pub fn expand_source(
     paths
         .into_iter()
         .map(|path| {
-            let file = inspect(&path, source.format)?;
+            let file = inspect(&path, source.format, source.delimiter_byte())?;
             if file.rows == 0 && !source.allow_empty {
                 return Err(IngestError::NoRows {
                     file: file.display,
@@ -215,7 +215,7 @@ fn looping_link(path: &Path) -> Option<PathBuf> {
     None
 }
 
-fn inspect(path: &Path, format: SourceFormat) -> Result<InputFile, IngestError> {
+fn inspect(path: &Path, format: SourceFormat, delimiter: u8) -> Result<InputFile, IngestError> {
     let display = normalise(path);
     let unreadable = |message: String| IngestError::Unreadable {
         file: display.clone(),
@@ -237,7 +237,7 @@ fn inspect(path: &Path, format: SourceFormat) -> Result<InputFile, IngestError> 
         lines: (format == SourceFormat::Csv).then(RecordLines::default),
     };
     let rows = match format {
-        SourceFormat::Csv => csv_rows(&mut reader, path, &display)?,
+        SourceFormat::Csv => csv_rows(&mut reader, path, &display, delimiter)?,
         SourceFormat::KoladaJson => {
             std::io::copy(&mut reader, &mut std::io::sink())
                 .map_err(|e| unreadable(e.to_string()))?;
@@ -302,13 +302,32 @@ fn refuse_binary(path: &Path, display: &str) -> Result<(), IngestError> {
 }
 
 /// Counts records, failing on the first ragged row or non-UTF-8 field with its line.
-fn csv_rows<R: Read>(reader: R, path: &Path, display: &str) -> Result<u64, IngestError> {
+fn csv_rows<R: Read>(
+    reader: R,
+    path: &Path,
+    display: &str,
+    delimiter: u8,
+) -> Result<u64, IngestError> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
+        .delimiter(delimiter)
         .from_reader(reader);
     let header_fields = match csv.headers() {
-        Ok(h) => h.len(),
+        Ok(h) => {
+            // One header field holding another separator: the file uses that one.
+            if h.len() == 1 {
+                for (sep, name) in [(b';', ";"), (b'\t', "\\t"), (b',', ",")] {
+                    if sep != delimiter && h[0].as_bytes().contains(&sep) {
+                        return Err(IngestError::Delimiter {
+                            file: display.to_string(),
+                            found: name.to_string(),
+                        });
+                    }
+                }
+            }
+            h.len()
+        }
         Err(e) => return Err(csv_error(path, display, e, 0)),
     };
     let mut record = csv::StringRecord::new();

@@ -23,7 +23,7 @@ use crate::definitions::{ColumnChecks, ColumnType, OrgCodes, SourceDef};
 use crate::org::{CodeMapping, OrgTree};
 use crate::period::{RunMonths, days_since_epoch};
 
-pub use convert::typed_column;
+pub use convert::{NumberFormat, typed_column};
 
 #[derive(Debug, Error)]
 pub enum IngestError {
@@ -48,6 +48,10 @@ pub enum IngestError {
         file: String,
         link: String,
     },
+    #[error(
+        "{file}: line 1: the header is one field that contains '{found}': the file is separated by '{found}'; set delimiter = \"{found}\" in its [[sources]] entry (and decimal = \",\" if numbers are written 12,5)"
+    )]
+    Delimiter { file: String, found: String },
     #[error("{file}: the file is empty (not even a header line)")]
     EmptyFile { file: String },
     #[error(
@@ -218,6 +222,7 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
         crate::definitions::SourceFormat::Csv => (
             LazyCsvReader::new(path)
                 .with_has_header(true)
+                .with_separator(source.delimiter_byte())
                 // Every column is read as text, so a bad value becomes a rejected row that names
                 // its line and column instead of failing the whole read.
                 .with_infer_schema_length(Some(0))
@@ -304,14 +309,13 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
     for (name, decl) in declared {
         let ty = decl.ty();
         let raw_type = schema.get(name).expect("checked present above");
-        let typed = typed_column(col(name.as_str()), raw_type, ty).ok_or_else(|| {
-            IngestError::UnusableType {
+        let typed = typed_column(col(name.as_str()), raw_type, ty, source.number_format())
+            .ok_or_else(|| IngestError::UnusableType {
                 file: file.display.clone(),
                 column: name.clone(),
                 found: raw_type.to_string(),
                 expected: ty.as_str().to_string(),
-            }
-        })?;
+            })?;
         // Text always converts to text; every other type can fail on a value.
         if ty != ColumnType::String {
             let found = quoted(name, &format!("expected {}, found", ty.as_str()), "");
