@@ -161,11 +161,18 @@ impl Stages {
 /// [`Error::InRun`], carrying the run id and the stage that failed, and is logged once with them.
 pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Error> {
     let started_at = chrono::Utc::now();
-    let run_id = format!(
+    // Two runs of one process within a second (the library API) must not share an id: the id
+    // names the run's folder.
+    static RUNS_IN_PROCESS: AtomicUsize = AtomicUsize::new(0);
+    let seq = RUNS_IN_PROCESS.fetch_add(1, Ordering::Relaxed);
+    let mut run_id = format!(
         "{}-{:08x}",
         started_at.format("%Y%m%dT%H%M%SZ"),
         std::process::id()
     );
+    if seq > 0 {
+        run_id.push_str(&format!("-{seq}"));
+    }
     let span = tracing::info_span!(
         "run",
         run_id = %run_id,

@@ -215,3 +215,37 @@ fn a_semicolon_file_without_the_setting_says_which_delimiter_to_set() {
         "{text}"
     );
 }
+
+#[test]
+fn a_windows_1252_export_reads_with_its_encoding_and_says_so_without_it() {
+    let sv = "delimiter = \";\"\ndecimal = \",\"\nthousands = \" \"";
+    let clean = dialect_fixture("hr_clean.csv", "").values("2024-03-01");
+    let f = dialect_fixture(
+        "hr_windows1252.csv",
+        &format!("{sv}\nencoding = \"windows-1252\""),
+    );
+    let latin = f.values("2024-03-01");
+    for unit in ["A1", "A2", "A", "K"] {
+        assert_eq!(
+            value(&latin, "sick_pct", unit, "month", "2024-01"),
+            value(&clean, "sick_pct", unit, "month", "2024-01"),
+            "{unit}"
+        );
+    }
+    // The manifest hashes the file as it is on disk, not its UTF-8 copy.
+    let original = std::fs::read(f.path("hr.csv")).unwrap();
+    let summary = f.run("2024-03-01").unwrap();
+    let manifest = std::fs::read_to_string(summary.run_dir.join("manifest.json")).unwrap();
+    assert!(manifest.contains(&blake3::hash(&original).to_hex().to_string()));
+    // Without the setting: the line, and what to do.
+    let err = dialect_fixture("hr_windows1252.csv", sv)
+        .run("2024-03-01")
+        .err()
+        .expect("the run must fail")
+        .to_string();
+    assert!(
+        err.contains("hr.csv: line 2, field 3: not valid UTF-8")
+            && err.contains("encoding = \"windows-1252\""),
+        "{err}"
+    );
+}

@@ -177,6 +177,9 @@ pub struct SourceDef {
     pub delimiter: Option<Spanned<String>>,
     /// CSV: the decimal mark of numbers, `.` (default) or `,`.
     pub decimal: Option<Spanned<String>>,
+    /// CSV: the file's character encoding, `utf-8` (default), `windows-1252` or `latin-1` (what
+    /// older Windows systems write).
+    pub encoding: Option<Spanned<String>>,
     /// CSV: the thousands separator of numbers (`" "` also matches no-break spaces; `.` with a
     /// decimal comma). Default none.
     pub thousands: Option<Spanned<String>>,
@@ -190,6 +193,12 @@ impl SourceDef {
             Some(d) if d.len() == 1 => d.as_bytes()[0],
             _ => b',',
         }
+    }
+
+    /// The file encoding when it is not UTF-8 (validated to be one encoding_rs knows).
+    pub fn text_encoding(&self) -> Option<&'static encoding_rs::Encoding> {
+        let label = self.encoding.as_ref()?.get_ref();
+        encoding_rs::Encoding::for_label(label.as_bytes()).filter(|e| *e != encoding_rs::UTF_8)
     }
 
     /// How numbers are written in this source's text.

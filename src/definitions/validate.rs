@@ -150,6 +150,21 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 ));
             }
         }
+        if let Some(e) = &s.encoding
+            && !matches!(
+                e.get_ref().to_ascii_lowercase().as_str(),
+                "utf-8" | "utf8" | "windows-1252" | "cp1252" | "latin-1" | "latin1" | "iso-8859-1"
+            )
+        {
+            out.push(p.diag_at(
+                e.span(),
+                &item,
+                format!(
+                    "encoding '{}' is not one styrkort reads: utf-8, windows-1252 or latin-1",
+                    e.get_ref()
+                ),
+            ));
+        }
         if let Some(d) = &s.decimal
             && d.get_ref() != "."
             && d.get_ref() != ","

@@ -11,9 +11,13 @@ use super::{IngestError, normalise};
 use crate::definitions::{Pipeline, SourceDef, SourceFormat};
 
 /// One input file, as recorded in the manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct InputFile {
     pub path: PathBuf,
+    /// Where the scan reads it: the file itself, or its UTF-8 copy when it is in another
+    /// encoding (removed when the last clone of this record goes).
+    pub read_path: PathBuf,
+    _utf8_copy: Option<std::sync::Arc<tempfile::TempPath>>,
     /// The path as shown to users (normalised).
     pub display: String,
     pub size: u64,
@@ -147,7 +151,12 @@ pub fn expand_source(
     paths
         .into_iter()
         .map(|path| {
-            let file = inspect(&path, source.format, source.delimiter_byte())?;
+            let file = inspect(
+                &path,
+                source.format,
+                source.delimiter_byte(),
+                source.text_encoding(),
+            )?;
             if file.rows == 0 && !source.allow_empty {
                 return Err(IngestError::NoRows {
                     file: file.display,
@@ -215,7 +224,12 @@ fn looping_link(path: &Path) -> Option<PathBuf> {
     None
 }
 
-fn inspect(path: &Path, format: SourceFormat, delimiter: u8) -> Result<InputFile, IngestError> {
+fn inspect(
+    path: &Path,
+    format: SourceFormat,
+    delimiter: u8,
+    encoding: Option<&'static encoding_rs::Encoding>,
+) -> Result<InputFile, IngestError> {
     let display = normalise(path);
     let unreadable = |message: String| IngestError::Unreadable {
         file: display.clone(),
@@ -236,7 +250,27 @@ fn inspect(path: &Path, format: SourceFormat, delimiter: u8) -> Result<InputFile
         bytes: 0,
         lines: (format == SourceFormat::Csv).then(RecordLines::default),
     };
+    let mut decoded = None;
     let rows = match format {
+        SourceFormat::Csv if encoding.is_some() => {
+            // Another encoding: decode the whole file once into a UTF-8 copy the scan reads.
+            let encoding = encoding.expect("checked");
+            let mut bytes = Vec::new();
+            reader
+                .read_to_end(&mut bytes)
+                .map_err(|e| unreadable(e.to_string()))?;
+            let (text, _, _) = encoding.decode(&bytes);
+            let mut copy = tempfile::Builder::new()
+                .prefix("styrkort-")
+                .suffix(".csv")
+                .tempfile()
+                .map_err(|e| unreadable(format!("cannot write its UTF-8 copy: {e}")))?;
+            std::io::Write::write_all(&mut copy, text.as_bytes())
+                .map_err(|e| unreadable(format!("cannot write its UTF-8 copy: {e}")))?;
+            let rows = csv_rows(text.as_bytes(), copy.path(), &display, delimiter)?;
+            decoded = Some(std::sync::Arc::new(copy.into_temp_path()));
+            rows
+        }
         SourceFormat::Csv => csv_rows(&mut reader, path, &display, delimiter)?,
         SourceFormat::KoladaJson => {
             std::io::copy(&mut reader, &mut std::io::sink())
@@ -256,6 +290,11 @@ fn inspect(path: &Path, format: SourceFormat, delimiter: u8) -> Result<InputFile
     std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| unreadable(e.to_string()))?;
     let file = InputFile {
         path: path.to_path_buf(),
+        read_path: decoded
+            .as_ref()
+            .map(|d| d.to_path_buf())
+            .unwrap_or_else(|| path.to_path_buf()),
+        _utf8_copy: decoded,
         display,
         size: reader.bytes,
         blake3: reader.hasher.finalize().to_hex().to_string(),

@@ -73,7 +73,9 @@ pub enum IngestError {
         found: usize,
         expected: usize,
     },
-    #[error("{file}: line {line}, field {field}: not valid UTF-8 (save the file as UTF-8)")]
+    #[error(
+        "{file}: line {line}, field {field}: not valid UTF-8 — save the file as UTF-8, or set encoding = \"windows-1252\" on its [[sources]] entry (what older Windows systems and Excel's plain CSV write)"
+    )]
     NotUtf8 {
         file: String,
         line: u64,
@@ -213,7 +215,7 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
         file: file.display.clone(),
         message: e.to_string(),
     };
-    let path = PlRefPath::new(file.path.to_string_lossy().to_string());
+    let path = PlRefPath::new(file.read_path.to_string_lossy().to_string());
     let row_index = Some(RowIndex {
         name: "__row".into(),
         offset: 0,
