@@ -53,7 +53,17 @@ pub fn read_table(
         })
         .unwrap_or(0)
     };
-    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    // A table saved by Excel on a Swedish Windows is `;`-separated: a header line with `;` and
+    // no `,` is read that way.
+    let header_line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let delimiter = if header_line.contains(&b';') && !header_line.contains(&b',') {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_reader(bytes.as_slice());
     let headers = reader
         .headers()
         .map_err(|e| Diagnostics::one(Diagnostic::file(path, format!("cannot read header: {e}"))))?
@@ -121,6 +131,19 @@ pub fn read_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_semicolon_table_is_read_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "id;name;note\r\nSN;Socialnämnden;\"a, b\"\r\n").unwrap();
+        let (rows, problems) = read_table(&path, "t", &["id", "name", "note"]).unwrap();
+        assert!(problems.is_empty());
+        assert_eq!(
+            (rows[0].get(0), rows[0].get(1), rows[0].get(2)),
+            ("SN", "Socialnämnden", "a, b")
+        );
+    }
 
     #[test]
     fn rows_carry_physical_lines_with_crlf_and_quoted_newlines() {
