@@ -222,6 +222,20 @@ styrkort report out/uddevalla/latest --lang en -o report.html"
         #[arg(long)]
         xlsx: PathBuf,
     },
+    /// Start a pipeline for your own kommun: writes a commented pipeline.toml (Swedish comments),
+    /// org_units.csv with the five-nämnd skeleton, code_mapping.csv, targets.csv, actions.csv and
+    /// one example source, into an empty folder. `styrkort run DIR/pipeline.toml` works at once;
+    /// then replace the files with your own exports.
+    #[command(
+        after_help = "Example:\n  styrkort init min-kommun --name min-kommun\n  styrkort run min-kommun/pipeline.toml"
+    )]
+    Init {
+        /// The folder to write (new or empty).
+        dir: PathBuf,
+        /// The pipeline's name (names its output folder).
+        #[arg(long, default_value = "min-kommun")]
+        name: String,
+    },
     /// Write a synthetic municipality's org tree and operational data (the fixtures' generator),
     /// with targets, actions and a ready-to-run pipeline.toml: `styrkort run OUT/pipeline.toml`.
     /// Scale 1 with seed 1 is exactly fixtures/uddevalla; scale 100 gives about 100 times the rows.
@@ -470,6 +484,17 @@ fn main() -> ExitCode {
             print_out(&format!("wrote {}\n", xlsx.display()));
             Ok(())
         }),
+        Command::Init { dir, name } => {
+            styrkort::generate::write_starter(&dir, &name).map(|files| {
+                for f in files {
+                    print_out(&format!("wrote {}\n", f.display()));
+                }
+                print_out(&format!(
+                    "next: styrkort run {}\n",
+                    dir.join("pipeline.toml").display()
+                ));
+            })
+        }
         Command::Generate {
             scale,
             seed,

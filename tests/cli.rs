@@ -396,3 +396,40 @@ fn tables_do_not_depend_on_the_number_of_threads() {
         );
     }
 }
+
+#[test]
+fn init_writes_a_starting_point_that_runs_at_once_and_never_overwrites() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("vara-mal");
+    let o = styrkort(&["init", dir.to_str().unwrap(), "--name", "vara-mal"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = styrkort(&["validate", dir.join("pipeline.toml").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = work.path().join("out");
+    let o = styrkort(&[
+        "run",
+        dir.join("pipeline.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The kommun's sick leave in 2024: the example rows' sums, computed here from the CSV.
+    let mut reader = csv::Reader::from_path(dir.join("hr_time.csv")).unwrap();
+    let (mut sick, mut scheduled) = (0.0, 0.0);
+    for r in reader.records() {
+        let r = r.unwrap();
+        scheduled += r[4].parse::<f64>().unwrap();
+        sick += r[5].parse::<f64>().unwrap();
+    }
+    let values = common::read_parquet(&out.join("vara-mal/latest/indicator_values.parquet"));
+    common::assert_close(
+        common::value(&values, "sick_leave_pct", "K", "year", "2024"),
+        100.0 * sick / scheduled,
+    );
+    // A second init into the same folder is refused, the files left alone.
+    let before = std::fs::read(dir.join("pipeline.toml")).unwrap();
+    let o = styrkort(&["init", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("is not empty"), "{}", text(&o));
+    assert_eq!(std::fs::read(dir.join("pipeline.toml")).unwrap(), before);
+}

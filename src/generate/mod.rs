@@ -16,6 +16,9 @@
 //!   and Hemtjänst Ljungskile changed cost centre from `1440` to `1441` on 2024-01-01;
 //! - a few HR rows carry an unknown cost centre (`1999`) or no month, and are rejected.
 
+mod init;
+pub use init::write_starter;
+
 mod org;
 
 use std::path::{Path, PathBuf};
