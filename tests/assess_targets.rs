@@ -17,6 +17,7 @@ fn target(
         indicator_id: "x".into(),
         org_unit_id: None,
         period: PeriodSpec::All,
+        grain: None,
         kind,
         value,
         value_high: high,
@@ -676,4 +677,69 @@ fn inspect_lists_worst_first_and_filters_a_subtree() {
         "{text}"
     );
     assert!(!text.contains("no_target"));
+}
+
+#[test]
+fn an_annual_and_a_monthly_target_judge_their_own_grain() {
+    // 30 hours a month in A1, 20 in March: the annual floor of 300 judges the year (340 → met),
+    // the monthly floor of 25 judges the months (March 20 → not met).
+    let mut hr = String::from("month,unit,person,gender,hours,sick\n");
+    for m in 1..=12 {
+        let hours = if m == 3 { 20 } else { 30 };
+        hr.push_str(&format!("2024-{m:02}-01,A1,p1,K,{hours},0\n"));
+    }
+    let f = Fixture::new();
+    f.file("hr.csv", &hr);
+    f.file(
+        "targets.csv",
+        "indicator_id,org_unit_id,period,kind,value,value_high,tolerance,compare_to,note,grain\n\
+         hours,,,floor,300,,,,per år,year\n\
+         hours,,,floor,25,,,,per månad,month\n",
+    );
+    f.pipeline_full(
+        "targets = \"targets.csv\"",
+        "2024-01",
+        &(HR_SOURCE.to_string()
+            + &indicator(
+                "hours",
+                "numerator = \"sum(hours)\"\ngrains = [\"month\", \"year\"]",
+            )),
+    );
+    let s = f.run("2025-01-01").unwrap_or_else(|e| panic!("{e}"));
+    let dev = read_parquet(&s.run_dir.join("deviations.parquet"));
+    let cell = |grain: &str, period: &str| {
+        row(
+            &dev,
+            col("org_unit_id")
+                .eq(lit("A1"))
+                .and(col("grain").eq(lit(grain)))
+                .and(col("period").eq(lit(period)))
+                .and(col("segment").eq(lit("total"))),
+        )
+    };
+    let year = cell("year", "2024");
+    assert_eq!(
+        year.column("target_value").unwrap().f64().unwrap().get(0),
+        Some(300.0)
+    );
+    assert_eq!(strings(&year, "status"), ["met"]);
+    let march = cell("month", "2024-03");
+    assert_eq!(
+        march.column("target_value").unwrap().f64().unwrap().get(0),
+        Some(25.0)
+    );
+    assert_eq!(strings(&march, "status"), ["not_met"]);
+    let april = cell("month", "2024-04");
+    assert_eq!(strings(&april, "status"), ["met"]);
+    // An unknown grain is a definition error with its line.
+    f.file(
+        "targets.csv",
+        "indicator_id,org_unit_id,period,kind,value,value_high,tolerance,compare_to,note,grain\n\
+         hours,,,floor,300,,,,,week\n",
+    );
+    let err = f.run("2025-01-01").err().expect("must fail").to_string();
+    assert!(
+        err.contains("targets.csv:2:") && err.contains("column 'grain'"),
+        "{err}"
+    );
 }

@@ -131,7 +131,13 @@ pub fn forecasts(
         let low = estimates.iter().copied().fold(f64::INFINITY, f64::min);
         let high = estimates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let target = targets
-            .resolve(tree, &key.0, &key.1, &format!("{year:04}"))
+            .resolve(
+                tree,
+                &key.0,
+                &key.1,
+                crate::period::Grain::Year,
+                &format!("{year:04}"),
+            )
             .map(|t| &targets.list[t])
             .filter(|t| !t.kind.is_relative());
         let outlook = target.map(|t| {

@@ -11,7 +11,7 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::Deserialize;
 
-use crate::definitions::{Diagnostic, Diagnostics, Pipeline, Polarity, read_table};
+use crate::definitions::{Diagnostic, Diagnostics, Pipeline, Polarity, read_table_with};
 use crate::org::{Groups, OrgTree};
 use crate::period::Period;
 
@@ -237,6 +237,8 @@ pub struct Target {
     /// `None` = every unit.
     pub org_unit_id: Option<String>,
     pub period: PeriodSpec,
+    /// Only cells of this grain (`None` = every grain): an annual and a monthly target side by side.
+    pub grain: Option<crate::period::Grain>,
     pub kind: TargetKind,
     pub value: Option<f64>,
     pub value_high: Option<f64>,
@@ -281,6 +283,7 @@ struct RawTarget<'a> {
     indicator_id: &'a str,
     org_unit_id: &'a str,
     period: &'a str,
+    grain: &'a str,
     kind: &'a str,
     value: &'a str,
     value_high: &'a str,
@@ -312,6 +315,7 @@ impl Targets {
                 indicator_id: ind.id.get_ref(),
                 org_unit_id: "",
                 period: "",
+                grain: "",
                 kind: d.kind.as_str(),
                 value: &value,
                 value_high: &value_high,
@@ -344,12 +348,15 @@ impl Targets {
         }
     }
 
-    /// The target for one cell, if any: the most specific CSV target, else the default.
+    /// The target for one cell, if any: the most specific CSV target, else the default. Most
+    /// specific: the nearest unit first; then an exact period, then a target for the cell's
+    /// grain, then a year, then one for every period.
     pub fn resolve(
         &self,
         tree: &OrgTree,
         indicator: &str,
         unit: &str,
+        grain: crate::period::Grain,
         period: &str,
     ) -> Option<usize> {
         let ancestors = tree.ancestors_and_self(unit);
@@ -359,7 +366,7 @@ impl Targets {
                 .position(|a| a.id == id)
                 .map(|from_unit| ancestors.len() - from_unit)
         };
-        let mut best: Option<((usize, u8), usize)> = None;
+        let mut best: Option<((usize, u8, bool, u8), usize)> = None;
         for (i, t) in self.list.iter().enumerate() {
             if t.indicator_id != indicator || self.defaults.get(indicator) == Some(&i) {
                 continue;
@@ -371,10 +378,11 @@ impl Targets {
                     None => continue,
                 },
             };
-            if !t.period.matches(period) {
+            if !t.period.matches(period) || t.grain.is_some_and(|g| g != grain) {
                 continue;
             }
-            let rank = (org_rank, t.period.specificity());
+            let exact = u8::from(t.period.specificity() == 2);
+            let rank = (org_rank, exact, t.grain.is_some(), t.period.specificity());
             if best.is_none_or(|(b, _)| rank > b) {
                 best = Some((rank, i));
             }
@@ -397,7 +405,13 @@ impl Targets {
             else {
                 continue;
             };
-            if let Some(t) = self.resolve(tree, a, b, d) {
+            let Some(g) = crate::period::Grain::ALL
+                .into_iter()
+                .find(|g| g.as_str() == c)
+            else {
+                continue;
+            };
+            if let Some(t) = self.resolve(tree, a, b, g, d) {
                 out[0].push(a);
                 out[1].push(b);
                 out[2].push(c);
@@ -429,7 +443,7 @@ fn read_csv(
         "compare_to",
         "note",
     ];
-    let rows = match read_table(path, "targets", &required) {
+    let rows = match read_table_with(path, "targets", &required, &["grain"]) {
         Ok((rows, unreadable)) => {
             problems.extend(unreadable);
             rows
@@ -439,7 +453,7 @@ fn read_csv(
             return;
         }
     };
-    let mut seen: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String, String, &'static str), u64> = BTreeMap::new();
     for row in &rows {
         let line = row.line as u64;
         let f = |k: usize| row.get(k);
@@ -453,6 +467,7 @@ fn read_csv(
             tolerance: f(6),
             compare_to: f(7),
             note: f(8),
+            grain: f(9),
         };
         let item = format!(
             "target {}/{}/{}",
@@ -476,6 +491,7 @@ fn read_csv(
                     t.indicator_id.clone(),
                     t.org_unit_id.clone().unwrap_or_default(),
                     t.period.label(),
+                    t.grain.map(|g| g.as_str()).unwrap_or(""),
                 );
                 if let Some(first) = seen.get(&key) {
                     problems.push(Diagnostic::at_line(
@@ -483,7 +499,7 @@ fn read_csv(
                         line as usize,
                         item,
                         format!(
-                            "duplicate target: line {first} sets a target for the same indicator, unit and period (lines {first} and {line})"
+                            "duplicate target: line {first} sets a target for the same indicator, unit, period and grain (lines {first} and {line})"
                         ),
                     ));
                 } else {
@@ -526,6 +542,19 @@ fn check(
             raw.period
         )
     })?;
+    let grain = match raw.grain {
+        "" => None,
+        g => Some(
+            crate::period::Grain::ALL
+                .into_iter()
+                .find(|x| x.as_str() == g)
+                .ok_or_else(|| {
+                    format!(
+                        "column 'grain': expected blank (every grain), month, quarter, tertial, year or ytd, found '{g}'"
+                    )
+                })?,
+        ),
+    };
     let kind = TargetKind::parse(raw.kind).ok_or_else(|| {
         format!(
             "column 'kind': expected floor, ceiling, range, increase, decrease, benchmark, top_share or rank_improves, found '{}'",
@@ -639,6 +668,7 @@ fn check(
         indicator_id: raw.indicator_id.to_string(),
         org_unit_id: (!raw.org_unit_id.is_empty()).then(|| raw.org_unit_id.to_string()),
         period,
+        grain,
         kind,
         value,
         value_high,

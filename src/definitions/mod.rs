@@ -11,7 +11,7 @@ mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, line_col};
 pub use model::*;
-pub use table::{TableRow, read_table};
+pub use table::{TableRow, read_table, read_table_with};
 pub use validate::compile_sql_expr;
 
 use std::path::{Path, PathBuf};

@@ -26,6 +26,17 @@ pub fn read_table(
     what: &str,
     required: &[&str],
 ) -> Result<(Vec<TableRow>, Vec<Diagnostic>), Diagnostics> {
+    read_table_with(path, what, required, &[])
+}
+
+/// As [`read_table`], with `optional` columns after the required ones: `row.get(required.len()
+/// + k)` is the k-th optional column, "" when the file does not have it.
+pub fn read_table_with(
+    path: &Path,
+    what: &str,
+    required: &[&str],
+    optional: &[&str],
+) -> Result<(Vec<TableRow>, Vec<Diagnostic>), Diagnostics> {
     // A FIFO or a device (`/dev/zero`) would hang or fill memory: only regular files are read.
     if let Ok(meta) = std::fs::metadata(path)
         && !meta.file_type().is_file()
@@ -95,14 +106,10 @@ pub fn read_table(
             ),
         )));
     }
-    let positions: Vec<usize> = required
+    let positions: Vec<Option<usize>> = required
         .iter()
-        .map(|r| {
-            headers
-                .iter()
-                .position(|h| h.trim() == *r)
-                .expect("checked above")
-        })
+        .chain(optional)
+        .map(|r| headers.iter().position(|h| h.trim() == *r))
         .collect();
     let (mut rows, mut problems) = (Vec::new(), Vec::new());
     for record in reader.records() {
@@ -111,7 +118,7 @@ pub fn read_table(
                 line: line_at(r.position()),
                 fields: positions
                     .iter()
-                    .map(|&i| r.get(i).unwrap_or("").trim().to_string())
+                    .map(|i| i.and_then(|i| r.get(i)).unwrap_or("").trim().to_string())
                     .collect(),
             }),
             Err(e) => {
