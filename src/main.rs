@@ -34,6 +34,22 @@ enum LogFormat {
     Json,
 }
 
+/// Which published run a reading command reads: a folder, or a pipeline with its as-of date.
+#[derive(clap::Args)]
+struct RunFolder {
+    /// A run folder (OUT/<pipeline>/as_of=<date> or OUT/<pipeline>/latest); or use --pipeline.
+    run_dir: Option<PathBuf>,
+    /// Find the run folder from this pipeline, --as-of and --out.
+    #[arg(long, conflicts_with = "run_dir")]
+    pipeline: Option<PathBuf>,
+    /// With --pipeline: the run's as-of date (default as for `run`).
+    #[arg(long, value_parser = parse_date, requires = "pipeline")]
+    as_of: Option<NaiveDate>,
+    /// With --pipeline: the output directory the run wrote to.
+    #[arg(long, default_value = "out", requires = "pipeline")]
+    out: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Compute every indicator and write OUT/<pipeline>/as_of=<date>/ (indicator_values.parquet,
@@ -95,17 +111,8 @@ styrkort inspect --pipeline pipelines/uddevalla.toml --unit SOC --grain year\n  
 styrkort inspect out/uddevalla/as_of=2025-01-01 --goal BUN-2 --period 2024"
     )]
     Inspect {
-        /// A run folder (OUT/<pipeline>/as_of=<date>); or use --pipeline.
-        run_dir: Option<PathBuf>,
-        /// Find the run folder from this pipeline, --as-of and --out.
-        #[arg(long, conflicts_with = "run_dir")]
-        pipeline: Option<PathBuf>,
-        /// With --pipeline: the run's as-of date (default as for `run`).
-        #[arg(long, value_parser = parse_date, requires = "pipeline")]
-        as_of: Option<NaiveDate>,
-        /// With --pipeline: the output directory the run wrote to.
-        #[arg(long, default_value = "out", requires = "pipeline")]
-        out: PathBuf,
+        #[command(flatten)]
+        run: RunFolder,
         /// Only these statuses (comma-separated): met, partly_met, not_met, no_data, no_target, not_assessable.
         #[arg(long, value_delimiter = ',', value_parser = parse_status)]
         status: Vec<styrkort::assess::Status>,
@@ -177,17 +184,8 @@ styrkort report --pipeline pipelines/uddevalla.toml --unit SN --period 2024-T2 -
 styrkort report out/uddevalla/latest --lang en -o report.html"
     )]
     Report {
-        /// A run folder (OUT/<pipeline>/as_of=<date> or OUT/<pipeline>/latest); or use --pipeline.
-        run_dir: Option<PathBuf>,
-        /// Find the run folder from this pipeline, --as-of and --out.
-        #[arg(long, conflicts_with = "run_dir")]
-        pipeline: Option<PathBuf>,
-        /// With --pipeline: the run's as-of date (default as for `run`).
-        #[arg(long, value_parser = parse_date, requires = "pipeline")]
-        as_of: Option<NaiveDate>,
-        /// With --pipeline: the output directory the run wrote to.
-        #[arg(long, default_value = "out", requires = "pipeline")]
-        out: PathBuf,
+        #[command(flatten)]
+        run: RunFolder,
         /// This unit (e.g. a nämnd, SN) and everything beneath it; default the whole kommun.
         #[arg(long)]
         unit: Option<String>,
@@ -207,17 +205,8 @@ styrkort report out/uddevalla/latest --lang en -o report.html"
         after_help = "Example:\n  styrkort export out/uddevalla/latest --xlsx uppfoljning.xlsx"
     )]
     Export {
-        /// A run folder; or use --pipeline.
-        run_dir: Option<PathBuf>,
-        /// Find the run folder from this pipeline, --as-of and --out.
-        #[arg(long, conflicts_with = "run_dir")]
-        pipeline: Option<PathBuf>,
-        /// With --pipeline: the run's as-of date (default as for `run`).
-        #[arg(long, value_parser = parse_date, requires = "pipeline")]
-        as_of: Option<NaiveDate>,
-        /// With --pipeline: the output directory the run wrote to.
-        #[arg(long, default_value = "out", requires = "pipeline")]
-        out: PathBuf,
+        #[command(flatten)]
+        run: RunFolder,
         /// The workbook to write.
         #[arg(long)]
         xlsx: PathBuf,
@@ -257,12 +246,13 @@ styrkort report out/uddevalla/latest --lang en -o report.html"
 }
 
 /// The run folder `inspect` reads: given, or found from the pipeline's name and as-of date.
-fn inspect_run_dir(
-    run_dir: Option<PathBuf>,
-    pipeline: Option<PathBuf>,
-    as_of: Option<NaiveDate>,
-    out: &std::path::Path,
-) -> Result<PathBuf, styrkort::Error> {
+fn inspect_run_dir(run: RunFolder) -> Result<PathBuf, styrkort::Error> {
+    let RunFolder {
+        run_dir,
+        pipeline,
+        as_of,
+        out,
+    } = run;
     match (run_dir, pipeline) {
         (Some(dir), _) => Ok(dir),
         (None, Some(p)) => {
@@ -270,13 +260,13 @@ fn inspect_run_dir(
                 styrkort::definitions::Pipeline::load(&p).map_err(styrkort::Error::Definitions)?;
             let as_of = styrkort::resolve_as_of(&pipeline, as_of);
             Ok(styrkort::publish::run_dir(
-                out,
+                &out,
                 pipeline.def.name.get_ref(),
                 as_of,
             ))
         }
         (None, None) => Err(styrkort::Error::Usage(
-            "inspect needs a run folder or --pipeline (see styrkort inspect --help)".into(),
+            "give a run folder or --pipeline (see --help)".into(),
         )),
     }
 }
@@ -395,10 +385,7 @@ fn main() -> ExitCode {
         } => styrkort::explain(&pipeline, as_of, verbose)
             .map(|e| print_out(&styrkort::report::explained(&e))),
         Command::Inspect {
-            run_dir,
-            pipeline,
-            as_of,
-            out,
+            run,
             status,
             unit,
             goal,
@@ -410,7 +397,7 @@ fn main() -> ExitCode {
             signals,
             goals,
             format,
-        } => inspect_run_dir(run_dir, pipeline, as_of, &out).and_then(|dir| {
+        } => inspect_run_dir(run).and_then(|dir| {
             let filter = styrkort::report::InspectFilter {
                 statuses: status,
                 unit,
@@ -456,15 +443,12 @@ fn main() -> ExitCode {
         )
         .map(|t| print_out(&t)),
         Command::Report {
-            run_dir,
-            pipeline,
-            as_of,
-            out,
+            run,
             unit,
             period,
             lang,
             output,
-        } => inspect_run_dir(run_dir, pipeline, as_of, &out).and_then(|dir| {
+        } => inspect_run_dir(run).and_then(|dir| {
             let options = styrkort::report::ReportOptions { unit, period, lang };
             let page = styrkort::report::html_report(&dir, &options)?;
             std::fs::write(&output, page).map_err(|e| {
@@ -473,13 +457,7 @@ fn main() -> ExitCode {
             print_out(&format!("wrote {}\n", output.display()));
             Ok(())
         }),
-        Command::Export {
-            run_dir,
-            pipeline,
-            as_of,
-            out,
-            xlsx,
-        } => inspect_run_dir(run_dir, pipeline, as_of, &out).and_then(|dir| {
+        Command::Export { run, xlsx } => inspect_run_dir(run).and_then(|dir| {
             styrkort::report::export_xlsx(&dir, &xlsx)?;
             print_out(&format!("wrote {}\n", xlsx.display()));
             Ok(())

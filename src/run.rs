@@ -722,11 +722,12 @@ fn first_rejected(rejected: &DataFrame) -> String {
 }
 
 fn hash_file(path: &Path) -> Result<FileRecord, Error> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+    let (size, blake3) =
+        publish::hash_file(path).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
     Ok(FileRecord {
         path: crate::ingest::normalise(path),
-        size: bytes.len() as u64,
-        blake3: blake3::hash(&bytes).to_hex().to_string(),
+        size,
+        blake3,
     })
 }
 

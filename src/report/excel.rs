@@ -20,14 +20,7 @@ fn xlsx(path: &Path) -> impl Fn(XlsxError) -> Error + '_ {
 }
 
 fn read(dir: &Path, name: &str) -> Result<LazyFrame, Error> {
-    let path = dir.join(name);
-    let file = std::fs::File::open(&path).map_err(|e| {
-        Error::Usage(format!(
-            "{}: {e} (is this a run folder, OUT/<pipeline>/as_of=<date>?)",
-            path.display()
-        ))
-    })?;
-    Ok(ParquetReader::new(file).finish().map_err(data)?.lazy())
+    Ok(super::read_run_table(dir, name)?.lazy())
 }
 
 /// The fill colour of a status or flag cell.

@@ -200,16 +200,7 @@ struct RunTables {
     analyses: BTreeMap<(String, String, String), (String, String, String)>,
 }
 
-fn read(dir: &Path, name: &str) -> Result<DataFrame, Error> {
-    let path = dir.join(name);
-    let file = std::fs::File::open(&path).map_err(|e| {
-        Error::Usage(format!(
-            "{}: {e} (is this a run folder, OUT/<pipeline>/as_of=<date>, written by this styrkort version?)",
-            path.display()
-        ))
-    })?;
-    ParquetReader::new(file).finish().map_err(data)
-}
+use super::read_run_table as read;
 
 /// The grain of a period label.
 fn grain_of(period: &str) -> &'static str {
@@ -258,7 +249,7 @@ impl RunTables {
             Some(u) => {
                 return Err(Error::Usage(format!(
                     "--unit '{u}' is not an org unit of this run (e.g. {})",
-                    nearest(u, all_units.keys())
+                    super::nearest(u, all_units.keys())
                 )));
             }
             None => all
@@ -551,27 +542,6 @@ impl RunTables {
             .filter(|u| u.parent.as_deref() == Some(unit))
             .collect()
     }
-}
-
-/// Up to five ids that share the most leading characters with `wanted`.
-fn nearest<'a>(wanted: &str, ids: impl Iterator<Item = &'a String>) -> String {
-    let mut scored: Vec<(usize, &String)> = ids
-        .map(|id| {
-            let common = id
-                .chars()
-                .zip(wanted.chars())
-                .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
-                .count();
-            (common, id)
-        })
-        .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-    scored
-        .iter()
-        .take(5)
-        .map(|(_, id)| id.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The report's grain and period: the one asked for, or the latest tertial (else year).

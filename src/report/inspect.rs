@@ -44,15 +44,37 @@ impl Default for InspectFilter {
 }
 
 fn read(path: &Path) -> Result<DataFrame, Error> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        Error::Usage(format!(
-            "{}: {e} (is this a run folder written by `styrkort run`?)",
-            path.display()
-        ))
-    })?;
-    ParquetReader::new(file)
-        .finish()
-        .map_err(|e| Error::Data(format!("{}: {e}", path.display())))
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    super::read_run_table(dir, &name)
+}
+
+/// A table in the terminal's style: box drawing with colour, plain Markdown when piped.
+fn new_table(color: bool) -> Table {
+    let mut table = Table::new();
+    table.load_preset(if color {
+        presets::UTF8_FULL_CONDENSED
+    } else {
+        presets::ASCII_MARKDOWN
+    });
+    table
+}
+
+/// A status cell, coloured by status on a terminal.
+fn status_cell(status: &str, color: bool) -> Cell {
+    let cell = Cell::new(status);
+    if !color {
+        return cell;
+    }
+    cell.fg(match Status::parse(status) {
+        Some(Status::Met) => Color::Green,
+        Some(Status::PartlyMet) => Color::Yellow,
+        Some(Status::NotMet) => Color::Red,
+        _ => Color::Grey,
+    })
 }
 
 /// A column as text (numbers and dates formatted), for the table.
@@ -73,28 +95,6 @@ fn distinct(df: &DataFrame, name: &str) -> Result<std::collections::BTreeSet<Str
         .collect())
 }
 
-/// Up to five known values that look most like `wanted` (longest common prefix, then fewest
-/// differing characters).
-fn nearest(wanted: &str, known: &std::collections::BTreeSet<String>) -> String {
-    let score = |k: &str| {
-        let prefix = k
-            .chars()
-            .zip(wanted.chars())
-            .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
-            .count();
-        let diff = k.len().abs_diff(wanted.len());
-        (std::cmp::Reverse(prefix), diff)
-    };
-    let mut ranked: Vec<&String> = known.iter().collect();
-    ranked.sort_by_key(|k| score(k));
-    ranked
-        .into_iter()
-        .take(5)
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// An unknown unit, goal, indicator, grain or period is a usage error naming the nearest known
 /// ones: a filter that matches nothing would otherwise print an empty table, as if all were well.
 fn check_filter(deviations: &DataFrame, filter: &InspectFilter) -> Result<(), Error> {
@@ -111,7 +111,7 @@ fn check_filter(deviations: &DataFrame, filter: &InspectFilter) -> Result<(), Er
         if !known.contains(wanted) {
             return Err(Error::Usage(format!(
                 "{flag} '{wanted}' is not in this run; did you mean {}?",
-                nearest(wanted, &known)
+                super::nearest(wanted, &known)
             )));
         }
     }
@@ -449,12 +449,7 @@ pub fn render_goals(
         t("n_no_data")?,
         t("analysis")?,
     );
-    let mut table = Table::new();
-    table.load_preset(if color {
-        presets::UTF8_FULL_CONDENSED
-    } else {
-        presets::ASCII_MARKDOWN
-    });
+    let mut table = new_table(color);
     table.set_header([
         "status",
         "goal",
@@ -464,16 +459,7 @@ pub fn render_goals(
         "analysis",
     ]);
     for i in 0..shown {
-        let st = status.get(i).unwrap_or("");
-        let mut cell = Cell::new(st);
-        if color {
-            cell = cell.fg(match Status::parse(st) {
-                Some(Status::Met) => Color::Green,
-                Some(Status::PartlyMet) => Color::Yellow,
-                Some(Status::NotMet) => Color::Red,
-                _ => Color::Grey,
-            });
-        }
+        let cell = status_cell(status.get(i).unwrap_or(""), color);
         let note: String = analysis.get(i).unwrap_or("").chars().take(80).collect();
         table.add_row(vec![
             cell,
@@ -526,12 +512,7 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
     };
     let rows = rows.head(Some(shown));
 
-    let mut table = Table::new();
-    table.load_preset(if color {
-        presets::UTF8_FULL_CONDENSED
-    } else {
-        presets::ASCII_MARKDOWN
-    });
+    let mut table = new_table(color);
     table.set_header([
         "status",
         "indicator",
@@ -585,15 +566,7 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
     let (rank, rank_of) = (ranks("rank")?, ranks("rank_of")?);
     for i in 0..shown {
         let st = status.get(i).unwrap_or("");
-        let mut status_cell = Cell::new(st);
-        if color {
-            status_cell = status_cell.fg(match Status::parse(st) {
-                Some(Status::Met) => Color::Green,
-                Some(Status::PartlyMet) => Color::Yellow,
-                Some(Status::NotMet) => Color::Red,
-                _ => Color::Grey,
-            });
-        }
+        let status_cell = status_cell(st, color);
         let target_text = match kind.get(i) {
             None => "–".to_string(),
             Some(k) => {
@@ -805,12 +778,7 @@ pub fn render_signals(
         text("trend")?,
         text("reason")?,
     );
-    let mut table = Table::new();
-    table.load_preset(if color {
-        presets::UTF8_FULL_CONDENSED
-    } else {
-        presets::ASCII_MARKDOWN
-    });
+    let mut table = new_table(color);
     table.set_header([
         "flag",
         "indicator",

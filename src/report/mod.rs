@@ -18,8 +18,46 @@ pub use inspect::{
 pub use words::Lang;
 
 use std::fmt::Write;
+use std::path::Path;
+
+use polars::prelude::{DataFrame, ParquetReader, SerReader};
 
 use crate::{RunSummary, Validation};
+
+/// One table of a published run folder (`name` such as `deviations.parquet`).
+fn read_run_table(dir: &Path, name: &str) -> Result<DataFrame, crate::Error> {
+    let path = dir.join(name);
+    let file = std::fs::File::open(&path).map_err(|e| {
+        crate::Error::Usage(format!(
+            "{}: {e} (is this a run folder, OUT/<pipeline>/as_of=<date>, written by this styrkort version?)",
+            path.display()
+        ))
+    })?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| crate::Error::Data(format!("{}: {e}", path.display())))
+}
+
+/// Up to five known ids that look most like `wanted` (longest common prefix, then the closest
+/// length), for "did you mean" messages.
+fn nearest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a String>) -> String {
+    let score = |k: &str| {
+        let prefix = k
+            .chars()
+            .zip(wanted.chars())
+            .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+            .count();
+        (std::cmp::Reverse(prefix), k.len().abs_diff(wanted.len()))
+    };
+    let mut ranked: Vec<&String> = known.into_iter().collect();
+    ranked.sort_by_key(|k| (score(k), k.to_string()));
+    ranked
+        .into_iter()
+        .take(5)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// One source's fused plan, as `styrkort explain` prints it.
 pub struct ExplainedSource {
