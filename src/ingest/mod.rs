@@ -12,7 +12,6 @@ pub mod quality;
 
 pub use files::{InputFile, expand_source};
 
-use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -155,7 +154,9 @@ pub fn scan_source(
         + date.dt().month().cast(DataType::Int32)
         - lit(1))
     .alias("__month");
-    let rows = rows.with_column(month);
+    // One cached frame under every output (values, partial states, rejected rows, rows per
+    // month): without it polars reads and converts the files once per output.
+    let rows = rows.with_column(month).cache();
     let ok = col("__why").is_null();
     let in_months = col("__month")
         .gt_eq(lit(months.first.0))
@@ -479,7 +480,8 @@ fn place_in_org(
 /// open). The mapping is checked for overlaps when it loads, so at most one range covers a day.
 struct UnitLookup {
     dated: bool,
-    codes: HashMap<String, Vec<Validity>>,
+    /// polars' fast hash map: this is looked up once per row.
+    codes: PlHashMap<String, Vec<Validity>>,
 }
 
 /// `(valid_from, valid_to, unit index)`, days since 1970, inclusive; `None` = open.
@@ -487,7 +489,7 @@ type Validity = (Option<i32>, Option<i32>, u32);
 
 impl UnitLookup {
     fn new(source: &SourceDef, tree: &OrgTree, mapping: &CodeMapping) -> UnitLookup {
-        let mut codes: HashMap<String, Vec<Validity>> = HashMap::new();
+        let mut codes: PlHashMap<String, Vec<Validity>> = PlHashMap::new();
         let dated = source.org_codes == OrgCodes::Mapping;
         if dated {
             for e in mapping
