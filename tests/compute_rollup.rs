@@ -189,3 +189,81 @@ fn levels_and_kinds_come_from_the_org_tree() {
         Some("enhet")
     );
 }
+
+#[test]
+fn a_scope_counts_only_rows_inside_it_also_in_the_parents_above() {
+    // The Äldreomsorgen case: cost per home-care client scoped to the home-care units must not
+    // divide the board's other units' costs by home-care clients. Here the scope is A1: board A
+    // and the kommun count A1's rows only, not A2's or B1's.
+    let f = Fixture::new();
+    f.file("hr.csv", HR);
+    let mut body = HR_SOURCE.to_string();
+    body += &indicator(
+        "sick_pct_a1",
+        "numerator = \"sum(sick)\"\ndenominator = \"sum(hours)\"\nscale = 100\nscope = \"A1\"\ngrains = [\"month\", \"quarter\"]\nbreakdown = [\"gender\"]",
+    );
+    body += &indicator(
+        "persons_a1",
+        "numerator = \"count(distinct person)\"\nscope = [\"A1\"]\ngrains = [\"quarter\"]",
+    );
+    body += &indicator(
+        "women_rows_a1",
+        "numerator = \"count(*)\"\nfilter = \"gender = 'K'\"\nscope = \"A1\"\ngrains = [\"month\"]",
+    );
+    // stddev has no mergeable state: the direct path must honour the scope too.
+    body += &indicator(
+        "hours_sd_a1",
+        "numerator = \"stddev(hours)\"\nscope = \"A1\"\ngrains = [\"month\"]",
+    );
+    body += &indicator(
+        "sick_pct_all",
+        "numerator = \"sum(sick)\"\ndenominator = \"sum(hours)\"\nscale = 100\ngrains = [\"month\"]",
+    );
+    f.pipeline(&body);
+    let df = f.values("2024-04-01");
+
+    // January inside A1: p1 60 h / 6 sick, p2 40 h / 4 sick → 10 / 100. A and K the same.
+    for unit in ["A1", "A", "K"] {
+        let c = cell(&df, "sick_pct_a1", unit, "month", "2024-01", "total");
+        assert_close(c.numerator, 10.0);
+        assert_close(c.denominator, 100.0);
+        assert_close(c.value, 10.0);
+        assert_eq!(c.n_rows, 2, "{unit}");
+    }
+    // The breakdown too: only p1 is a woman in A1 in January (6 / 60).
+    let women = cell(&df, "sick_pct_a1", "K", "month", "2024-01", "gender=K");
+    assert_close(women.value, 10.0);
+    assert_eq!(women.n_rows, 1);
+    // Q1 inside A1: 60+40+50+100 hours, 6+4+0+5 sick.
+    assert_close(
+        value(&df, "sick_pct_a1", "K", "quarter", "2024-Q1"),
+        100.0 * 15.0 / 250.0,
+    );
+    // Units outside the scope and not above it are not reported at all.
+    for unit in ["A2", "B", "B1"] {
+        assert_eq!(
+            count_where(
+                &df,
+                col("indicator_id")
+                    .eq(lit("sick_pct_a1"))
+                    .and(col("org_unit_id").eq(lit(unit)))
+            ),
+            0,
+            "{unit}"
+        );
+    }
+    // Distinct persons in Q1 at K within A1: p1 and p2 (p3, p4 are outside).
+    assert_close(value(&df, "persons_a1", "K", "quarter", "2024-Q1"), 2.0);
+    // Filter and scope together: women in A1 in January = p1.
+    assert_close(value(&df, "women_rows_a1", "K", "month", "2024-01"), 1.0);
+    // Sample sd of A1's January hours (60, 40): sqrt(((60-50)² + (40-50)²) / 1).
+    assert_close(
+        value(&df, "hours_sd_a1", "A", "month", "2024-01"),
+        (200.0f64).sqrt(),
+    );
+    // Without a scope, the kommun counts every row: 19 / 1100.
+    assert_close(
+        value(&df, "sick_pct_all", "K", "month", "2024-01"),
+        100.0 * 19.0 / 1100.0,
+    );
+}

@@ -168,7 +168,20 @@ def main():
             if ind.get("rollup", "rows") != "rows" or "total_rows" in src:
                 sys.exit(f"peer: indicator {ind['id']}: only rollup = rows is supported")
             f = f"f{k}"
-            projections.append(f"coalesce(({ind.get('filter', 'true')}), false) AS {f}")
+            # A scope keeps only rows of units inside its subtrees, for every unit reported.
+            scope = ind.get("scope")
+            inside = "true"
+            if scope:
+                roots = [scope] if isinstance(scope, str) else scope
+                ids = ", ".join(f"'{r}'" for r in roots)
+                units_in = con.execute(
+                    f"SELECT DISTINCT a.unit FROM anc a JOIN units r ON r.idx = a.ancestor "
+                    f"WHERE r.id IN ({ids}) ORDER BY 1"
+                ).fetchall()
+                inside = f"unit IN ({', '.join(str(u[0]) for u in units_in)})"
+            projections.append(
+                f"coalesce(({ind.get('filter', 'true')}) AND {inside}, false) AS {f}"
+            )
             states = []
             num = split_aggregates(ind["numerator"], states, f"s{k}_")
             den = split_aggregates(ind["denominator"], states, f"s{k}_") if "denominator" in ind else None

@@ -14,8 +14,6 @@ pub struct IndicatorAggs {
     pub denominator: Option<Expr>,
     /// Rows that counted: `len()`, or the number of rows passing the filter.
     pub n_rows: Expr,
-    /// `(column name, boolean expression)` to add before the group-by, when there is a filter.
-    pub filter_column: Option<(String, Expr)>,
     /// `(column name, boolean expression)` to add after the join to ancestors, for indicators
     /// that count only a unit's own rows.
     pub own_mask: Option<(String, Expr)>,
@@ -24,11 +22,10 @@ pub struct IndicatorAggs {
 /// Compiles an indicator whose expressions were already checked by `definitions`.
 /// `slot` makes the helper column names unique within a source.
 pub fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAggs, String> {
+    // The row condition (filter and scope) is the column `__filter_{slot}`, added to the rows
+    // by the source's plan.
     let filter_name = format!("__filter_{slot}");
-    let filter = match &ind.filter {
-        Some(f) => Some(compile_sql_expr(f.get_ref())?.fill_null(lit(false))),
-        None => None,
-    };
+    let filtered = ind.selects_rows();
     // Indicators over published values count only a unit's own rows: a post-join mask
     // `__own_{slot}` adds "the row is the unit's own" to the filter.
     let own_name = format!("__own_{slot}");
@@ -36,7 +33,7 @@ pub fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAgg
     let mask = if own_rows {
         Some(own_name.as_str())
     } else {
-        filter.as_ref().map(|_| filter_name.as_str())
+        filtered.then_some(filter_name.as_str())
     };
     let numerator = restrict_to(compile_sql_expr(ind.numerator.get_ref())?, mask)
         .cast(DataType::Float64)
@@ -57,7 +54,7 @@ pub fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAgg
     .alias(format!("__n_{slot}"));
     let own_mask = own_rows.then(|| {
         let own = col("__unit").eq(col("__org_unit"));
-        let mask = if filter.is_some() {
+        let mask = if filtered {
             own.and(col(filter_name.as_str()))
         } else {
             own
@@ -70,7 +67,6 @@ pub fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAgg
         numerator,
         denominator,
         n_rows,
-        filter_column: filter.map(|f| (filter_name, f)),
     })
 }
 

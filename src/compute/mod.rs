@@ -148,6 +148,32 @@ fn partial_grains(ind: &IndicatorDef) -> Vec<Grain> {
     g
 }
 
+/// True for rows whose own unit is in the subtrees under `roots`: a scoped indicator counts
+/// only those rows, in its units and in every unit above them (a board's home-care cost per
+/// client must not divide its nursing homes' costs by home-care clients).
+fn in_scope(tree: &OrgTree, roots: &[&str]) -> Expr {
+    let mut inside = vec![false; tree.units().len()];
+    for root in roots {
+        for id in tree.subtree(root) {
+            if let Some(at) = tree.index_of(id) {
+                inside[at as usize] = true;
+            }
+        }
+    }
+    let inside = Arc::new(inside);
+    col("__unit").map(
+        move |units| {
+            let units = units.u32()?;
+            let out: BooleanChunked = units
+                .iter()
+                .map(|u| Some(u.is_some_and(|u| inside[u as usize])))
+                .collect();
+            Ok(out.with_name(units.name().clone()).into_column())
+        },
+        |_, f| Ok(Field::new(f.name().clone(), DataType::Boolean)),
+    )
+}
+
 /// `dim=value` (or `dim=(missing)`), the segment label of a breakdown value.
 fn segment_label(dim: &str) -> Expr {
     concat_str(
@@ -209,10 +235,23 @@ pub fn plan_source(
     let mut direct = Vec::new();
     let mut filters = Vec::new();
     for (slot, ind) in defs.iter().enumerate() {
-        if let Some(f) = &ind.filter {
-            let cond = crate::definitions::compile_sql_expr(f.get_ref())
-                .map_err(|m| expression_err(ind, m))?
-                .fill_null(lit(false));
+        let filter = match &ind.filter {
+            Some(f) => Some(
+                crate::definitions::compile_sql_expr(f.get_ref())
+                    .map_err(|m| expression_err(ind, m))?
+                    .fill_null(lit(false)),
+            ),
+            None => None,
+        };
+        let scope = ind
+            .scope
+            .as_ref()
+            .map(|s| in_scope(tree, &s.get_ref().roots()));
+        let condition = match (filter, scope) {
+            (Some(f), Some(s)) => Some(s.and(f)),
+            (f, s) => f.or(s),
+        };
+        if let Some(cond) = condition {
             filters.push(cond.alias(format!("__filter_{slot}")));
         }
         match decompose(ind, slot).map_err(|m| expression_err(ind, m))? {

@@ -76,7 +76,7 @@ pub struct Decomposed {
 /// state (it is then computed directly); `Err` when its SQL does not compile or can never be an
 /// indicator (a column outside any aggregate).
 pub fn decompose(ind: &IndicatorDef, slot: usize) -> Result<Result<Decomposed, String>, String> {
-    let mask = ind.filter.as_ref().map(|_| format!("__filter_{slot}"));
+    let mask = ind.selects_rows().then(|| format!("__filter_{slot}"));
     let numerator = compile_sql_expr(ind.numerator.get_ref())?;
     let denominator = match &ind.denominator {
         Some(d) => Some(compile_sql_expr(d.get_ref())?),

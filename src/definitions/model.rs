@@ -350,7 +350,7 @@ pub struct IndicatorDef {
     pub scale: f64,
     pub grains: Spanned<Vec<Grain>>,
     /// Root(s) of the org subtree(s) that must report; default the whole tree. The units above
-    /// a root are reported too (their values come from the rows beneath them).
+    /// a root are reported too, with values from the rows inside the scope only.
     pub scope: Option<Spanned<Scope>>,
     /// Columns to break the value down by, beside the total (e.g. `["gender"]`).
     #[serde(default)]
@@ -378,6 +378,14 @@ pub struct IndicatorDef {
     /// Months (`YYYY-MM`) where the process changed: SPC limits are recomputed from there on.
     #[serde(default)]
     pub rebase: Vec<Spanned<String>>,
+}
+
+impl IndicatorDef {
+    /// True when only some of the source's rows count: a row filter, or a scope (rows of units
+    /// outside the scope count nowhere, not even in the parents reported above it).
+    pub fn selects_rows(&self) -> bool {
+        self.filter.is_some() || self.scope.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
