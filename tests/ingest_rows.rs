@@ -249,3 +249,110 @@ fn a_windows_1252_export_reads_with_its_encoding_and_says_so_without_it() {
         "{err}"
     );
 }
+
+/// `dialect_fixture` with the month column declared as `decl` (a CSV).
+fn month_fixture(file: &str, decl: &str) -> Fixture {
+    let f = dialect_fixture(file, "max_rejected_share = 1");
+    let text = std::fs::read_to_string(f.path("pipeline.toml"))
+        .unwrap()
+        .replace("month = \"date\"", &format!("month = {decl}"));
+    f.file("pipeline.toml", &text);
+    f
+}
+
+#[test]
+fn months_as_yyyy_mm_and_dates_in_a_declared_format_read_like_the_clean_file() {
+    let clean = dialect_fixture("hr_clean.csv", "").values("2024-03-01");
+    let month = month_fixture("hr_month.csv", "\"month\"").values("2024-03-01");
+    let dmy = month_fixture("hr_dmy.csv", "{ type = \"date\", format = \"%d/%m/%Y\" }")
+        .values("2024-03-01");
+    // By hand: January at K is (12.5 + 100) / (1234.5 + 2000); February at A1 0.75 / 980.25.
+    for df in [&month, &dmy] {
+        assert_close(
+            value(df, "sick_pct", "K", "month", "2024-01"),
+            100.0 * 112.5 / 3234.5,
+        );
+        assert_close(
+            value(df, "sick_pct", "A1", "month", "2024-02"),
+            100.0 * 0.75 / 980.25,
+        );
+        for unit in ["A1", "A2", "A", "K"] {
+            for period in ["2024-01", "2024-02"] {
+                assert_eq!(
+                    value(df, "sick_pct", unit, "month", period),
+                    value(&clean, "sick_pct", unit, "month", period),
+                    "{unit} {period}"
+                );
+            }
+        }
+    }
+    // The clean file's ISO dates are not `%d/%m/%Y`: every row is rejected, saying what was
+    // expected.
+    let f = month_fixture("hr_clean.csv", "{ type = \"date\", format = \"%d/%m/%Y\" }");
+    let summary = f.run("2024-03-01").unwrap();
+    let rejected = read_parquet(&summary.run_dir.join("rejected_rows.parquet"));
+    let reasons = strings(&rejected, "reason");
+    assert_eq!(reasons.len(), 3);
+    assert_eq!(
+        reasons[0],
+        "column 'month': expected date written %d/%m/%Y, found '2024-01-01'"
+    );
+}
+
+#[test]
+fn a_date_format_without_a_day_is_a_definition_error() {
+    let f = month_fixture("hr_month.csv", "{ type = \"date\", format = \"%Y-%m\" }");
+    let err = f.run("2024-03-01").err().expect("must fail").to_string();
+    assert!(
+        err.contains("column 'month': format '%Y-%m' does not name a day, a month and a year"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_sql_server_parquet_export_reads_decimal_timestamp_and_integer_codes() {
+    // hr_sqlserver.parquet holds the clean file's rows as SQL Server writes them: DECIMAL(10,2)
+    // hours, a TIMESTAMP month (one at 13:45 on 31 January) and INTEGER cost centres.
+    let clean = dialect_fixture("hr_clean.csv", "").values("2024-03-01");
+    let f = Fixture::new();
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/dialects");
+    std::fs::copy(repo.join("hr_sqlserver.parquet"), f.path("hr.parquet")).unwrap();
+    f.file(
+        "mapping.csv",
+        "source,code,unit_id,valid_from,valid_to\nhr,101,A1,,\nhr,102,A2,,\n",
+    );
+    let source = HR_SOURCE
+        .replace("hr.csv", "hr.parquet")
+        .replace("format = \"csv\"", "format = \"parquet\"")
+        .replace(
+            "org_column = \"unit\"",
+            "org_column = \"unit\"\norg_codes = \"mapping\"",
+        );
+    f.pipeline(
+        &(source
+            + &indicator(
+                "sick_pct",
+                "numerator = \"sum(sick)\"\ndenominator = \"sum(hours)\"\nscale = 100\ngrains = [\"month\"]",
+            )),
+    );
+    let df = f.values("2024-03-01");
+    assert_close(
+        value(&df, "sick_pct", "K", "month", "2024-01"),
+        100.0 * 112.5 / 3234.5,
+    );
+    for unit in ["A1", "A2", "A", "K"] {
+        for period in ["2024-01", "2024-02"] {
+            let (a, b) = (
+                value(&df, "sick_pct", unit, "month", period),
+                value(&clean, "sick_pct", unit, "month", period),
+            );
+            assert_eq!(a.is_some(), b.is_some(), "{unit} {period}");
+            if let (Some(a), Some(b)) = (a, b) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * b.abs(),
+                    "{unit} {period}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}

@@ -109,6 +109,8 @@ pub enum ColumnType {
     Date,
     /// A year such as `2022` (Kolada's periods), read as the date 1 January of that year.
     Year,
+    /// A month such as `2024-01` (HR and payroll exports), read as the first day of the month.
+    Month,
 }
 
 impl ColumnType {
@@ -120,6 +122,7 @@ impl ColumnType {
             ColumnType::Bool => "bool",
             ColumnType::Date => "date",
             ColumnType::Year => "year",
+            ColumnType::Month => "month",
         }
     }
 
@@ -131,7 +134,7 @@ impl ColumnType {
             ColumnType::Int => DataType::Int64,
             ColumnType::Float => DataType::Float64,
             ColumnType::Bool => DataType::Boolean,
-            ColumnType::Date | ColumnType::Year => DataType::Date,
+            ColumnType::Date | ColumnType::Year | ColumnType::Month => DataType::Date,
         }
     }
 }
@@ -249,7 +252,7 @@ impl<'de> Deserialize<'de> for ColumnDecl {
 
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str(
-                    "a column type (\"string\", \"int\", \"float\", \"bool\", \"date\", \"year\") or a table such as { type = \"float\", min = 0 }",
+                    "a column type (\"string\", \"int\", \"float\", \"bool\", \"date\", \"month\", \"year\") or a table such as { type = \"float\", min = 0 } or { type = \"date\", format = \"%d/%m/%Y\" }",
                 )
             }
 
@@ -284,6 +287,9 @@ pub struct ColumnChecks {
     /// A blank value makes the row bad.
     #[serde(default)]
     pub required: bool,
+    /// How a date is written in a text source, as a chrono format string: `%d/%m/%Y` for
+    /// `31/3/2024`, `%Y%m%d` for `20240331`, `%d.%m.%Y` for `01.01.2022`. Default `%Y-%m-%d`.
+    pub format: Option<String>,
 }
 
 impl ColumnDecl {
@@ -292,6 +298,11 @@ impl ColumnDecl {
             ColumnDecl::Type(t) => *t,
             ColumnDecl::Checked(c) => c.ty,
         }
+    }
+
+    /// The declared format of a date column's text, if not the default.
+    pub fn date_format(&self) -> Option<&str> {
+        self.checks().and_then(|c| c.format.as_deref())
     }
 
     pub fn checks(&self) -> Option<&ColumnChecks> {

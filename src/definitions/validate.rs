@@ -104,12 +104,12 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                     s.date_column.get_ref()
                 ),
             )),
-            Some(ColumnType::Date) | Some(ColumnType::Year) => {}
+            Some(ColumnType::Date | ColumnType::Year | ColumnType::Month) => {}
             Some(t) => out.push(p.diag_at(
                 s.date_column.span(),
                 &item,
                 format!(
-                    "date_column '{}' is declared as {}, expected date or year",
+                    "date_column '{}' is declared as {}, expected date, month or year",
                     s.date_column.get_ref(),
                     t.as_str()
                 ),
@@ -213,6 +213,21 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                         &item,
                         format!("column '{name}': min and max apply to int and float columns"),
                     ));
+                }
+                if let Some(format) = &c.format {
+                    if c.ty != ColumnType::Date {
+                        out.push(p.diag_at(
+                            s.columns.span(),
+                            &item,
+                            format!("column '{name}': format applies to date columns"),
+                        ));
+                    } else if let Err(why) = crate::ingest::check_date_format(format) {
+                        out.push(p.diag_at(
+                            s.columns.span(),
+                            &item,
+                            format!("column '{name}': format '{format}' {why}"),
+                        ));
+                    }
                 }
                 if c.values.is_some() && c.ty != ColumnType::String {
                     out.push(p.diag_at(

@@ -71,28 +71,57 @@ fn parse_numbers(raw: Expr, format: NumberFormat, int: bool) -> Expr {
     )
 }
 
+/// How a text source writes values that have more than one way: numbers and dates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TextFormat<'a> {
+    pub numbers: NumberFormat,
+    /// A chrono format string for dates (default `%Y-%m-%d`).
+    pub date: Option<&'a str>,
+}
+
+/// `Ok` when `format` reads back a date it writes (so it has a day, a month and a year and no
+/// unknown `%` item); else what is wrong, for a definition error.
+pub fn check_date_format(format: &str) -> Result<(), String> {
+    use std::fmt::Write;
+    let probe = chrono::NaiveDate::from_ymd_opt(2024, 3, 31).expect("a valid date");
+    let mut text = String::new();
+    if write!(text, "{}", probe.format(format)).is_err() {
+        return Err("is not a chrono format string (e.g. \"%d/%m/%Y\")".to_string());
+    }
+    match chrono::NaiveDate::parse_from_str(&text, format) {
+        Ok(back) if back == probe => Ok(()),
+        _ => Err(
+            "does not name a day, a month and a year (e.g. \"%d/%m/%Y\", \"%Y%m%d\")".to_string(),
+        ),
+    }
+}
+
 /// The typed expression for a raw column, or `None` when the raw type can never hold the
 /// declared one (e.g. a Parquet boolean declared as a date).
 pub fn typed_column(
     raw: Expr,
     raw_type: &DataType,
     declared: ColumnType,
-    numbers: NumberFormat,
+    text: TextFormat,
 ) -> Option<Expr> {
     if raw_type == &DataType::String {
-        if numbers != NumberFormat::default() {
+        if text.numbers != NumberFormat::default() {
             match declared {
-                ColumnType::Int => return Some(parse_numbers(raw, numbers, true)),
-                ColumnType::Float => return Some(parse_numbers(raw, numbers, false)),
+                ColumnType::Int => return Some(parse_numbers(raw, text.numbers, true)),
+                ColumnType::Float => return Some(parse_numbers(raw, text.numbers, false)),
                 _ => {}
             }
         }
-        return Some(from_text(raw, declared));
+        return Some(from_text(raw, declared, text.date));
     }
     let expr = match declared {
         ColumnType::String => raw.cast(DataType::String),
         ColumnType::Int if raw_type.is_integer() || raw_type.is_bool() => raw.cast(DataType::Int64),
-        ColumnType::Int if raw_type.is_float() => {
+        // SQL Server's and Oracle's DECIMAL(p, s): hours and amounts. A fraction in a column
+        // declared int is a rejected row, as for floats.
+        ColumnType::Float if raw_type.is_decimal() => finite(raw.cast(DataType::Float64)),
+        ColumnType::Int if raw_type.is_float() || raw_type.is_decimal() => {
+            let raw = raw.cast(DataType::Float64);
             // A float holding a whole number is an int; 2.5 is not.
             let as_int = raw.clone().cast(DataType::Int64);
             when(as_int.clone().cast(DataType::Float64).eq(raw))
@@ -106,18 +135,21 @@ pub fn typed_column(
             .when(raw.eq(lit(0)))
             .then(lit(false))
             .otherwise(lit(NULL).cast(DataType::Boolean)),
-        ColumnType::Date if matches!(raw_type, DataType::Date | DataType::Datetime(_, _)) => {
+        // A TIMESTAMP/DATETIME (with or without time zone) is the date it falls on.
+        ColumnType::Date | ColumnType::Month
+            if matches!(raw_type, DataType::Date | DataType::Datetime(_, _)) =>
+        {
             raw.cast(DataType::Date)
         }
         ColumnType::Year if raw_type.is_integer() => {
-            from_text(raw.cast(DataType::String), ColumnType::Year)
+            from_text(raw.cast(DataType::String), ColumnType::Year, None)
         }
         _ => return None,
     };
     Some(expr)
 }
 
-fn from_text(raw: Expr, declared: ColumnType) -> Expr {
+fn from_text(raw: Expr, declared: ColumnType, date_format: Option<&str>) -> Expr {
     let trimmed = raw
         .clone()
         .str()
@@ -152,8 +184,22 @@ fn from_text(raw: Expr, declared: ColumnType) -> Expr {
                 .then(date)
                 .otherwise(lit(NULL).cast(DataType::Date))
         }
+        ColumnType::Month => {
+            // `2024-01` is the month; `2024-01-15` is a date, not a month (a rejected row).
+            let date = concat_str([trimmed.clone(), lit("-01")], "", false)
+                .str()
+                .to_date(StrptimeOptions {
+                    format: Some("%Y-%m-%d".into()),
+                    strict: false,
+                    exact: true,
+                    cache: true,
+                });
+            when(trimmed.str().len_chars().eq(lit(7u32)))
+                .then(date)
+                .otherwise(lit(NULL).cast(DataType::Date))
+        }
         ColumnType::Date => trimmed.str().to_date(StrptimeOptions {
-            format: Some("%Y-%m-%d".into()),
+            format: Some(date_format.unwrap_or("%Y-%m-%d").into()),
             strict: false,
             exact: true,
             cache: true,
@@ -182,6 +228,68 @@ fn finite(x: Expr) -> Expr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Days since 1970 of each value read as `declared` (null where it does not convert).
+    fn days(values: &[&str], declared: ColumnType, date: Option<&str>) -> Vec<Option<i32>> {
+        let text = TextFormat {
+            numbers: NumberFormat::default(),
+            date,
+        };
+        let df = df!("x" => values).unwrap();
+        let typed = typed_column(col("x"), &DataType::String, declared, text).unwrap();
+        let out = df
+            .lazy()
+            .select([typed.cast(DataType::Int32)])
+            .collect()
+            .unwrap();
+        out.column("x").unwrap().i32().unwrap().iter().collect()
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> Option<i32> {
+        let date = chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        Some((date - epoch).num_days() as i32)
+    }
+
+    #[test]
+    fn dates_in_the_formats_swedish_systems_write() {
+        assert_eq!(
+            days(
+                &["31/3/2024", "01/01/2022", "3/13/2024"],
+                ColumnType::Date,
+                Some("%d/%m/%Y")
+            ),
+            vec![day(2024, 3, 31), day(2022, 1, 1), None]
+        );
+        assert_eq!(
+            days(
+                &["20240331", "2024-03-31"],
+                ColumnType::Date,
+                Some("%Y%m%d")
+            ),
+            vec![day(2024, 3, 31), None]
+        );
+        assert_eq!(
+            days(&["01.01.2022"], ColumnType::Date, Some("%d.%m.%Y")),
+            vec![day(2022, 1, 1)]
+        );
+        assert_eq!(
+            days(
+                &["2024-01", " 2022-12 ", "2024-01-15", "2024-13"],
+                ColumnType::Month,
+                None
+            ),
+            vec![day(2024, 1, 1), day(2022, 12, 1), None, None]
+        );
+    }
+
+    #[test]
+    fn a_date_format_must_name_day_month_and_year() {
+        assert!(check_date_format("%d/%m/%Y").is_ok());
+        assert!(check_date_format("%Y%m%d").is_ok());
+        assert!(check_date_format("%Y-%m").is_err(), "no day");
+        assert!(check_date_format("%d/%m/%Q").is_err(), "unknown item");
+    }
 
     #[test]
     fn swedish_numbers_normalise() {

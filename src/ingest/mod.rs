@@ -22,7 +22,7 @@ use crate::definitions::{ColumnChecks, ColumnType, OrgCodes, SourceDef};
 use crate::org::{CodeMapping, OrgTree};
 use crate::period::{RunMonths, days_since_epoch};
 
-pub use convert::{NumberFormat, typed_column};
+pub use convert::{NumberFormat, TextFormat, check_date_format, typed_column};
 
 #[derive(Debug, Error)]
 pub enum IngestError {
@@ -312,16 +312,25 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
     for (name, decl) in declared {
         let ty = decl.ty();
         let raw_type = schema.get(name).expect("checked present above");
-        let typed = typed_column(col(name.as_str()), raw_type, ty, source.number_format())
-            .ok_or_else(|| IngestError::UnusableType {
+        let text = TextFormat {
+            numbers: source.number_format(),
+            date: decl.date_format(),
+        };
+        let typed = typed_column(col(name.as_str()), raw_type, ty, text).ok_or_else(|| {
+            IngestError::UnusableType {
                 file: file.display.clone(),
                 column: name.clone(),
                 found: raw_type.to_string(),
                 expected: ty.as_str().to_string(),
-            })?;
+            }
+        })?;
         // Text always converts to text; every other type can fail on a value.
         if ty != ColumnType::String {
-            let found = quoted(name, &format!("expected {}, found", ty.as_str()), "");
+            let expected = match decl.date_format() {
+                Some(format) => format!("expected {} written {format}, found", ty.as_str()),
+                None => format!("expected {}, found", ty.as_str()),
+            };
+            let found = quoted(name, &expected, "");
             reasons.push((
                 col(raw_name(name))
                     .is_not_null()
