@@ -124,14 +124,21 @@ fn load_all(path: &Path) -> Result<(Pipeline, Option<OrgParts>, Vec<Diagnostic>)
         }
     }
     for source in &pipeline.def.sources {
-        if source.org_codes == definitions::OrgCodes::Mapping
-            && mapping_loaded
-            && !mapping.has_source(source.name.get_ref())
-        {
+        if source.uses_mapping() && mapping_loaded && !mapping.has_source(source.mapping_key()) {
+            let message = match &source.codes {
+                Some(codes) => format!(
+                    "codes = \"{}\" but the code mapping has no entries for that code system",
+                    codes.get_ref()
+                ),
+                None => {
+                    "org_codes = \"mapping\" but the code mapping has no entries for this source"
+                        .to_string()
+                }
+            };
             problems.push(pipeline.diag_at(
                 source.name.span(),
                 format!("source '{}'", source.name.get_ref()),
-                "org_codes = \"mapping\" but the code mapping has no entries for this source",
+                message,
             ));
         }
     }
@@ -184,12 +191,15 @@ fn unknown_mapping_sources(
     mapping_path: &Path,
     mapping: &CodeMapping,
 ) -> Vec<Diagnostic> {
-    let defined: Vec<&str> = pipeline
-        .def
-        .sources
-        .iter()
-        .map(|s| s.name.get_ref().as_str())
-        .collect();
+    // Sources and the code systems they declare.
+    let mut defined: Vec<&str> = Vec::new();
+    for s in &pipeline.def.sources {
+        for key in [s.name.get_ref().as_str(), s.mapping_key()] {
+            if !defined.contains(&key) {
+                defined.push(key);
+            }
+        }
+    }
     let mut reported = std::collections::BTreeSet::new();
     mapping
         .entries
@@ -201,7 +211,7 @@ fn unknown_mapping_sources(
                 e.line as usize,
                 format!("source '{}'", e.source),
                 format!(
-                    "column 'source': the pipeline defines no source '{}' (its sources: {}): a typo?",
+                    "column 'source': the pipeline defines no source or code system '{}' (it has: {}): a typo?",
                     e.source,
                     defined.join(", ")
                 ),

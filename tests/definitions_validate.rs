@@ -337,7 +337,7 @@ fn a_mapping_entry_for_an_undefined_source_is_a_typo() {
         &f,
         ("mapping.csv", "hr_tiem"),
         "source 'hr_tiem'",
-        "column 'source': the pipeline defines no source 'hr_tiem' (its sources: hr): a typo?",
+        "column 'source': the pipeline defines no source or code system 'hr_tiem' (it has: hr): a typo?",
     );
 }
 

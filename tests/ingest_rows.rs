@@ -62,6 +62,73 @@ fn codes_map_to_units_by_the_rows_date() {
 }
 
 #[test]
+fn sources_sharing_a_code_system_share_its_mapping_rows() {
+    // HR and the ledger both use cost centres: one set of mapping rows, keyed by the code
+    // system, serves both (the per-source `hr` key keeps working beside it).
+    let f = Fixture::new();
+    f.file(
+        "mapping.csv",
+        "source,code,unit_id,valid_from,valid_to
+kostnadsstalle,100,A1,,
+kostnadsstalle,200,A2,,2024-01-31
+kostnadsstalle,200,B1,2024-02-01,
+",
+    );
+    f.file(
+        "hr.csv",
+        "month,cc,person,gender,hours,sick\n2024-01-15,100,p1,K,10,1\n2024-02-03,200,p2,K,30,3\n",
+    );
+    f.file(
+        "ledger.csv",
+        "month,cc,amount\n2024-01-31,200,500\n2024-02-29,200,700\n2024-02-29,100,50\n",
+    );
+    let hr = HR_SOURCE
+        .replace(
+            "org_column = \"unit\"",
+            "org_column = \"cc\"\ncodes = \"kostnadsstalle\"",
+        )
+        .replace("unit = \"string\"", "cc = \"string\"");
+    let ledger = r#"
+[[sources]]
+name = "ledger"
+path = "ledger.csv"
+format = "csv"
+date_column = "month"
+org_column = "cc"
+codes = "kostnadsstalle"
+[sources.columns]
+month = "date"
+cc = "string"
+amount = "float"
+"#;
+    let body = hr
+        + ledger
+        + &indicator("hours", "numerator = \"sum(hours)\"\ngrains = [\"month\"]")
+        + &indicator("cost", "numerator = \"sum(amount)\"\ngrains = [\"month\"]")
+            .replace("source = \"hr\"", "source = \"ledger\"");
+    f.pipeline(&body);
+    let df = f.values("2024-03-01");
+    assert_close(value(&df, "hours", "A1", "month", "2024-01"), 10.0);
+    assert_close(value(&df, "hours", "B1", "month", "2024-02"), 30.0);
+    // Code 200 is A2 in January and B1 from February, for the ledger too.
+    assert_close(value(&df, "cost", "A2", "month", "2024-01"), 500.0);
+    assert_close(value(&df, "cost", "B1", "month", "2024-02"), 700.0);
+    assert_close(value(&df, "cost", "A1", "month", "2024-02"), 50.0);
+    assert_close(value(&df, "cost", "K", "month", "2024-02"), 750.0);
+
+    // A code system nobody declares is named with what the pipeline has.
+    let mapping = std::fs::read_to_string(f.path("mapping.csv")).unwrap();
+    f.file("mapping.csv", &(mapping + "kostnadstalle,300,A1,,\n"));
+    let err = f.run("2024-03-01").err().expect("must fail").to_string();
+    assert!(
+        err.contains(
+            "no source or code system 'kostnadstalle' (it has: hr, kostnadsstalle, ledger)"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_rows_are_rejected_with_file_line_column_and_reason() {
     let f = fixture("reject");
     let summary = f.run("2024-04-01").unwrap();

@@ -155,6 +155,10 @@ pub struct SourceDef {
     pub org_column: Spanned<String>,
     #[serde(default)]
     pub org_codes: OrgCodes,
+    /// The code system of the org column (`codes = "kostnadsställe"`), shared by every source
+    /// whose codes are the same: the code mapping's `source` column then holds this name, so one
+    /// set of mapping rows serves them all. Implies `org_codes = "mapping"`.
+    pub codes: Option<Spanned<String>>,
     /// A file with a header but no rows is an error (a broken export) unless this is true.
     #[serde(default)]
     pub allow_empty: bool,
@@ -189,6 +193,17 @@ pub struct SourceDef {
 }
 
 impl SourceDef {
+    /// True when the org column holds codes mapped through the code mapping.
+    pub fn uses_mapping(&self) -> bool {
+        self.org_codes == OrgCodes::Mapping || self.codes.is_some()
+    }
+
+    /// What this source's rows are called in the code mapping's `source` column: its code
+    /// system, or its own name.
+    pub fn mapping_key(&self) -> &str {
+        self.codes.as_ref().unwrap_or(&self.name).get_ref()
+    }
+
     /// The CSV field separator as a byte (validated to be one ASCII character).
     pub fn delimiter_byte(&self) -> u8 {
         match self.delimiter.as_ref().map(|d| d.get_ref().as_str()) {

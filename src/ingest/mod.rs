@@ -18,7 +18,7 @@ use std::sync::Arc;
 use polars::prelude::*;
 use thiserror::Error;
 
-use crate::definitions::{ColumnChecks, ColumnType, OrgCodes, SourceDef};
+use crate::definitions::{ColumnChecks, ColumnType, SourceDef};
 use crate::org::{CodeMapping, OrgTree};
 use crate::period::{RunMonths, days_since_epoch};
 
@@ -446,7 +446,7 @@ fn place_in_org(
 ) -> PolarsResult<LazyFrame> {
     let org_col = source.org_column.get_ref().as_str();
     let date = col(source.date_column.get_ref().as_str());
-    let dated = source.org_codes == OrgCodes::Mapping;
+    let dated = source.uses_mapping();
     let lookup = Arc::new(UnitLookup::new(source, tree, mapping));
     let unit = map_multiple(
         move |cols: &mut [Column]| lookup.place(&cols[0], &cols[1]),
@@ -499,12 +499,12 @@ type Validity = (Option<i32>, Option<i32>, u32);
 impl UnitLookup {
     fn new(source: &SourceDef, tree: &OrgTree, mapping: &CodeMapping) -> UnitLookup {
         let mut codes: PlHashMap<String, Vec<Validity>> = PlHashMap::new();
-        let dated = source.org_codes == OrgCodes::Mapping;
+        let dated = source.uses_mapping();
         if dated {
             for e in mapping
                 .entries
                 .iter()
-                .filter(|e| &e.source == source.name.get_ref())
+                .filter(|e| e.source == source.mapping_key())
             {
                 let Some(unit) = tree.index_of(&e.unit_id) else {
                     continue;

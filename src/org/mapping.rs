@@ -108,23 +108,7 @@ impl CodeMapping {
         }
     }
 
-    /// `__code, __mapped_unit, __valid_from, __valid_to` for one source.
-    pub fn frame_for(&self, source: &str) -> PolarsResult<DataFrame> {
-        let rows: Vec<&MappingEntry> = self.entries.iter().filter(|e| e.source == source).collect();
-        let day = |d: Option<NaiveDate>| d.map(days_since_epoch);
-        let mut df = df!(
-            "__code" => rows.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(),
-            "__mapped_unit" => rows.iter().map(|e| e.unit_id.as_str()).collect::<Vec<_>>(),
-            "__valid_from" => rows.iter().map(|e| day(e.valid_from)).collect::<Vec<_>>(),
-            "__valid_to" => rows.iter().map(|e| day(e.valid_to)).collect::<Vec<_>>(),
-        )?;
-        for name in ["__valid_from", "__valid_to"] {
-            let dates = df.column(name)?.cast(&DataType::Date)?;
-            df.with_column(dates)?;
-        }
-        Ok(df)
-    }
-
+    /// True when some entry is for `key` (a source name or a code system).
     pub fn has_source(&self, source: &str) -> bool {
         self.entries.iter().any(|e| e.source == source)
     }
