@@ -294,7 +294,7 @@ pub fn validate(path: &Path) -> Result<Validation, Error> {
 pub fn validate_against(path: &Path, out: Option<&Path>) -> Result<Validation, Error> {
     let (p, org, mut problems) = load_all(path)?;
     // What `run` would refuse in an expression (a column outside any aggregate), said now.
-    for (slot, ind) in p.def.indicators.iter().enumerate() {
+    for (slot, ind) in p.computed_indicators().iter().enumerate() {
         // Ok(Err(_)) is fine: such an indicator is computed the direct way.
         if let Err(message) = compute::decompose(ind, slot) {
             problems.push(p.diag_at(

@@ -11,7 +11,9 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::compute::{ComputeError, IndicatorRules, SourceResult, finish_values, run_sources};
+use crate::compute::{
+    ComputeError, IndicatorRules, SourceResult, combine_sides, finish_values, run_sources,
+};
 use crate::definitions::{OnBadRows, Pipeline};
 use crate::ingest::InputFile;
 use crate::ingest::quality::{self, Delivered, GateOutcome, GateResult};
@@ -312,6 +314,7 @@ fn run_in_span(
         .map(|d| IndicatorRules::from_def(d, &loaded.tree))
         .collect();
     let raw: Vec<DataFrame> = results.iter().map(|r| r.values.clone()).collect();
+    let raw = combine_sides(raw, p).map_err(data_err)?;
     let mut values = finish_values(raw, &rules, &loaded.tree, months).map_err(data_err)?;
     stages.lap("finish_values");
 

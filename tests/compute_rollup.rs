@@ -267,3 +267,109 @@ fn a_scope_counts_only_rows_inside_it_also_in_the_parents_above() {
         100.0 * 19.0 / 1100.0,
     );
 }
+
+/// Costs per unit, Jan–Feb 2024: wages ('lon') and premises ('lokal').
+const COSTS: &str = "month,unit,account,amount
+2024-01-15,A1,lon,1000
+2024-01-20,A1,lokal,500
+2024-01-31,A2,lon,3000
+2024-01-10,B1,lon,800
+2024-02-05,A1,lon,1200
+";
+
+const COSTS_SOURCE: &str = r#"
+[[sources]]
+name = "costs"
+path = "costs.csv"
+format = "csv"
+date_column = "month"
+org_column = "unit"
+[sources.columns]
+month = "date"
+unit = "string"
+account = "string"
+amount = "float"
+"#;
+
+#[test]
+fn a_cross_source_indicator_divides_one_sources_sum_by_anothers_count_per_cell() {
+    // Wage cost per person: the costs source's wages over the HR source's distinct persons,
+    // each side aggregated over the rows beneath the unit, then divided.
+    let f = Fixture::new();
+    f.file("hr.csv", HR);
+    f.file("costs.csv", COSTS);
+    let mut body = HR_SOURCE.to_string() + COSTS_SOURCE;
+    // The denominator takes the indicator's source (hr); the numerator names its own.
+    body += &indicator(
+        "wage_cost_per_person",
+        "numerator = { source = \"costs\", expr = \"sum(amount)\", filter = \"account = 'lon'\" }\ndenominator = \"count(distinct person)\"\ngrains = [\"month\", \"quarter\"]",
+    );
+    // Both sides as tables, and a scope: only A1's rows count, also at A and K.
+    body += &indicator(
+        "cost_per_person_a1",
+        "numerator = { source = \"costs\", expr = \"sum(amount)\" }\ndenominator = { source = \"hr\", expr = \"count(distinct person)\" }\nscope = \"A1\"\ngrains = [\"month\"]",
+    );
+    f.pipeline(&body);
+    let df = f.values("2024-04-01");
+
+    let c = cell(
+        &df,
+        "wage_cost_per_person",
+        "A1",
+        "month",
+        "2024-01",
+        "total",
+    );
+    assert_close(c.numerator, 1000.0);
+    assert_close(c.denominator, 2.0);
+    assert_close(c.value, 500.0);
+    assert_eq!(c.n_rows, 1, "rows counted for the numerator");
+    // Board A in January: wages 1000 + 3000 over persons p1, p2, p3.
+    assert_close(
+        value(&df, "wage_cost_per_person", "A", "month", "2024-01"),
+        4000.0 / 3.0,
+    );
+    // The kommun: 4800 over 4 persons.
+    assert_close(
+        value(&df, "wage_cost_per_person", "K", "month", "2024-01"),
+        1200.0,
+    );
+    // Q1 at A: wages 1000 + 3000 + 1200 over the 3 distinct persons of the quarter.
+    assert_close(
+        value(&df, "wage_cost_per_person", "A", "quarter", "2024-Q1"),
+        5200.0 / 3.0,
+    );
+    // A2 in February has a person but no cost rows: no data, as for any unit without rows.
+    let a2 = cell(
+        &df,
+        "wage_cost_per_person",
+        "A2",
+        "month",
+        "2024-02",
+        "total",
+    );
+    assert_eq!((a2.n_rows, a2.value, a2.numerator), (0, None, None));
+    // B1 in February has neither: the no-data row of the grid.
+    let b1 = cell(
+        &df,
+        "wage_cost_per_person",
+        "B1",
+        "month",
+        "2024-02",
+        "total",
+    );
+    assert_eq!((b1.n_rows, b1.value), (0, None));
+
+    // Scoped to A1: A and K count A1's costs (1000 + 500) over A1's persons (p1, p2).
+    for unit in ["A1", "A", "K"] {
+        assert_close(
+            value(&df, "cost_per_person_a1", unit, "month", "2024-01"),
+            750.0,
+        );
+    }
+    // No side rows leak into the published table.
+    assert_eq!(
+        count_where(&df, col("indicator_id").str().contains_literal(lit("::"))),
+        0
+    );
+}

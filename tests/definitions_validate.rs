@@ -431,3 +431,48 @@ fn analysis_texts_are_checked_like_targets() {
         "column 'date': expected a date YYYY-MM-DD, found '10/5/2024'",
     );
 }
+
+#[test]
+fn a_cross_source_side_is_checked_against_its_own_source() {
+    // The numerator reads 'hours' from the ledger, which declares no such column; the
+    // indicator-level filter would be ambiguous between the sides; 'budgt' is no source.
+    let ledger = r#"
+[[sources]]
+name = "ledger"
+path = "hr.csv"
+format = "csv"
+date_column = "month"
+org_column = "unit"
+[sources.columns]
+month = "date"
+unit = "string"
+"#;
+    let body = ledger.to_string()
+        + &indicator(
+            "cost_per_hour",
+            "numerator = { source = \"ledger\", expr = \"sum(hours)\" }\ndenominator = \"sum(hours)\"\nfilter = \"gender = 'K'\"\ngrains = [\"month\"]",
+        )
+        + &indicator(
+            "budget_per_hour",
+            "numerator = { source = \"budgt\", expr = \"sum(hours)\" }\ndenominator = \"sum(hours)\"\ngrains = [\"month\"]",
+        );
+    let f = with_body(&body);
+    expect(
+        &f,
+        ("pipeline.toml", "source = \"ledger\", expr"),
+        "indicator 'cost_per_hour'",
+        "numerator uses column 'hours', which source 'ledger' does not declare",
+    );
+    expect(
+        &f,
+        ("pipeline.toml", "filter = \"gender = 'K'\""),
+        "indicator 'cost_per_hour'",
+        "a cross-source indicator filters each side",
+    );
+    expect(
+        &f,
+        ("pipeline.toml", "source = \"budgt\""),
+        "indicator 'budget_per_hour'",
+        "unknown source 'budgt'",
+    );
+}

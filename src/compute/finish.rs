@@ -60,6 +60,18 @@ fn scope_units(tree: &OrgTree, roots: &[&str]) -> Vec<String> {
     units.into_iter().collect()
 }
 
+/// The long format phase 2 hands to `finish`: one row per cell with rows.
+pub(super) const RAW_COLUMNS: [&str; 8] = [
+    "indicator_id",
+    "org_unit_id",
+    "grain",
+    "period",
+    "segment",
+    "numerator",
+    "denominator",
+    "n_rows",
+];
+
 const KEYS: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];
 
 /// Output columns of `indicator_values.parquet`, in order.
@@ -87,19 +99,9 @@ pub fn finish_values(
     tree: &OrgTree,
     months: RunMonths,
 ) -> PolarsResult<DataFrame> {
-    let raw_cols = [
-        "indicator_id",
-        "org_unit_id",
-        "grain",
-        "period",
-        "segment",
-        "numerator",
-        "denominator",
-        "n_rows",
-    ];
     let frames: Vec<LazyFrame> = raw
         .into_iter()
-        .map(|df| df.lazy().select(raw_cols.map(col)))
+        .map(|df| df.lazy().select(RAW_COLUMNS.map(col)))
         .collect();
     let raw = if frames.is_empty() {
         empty_raw().lazy()

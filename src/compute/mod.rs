@@ -14,12 +14,14 @@
 //! rows joined to ancestors and periods, as one more output of the same scan.
 //! Sources run in parallel; `finish` then fills the unit × period grid and computes values.
 
+mod cross;
 mod direct;
 mod expr;
 mod finish;
 mod partial;
 mod rollup;
 
+pub use cross::combine_sides;
 pub use expr::{IndicatorAggs, compile_indicator, restrict_to};
 pub use finish::{IndicatorRules, finish_values};
 pub use partial::{Decomposed, Merge, SetKind, decompose};

@@ -26,6 +26,8 @@ pub struct Pipeline {
     /// The raw TOML text: hashed into the manifest and used for line numbers in diagnostics.
     pub text: String,
     pub def: PipelineDef,
+    /// The indicators as the sources' plans compute them (cross-source ones split into sides).
+    computed: Vec<IndicatorDef>,
 }
 
 impl Pipeline {
@@ -78,11 +80,23 @@ impl Pipeline {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
+        let computed = def
+            .indicators
+            .iter()
+            .flat_map(|i| {
+                if i.is_cross_source() {
+                    i.sides()
+                } else {
+                    vec![i.clone()]
+                }
+            })
+            .collect();
         let pipeline = Pipeline {
             path: path.to_path_buf(),
             base_dir,
             text,
             def,
+            computed,
         };
         let problems = validate::check(&pipeline);
         Ok((pipeline, problems))
@@ -118,11 +132,16 @@ impl Pipeline {
         self.def.sources.iter().find(|s| s.name.get_ref() == name)
     }
 
-    /// Indicators in definition order, grouped by the source they read.
+    /// What the sources' plans compute, in definition order: every single-source indicator,
+    /// and in place of a cross-source one its two sides (`id::numerator`, `id::denominator`).
+    pub fn computed_indicators(&self) -> &[IndicatorDef] {
+        &self.computed
+    }
+
+    /// The computed indicators (see [`Pipeline::computed_indicators`]) that read `source`.
     pub fn indicators_of<'a>(&'a self, source: &'a str) -> impl Iterator<Item = &'a IndicatorDef> {
-        self.def
-            .indicators
+        self.computed
             .iter()
-            .filter(move |i| i.source.get_ref() == source)
+            .filter(move |i| i.source_name() == source)
     }
 }

@@ -365,11 +365,14 @@ pub struct IndicatorDef {
     pub unit: String,
     #[serde(default)]
     pub description: String,
-    pub source: Spanned<String>,
-    /// SQL aggregate expression, e.g. `sum(sick_hours)`.
-    pub numerator: Spanned<String>,
-    /// SQL aggregate expression; the value is `scale × numerator / denominator`.
-    pub denominator: Option<Spanned<String>>,
+    /// The source whose rows the expressions aggregate. A cross-source indicator names the
+    /// source of each side instead (or of one side, the other taking this one).
+    pub source: Option<Spanned<String>>,
+    /// SQL aggregate expression, e.g. `sum(sick_hours)`; or a table naming its own source:
+    /// `{ source = "ledger", expr = "sum(outcome)", filter = "account_group = 'personal'" }`.
+    pub numerator: Spanned<Aggregate>,
+    /// As the numerator; the value is `scale × numerator / denominator`.
+    pub denominator: Option<Spanned<Aggregate>>,
     /// SQL boolean expression: only rows where it is true count.
     pub filter: Option<Spanned<String>>,
     #[serde(default = "default_scale")]
@@ -406,7 +409,166 @@ pub struct IndicatorDef {
     pub rebase: Vec<Spanned<String>>,
 }
 
+/// An indicator's numerator or denominator: a SQL aggregate over its source's rows, and for a
+/// cross-source indicator the source (and row filter) of this side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub expr: String,
+    pub source: Option<Spanned<String>>,
+    pub filter: Option<Spanned<String>>,
+}
+
+impl Aggregate {
+    /// A plain SQL aggregate over the indicator's own source.
+    pub fn sql(expr: impl Into<String>) -> Aggregate {
+        Aggregate {
+            expr: expr.into(),
+            source: None,
+            filter: None,
+        }
+    }
+
+    /// True when this side says where its rows come from (a table with `source` or `filter`).
+    pub fn is_table(&self) -> bool {
+        self.source.is_some() || self.filter.is_some()
+    }
+}
+
+/// The SQL text: what every consumer of a plain expression reads.
+impl std::ops::Deref for Aggregate {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.expr
+    }
+}
+
+impl AsRef<str> for Aggregate {
+    fn as_ref(&self) -> &str {
+        &self.expr
+    }
+}
+
+impl std::fmt::Display for Aggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(source) = &self.source {
+            write!(f, "{}: ", source.get_ref())?;
+        }
+        f.write_str(&self.expr)?;
+        if let Some(filter) = &self.filter {
+            write!(f, " where {}", filter.get_ref())?;
+        }
+        Ok(())
+    }
+}
+
+/// `"sum(x)"` or `{ source = "…", expr = "sum(x)", filter = "…" }`.
+impl<'de> Deserialize<'de> for Aggregate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Side {
+            source: Option<Spanned<String>>,
+            expr: String,
+            filter: Option<Spanned<String>>,
+        }
+        struct AggregateVisitor;
+        impl<'de> serde::de::Visitor<'de> for AggregateVisitor {
+            type Value = Aggregate;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "an SQL aggregate such as \"sum(x)\", or a table such as { source = \"ledger\", expr = \"sum(outcome)\" }",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Aggregate, E> {
+                Ok(Aggregate::sql(v))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Aggregate, A::Error> {
+                let side = Side::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Aggregate {
+                    expr: side.expr,
+                    source: side.source,
+                    filter: side.filter,
+                })
+            }
+        }
+        deserializer.deserialize_any(AggregateVisitor)
+    }
+}
+
+/// Separates a cross-source indicator's id from the side computed in a source's plan.
+pub const SIDE_SEPARATOR: &str = "::";
+
 impl IndicatorDef {
+    /// True when the numerator and the denominator are computed in their own sources' plans
+    /// (either side written as a table) and combined per unit, period and segment.
+    pub fn is_cross_source(&self) -> bool {
+        self.numerator.get_ref().is_table()
+            || self
+                .denominator
+                .as_ref()
+                .is_some_and(|d| d.get_ref().is_table())
+    }
+
+    /// The source of a single-source indicator (or of a side), "" when none is named.
+    pub fn source_name(&self) -> &str {
+        self.source
+            .as_ref()
+            .map(|s| s.get_ref().as_str())
+            .unwrap_or("")
+    }
+
+    /// Sources read by this indicator, in order (one, or a cross-source indicator's two).
+    pub fn source_names(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        let sides = std::iter::once(&self.numerator).chain(self.denominator.iter());
+        for side in sides {
+            let name = side
+                .get_ref()
+                .source
+                .as_ref()
+                .map(|s| s.get_ref().as_str())
+                .unwrap_or(self.source_name());
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// A cross-source indicator as the two single-source indicators its sources' plans compute:
+    /// `id::numerator` and `id::denominator`, each with its side's aggregate as numerator, its
+    /// side's filter, and the indicator's grains, scope, breakdown, stock and roll-up rules.
+    pub fn sides(&self) -> Vec<IndicatorDef> {
+        let mut out = Vec::new();
+        let sides = [
+            ("numerator", Some(&self.numerator)),
+            ("denominator", self.denominator.as_ref()),
+        ];
+        for (name, side) in sides {
+            let Some(side) = side else { continue };
+            let agg = side.get_ref();
+            let mut def = self.clone();
+            def.id = Spanned::new(
+                self.id.span(),
+                format!("{}{SIDE_SEPARATOR}{name}", self.id.get_ref()),
+            );
+            def.source = agg.source.clone().or_else(|| self.source.clone());
+            def.numerator = Spanned::new(side.span(), Aggregate::sql(agg.expr.clone()));
+            def.denominator = None;
+            def.filter = agg.filter.clone();
+            def.target = None;
+            def.stat_kind = None;
+            out.push(def);
+        }
+        out
+    }
+
     /// True when only some of the source's rows count: a row filter, or a scope (rows of units
     /// outside the scope count nowhere, not even in the parents reported above it).
     pub fn selects_rows(&self) -> bool {

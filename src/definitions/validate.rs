@@ -136,7 +136,7 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
             )),
         }
         if let Some(t) = &s.total_rows {
-            check_expression(p, &item, "total_rows", t, Some(s), out);
+            check_expression(p, &item, "total_rows", at(t), Some(s), out);
         }
         if let Some(d) = &s.delimiter {
             let ok = d.get_ref() == "\\t"
@@ -248,19 +248,24 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// An expression's place in the file and its text.
+fn at<T: AsRef<str>>(text: &Spanned<T>) -> (std::ops::Range<usize>, &str) {
+    (text.span(), text.get_ref().as_ref())
+}
+
 fn check_expression(
     p: &Pipeline,
     item: &str,
     field: &str,
-    text: &Spanned<String>,
+    (span, text): (std::ops::Range<usize>, &str),
     source: Option<&SourceDef>,
     out: &mut Vec<Diagnostic>,
 ) {
-    match compile_sql_expr(text.get_ref()) {
+    match compile_sql_expr(text) {
         Err(e) => out.push(p.diag_at(
-            text.span(),
+            span.clone(),
             item,
-            format!("{field} '{}' does not compile: {e}", text.get_ref()),
+            format!("{field} '{text}' does not compile: {e}"),
         )),
         Ok(expr) => {
             let Some(source) = source else { return };
@@ -273,7 +278,7 @@ fn check_expression(
                 .collect();
             for name in used.iter().filter(|n| !declared.contains_key(n.as_str())) {
                 out.push(p.diag_at(
-                    text.span(),
+                    span.clone(),
                     item,
                     format!(
                         "{field} uses column '{name}', which source '{}' does not declare (declared: {})",
@@ -292,6 +297,7 @@ fn check_expression(
 fn check_types(
     p: &Pipeline,
     item: &str,
+    numerator_field: &str,
     ind: &IndicatorDef,
     source: &SourceDef,
     out: &mut Vec<Diagnostic>,
@@ -309,11 +315,23 @@ fn check_types(
         .collect::<Vec<_>>()
         .join(", ");
     let empty = DataFrame::empty_with_schema(&schema).lazy();
-    let mut fields = vec![("numerator", &ind.numerator)];
-    fields.extend(ind.denominator.iter().map(|d| ("denominator", d)));
-    fields.extend(ind.filter.iter().map(|f| ("filter", f)));
-    for (field, text) in fields {
-        let Ok(expr) = compile_sql_expr(text.get_ref()) else {
+    let mut fields: Vec<(&str, std::ops::Range<usize>, &str)> = vec![(
+        numerator_field,
+        ind.numerator.span(),
+        ind.numerator.get_ref().as_str(),
+    )];
+    fields.extend(
+        ind.denominator
+            .iter()
+            .map(|d| ("denominator", d.span(), d.get_ref().as_str())),
+    );
+    fields.extend(
+        ind.filter
+            .iter()
+            .map(|f| ("filter", f.span(), f.get_ref().as_str())),
+    );
+    for (field, span, text) in fields {
+        let Ok(expr) = compile_sql_expr(text) else {
             continue;
         };
         let expr = if field == "filter" {
@@ -325,11 +343,10 @@ fn check_types(
             let reason = e.to_string();
             let reason = reason.lines().next().unwrap_or("").trim();
             out.push(p.diag_at(
-                text.span(),
+                span,
                 item,
                 format!(
-                    "{field} '{}' does not fit the declared column types: {reason} (source '{}' declares {types})",
-                    text.get_ref(),
+                    "{field} '{text}' does not fit the declared column types: {reason} (source '{}' declares {types})",
                     source.name.get_ref()
                 ),
             ));
@@ -341,26 +358,26 @@ fn check_indicators(p: &Pipeline, out: &mut Vec<Diagnostic>) {
     duplicates(p, "indicator", p.def.indicators.iter().map(|i| &i.id), out);
     for ind in &p.def.indicators {
         let item = format!("indicator '{}'", ind.id.get_ref());
-        let source = p.source(ind.source.get_ref());
-        if source.is_none() {
+        if ind.id.get_ref().contains(super::SIDE_SEPARATOR) {
             out.push(p.diag_at(
-                ind.source.span(),
+                ind.id.span(),
                 &item,
-                format!("unknown source '{}'", ind.source.get_ref()),
+                format!("an indicator id cannot contain '{}'", super::SIDE_SEPARATOR),
             ));
         }
-        let before = out.len();
-        check_expression(p, &item, "numerator", &ind.numerator, source, out);
-        if let Some(d) = &ind.denominator {
-            check_expression(p, &item, "denominator", d, source, out);
-        }
-        if let Some(f) = &ind.filter {
-            check_expression(p, &item, "filter", f, source, out);
-        }
-        if out.len() == before
-            && let Some(source) = source
-        {
-            check_types(p, &item, ind, source, out);
+        if ind.is_cross_source() {
+            if let Some(f) = &ind.filter {
+                out.push(p.diag_at(
+                    f.span(),
+                    &item,
+                    "a cross-source indicator filters each side: numerator = { source = …, expr = …, filter = … }",
+                ));
+            }
+            for (field, side) in ["numerator", "denominator"].into_iter().zip(ind.sides()) {
+                check_reading(p, &item, field, &side, out);
+            }
+        } else {
+            check_reading(p, &item, "numerator", ind, out);
         }
         if ind.grains.get_ref().is_empty() {
             out.push(p.diag_at(
@@ -409,20 +426,60 @@ fn check_indicators(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 "spc_grain cannot be ytd: year-to-date periods overlap, so they are not a series",
             ));
         }
-        for b in &ind.breakdown {
-            if let Some(s) = source
-                && !s.columns.get_ref().contains_key(b.get_ref())
-            {
-                out.push(p.diag_at(
-                    b.span(),
-                    &item,
-                    format!(
-                        "breakdown column '{}' is not declared by source '{}'",
-                        b.get_ref(),
-                        s.name.get_ref()
-                    ),
-                ));
-            }
+    }
+}
+
+/// The checks of what one computed indicator (a single-source indicator, or one side of a
+/// cross-source one) reads: its source, its expressions against the source's declared columns
+/// and types, and its breakdown columns.
+fn check_reading(
+    p: &Pipeline,
+    item: &str,
+    numerator_field: &str,
+    ind: &IndicatorDef,
+    out: &mut Vec<Diagnostic>,
+) {
+    let Some(name) = &ind.source else {
+        out.push(p.diag_at(
+            ind.numerator.span(),
+            item,
+            format!(
+                "{numerator_field} names no source: set source = \"…\" on the indicator, or on this side as {{ source = \"…\", expr = \"…\" }}"
+            ),
+        ));
+        return;
+    };
+    let source = p.source(name.get_ref());
+    if source.is_none() {
+        out.push(p.diag_at(
+            name.span(),
+            item,
+            format!("unknown source '{}'", name.get_ref()),
+        ));
+    }
+    let before = out.len();
+    check_expression(p, item, numerator_field, at(&ind.numerator), source, out);
+    if let Some(d) = &ind.denominator {
+        check_expression(p, item, "denominator", at(d), source, out);
+    }
+    if let Some(f) = &ind.filter {
+        check_expression(p, item, "filter", at(f), source, out);
+    }
+    let Some(source) = source else { return };
+    if out.len() == before {
+        check_types(p, item, numerator_field, ind, source, out);
+    }
+    for b in &ind.breakdown {
+        if !source.columns.get_ref().contains_key(b.get_ref()) {
+            out.push(p.diag_at(
+                b.span(),
+                item,
+                format!(
+                    "breakdown column '{}' is not declared by source '{}'",
+                    b.get_ref(),
+                    source.name.get_ref()
+                ),
+            ));
         }
     }
 }

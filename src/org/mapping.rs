@@ -5,11 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::NaiveDate;
-use polars::prelude::*;
 
 use super::OrgTree;
 use crate::definitions::{Diagnostic, Diagnostics, read_table};
-use crate::period::days_since_epoch;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingEntry {

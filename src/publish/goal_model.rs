@@ -51,7 +51,8 @@ fn indicators(p: &Pipeline) -> PolarsResult<DataFrame> {
         "unit" => defs.iter().map(|d| d.unit.as_str()).collect::<Vec<_>>(),
         "description" => defs.iter().map(|d| d.description.as_str()).collect::<Vec<_>>(),
         "polarity" => defs.iter().map(|d| word(&d.polarity)).collect::<Vec<_>>(),
-        "source" => defs.iter().map(|d| d.source.get_ref().as_str()).collect::<Vec<_>>(),
+        // A cross-source indicator's sources joined: "ledger, homecare_visits".
+        "source" => defs.iter().map(|d| d.source_names().join(", ")).collect::<Vec<_>>(),
         "stat_kind" => defs.iter().map(|d| d.stat_kind.map(|k| word(&k))).collect::<Vec<_>>(),
         "goal_ids" => defs.iter().map(|d| goal_ids(d.id.get_ref())).collect::<Vec<_>>(),
     )
