@@ -86,6 +86,47 @@ fn sick_leave_of_an_administration_equals_the_sums_over_its_cost_centres() {
 }
 
 #[test]
+fn homecare_cost_per_client_is_the_home_care_units_costs_over_their_clients() {
+    // In 2022 the home-care cost centres are 1410 (Norr), 1420 (Söder), 1430 and 1450
+    // (Centrum) and 1440 (Ljungskile); 1460 and 1470 are the nursing homes, which the scope
+    // keeps out of Äldreomsorgen's value.
+    let home_care = ["1410", "1420", "1430", "1440", "1450"];
+    let (mut cost, mut all_of_aldreomsorg) = (0.0, 0.0);
+    for r in csv_rows("ledger.csv") {
+        if !r["month"].starts_with("2022-") {
+            continue;
+        }
+        if home_care.contains(&r["cost_centre"].as_str()) {
+            cost += num(&r, "outcome");
+        }
+        if home_care.contains(&r["cost_centre"].as_str())
+            || ["1460", "1470"].contains(&r["cost_centre"].as_str())
+        {
+            all_of_aldreomsorg += num(&r, "outcome");
+        }
+    }
+    let clients: BTreeSet<String> = csv_rows("homecare_visits.csv")
+        .into_iter()
+        .filter(|r| r["month"].starts_with("2022-"))
+        .map(|r| r["client_id"].clone())
+        .collect();
+    assert!(cost > 0.0 && all_of_aldreomsorg > cost && !clients.is_empty());
+    for unit in ["SOC-ALD", "UK"] {
+        let c = cell(
+            &run().values,
+            "homecare_cost_per_client",
+            unit,
+            "year",
+            "2022",
+            "total",
+        );
+        assert_close(c.numerator, cost);
+        assert_close(c.denominator, clients.len() as f64);
+        assert_close(c.value, cost / clients.len() as f64);
+    }
+}
+
+#[test]
 fn herrestadskolan_has_the_lowest_eligibility_every_year() {
     let mut by_school: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
     for r in csv_rows("grade9_results.csv") {
@@ -419,7 +460,7 @@ fn the_goal_model_is_published_as_tables_joinable_by_id() {
     );
     // indicators: names from the pipeline file and the goals that list each.
     let indicators = read_parquet(&dir.join("indicators.parquet"));
-    assert_eq!(indicators.height(), 28);
+    assert_eq!(indicators.height(), 29);
     assert_eq!(
         row(
             &indicators,

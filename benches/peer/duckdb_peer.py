@@ -120,6 +120,29 @@ def source_rows(con, src, base, start, last):
     )
 
 
+def split_cross_source(indicators):
+    """A cross-source indicator (numerator or denominator written as a table) becomes its two
+    sides, `id::numerator` and `id::denominator`, each an indicator over its own source; the
+    sides are put together per cell after phase 2, as styrkort does."""
+    out, crossing = [], []
+    for ind in indicators:
+        num, den = ind["numerator"], ind.get("denominator")
+        if not (isinstance(num, dict) or isinstance(den, dict)):
+            out.append(ind)
+            continue
+        crossing.append(ind["id"])
+        for side, agg in (("numerator", num), ("denominator", den)):
+            if agg is None:
+                continue
+            agg = agg if isinstance(agg, dict) else {"expr": agg}
+            s = {k: v for k, v in ind.items() if k not in ("numerator", "denominator", "filter", "source")}
+            s.update(id=f"{ind['id']}::{side}", source=agg.get("source", ind.get("source")), numerator=agg["expr"])
+            if "filter" in agg:
+                s["filter"] = agg["filter"]
+            out.append(s)
+    return out, crossing
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("pipeline")
@@ -157,6 +180,8 @@ def main():
     con.execute("CREATE TABLE periods(grain VARCHAR, period VARCHAR, month INTEGER)")
     con.executemany("INSERT INTO periods VALUES (?, ?, ?)", periods(start, last))
 
+    declared = p["indicators"]
+    p["indicators"], crossing = split_cross_source(declared)
     results, computed = [], []
     for src in p["sources"]:
         inds = [i for i in p["indicators"] if i["source"] == src["name"]]
@@ -278,9 +303,18 @@ def main():
         computed.append(f"v_{src['name']}")
         results = []
     con.execute("CREATE TABLE raw AS " + " UNION ALL ".join(f"SELECT * FROM {t}" for t in computed))
+    for iid in crossing:
+        con.execute(
+            f"""INSERT INTO raw SELECT '{iid}', ancestor, grain, period, segment, n.numerator,
+                   d.numerator, coalesce(n.n_rows, 0), coalesce(n.stock, d.stock)
+               FROM (SELECT * FROM raw WHERE indicator_id = '{iid}::numerator') n
+               FULL JOIN (SELECT * FROM raw WHERE indicator_id = '{iid}::denominator') d
+               USING (ancestor, grain, period, segment)"""
+        )
+    con.execute("DELETE FROM raw WHERE indicator_id LIKE '%::%'")
     # Stock measures: coarser periods from the months (the last month, or the mean over months
     # with rows), as the pipeline's stock rule says.
-    stock_grains = {i["id"]: i["grains"] for i in p["indicators"] if i.get("stock")}
+    stock_grains = {i["id"]: i["grains"] for i in declared if i.get("stock")}
     coarse = []
     for iid, grains in stock_grains.items():
         for g in grains:
