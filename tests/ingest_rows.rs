@@ -423,3 +423,89 @@ fn a_sql_server_parquet_export_reads_decimal_timestamp_and_integer_codes() {
         }
     }
 }
+
+/// The HR source read from `fixtures/dialects/hr_excel.xlsx`, sheet `sheet`.
+fn excel_fixture(sheet: &str) -> Fixture {
+    let f = Fixture::new();
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/dialects");
+    std::fs::copy(repo.join("hr_excel.xlsx"), f.path("hr.xlsx")).unwrap();
+    let source = HR_SOURCE.replace("hr.csv", "hr.xlsx").replace(
+        "format = \"csv\"",
+        &format!("format = \"xlsx\"\nsheet = \"{sheet}\"\nmax_rejected_share = 1"),
+    );
+    f.pipeline(
+        &(source
+            + &indicator(
+                "sick_pct",
+                "numerator = \"sum(sick)\"\ndenominator = \"sum(hours)\"\nscale = 100\ngrains = [\"month\"]",
+            )),
+    );
+    f
+}
+
+#[test]
+fn an_excel_sheet_reads_like_the_clean_csv_with_dates_serials_and_sheet_rows() {
+    // hr_excel.xlsx, sheet Tidrapport: the clean file's rows with months as Excel dates and one
+    // as a bare serial number (45292 = 2024-01-01); its first sheet is a title page.
+    let clean = dialect_fixture("hr_clean.csv", "").values("2024-03-01");
+    let excel = excel_fixture("Tidrapport").values("2024-03-01");
+    assert_close(
+        value(&excel, "sick_pct", "K", "month", "2024-01"),
+        100.0 * 112.5 / 3234.5,
+    );
+    for unit in ["A1", "A2", "A", "K"] {
+        for period in ["2024-01", "2024-02"] {
+            assert_eq!(
+                value(&excel, "sick_pct", unit, "month", period),
+                value(&clean, "sick_pct", unit, "month", period),
+                "{unit} {period}"
+            );
+        }
+    }
+    // Sheet Fel has one more row, Excel row 5, whose hours are the error #DIV/0!: rejected,
+    // naming the file and sheet, the row and the column.
+    let fel = excel_fixture("Fel");
+    let summary = fel.run("2024-03-01").unwrap();
+    let rejected = read_parquet(&summary.run_dir.join("rejected_rows.parquet"));
+    assert_eq!(rejected.height(), 1);
+    assert!(strings(&rejected, "file")[0].ends_with("hr.xlsx [Fel]"));
+    assert_eq!(
+        rejected.column("row").unwrap().i64().unwrap().get(0),
+        Some(5)
+    );
+    assert_eq!(
+        strings(&rejected, "reason")[0],
+        "column 'hours': expected float, found '#DIV/0!'"
+    );
+    // A sheet that is not there is named with the sheets there are.
+    let err = excel_fixture("Blad1")
+        .run("2024-03-01")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("has no sheet 'Blad1' (its sheets: Info, Tidrapport, Fel)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn org_units_may_come_as_an_excel_workbook() {
+    let f = dialect_fixture("hr_clean.csv", "");
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/dialects");
+    std::fs::copy(repo.join("org_units.xlsx"), f.path("org.xlsx")).unwrap();
+    let text = std::fs::read_to_string(f.path("pipeline.toml"))
+        .unwrap()
+        .replace("units = \"org.csv\"", "units = \"org.xlsx\"");
+    f.file("pipeline.toml", &text);
+    let df = f.values("2024-03-01");
+    // The same tree as org.csv: A above A1 and A2, the kommun above all.
+    assert_close(
+        value(&df, "sick_pct", "A", "month", "2024-01"),
+        100.0 * 112.5 / 3234.5,
+    );
+    assert_close(
+        value(&df, "sick_pct", "K", "month", "2024-02"),
+        100.0 * 0.75 / 980.25,
+    );
+}

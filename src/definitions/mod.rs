@@ -6,11 +6,13 @@
 
 mod diagnostic;
 mod model;
+mod sheet;
 mod table;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, line_col};
 pub use model::*;
+pub use sheet::{CellText, SheetText, is_workbook, read_sheet};
 pub use table::{TableRow, read_table, read_table_with};
 pub use validate::compile_sql_expr;
 

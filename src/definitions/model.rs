@@ -87,6 +87,8 @@ pub enum SourceFormat {
     Parquet,
     /// A Kolada API v3 `/data` response (JSON), read as `kpi, municipality, period, gender, value`.
     KoladaJson,
+    /// An Excel workbook (`.xlsx`; `.xls` and `.ods` too): one sheet, header in its first row.
+    Xlsx,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -190,6 +192,8 @@ pub struct SourceDef {
     /// CSV: the thousands separator of numbers (`" "` also matches no-break spaces; `.` with a
     /// decimal comma). Default none.
     pub thousands: Option<Spanned<String>>,
+    /// Excel: the sheet to read (default the first).
+    pub sheet: Option<Spanned<String>>,
 }
 
 impl SourceDef {

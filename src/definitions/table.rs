@@ -46,40 +46,12 @@ pub fn read_table_with(
             format!("cannot read {what}: not a regular file (a pipe, device or folder)"),
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| {
-        Diagnostics::one(Diagnostic::file(path, format!("cannot read {what}: {e}")))
-    })?;
-    // Physical lines from byte offsets: the CSV reader's own line count is off after a quoted
-    // field that spans lines.
-    let newlines: Vec<usize> = memchr::memchr_iter(b'\n', &bytes).collect();
-    // A record's position may sit on the line break before it (the reader ends a record at
-    // `\r` and takes the `\n` as part of what follows), so skip breaks to its first byte.
-    let line_at = |pos: Option<&csv::Position>| {
-        pos.map(|p| {
-            let mut at = p.byte() as usize;
-            while matches!(bytes.get(at), Some(b'\r' | b'\n')) {
-                at += 1;
-            }
-            1 + newlines.partition_point(|&n| n < at)
-        })
-        .unwrap_or(0)
-    };
-    // A table saved by Excel on a Swedish Windows is `;`-separated: a header line with `;` and
-    // no `,` is read that way.
-    let header_line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    let delimiter = if header_line.contains(&b';') && !header_line.contains(&b',') {
-        b';'
+    let (headers, records, problems) = if super::sheet::is_workbook(path) {
+        read_workbook(path, what)?
     } else {
-        b','
+        read_csv(path, what)?
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .from_reader(bytes.as_slice());
-    let headers = reader
-        .headers()
-        .map_err(|e| Diagnostics::one(Diagnostic::file(path, format!("cannot read header: {e}"))))?
-        .clone();
-    let mut names: Vec<&str> = headers.iter().map(str::trim).collect();
+    let mut names: Vec<&str> = headers.iter().map(|h| h.trim()).collect();
     names.sort_unstable();
     if let Some(twice) = names.windows(2).find(|w| w[0] == w[1] && !w[0].is_empty()) {
         return Err(Diagnostics::one(Diagnostic::at_line(
@@ -111,28 +83,96 @@ pub fn read_table_with(
         .chain(optional)
         .map(|r| headers.iter().position(|h| h.trim() == *r))
         .collect();
-    let (mut rows, mut problems) = (Vec::new(), Vec::new());
+    let rows = records
+        .into_iter()
+        .map(|(line, fields)| TableRow {
+            line,
+            fields: positions
+                .iter()
+                .map(|i| {
+                    i.and_then(|i| fields.get(i))
+                        .map(|f| f.trim().to_string())
+                        .unwrap_or_default()
+                })
+                .collect(),
+        })
+        .collect();
+    Ok((rows, problems))
+}
+
+/// A table's header and its records with their physical lines, and the rows it could not read.
+type Records = (Vec<String>, Vec<(usize, Vec<String>)>, Vec<Diagnostic>);
+
+/// The first sheet of a workbook: Excel's row numbers are the lines; blank rows are skipped.
+fn read_workbook(path: &Path, what: &str) -> Result<Records, Diagnostics> {
+    let sheet =
+        super::sheet::read_sheet(path, None, &|_| super::sheet::CellText::Plain).map_err(|e| {
+            Diagnostics::one(Diagnostic::file(path, format!("cannot read {what}: {e}")))
+        })?;
+    let records = sheet
+        .rows
+        .into_iter()
+        .enumerate()
+        .filter(|(_, r)| r.iter().any(Option::is_some))
+        .map(|(k, r)| {
+            (
+                sheet.header_row + 1 + k,
+                r.into_iter().map(Option::unwrap_or_default).collect(),
+            )
+        })
+        .collect();
+    Ok((sheet.header, records, Vec::new()))
+}
+
+fn read_csv(path: &Path, what: &str) -> Result<Records, Diagnostics> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Diagnostics::one(Diagnostic::file(path, format!("cannot read {what}: {e}")))
+    })?;
+    // Physical lines from byte offsets: the CSV reader's own line count is off after a quoted
+    // field that spans lines.
+    let newlines: Vec<usize> = memchr::memchr_iter(b'\n', &bytes).collect();
+    // A record's position may sit on the line break before it (the reader ends a record at
+    // `\r` and takes the `\n` as part of what follows), so skip breaks to its first byte.
+    let line_at = |pos: Option<&csv::Position>| {
+        pos.map(|p| {
+            let mut at = p.byte() as usize;
+            while matches!(bytes.get(at), Some(b'\r' | b'\n')) {
+                at += 1;
+            }
+            1 + newlines.partition_point(|&n| n < at)
+        })
+        .unwrap_or(0)
+    };
+    // A table saved by Excel on a Swedish Windows is `;`-separated: a header line with `;` and
+    // no `,` is read that way.
+    let header_line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let delimiter = if header_line.contains(&b';') && !header_line.contains(&b',') {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_reader(bytes.as_slice());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| Diagnostics::one(Diagnostic::file(path, format!("cannot read header: {e}"))))?
+        .iter()
+        .map(String::from)
+        .collect();
+    let (mut records, mut problems) = (Vec::new(), Vec::new());
     for record in reader.records() {
         match record {
-            Ok(r) => rows.push(TableRow {
-                line: line_at(r.position()),
-                fields: positions
-                    .iter()
-                    .map(|i| i.and_then(|i| r.get(i)).unwrap_or("").trim().to_string())
-                    .collect(),
-            }),
-            Err(e) => {
-                let line = line_at(e.position());
-                problems.push(Diagnostic::at_line(
-                    path,
-                    line,
-                    "",
-                    format!("unreadable row: {e}"),
-                ));
-            }
+            Ok(r) => records.push((line_at(r.position()), r.iter().map(String::from).collect())),
+            Err(e) => problems.push(Diagnostic::at_line(
+                path,
+                line_at(e.position()),
+                "",
+                format!("unreadable row: {e}"),
+            )),
         }
     }
-    Ok((rows, problems))
+    Ok((headers, records, problems))
 }
 
 #[cfg(test)]

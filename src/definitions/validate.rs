@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::Expr;
 use toml::Spanned;
 
-use super::{ColumnType, Diagnostic, IndicatorDef, Pipeline, SourceDef};
+use super::{ColumnType, Diagnostic, IndicatorDef, Pipeline, SourceDef, SourceFormat};
 use crate::period::Month;
 
 /// Compiles one SQL expression with polars' SQL support. The error text is polars' own, trimmed.
@@ -137,6 +137,25 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
         }
         if let Some(t) = &s.total_rows {
             check_expression(p, &item, "total_rows", at(t), Some(s), out);
+        }
+        // Text settings apply to CSV files; an Excel sheet's numbers and dates are typed cells.
+        let csv_only = [
+            ("delimiter", &s.delimiter),
+            ("decimal", &s.decimal),
+            ("thousands", &s.thousands),
+            ("encoding", &s.encoding),
+        ];
+        if s.format != SourceFormat::Csv {
+            for (key, setting) in csv_only {
+                if let Some(v) = setting {
+                    out.push(p.diag_at(v.span(), &item, format!("{key} applies to csv sources")));
+                }
+            }
+        }
+        if let Some(sheet) = &s.sheet
+            && s.format != SourceFormat::Xlsx
+        {
+            out.push(p.diag_at(sheet.span(), &item, "sheet applies to xlsx sources"));
         }
         if let Some(d) = &s.delimiter {
             let ok = d.get_ref() == "\\t"

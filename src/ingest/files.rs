@@ -151,12 +151,7 @@ pub fn expand_source(
     paths
         .into_iter()
         .map(|path| {
-            let file = inspect(
-                &path,
-                source.format,
-                source.delimiter_byte(),
-                source.text_encoding(),
-            )?;
+            let file = inspect(&path, source)?;
             if file.rows == 0 && !source.allow_empty {
                 return Err(IngestError::NoRows {
                     file: file.display,
@@ -224,12 +219,12 @@ fn looping_link(path: &Path) -> Option<PathBuf> {
     None
 }
 
-fn inspect(
-    path: &Path,
-    format: SourceFormat,
-    delimiter: u8,
-    encoding: Option<&'static encoding_rs::Encoding>,
-) -> Result<InputFile, IngestError> {
+fn inspect(path: &Path, source: &SourceDef) -> Result<InputFile, IngestError> {
+    let (format, delimiter, encoding) = (
+        source.format,
+        source.delimiter_byte(),
+        source.text_encoding(),
+    );
     let display = normalise(path);
     let unreadable = |message: String| IngestError::Unreadable {
         file: display.clone(),
@@ -276,6 +271,14 @@ fn inspect(
             std::io::copy(&mut reader, &mut std::io::sink())
                 .map_err(|e| unreadable(e.to_string()))?;
             super::kolada_json::read(path).map_err(unreadable)?.height() as u64
+        }
+        SourceFormat::Xlsx => {
+            std::io::copy(&mut reader, &mut std::io::sink())
+                .map_err(|e| unreadable(e.to_string()))?;
+            let sheet = source.sheet.as_ref().map(|s| s.get_ref().as_str());
+            crate::definitions::read_sheet(path, sheet, &|_| crate::definitions::CellText::Plain)
+                .map_err(unreadable)?
+                .data_rows() as u64
         }
         SourceFormat::Parquet => {
             std::io::copy(&mut reader, &mut std::io::sink())

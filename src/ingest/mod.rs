@@ -18,7 +18,7 @@ use std::sync::Arc;
 use polars::prelude::*;
 use thiserror::Error;
 
-use crate::definitions::{ColumnChecks, ColumnType, SourceDef};
+use crate::definitions::{CellText, ColumnChecks, ColumnType, SourceDef, read_sheet};
 use crate::org::{CodeMapping, OrgTree};
 use crate::period::{RunMonths, days_since_epoch};
 
@@ -221,6 +221,7 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
         name: "__row".into(),
         offset: 0,
     });
+    let mut file_label = file.display.clone();
     let (mut lf, first_row) = match source.format {
         crate::definitions::SourceFormat::Csv => (
             LazyCsvReader::new(path)
@@ -243,6 +244,12 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
                 .lazy(),
             1,
         ),
+        crate::definitions::SourceFormat::Xlsx => {
+            let (frame, first_row, sheet) = sheet_rows(source, file)?;
+            // Rejected rows name the sheet beside the file: `hr.xlsx [Blad1]`, row 7.
+            file_label = format!("{} [{sheet}]", file.display);
+            (frame.lazy(), first_row)
+        }
         crate::definitions::SourceFormat::Parquet => (
             LazyFrame::scan_parquet(
                 path,
@@ -293,10 +300,7 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
             |_, f| Ok(Field::new(f.name().clone(), DataType::Int64)),
         )
     };
-    let mut select = vec![
-        lit(file.display.as_str()).alias("__file"),
-        row.alias("__row"),
-    ];
+    let mut select = vec![lit(file_label.as_str()).alias("__file"), row.alias("__row")];
     // Reasons in priority order; the first that applies is the row's reason.
     let mut reasons: Vec<(Expr, Expr)> = Vec::new();
     let date_col = source.date_column.get_ref().as_str();
@@ -371,6 +375,44 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
     let why = when(blank).then(lit(BLANK_LINE)).otherwise(why);
     lf = lf.select(select).with_column(why.alias("__why"));
     Ok((lf, messages))
+}
+
+/// An Excel source's sheet as text columns (dates written as the declared column reads them)
+/// with `__row` counting the rows below the header from 0, and the Excel row of the first.
+fn sheet_rows(
+    source: &SourceDef,
+    file: &InputFile,
+) -> Result<(DataFrame, i64, String), IngestError> {
+    let declared = source.columns.get_ref();
+    let how = |column: &str| match declared.get(column).map(|d| (d.ty(), d.date_format())) {
+        Some((ColumnType::Date, format)) => CellText::Date(format),
+        Some((ColumnType::Month, _)) => CellText::Month,
+        _ => CellText::Plain,
+    };
+    let sheet = source.sheet.as_ref().map(|s| s.get_ref().as_str());
+    let unreadable = |message: String| IngestError::Unreadable {
+        file: file.display.clone(),
+        message,
+    };
+    let text = read_sheet(&file.read_path, sheet, &how).map_err(unreadable)?;
+    let mut columns = vec![Column::new(
+        "__row".into(),
+        (0..text.rows.len() as u32).collect::<Vec<_>>(),
+    )];
+    for (k, name) in text.header.iter().enumerate() {
+        if name.is_empty() {
+            continue;
+        }
+        let values: Vec<Option<&str>> = text
+            .rows
+            .iter()
+            .map(|r| r.get(k).and_then(|v| v.as_deref()))
+            .collect();
+        columns.push(Column::new(name.as_str().into(), values));
+    }
+    let frame = DataFrame::new(text.rows.len(), columns)
+        .map_err(|e| unreadable(format!("sheet '{}': {e}", text.sheet)))?;
+    Ok((frame, text.header_row as i64 + 1, text.sheet))
 }
 
 /// The `__why` of a blank line: not usable, not rejected.
