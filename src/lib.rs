@@ -76,7 +76,11 @@ struct OrgParts {
 fn load_all(path: &Path) -> Result<(Pipeline, Option<OrgParts>, Vec<Diagnostic>), Error> {
     let (pipeline, mut problems) = Pipeline::parse(path).map_err(Error::Definitions)?;
     let units_path = pipeline.resolve(&pipeline.def.org.units);
-    let tree = match OrgTree::load(&units_path, pipeline.def.org.roots.as_deref()) {
+    let tree = match OrgTree::load(
+        &units_path,
+        pipeline.def.org.roots.as_deref(),
+        pipeline.table_dialect(),
+    ) {
         Ok(t) => t,
         Err(d) => {
             problems.extend(d.0);
@@ -87,7 +91,7 @@ fn load_all(path: &Path) -> Result<(Pipeline, Option<OrgParts>, Vec<Diagnostic>)
     let mapping = match &pipeline.def.org.code_mapping {
         Some(p) => {
             let mapping_path = pipeline.resolve(p);
-            match CodeMapping::load(&mapping_path, &tree) {
+            match CodeMapping::load(&mapping_path, &tree, pipeline.table_dialect()) {
                 Ok(m) => {
                     problems.extend(unknown_mapping_sources(&pipeline, &mapping_path, &m));
                     m
@@ -143,7 +147,7 @@ fn load_all(path: &Path) -> Result<(Pipeline, Option<OrgParts>, Vec<Diagnostic>)
         }
     }
     let groups = match &pipeline.def.org.groups {
-        Some(g) => match org::Groups::load(&pipeline.resolve(g), &tree) {
+        Some(g) => match org::Groups::load(&pipeline.resolve(g), &tree, pipeline.table_dialect()) {
             Ok(g) => g,
             Err(d) => {
                 problems.extend(d.0);

@@ -743,3 +743,57 @@ fn an_annual_and_a_monthly_target_judge_their_own_grain() {
         "{err}"
     );
 }
+
+#[test]
+fn targets_saved_by_swedish_excel_read_with_decimal_commas_and_their_encoding() {
+    // Excel on a Swedish Windows, "CSV (semikolonavgränsad)": `;` between fields, decimal
+    // commas, Windows-1252 bytes ("månad").
+    let mut hr = String::from("month,unit,person,gender,hours,sick\n");
+    for m in 1..=6 {
+        let hours = match m {
+            3 => 20,
+            5 => 25,
+            _ => 30,
+        };
+        hr.push_str(&format!("2024-{m:02}-01,A1,p1,K,{hours},0\n"));
+    }
+    let targets = "indicator_id;org_unit_id;period;kind;value;value_high;tolerance;compare_to;note;grain\r\n\
+                   hours;;;floor;25,5;;0,5;;per månad;month\r\n";
+    let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(targets);
+    let f = Fixture::new();
+    f.file("hr.csv", &hr);
+    std::fs::write(f.path("targets.csv"), &bytes).unwrap();
+    let body = HR_SOURCE.to_string()
+        + &indicator("hours", "numerator = \"sum(hours)\"\ngrains = [\"month\"]");
+    f.pipeline_full(
+        "targets = \"targets.csv\"\n[tables]\nencoding = \"windows-1252\"",
+        "2024-01",
+        &body,
+    );
+    let s = f.run("2024-07-01").unwrap_or_else(|e| panic!("{e}"));
+    let dev = read_parquet(&s.run_dir.join("deviations.parquet"));
+    let month = |period: &str| {
+        row(
+            &dev,
+            col("org_unit_id")
+                .eq(lit("A1"))
+                .and(col("period").eq(lit(period)))
+                .and(col("segment").eq(lit("total"))),
+        )
+    };
+    // Floor 25.5 with an absolute tolerance of 0.5: 30 met, 25 partly met, 20 not met.
+    assert_eq!(f64_at(&month("2024-03"), "target_value"), Some(25.5));
+    assert_eq!(strings(&month("2024-01"), "status"), ["met"]);
+    assert_eq!(strings(&month("2024-05"), "status"), ["partly_met"]);
+    assert_eq!(strings(&month("2024-03"), "status"), ["not_met"]);
+
+    // Without the encoding: the line and what to do.
+    f.pipeline_full("targets = \"targets.csv\"", "2024-01", &body);
+    let err = f.run("2024-07-01").err().expect("must fail").to_string();
+    assert!(
+        err.contains("targets.csv:2:")
+            && err.contains("not valid UTF-8")
+            && err.contains("[tables] encoding = \"windows-1252\""),
+        "{err}"
+    );
+}

@@ -83,7 +83,7 @@ pub fn load_actions(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Action>, 
         "due",
         "status",
     ];
-    let (rows, mut problems) = read_table(&path, "actions", &required)?;
+    let (rows, mut problems) = read_table(&path, "actions", &required, pipeline.table_dialect())?;
     let goals: BTreeSet<&str> = pipeline
         .def
         .goals

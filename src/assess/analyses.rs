@@ -42,7 +42,7 @@ pub fn load_analyses(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Analysis
         return Ok(Vec::new());
     };
     let path = pipeline.resolve(file);
-    let (rows, mut problems) = read_table(&path, "analyses", &COLUMNS)?;
+    let (rows, mut problems) = read_table(&path, "analyses", &COLUMNS, pipeline.table_dialect())?;
     let goals: BTreeSet<&str> = pipeline
         .def
         .goals

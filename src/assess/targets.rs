@@ -443,7 +443,13 @@ fn read_csv(
         "compare_to",
         "note",
     ];
-    let rows = match read_table_with(path, "targets", &required, &["grain"]) {
+    let rows = match read_table_with(
+        path,
+        "targets",
+        &required,
+        &["grain"],
+        pipeline.table_dialect(),
+    ) {
         Ok((rows, unreadable)) => {
             problems.extend(unreadable);
             rows
@@ -457,14 +463,16 @@ fn read_csv(
     for row in &rows {
         let line = row.line as u64;
         let f = |k: usize| row.get(k);
+        // Numbers as `6.5` also where the table writes `6,5`.
+        let (value, value_high, tolerance) = (row.number(4), row.number(5), row.number(6));
         let raw = RawTarget {
             indicator_id: f(0),
             org_unit_id: f(1),
             period: f(2),
             kind: f(3),
-            value: f(4),
-            value_high: f(5),
-            tolerance: f(6),
+            value: &value,
+            value_high: &value_high,
+            tolerance: &tolerance,
             compare_to: f(7),
             note: f(8),
             grain: f(9),

@@ -13,7 +13,7 @@ mod validate;
 pub use diagnostic::{Diagnostic, Diagnostics, line_col};
 pub use model::*;
 pub use sheet::{CellText, SheetText, is_workbook, read_sheet};
-pub use table::{TableRow, read_table, read_table_with};
+pub use table::{TableDialect, TableRow, read_table, read_table_with};
 pub use validate::compile_sql_expr;
 
 use std::path::{Path, PathBuf};
@@ -127,6 +127,19 @@ impl Pipeline {
             location: Some(line_col(&self.text, span.start)),
             item: item.into(),
             message: message.into(),
+        }
+    }
+
+    /// How the definitions tables are written (`[tables]`).
+    pub fn table_dialect(&self) -> TableDialect {
+        let tables = &self.def.tables;
+        TableDialect {
+            encoding: tables
+                .encoding
+                .as_ref()
+                .and_then(|e| encoding_rs::Encoding::for_label(e.get_ref().as_bytes()))
+                .filter(|e| *e != encoding_rs::UTF_8),
+            decimal_comma: tables.decimal.as_ref().is_some_and(|d| d.get_ref() == ","),
         }
     }
 

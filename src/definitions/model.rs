@@ -36,6 +36,21 @@ pub struct PipelineDef {
     pub analyses: Option<String>,
     /// Significance level of the trend tests (default 0.05).
     pub alpha: Option<Spanned<f64>>,
+    /// How the definitions tables (org units, code mapping, groups, targets, actions, analyses)
+    /// are written, when not UTF-8 CSV with decimal points.
+    #[serde(default)]
+    pub tables: TablesDef,
+}
+
+/// `[tables]`: the dialect of the definitions tables. A `;`-separated table (what Excel writes
+/// on a Swedish Windows) is recognised by its header and reads decimal commas on its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablesDef {
+    /// `utf-8` (default), `windows-1252` or `latin-1`.
+    pub encoding: Option<Spanned<String>>,
+    /// The decimal mark of numbers (target values, tolerances): `.` (default) or `,`.
+    pub decimal: Option<Spanned<String>>,
 }
 
 impl PipelineDef {

@@ -5,17 +5,38 @@ use std::path::Path;
 
 use super::{Diagnostic, Diagnostics};
 
+/// How a definitions table is written, beyond what its header shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableDialect {
+    /// The file's encoding when not UTF-8.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// Numbers are written with a decimal comma (`6,5`).
+    pub decimal_comma: bool,
+}
+
 /// One data row of a definitions table.
 pub struct TableRow {
     /// 1-based line in the file (the header is line 1).
     pub line: usize,
     fields: Vec<String>,
+    decimal_comma: bool,
 }
 
 impl TableRow {
     /// The k-th required column, trimmed ("" when the row is short).
     pub fn get(&self, k: usize) -> &str {
         self.fields.get(k).map(String::as_str).unwrap_or("")
+    }
+
+    /// The k-th column as number text with a decimal point: `6,5` becomes `6.5` in a table
+    /// written with decimal commas (`;`-separated, or `[tables] decimal = ","`).
+    pub fn number(&self, k: usize) -> std::borrow::Cow<'_, str> {
+        let text = self.get(k);
+        if self.decimal_comma && text.contains(',') {
+            std::borrow::Cow::Owned(text.replace(',', "."))
+        } else {
+            std::borrow::Cow::Borrowed(text)
+        }
     }
 }
 
@@ -25,8 +46,9 @@ pub fn read_table(
     path: &Path,
     what: &str,
     required: &[&str],
+    dialect: TableDialect,
 ) -> Result<(Vec<TableRow>, Vec<Diagnostic>), Diagnostics> {
-    read_table_with(path, what, required, &[])
+    read_table_with(path, what, required, &[], dialect)
 }
 
 /// As [`read_table`], with `optional` columns after the required ones: `row.get(required.len()
@@ -36,6 +58,7 @@ pub fn read_table_with(
     what: &str,
     required: &[&str],
     optional: &[&str],
+    dialect: TableDialect,
 ) -> Result<(Vec<TableRow>, Vec<Diagnostic>), Diagnostics> {
     // A FIFO or a device (`/dev/zero`) would hang or fill memory: only regular files are read.
     if let Ok(meta) = std::fs::metadata(path)
@@ -46,11 +69,13 @@ pub fn read_table_with(
             format!("cannot read {what}: not a regular file (a pipe, device or folder)"),
         )));
     }
-    let (headers, records, problems) = if super::sheet::is_workbook(path) {
-        read_workbook(path, what)?
+    let (headers, records, problems, semicolons) = if super::sheet::is_workbook(path) {
+        let (h, r, p) = read_workbook(path, what)?;
+        (h, r, p, false)
     } else {
-        read_csv(path, what)?
+        read_csv(path, what, dialect.encoding)?
     };
+    let decimal_comma = dialect.decimal_comma || semicolons;
     let mut names: Vec<&str> = headers.iter().map(|h| h.trim()).collect();
     names.sort_unstable();
     if let Some(twice) = names.windows(2).find(|w| w[0] == w[1] && !w[0].is_empty()) {
@@ -87,6 +112,7 @@ pub fn read_table_with(
         .into_iter()
         .map(|(line, fields)| TableRow {
             line,
+            decimal_comma,
             fields: positions
                 .iter()
                 .map(|i| {
@@ -124,10 +150,40 @@ fn read_workbook(path: &Path, what: &str) -> Result<Records, Diagnostics> {
     Ok((sheet.header, records, Vec::new()))
 }
 
-fn read_csv(path: &Path, what: &str) -> Result<Records, Diagnostics> {
+/// A CSV table, and whether it is `;`-separated (then its numbers have decimal commas too).
+fn read_csv(
+    path: &Path,
+    what: &str,
+    encoding: Option<&'static encoding_rs::Encoding>,
+) -> Result<
+    (
+        Vec<String>,
+        Vec<(usize, Vec<String>)>,
+        Vec<Diagnostic>,
+        bool,
+    ),
+    Diagnostics,
+> {
     let bytes = std::fs::read(path).map_err(|e| {
         Diagnostics::one(Diagnostic::file(path, format!("cannot read {what}: {e}")))
     })?;
+    let bytes = match encoding {
+        Some(encoding) => encoding.decode(&bytes).0.into_owned().into_bytes(),
+        None => match std::str::from_utf8(&bytes) {
+            Ok(_) => bytes,
+            Err(e) => {
+                let line = 1 + memchr::memchr_iter(b'\n', &bytes[..e.valid_up_to()]).count();
+                return Err(Diagnostics::one(Diagnostic::at_line(
+                    path,
+                    line,
+                    "",
+                    format!(
+                        "{what}: not valid UTF-8 (a file saved by an older Windows program?): save it as UTF-8, or set [tables] encoding = \"windows-1252\" in the pipeline file"
+                    ),
+                )));
+            }
+        },
+    };
     // Physical lines from byte offsets: the CSV reader's own line count is off after a quoted
     // field that spans lines.
     let newlines: Vec<usize> = memchr::memchr_iter(b'\n', &bytes).collect();
@@ -172,7 +228,7 @@ fn read_csv(path: &Path, what: &str) -> Result<Records, Diagnostics> {
             )),
         }
     }
-    Ok((headers, records, problems))
+    Ok((headers, records, problems, delimiter == b';'))
 }
 
 #[cfg(test)]
@@ -184,7 +240,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
         std::fs::write(&path, "id;name;note\r\nSN;Socialnämnden;\"a, b\"\r\n").unwrap();
-        let (rows, problems) = read_table(&path, "t", &["id", "name", "note"]).unwrap();
+        let (rows, problems) =
+            read_table(&path, "t", &["id", "name", "note"], TableDialect::default()).unwrap();
         assert!(problems.is_empty());
         assert_eq!(
             (rows[0].get(0), rows[0].get(1), rows[0].get(2)),
@@ -201,7 +258,8 @@ mod tests {
             "id,note\r\na,\"two\r\nlines\"\r\nb,x\r\n\r\nc,\"\"\"q\"\"\"\r\nd,y\r\n",
         )
         .unwrap();
-        let (rows, problems) = read_table(&path, "t", &["id", "note"]).unwrap();
+        let (rows, problems) =
+            read_table(&path, "t", &["id", "note"], TableDialect::default()).unwrap();
         assert!(problems.is_empty());
         let lines: Vec<(String, usize)> = rows
             .iter()

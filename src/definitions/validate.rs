@@ -64,6 +64,13 @@ pub(super) fn check(p: &Pipeline) -> Vec<Diagnostic> {
             ),
         ));
     }
+    check_text_dialect(
+        p,
+        "tables",
+        &def.tables.encoding,
+        &def.tables.decimal,
+        &mut out,
+    );
     check_sources(p, &mut out);
     check_indicators(p, &mut out);
     check_goals(p, &mut out);
@@ -169,31 +176,7 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 ));
             }
         }
-        if let Some(e) = &s.encoding
-            && !matches!(
-                e.get_ref().to_ascii_lowercase().as_str(),
-                "utf-8" | "utf8" | "windows-1252" | "cp1252" | "latin-1" | "latin1" | "iso-8859-1"
-            )
-        {
-            out.push(p.diag_at(
-                e.span(),
-                &item,
-                format!(
-                    "encoding '{}' is not one styrkort reads: utf-8, windows-1252 or latin-1",
-                    e.get_ref()
-                ),
-            ));
-        }
-        if let Some(d) = &s.decimal
-            && d.get_ref() != "."
-            && d.get_ref() != ","
-        {
-            out.push(p.diag_at(
-                d.span(),
-                &item,
-                format!("decimal '{}' must be \".\" or \",\"", d.get_ref()),
-            ));
-        }
+        check_text_dialect(p, &item, &s.encoding, &s.decimal, out);
         if let Some(t) = &s.thousands {
             let decimal = s
                 .decimal
@@ -264,6 +247,41 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 ));
             }
         }
+    }
+}
+
+/// `encoding` and `decimal` of a CSV source or of the definitions tables.
+fn check_text_dialect(
+    p: &Pipeline,
+    item: &str,
+    encoding: &Option<Spanned<String>>,
+    decimal: &Option<Spanned<String>>,
+    out: &mut Vec<Diagnostic>,
+) {
+    if let Some(e) = encoding
+        && !matches!(
+            e.get_ref().to_ascii_lowercase().as_str(),
+            "utf-8" | "utf8" | "windows-1252" | "cp1252" | "latin-1" | "latin1" | "iso-8859-1"
+        )
+    {
+        out.push(p.diag_at(
+            e.span(),
+            item,
+            format!(
+                "encoding '{}' is not one styrkort reads: utf-8, windows-1252 or latin-1",
+                e.get_ref()
+            ),
+        ));
+    }
+    if let Some(d) = decimal
+        && d.get_ref() != "."
+        && d.get_ref() != ","
+    {
+        out.push(p.diag_at(
+            d.span(),
+            item,
+            format!("decimal '{}' must be \".\" or \",\"", d.get_ref()),
+        ));
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use super::OrgTree;
-use crate::definitions::{Diagnostic, Diagnostics, read_table};
+use crate::definitions::{Diagnostic, Diagnostics, TableDialect, read_table};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingEntry {
@@ -29,9 +29,13 @@ pub struct CodeMapping {
 impl CodeMapping {
     /// Reads `source, code, unit_id, valid_from, valid_to` and checks every unit exists, dates
     /// parse, and no code has two entries valid on the same day.
-    pub fn load(path: &Path, tree: &OrgTree) -> Result<CodeMapping, Diagnostics> {
+    pub fn load(
+        path: &Path,
+        tree: &OrgTree,
+        dialect: TableDialect,
+    ) -> Result<CodeMapping, Diagnostics> {
         let required = ["source", "code", "unit_id", "valid_from", "valid_to"];
-        let (rows, mut problems) = read_table(path, "code mapping", &required)?;
+        let (rows, mut problems) = read_table(path, "code mapping", &required, dialect)?;
         let mut entries = Vec::new();
         for row in rows {
             let line = row.line as u64;

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::definitions::{Diagnostic, Diagnostics, read_table};
+use crate::definitions::{Diagnostic, Diagnostics, TableDialect, read_table};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgUnit {
@@ -98,9 +98,17 @@ fn check_roots(
 impl OrgTree {
     /// Reads `id, name, parent_id, kind` from a CSV file and checks the tree: unique ids, known
     /// parents, no cycles, and exactly one root — or exactly the `roots` declared.
-    pub fn load(path: &Path, roots: Option<&[String]>) -> Result<OrgTree, Diagnostics> {
-        let (rows, mut problems) =
-            read_table(path, "org units", &["id", "name", "parent_id", "kind"])?;
+    pub fn load(
+        path: &Path,
+        roots: Option<&[String]>,
+        dialect: TableDialect,
+    ) -> Result<OrgTree, Diagnostics> {
+        let (rows, mut problems) = read_table(
+            path,
+            "org units",
+            &["id", "name", "parent_id", "kind"],
+            dialect,
+        )?;
         let mut units = Vec::new();
         let mut lines: BTreeMap<String, u64> = BTreeMap::new();
         for row in rows {
@@ -381,8 +389,8 @@ pub struct Groups {
 }
 
 impl Groups {
-    pub fn load(path: &Path, tree: &OrgTree) -> Result<Groups, Diagnostics> {
-        let (rows, mut problems) = read_table(path, "groups", &["group_id", "member_id"])?;
+    pub fn load(path: &Path, tree: &OrgTree, dialect: TableDialect) -> Result<Groups, Diagnostics> {
+        let (rows, mut problems) = read_table(path, "groups", &["group_id", "member_id"], dialect)?;
         let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for row in rows {
             let (group, member) = (row.get(0), row.get(1));
