@@ -476,3 +476,23 @@ unit = "string"
         "unknown source 'budgt'",
     );
 }
+
+#[test]
+fn a_pipeline_file_saved_as_ansi_names_its_line_and_asks_for_utf8() {
+    let f = with_body(&ok_indicator().replace("name = \"sick\"", "name = \"Sjukfrånvaro\""));
+    let text = std::fs::read_to_string(f.path("pipeline.toml")).unwrap();
+    let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&text);
+    std::fs::write(f.path("pipeline.toml"), &bytes).unwrap();
+    let line = line_of_text(&text, "Sjukfrånvaro");
+    let (code, message) = problems(&f);
+    assert_eq!(code, 2);
+    assert!(
+        message.contains(&format!("pipeline.toml:{line}:"))
+            && message.contains("save the pipeline file as UTF-8"),
+        "{message}"
+    );
+}
+
+fn line_of_text(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}

@@ -18,6 +18,28 @@ pub use validate::compile_sql_expr;
 
 use std::path::{Path, PathBuf};
 
+/// The pipeline file's text; a file saved as "ANSI" (Windows-1252) by an editor is named with
+/// its first bad line and what to do.
+fn read_pipeline_text(path: &Path) -> Result<String, Diagnostics> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Diagnostics::one(Diagnostic::file(
+            path,
+            format!("cannot read pipeline file: {e}"),
+        ))
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let line = 1 + memchr::memchr_iter(b'\n', &bytes[..at]).count();
+        Diagnostics::one(Diagnostic::at_line(
+            path,
+            line,
+            "pipeline",
+            "not valid UTF-8 (saved as ANSI/Windows-1252?): save the pipeline file as UTF-8",
+        ))
+    })
+}
+
 /// A pipeline file read from disk and checked on its own terms.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -36,13 +58,7 @@ impl Pipeline {
     /// Reads and parses a pipeline file, then runs the static checks. All problems found are
     /// returned together so a user can fix them in one go.
     pub fn load(path: &Path) -> Result<Pipeline, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics::one(Diagnostic::file(
-                path,
-                format!("cannot read pipeline file: {e}"),
-            ))
-        })?;
-        Self::from_text(path, text)
+        Self::from_text(path, read_pipeline_text(path)?)
     }
 
     /// Parses pipeline text as if it were read from `path` (used by `load` and by tests).
@@ -59,13 +75,7 @@ impl Pipeline {
     /// pipeline, so later stages can still be checked. Only an unreadable or unparsable file is
     /// an error.
     pub fn parse(path: &Path) -> Result<(Pipeline, Vec<Diagnostic>), Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics::one(Diagnostic::file(
-                path,
-                format!("cannot read pipeline file: {e}"),
-            ))
-        })?;
-        Self::parse_text(path, text)
+        Self::parse_text(path, read_pipeline_text(path)?)
     }
 
     fn parse_text(path: &Path, text: String) -> Result<(Pipeline, Vec<Diagnostic>), Diagnostics> {
