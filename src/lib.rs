@@ -112,7 +112,10 @@ fn load_all(path: &Path) -> Result<(Pipeline, Option<OrgParts>, Vec<Diagnostic>)
                     problems.push(pipeline.diag_at(
                         scope.span(),
                         format!("indicator '{}'", ind.id.get_ref()),
-                        format!("scope '{root}' is not an org unit"),
+                        format!(
+                            "scope '{root}' is not an org unit{}",
+                            tree.did_you_mean(root)
+                        ),
                     ));
                 }
             }
@@ -123,7 +126,11 @@ fn load_all(path: &Path) -> Result<(Pipeline, Option<OrgParts>, Vec<Diagnostic>)
             problems.push(pipeline.diag_at(
                 goal.owner.span(),
                 format!("goal '{}'", goal.id.get_ref()),
-                format!("owner '{}' is not an org unit", goal.owner.get_ref()),
+                format!(
+                    "owner '{}' is not an org unit{}",
+                    goal.owner.get_ref(),
+                    tree.did_you_mean(goal.owner.get_ref())
+                ),
             ));
         }
     }
@@ -215,8 +222,9 @@ fn unknown_mapping_sources(
                 e.line as usize,
                 format!("source '{}'", e.source),
                 format!(
-                    "column 'source': the pipeline defines no source or code system '{}' (it has: {}): a typo?",
+                    "column 'source': the pipeline defines no source or code system '{}'{} (it has: {})",
                     e.source,
+                    definitions::did_you_mean(&e.source, defined.iter().copied()),
                     defined.join(", ")
                 ),
             )

@@ -337,7 +337,7 @@ fn a_mapping_entry_for_an_undefined_source_is_a_typo() {
         &f,
         ("mapping.csv", "hr_tiem"),
         "source 'hr_tiem'",
-        "column 'source': the pipeline defines no source or code system 'hr_tiem' (it has: hr): a typo?",
+        "column 'source': the pipeline defines no source or code system 'hr_tiem' (it has: hr)",
     );
 }
 
@@ -495,4 +495,31 @@ fn a_pipeline_file_saved_as_ansi_names_its_line_and_asks_for_utf8() {
 
 fn line_of_text(text: &str, needle: &str) -> usize {
     text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn a_misspelt_id_names_the_one_it_resembles() {
+    let body = ok_indicator()
+        .replace("indicators = [\"sick\"]", "indicators = [\"sikc\"]")
+        .replace("owner = \"K\"", "owner = \"a1\"")
+        .replace("source = \"hr\"", "source = \"hrr\"");
+    let f = with_body(&body);
+    expect(
+        &f,
+        ("pipeline.toml", "\"sikc\""),
+        "goal 'goal_sick'",
+        "unknown indicator 'sikc' (did you mean 'sick'?)",
+    );
+    expect(
+        &f,
+        ("pipeline.toml", "owner = \"a1\""),
+        "goal 'goal_sick'",
+        "owner 'a1' is not an org unit (did you mean 'A1'?)",
+    );
+    expect(
+        &f,
+        ("pipeline.toml", "source = \"hrr\""),
+        "indicator 'sick'",
+        "unknown source 'hrr' (did you mean 'hr'?)",
+    );
 }

@@ -122,7 +122,7 @@ amount = "float"
     let err = f.run("2024-03-01").err().expect("must fail").to_string();
     assert!(
         err.contains(
-            "no source or code system 'kostnadstalle' (it has: hr, kostnadsstalle, ledger)"
+            "no source or code system 'kostnadstalle' (did you mean 'kostnadsstalle'?) (it has: hr, kostnadsstalle, ledger)"
         ),
         "{err}"
     );

@@ -122,11 +122,19 @@ pub fn load_actions(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Action>, 
             continue;
         }
         if !goals.contains(f(1).as_str()) {
-            bad(format!("column 'goal_id': unknown goal '{}'", f(1)));
+            bad(format!(
+                "column 'goal_id': unknown goal '{}'{}",
+                f(1),
+                pipeline.goal_hint(&f(1))
+            ));
             continue;
         }
         if !tree.contains(&f(2)) {
-            bad(format!("column 'org_unit_id': unknown org unit '{}'", f(2)));
+            bad(format!(
+                "column 'org_unit_id': unknown org unit '{}'{}",
+                f(2),
+                tree.did_you_mean(&f(2))
+            ));
             continue;
         }
         let Some(status) = ActionStatus::parse(&f(7)) else {

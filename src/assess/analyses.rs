@@ -76,16 +76,21 @@ pub fn load_analyses(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Analysis
             _ => {}
         }
         if !goal.is_empty() && !goals.contains(goal) {
-            row_problems.push(bad(format!("column 'goal_id': unknown goal '{goal}'")));
+            row_problems.push(bad(format!(
+                "column 'goal_id': unknown goal '{goal}'{}",
+                pipeline.goal_hint(goal)
+            )));
         }
         if !indicator.is_empty() && !indicators.contains(indicator) {
             row_problems.push(bad(format!(
-                "column 'indicator_id': unknown indicator '{indicator}'"
+                "column 'indicator_id': unknown indicator '{indicator}'{}",
+                pipeline.indicator_hint(indicator)
             )));
         }
         if !tree.contains(unit) {
             row_problems.push(bad(format!(
-                "column 'org_unit_id': unknown org unit '{unit}'"
+                "column 'org_unit_id': unknown org unit '{unit}'{}",
+                tree.did_you_mean(unit)
             )));
         }
         if period.is_empty() || PeriodSpec::parse(period).is_none() {

@@ -534,14 +534,16 @@ fn check(
         .find(|i| i.id.get_ref() == raw.indicator_id)
         .ok_or_else(|| {
             format!(
-                "column 'indicator_id': unknown indicator '{}'",
-                raw.indicator_id
+                "column 'indicator_id': unknown indicator '{}'{}",
+                raw.indicator_id,
+                pipeline.indicator_hint(raw.indicator_id)
             )
         })?;
     if !raw.org_unit_id.is_empty() && !tree.contains(raw.org_unit_id) {
         return Err(format!(
-            "column 'org_unit_id': unknown org unit '{}'",
-            raw.org_unit_id
+            "column 'org_unit_id': unknown org unit '{}'{}",
+            raw.org_unit_id,
+            tree.did_you_mean(raw.org_unit_id)
         ));
     }
     let period = PeriodSpec::parse(raw.period).ok_or_else(|| {
@@ -644,7 +646,10 @@ fn check(
                 }
                 Some(CompareTo::Unit(u)) if tree.contains(u) => {}
                 Some(CompareTo::Unit(u)) => {
-                    return Err(format!("column 'compare_to': unknown org unit '{u}'"));
+                    return Err(format!(
+                        "column 'compare_to': unknown org unit '{u}'{}",
+                        tree.did_you_mean(u)
+                    ));
                 }
                 Some(CompareTo::Group(g)) if groups.members.contains_key(g) => {}
                 Some(CompareTo::Group(g)) => {

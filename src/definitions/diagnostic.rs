@@ -98,3 +98,41 @@ mod tests {
         assert_eq!(line_col(text, 9), (2, 4));
     }
 }
+
+/// `" (did you mean 'X'?)"` for the known id most like `wanted` (Jaro-Winkler similarity of at
+/// least 0.85, letter case ignored), or "" when none is close: a typo names its fix.
+pub fn did_you_mean<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    let wanted_lower = wanted.to_lowercase();
+    let mut best: Option<(f64, &str)> = None;
+    for k in known {
+        if k == wanted {
+            continue;
+        }
+        let score = strsim::jaro_winkler(&wanted_lower, &k.to_lowercase());
+        if score >= 0.85 && best.is_none_or(|(b, id)| score > b || (score == b && k < id)) {
+            best = Some((score, k));
+        }
+    }
+    best.map(|(_, k)| format!(" (did you mean '{k}'?)"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod did_you_mean_tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn a_typo_names_the_closest_id_and_a_stranger_names_none() {
+        let ids = ["SOC-ALD-HTN", "SOC-ALD-HTS", "hr_time", "sick_leave_pct"];
+        assert_eq!(
+            did_you_mean("SOC-ALD-HTM", ids),
+            " (did you mean 'SOC-ALD-HTN'?)"
+        );
+        assert_eq!(did_you_mean("hr_tiem", ids), " (did you mean 'hr_time'?)");
+        assert_eq!(
+            did_you_mean("soc-ald-hts", ids),
+            " (did you mean 'SOC-ALD-HTS'?)"
+        );
+        assert_eq!(did_you_mean("budget", ids), "");
+    }
+}

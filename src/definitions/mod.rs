@@ -10,7 +10,7 @@ mod sheet;
 mod table;
 mod validate;
 
-pub use diagnostic::{Diagnostic, Diagnostics, line_col};
+pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean, line_col};
 pub use model::*;
 pub use sheet::{CellText, SheetText, is_workbook, read_sheet};
 pub use table::{TableDialect, TableRow, read_table, read_table_with};
@@ -151,6 +151,27 @@ impl Pipeline {
                 .filter(|e| *e != encoding_rs::UTF_8),
             decimal_comma: tables.decimal.as_ref().is_some_and(|d| d.get_ref() == ","),
         }
+    }
+
+    /// `" (did you mean 'X'?)"` for the indicator id most like `id`, or "".
+    pub fn indicator_hint(&self, id: &str) -> String {
+        did_you_mean(
+            id,
+            self.def.indicators.iter().map(|i| i.id.get_ref().as_str()),
+        )
+    }
+
+    /// `" (did you mean 'X'?)"` for the goal id most like `id`, or "".
+    pub fn goal_hint(&self, id: &str) -> String {
+        did_you_mean(id, self.def.goals.iter().map(|g| g.id.get_ref().as_str()))
+    }
+
+    /// `" (did you mean 'X'?)"` for the source name most like `name`, or "".
+    pub fn source_hint(&self, name: &str) -> String {
+        did_you_mean(
+            name,
+            self.def.sources.iter().map(|s| s.name.get_ref().as_str()),
+        )
     }
 
     pub fn source(&self, name: &str) -> Option<&SourceDef> {

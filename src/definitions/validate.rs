@@ -491,7 +491,11 @@ fn check_reading(
         out.push(p.diag_at(
             name.span(),
             item,
-            format!("unknown source '{}'", name.get_ref()),
+            format!(
+                "unknown source '{}'{}",
+                name.get_ref(),
+                p.source_hint(name.get_ref())
+            ),
         ));
     }
     let before = out.len();
@@ -545,7 +549,11 @@ fn check_goals(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 out.push(p.diag_at(
                     i.span(),
                     &item,
-                    format!("unknown indicator '{}'", i.get_ref()),
+                    format!(
+                        "unknown indicator '{}'{}",
+                        i.get_ref(),
+                        p.indicator_hint(i.get_ref())
+                    ),
                 ));
             }
         }

@@ -85,7 +85,11 @@ impl CodeMapping {
                     path,
                     line as usize,
                     item,
-                    format!("column 'unit_id': unknown org unit '{}'", entry.unit_id),
+                    format!(
+                        "column 'unit_id': unknown org unit '{}'{}",
+                        entry.unit_id,
+                        tree.did_you_mean(&entry.unit_id)
+                    ),
                 ));
                 continue;
             }

@@ -218,6 +218,11 @@ impl OrgTree {
         &self.units
     }
 
+    /// `" (did you mean 'X'?)"` for the unit id most like `id`, or "".
+    pub fn did_you_mean(&self, id: &str) -> String {
+        crate::definitions::did_you_mean(id, self.units.iter().map(|u| u.id.as_str()))
+    }
+
     pub fn get(&self, id: &str) -> Option<&OrgUnit> {
         self.index.get(id).map(|&i| &self.units[i])
     }
@@ -399,7 +404,10 @@ impl Groups {
                     path,
                     row.line,
                     format!("group '{group}'"),
-                    format!("column 'member_id': unknown org unit '{member}'"),
+                    format!(
+                        "column 'member_id': unknown org unit '{member}'{}",
+                        tree.did_you_mean(member)
+                    ),
                 ));
                 continue;
             }
