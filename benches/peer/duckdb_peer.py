@@ -104,9 +104,9 @@ def source_rows(con, src, base, start, last):
         sys.exit(f"peer: format {src['format']} not supported")
     typed = ", ".join(f"CAST(\"{c}\" AS {SQL_TYPES[t]}) AS \"{c}\"" for c, t in cols.items())
     date, org = src["date_column"], src["org_column"]
-    if src.get("org_codes") == "mapping":
+    if src.get("org_codes") == "mapping" or "codes" in src:
         place = (
-            f"JOIN mapping mp ON mp.source = '{src['name']}' AND mp.code = r.\"{org}\" "
+            f"JOIN mapping mp ON mp.source = '{src.get('codes', src['name'])}' AND mp.code = r.\"{org}\" "
             f"AND r.\"{date}\" >= coalesce(mp.valid_from, DATE '0001-01-01') "
             f"AND r.\"{date}\" <= coalesce(mp.valid_to, DATE '9999-12-31') "
             f"JOIN units u ON u.id = mp.unit_id"

@@ -129,7 +129,8 @@ pub(super) fn code_mapping() -> Table {
         &["source", "code", "unit_id", "valid_from", "valid_to"],
     );
     let moved = Month::new(MOVED_TEAM_DATE.0, MOVED_TEAM_DATE.1);
-    for source in ["hr_time", "ledger"] {
+    // HR and the ledger share the cost centres: one code system, each code listed once.
+    for source in ["kostnadsställe"] {
         for unit in UNITS.iter().filter(|u| u.kind == "enhet") {
             let row = |code: &str, from: &str, to: &str| {
                 vec![
