@@ -509,3 +509,22 @@ fn org_units_may_come_as_an_excel_workbook() {
         100.0 * 0.75 / 980.25,
     );
 }
+
+#[test]
+fn one_line_opens_a_swedish_excel_export_in_either_encoding() {
+    // `dialect = "excel-sv"`: `;`, decimal comma, space thousands, and Windows-1252 unless the
+    // file is UTF-8 — the same numbers as the clean file from both exports.
+    let clean = dialect_fixture("hr_clean.csv", "").values("2024-03-01");
+    for file in ["hr_excel_sv.csv", "hr_windows1252.csv"] {
+        let df = dialect_fixture(file, "dialect = \"excel-sv\"").values("2024-03-01");
+        for unit in ["A1", "A2", "A", "K"] {
+            for period in ["2024-01", "2024-02"] {
+                assert_eq!(
+                    value(&df, "sick_pct", unit, "month", period),
+                    value(&clean, "sick_pct", unit, "month", period),
+                    "{file} {unit} {period}"
+                );
+            }
+        }
+    }
+}

@@ -209,7 +209,14 @@ pub struct SourceDef {
     pub thousands: Option<Spanned<String>>,
     /// Excel: the sheet to read (default the first).
     pub sheet: Option<Spanned<String>>,
+    /// CSV: a named dialect, in one line. `excel-sv` is what Excel writes on a Swedish Windows:
+    /// `;` between fields, decimal comma, space as thousands separator, and Windows-1252 unless
+    /// the file is valid UTF-8 ("CSV UTF-8"). Explicit settings above win over it.
+    pub dialect: Option<Spanned<String>>,
 }
+
+/// The dialects `dialect = "…"` names.
+pub const DIALECTS: [&str; 1] = ["excel-sv"];
 
 impl SourceDef {
     /// True when the org column holds codes mapped through the code mapping.
@@ -228,8 +235,22 @@ impl SourceDef {
         match self.delimiter.as_ref().map(|d| d.get_ref().as_str()) {
             Some("\\t") | Some("\t") => b'\t',
             Some(d) if d.len() == 1 => d.as_bytes()[0],
+            _ if self.excel_sv() => b';',
             _ => b',',
         }
+    }
+
+    /// True with `dialect = "excel-sv"`.
+    fn excel_sv(&self) -> bool {
+        self.dialect
+            .as_ref()
+            .is_some_and(|d| d.get_ref() == "excel-sv")
+    }
+
+    /// The encoding to read a file in when it is not valid UTF-8 (a dialect's default, when no
+    /// `encoding` is set).
+    pub fn fallback_encoding(&self) -> Option<&'static encoding_rs::Encoding> {
+        (self.encoding.is_none() && self.excel_sv()).then_some(encoding_rs::WINDOWS_1252)
     }
 
     /// The file encoding when it is not UTF-8 (validated to be one encoding_rs knows).
@@ -241,11 +262,14 @@ impl SourceDef {
     /// How numbers are written in this source's text.
     pub fn number_format(&self) -> crate::ingest::NumberFormat {
         crate::ingest::NumberFormat {
-            decimal_comma: self.decimal.as_ref().is_some_and(|d| d.get_ref() == ","),
-            thousands: self
-                .thousands
-                .as_ref()
-                .and_then(|t| t.get_ref().chars().next()),
+            decimal_comma: match &self.decimal {
+                Some(d) => d.get_ref() == ",",
+                None => self.excel_sv(),
+            },
+            thousands: match &self.thousands {
+                Some(t) => t.get_ref().chars().next(),
+                None => self.excel_sv().then_some(' '),
+            },
         }
     }
 }

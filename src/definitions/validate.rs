@@ -146,7 +146,21 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
             check_expression(p, &item, "total_rows", at(t), Some(s), out);
         }
         // Text settings apply to CSV files; an Excel sheet's numbers and dates are typed cells.
+        if let Some(d) = &s.dialect
+            && !super::DIALECTS.contains(&d.get_ref().as_str())
+        {
+            out.push(p.diag_at(
+                d.span(),
+                &item,
+                format!(
+                    "dialect '{}' is not one styrkort knows: {}",
+                    d.get_ref(),
+                    super::DIALECTS.join(", ")
+                ),
+            ));
+        }
         let csv_only = [
+            ("dialect", &s.dialect),
             ("delimiter", &s.delimiter),
             ("decimal", &s.decimal),
             ("thousands", &s.thousands),

@@ -247,24 +247,35 @@ fn inspect(path: &Path, source: &SourceDef) -> Result<InputFile, IngestError> {
     };
     let mut decoded = None;
     let rows = match format {
-        SourceFormat::Csv if encoding.is_some() => {
+        SourceFormat::Csv if encoding.is_some() || source.fallback_encoding().is_some() => {
             // Another encoding: decode the whole file once into a UTF-8 copy the scan reads.
-            let encoding = encoding.expect("checked");
+            // A dialect's fallback applies only to a file that is not UTF-8 already.
             let mut bytes = Vec::new();
             reader
                 .read_to_end(&mut bytes)
                 .map_err(|e| unreadable(e.to_string()))?;
-            let (text, _, _) = encoding.decode(&bytes);
-            let mut copy = tempfile::Builder::new()
-                .prefix("styrkort-")
-                .suffix(".csv")
-                .tempfile()
-                .map_err(|e| unreadable(format!("cannot write its UTF-8 copy: {e}")))?;
-            std::io::Write::write_all(&mut copy, text.as_bytes())
-                .map_err(|e| unreadable(format!("cannot write its UTF-8 copy: {e}")))?;
-            let rows = csv_rows(text.as_bytes(), copy.path(), &display, delimiter)?;
-            decoded = Some(std::sync::Arc::new(copy.into_temp_path()));
-            rows
+            let encoding = encoding.or_else(|| {
+                std::str::from_utf8(&bytes)
+                    .is_err()
+                    .then(|| source.fallback_encoding())
+                    .flatten()
+            });
+            match encoding {
+                None => csv_rows(bytes.as_slice(), path, &display, delimiter)?,
+                Some(encoding) => {
+                    let (text, _, _) = encoding.decode(&bytes);
+                    let mut copy = tempfile::Builder::new()
+                        .prefix("styrkort-")
+                        .suffix(".csv")
+                        .tempfile()
+                        .map_err(|e| unreadable(format!("cannot write its UTF-8 copy: {e}")))?;
+                    std::io::Write::write_all(&mut copy, text.as_bytes())
+                        .map_err(|e| unreadable(format!("cannot write its UTF-8 copy: {e}")))?;
+                    let rows = csv_rows(text.as_bytes(), copy.path(), &display, delimiter)?;
+                    decoded = Some(std::sync::Arc::new(copy.into_temp_path()));
+                    rows
+                }
+            }
         }
         SourceFormat::Csv => csv_rows(&mut reader, path, &display, delimiter)?,
         SourceFormat::KoladaJson => {

@@ -48,7 +48,7 @@ pub enum IngestError {
         link: String,
     },
     #[error(
-        "{file}: line 1: the header is one field that contains '{found}': the file is separated by '{found}'; set delimiter = \"{found}\" in its [[sources]] entry (and decimal = \",\" if numbers are written 12,5)"
+        "{file}: line 1: the header is one field that contains '{found}': the file is separated by '{found}'; set delimiter = \"{found}\" in its [[sources]] entry (and decimal = \",\" if numbers are written 12,5; for a Swedish Excel export, dialect = \"excel-sv\" sets both)"
     )]
     Delimiter { file: String, found: String },
     #[error("{file}: the file is empty (not even a header line)")]
@@ -73,7 +73,7 @@ pub enum IngestError {
         expected: usize,
     },
     #[error(
-        "{file}: line {line}, field {field}: not valid UTF-8 — save the file as UTF-8, or set encoding = \"windows-1252\" on its [[sources]] entry (what older Windows systems and Excel's plain CSV write)"
+        "{file}: line {line}, field {field}: not valid UTF-8 — save the file as UTF-8, or set encoding = \"windows-1252\" on its [[sources]] entry (what older Windows systems and Excel's plain CSV write; dialect = \"excel-sv\" reads it too)"
     )]
     NotUtf8 {
         file: String,
