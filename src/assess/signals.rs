@@ -11,8 +11,8 @@ use rayon::prelude::*;
 
 use super::stats::intervals::{Significance, compare, rate_interval, wilson};
 use super::stats::{
-    Assurance, Centre, Direction, MannKendall, Ols, PointType, SpcOptions, SpcResult, SpecialCause,
-    anhoej, mann_kendall, ols, xmr,
+    Assurance, Centre, Direction, DriftOptions, DriftReading, MannKendall, Ols, PointType,
+    SpcOptions, SpcResult, SpecialCause, anhoej, drift, mann_kendall, ols, xmr,
 };
 use crate::definitions::{IndicatorDef, Pipeline, Polarity, StatKind};
 use crate::period::{Grain, Month};
@@ -56,6 +56,8 @@ struct Series {
 
 struct Analysis {
     spc: SpcResult,
+    /// The drift reading, for series long enough (and without rebase points).
+    drift: Option<DriftReading>,
     /// I chart (mean-centred) runs analysis, per part.
     runs: Vec<super::stats::RunsPart>,
     /// Run chart (median-centred) runs analysis, per part.
@@ -183,6 +185,24 @@ pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Sign
                 screen_outliers: true,
             };
             let spc = xmr(&s.values, &opts);
+            // Calendar months for a monthly series, so a season can be found.
+            let months: Vec<u32> = s
+                .period_months
+                .iter()
+                .map(|m| m.rem_euclid(12) as u32)
+                .collect();
+            let drift = opts
+                .rebase_at
+                .is_empty()
+                .then(|| {
+                    drift(
+                        &s.values,
+                        (s.grain == "month").then_some(months.as_slice()),
+                        opts.direction,
+                        &DriftOptions::default(),
+                    )
+                })
+                .flatten();
             let runs = anhoej(&s.values, Centre::Mean, &opts.rebase_at, None, true);
             let run_chart = anhoej(&s.values, Centre::Median, &opts.rebase_at, None, true);
             let mk = mann_kendall(&s.values, alpha);
@@ -199,6 +219,7 @@ pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Sign
             .filter(|_| present.len() >= 3);
             Analysis {
                 spc,
+                drift,
                 runs,
                 run_chart,
                 mk,
@@ -309,8 +330,116 @@ fn point_frame(series: &[Series], analysed: &[Analysis]) -> PolarsResult<DataFra
     )
 }
 
-/// `none`, `watch` or `act`, and why, for one series.
-pub fn flag(spc: &SpcResult, runs_signal: bool, periods: &[String]) -> (&'static str, String) {
+/// `none`, `watch` or `act`, and why, for one series. With a drift reading (a series long enough
+/// for a baseline and a judged window, see `stats::drift`), the flag is the drift reading's:
+/// `act` when the latest point is an alarm (EWMA or 3 sd beyond the baseline, on the worse side)
+/// or the target is consistently failed, `watch` when an earlier point of the judged window is.
+/// Shorter series keep the XmR reading (`flag_xmr`).
+pub fn flag(
+    spc: &SpcResult,
+    drift: Option<&DriftReading>,
+    values: &[Option<f64>],
+    runs_signal: bool,
+    periods: &[String],
+) -> (&'static str, String) {
+    let Some(d) = drift else {
+        return flag_xmr(spc, runs_signal, periods);
+    };
+    let judged = match &d.season {
+        Some(_) => "the seasonally adjusted series",
+        None => "the series",
+    };
+    let baseline = format!(
+        "its baseline {}–{}",
+        periods.first().map(String::as_str).unwrap_or(""),
+        periods
+            .get(d.judged_from.saturating_sub(1))
+            .map(String::as_str)
+            .unwrap_or("")
+    );
+    let autocorrelation = if d.phi > 0.0 {
+        format!("; limits widened for lag-1 autocorrelation {:.2}", d.r1)
+    } else {
+        String::new()
+    };
+    if d.latest_alarm(values) {
+        let since = d.alarms.first().map(|&i| periods[i].as_str()).unwrap_or("");
+        return (
+            "act",
+            format!(
+                "concern: {judged} has moved to the worse side of {baseline}, since {since} (EWMA or a value beyond 3 sd{autocorrelation})"
+            ),
+        );
+    }
+    if spc.assurance == Some(Assurance::ConsistentFail) {
+        return (
+            "act",
+            "consistently failing the target: it lies outside the process limits, so the process must change to meet it".into(),
+        );
+    }
+    if d.latest_watch(values) {
+        return (
+            "watch",
+            format!(
+                "{judged} is near the worse-side limit of {baseline} in the latest period{autocorrelation}"
+            ),
+        );
+    }
+    if let Some(&i) = d.watch_alarms.last() {
+        return (
+            "watch",
+            format!(
+                "{judged} was on the worse side of {baseline} in period {}, not in the latest period{autocorrelation}",
+                periods[i]
+            ),
+        );
+    }
+    if spc.assurance == Some(Assurance::Inconsistent) {
+        return (
+            "none",
+            "hit and miss: the target lies within the process limits".into(),
+        );
+    }
+    match &d.season {
+        Some(_) => (
+            "none",
+            "common-cause variation around its seasonal pattern".into(),
+        ),
+        None => ("none", "common-cause variation".into()),
+    }
+}
+
+/// The flag of a bare series as the engine reads it (no target, no rebase): XmR chart, runs
+/// and, when the series is long enough, the drift reading. `months` are calendar months 0–11
+/// for a monthly series. With `xmr_only`, the flag as it was before the drift reading (for
+/// measuring the two side by side).
+pub fn flag_series(
+    values: &[Option<f64>],
+    months: Option<&[u32]>,
+    improvement: Direction,
+    xmr_only: bool,
+) -> &'static str {
+    let opts = SpcOptions {
+        direction: improvement,
+        target: None,
+        rebase_at: Vec::new(),
+        fix_after: None,
+        screen_outliers: true,
+    };
+    let spc = xmr(values, &opts);
+    let runs = anhoej(values, Centre::Mean, &[], None, true);
+    let signal = runs.last().is_some_and(|r| r.runs_signal);
+    let periods: Vec<String> = (0..values.len()).map(|i| i.to_string()).collect();
+    let reading = if xmr_only {
+        None
+    } else {
+        drift(values, months, improvement, &DriftOptions::default())
+    };
+    flag(&spc, reading.as_ref(), values, signal, &periods).0
+}
+
+/// The flag from the XmR chart and runs alone, for series too short for a drift reading.
+pub fn flag_xmr(spc: &SpcResult, runs_signal: bool, periods: &[String]) -> (&'static str, String) {
     let n = spc.points.len();
     let Some(last) = spc.points.iter().rposition(|p| p.value.is_some()) else {
         return ("none", "no values".into());
@@ -410,6 +539,8 @@ fn series_frame(
     let (mut significance, mut band, mut benchmark) = (Vec::new(), Vec::new(), Vec::new());
     let mut run_chart_signal = Vec::new();
     let mut warnings: Vec<Option<String>> = Vec::new();
+    let (mut seasonal, mut season_p, mut autocorrelation, mut ewma_signal) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut trend, mut mk_s, mut mk_p, mut tau_b, mut sen, mut ols_slope, mut ols_p) = (
         Vec::new(),
         Vec::new(),
@@ -474,7 +605,16 @@ fn series_frame(
         ols_p.push(a.line.as_ref().map(|l| l.pvalue).filter(|t| t.is_finite()));
         let latest_part = runs.last();
         let signal = latest_part.is_some_and(|r| r.runs_signal);
-        let (f, reason) = flag(spc, signal, &s.periods);
+        let (f, reason) = flag(spc, a.drift.as_ref(), &s.values, signal, &s.periods);
+        seasonal.push(a.drift.as_ref().map(|d| d.season.is_some()));
+        season_p.push(
+            a.drift
+                .as_ref()
+                .and_then(|d| d.season.as_ref())
+                .map(|x| x.p),
+        );
+        autocorrelation.push(a.drift.as_ref().map(|d| d.r1).filter(|r| r.is_finite()));
+        ewma_signal.push(a.drift.as_ref().map(|d| !d.ewma_alarms.is_empty()));
         cols[0].push(s.indicator.clone());
         cols[1].push(s.unit.clone());
         cols[2].push(s.segment.clone());
@@ -536,6 +676,11 @@ fn series_frame(
         "sens_slope" => sen,
         "ols_slope" => ols_slope,
         "ols_p" => ols_p,
+        "chart" => vec!["xmr"; flag_col.len()],
+        "seasonal" => seasonal,
+        "season_p" => season_p,
+        "autocorrelation" => autocorrelation,
+        "ewma_signal" => ewma_signal,
         "flag" => flag_col,
         "reason" => reason,
         "spc_warnings" => warnings,

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde_json::json;
 
 use crate::Error;
 use crate::assess::signals::flag;
 use crate::assess::stats::{
-    Centre, Direction, RunsPart, SpcOptions, SpcResult, anhoej, mann_kendall, xmr,
+    Centre, Direction, DriftOptions, DriftReading, RunsPart, SpcOptions, SpcResult, anhoej, drift,
+    mann_kendall, xmr,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +117,7 @@ struct Analysed {
     name: String,
     input: InputSeries,
     spc: SpcResult,
+    drift: Option<DriftReading>,
     runs: Vec<RunsPart>,
     mk: Option<crate::assess::stats::MannKendall>,
 }
@@ -147,10 +149,29 @@ pub fn spc_report(path: &Path, opts: &AdhocOptions) -> Result<String, Error> {
                 opts.screen_outliers,
             );
             let mk = mann_kendall(&input.values, opts.alpha);
+            // Calendar months when the dates are a month apart, so a season can be found.
+            let monthly = input.dates.windows(2).all(|w| {
+                (w[1].year() * 12 + w[1].month0() as i32)
+                    - (w[0].year() * 12 + w[0].month0() as i32)
+                    == 1
+            });
+            let months: Vec<u32> = input.dates.iter().map(|d| d.month0()).collect();
+            let drift = rebase_at
+                .is_empty()
+                .then(|| {
+                    drift(
+                        &input.values,
+                        monthly.then_some(months.as_slice()),
+                        opts.direction,
+                        &DriftOptions::default(),
+                    )
+                })
+                .flatten();
             Analysed {
                 name,
                 input,
                 spc,
+                drift,
                 runs,
                 mk,
             }
@@ -166,7 +187,13 @@ pub fn spc_report(path: &Path, opts: &AdhocOptions) -> Result<String, Error> {
 fn summary(a: &Analysed) -> BTreeMap<&'static str, serde_json::Value> {
     let dates: Vec<String> = a.input.dates.iter().map(|d| d.to_string()).collect();
     let last = a.runs.last();
-    let (f, reason) = flag(&a.spc, last.is_some_and(|r| r.runs_signal), &dates);
+    let (f, reason) = flag(
+        &a.spc,
+        a.drift.as_ref(),
+        &a.input.values,
+        last.is_some_and(|r| r.runs_signal),
+        &dates,
+    );
     let mut m = BTreeMap::new();
     m.insert("series", json!(a.name));
     m.insert(
@@ -188,6 +215,19 @@ fn summary(a: &Analysed) -> BTreeMap<&'static str, serde_json::Value> {
     m.insert(
         "n_crossings_min",
         json!(last.and_then(|r| r.n_crossings_min)),
+    );
+    m.insert("chart", json!("xmr"));
+    m.insert(
+        "seasonal",
+        json!(a.drift.as_ref().map(|d| d.season.is_some())),
+    );
+    m.insert(
+        "autocorrelation",
+        json!(a.drift.as_ref().map(|d| d.r1).filter(|r| r.is_finite())),
+    );
+    m.insert(
+        "ewma_signal",
+        json!(a.drift.as_ref().map(|d| !d.ewma_alarms.is_empty())),
     );
     m.insert("trend", json!(a.mk.as_ref().map(|k| k.trend)));
     m.insert("mk_p", json!(a.mk.as_ref().map(|k| k.p)));
@@ -245,9 +285,10 @@ fn point_rows(a: &Analysed) -> Vec<Vec<String>> {
         .collect()
 }
 
-const SUMMARY_COLUMNS: [&str; 13] = [
+const SUMMARY_COLUMNS: [&str; 17] = [
     "series",
     "n",
+    "chart",
     "variation_icon",
     "assurance",
     "runs_signal",
@@ -255,6 +296,9 @@ const SUMMARY_COLUMNS: [&str; 13] = [
     "longest_run_max",
     "n_crossings",
     "n_crossings_min",
+    "seasonal",
+    "autocorrelation",
+    "ewma_signal",
     "trend",
     "mk_p",
     "flag",

@@ -100,7 +100,38 @@ impl Lang {
         if self == Lang::En {
             return reason.to_string();
         }
-        const PHRASES: [(&str, &str); 20] = [
+        const PHRASES: &[(&str, &str)] = &[
+            (
+                "the seasonally adjusted series",
+                "den säsongsjusterade serien",
+            ),
+            ("the series", "serien"),
+            (
+                " has moved to the worse side of its baseline ",
+                " har rört sig åt det sämre hållet jämfört med sin baslinje ",
+            ),
+            (
+                " was on the worse side of its baseline ",
+                " låg på den sämre sidan om sin baslinje ",
+            ),
+            (" in period ", " under perioden "),
+            (
+                " is near the worse-side limit of its baseline ",
+                " ligger nära gränsen åt det sämre hållet för sin baslinje ",
+            ),
+            (" in the latest period", " i senaste perioden"),
+            (
+                "EWMA or a value beyond 3 sd",
+                "EWMA eller ett värde bortom 3 standardavvikelser",
+            ),
+            (
+                "; limits widened for lag-1 autocorrelation ",
+                "; gränserna vidgade för autokorrelation ",
+            ),
+            (
+                "common-cause variation around its seasonal pattern",
+                "slumpmässig variation kring säsongsmönstret",
+            ),
             (
                 "consistently failing the target: it lies outside the process limits, so the process must change to meet it",
                 "når konsekvent inte målvärdet: det ligger utanför processgränserna, så processen måste förändras för att nå det",
@@ -147,7 +178,7 @@ impl Lang {
             ("expected", "förväntat"),
         ];
         let mut out = reason.to_string();
-        for (en, sv) in PHRASES {
+        for (en, sv) in PHRASES.iter().copied() {
             out = out.replace(en, sv);
         }
         out

@@ -2,12 +2,14 @@
 //! them) and runs analysis (Anhøj rules). Pure functions over a series in time order; the
 //! engine calls them per series, in parallel.
 
+pub mod drift;
 pub mod funnel;
 pub mod intervals;
 pub mod runs;
 pub mod spc;
 pub mod trend;
 
+pub use drift::{DriftOptions, DriftReading, Season, drift, ewma_half_width};
 pub use runs::{Centre, RunsPart, anhoej, crossings_min, longest_run_max};
 pub use spc::{
     Assurance, Direction, PointType, SpcOptions, SpcPoint, SpcResult, SpcSegment, SpecialCause,
