@@ -118,7 +118,7 @@ impl DriftReading {
 
 /// Reads `values` (in time order; `month_of_year[i]` is point i's calendar month 0–11 for a
 /// monthly series, or `None` for other grains). `improvement` is the better direction:
-/// alarms are raised on the other side (both sides when neutral). `None` when the series has
+/// alarms are raised on the other side (never for a neutral indicator). `None` when the series has
 /// too few points for a baseline and a window.
 pub fn drift(
     values: &[Option<f64>],
@@ -200,10 +200,11 @@ pub fn drift(
     let half_width = ewma_half_width(sd, lambda, l, phi, mean_error);
     let point_limit = 3.0 * sd * (1.0 + mean_error).sqrt();
 
+    // A neutral indicator has no worse side: like the XmR chart's "neither", nothing is alarmed.
     let worse = |d: f64| match improvement {
         Direction::Increase => d < 0.0,
         Direction::Decrease => d > 0.0,
-        Direction::Neutral => true,
+        Direction::Neutral => false,
     };
     let mut ewma = vec![None; values.len()];
     let (mut alarms, mut ewma_alarms, mut watch_alarms) = (Vec::new(), Vec::new(), Vec::new());
