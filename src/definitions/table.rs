@@ -69,9 +69,8 @@ pub fn read_table_with(
             format!("cannot read {what}: not a regular file (a pipe, device or folder)"),
         )));
     }
-    let (headers, records, problems, semicolons) = if super::sheet::is_workbook(path) {
-        let (h, r, p) = read_workbook(path, what)?;
-        (h, r, p, false)
+    let ((headers, records, problems), semicolons) = if super::sheet::is_workbook(path) {
+        (read_workbook(path, what)?, false)
     } else {
         read_csv(path, what, dialect.encoding)?
     };
@@ -155,15 +154,7 @@ fn read_csv(
     path: &Path,
     what: &str,
     encoding: Option<&'static encoding_rs::Encoding>,
-) -> Result<
-    (
-        Vec<String>,
-        Vec<(usize, Vec<String>)>,
-        Vec<Diagnostic>,
-        bool,
-    ),
-    Diagnostics,
-> {
+) -> Result<(Records, bool), Diagnostics> {
     let bytes = std::fs::read(path).map_err(|e| {
         Diagnostics::one(Diagnostic::file(path, format!("cannot read {what}: {e}")))
     })?;
@@ -228,7 +219,7 @@ fn read_csv(
             )),
         }
     }
-    Ok((headers, records, problems, delimiter == b';'))
+    Ok(((headers, records, problems), delimiter == b';'))
 }
 
 #[cfg(test)]

@@ -284,7 +284,7 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
     }
 
     let row = if file.line_shifts.is_empty() {
-        col("__row").cast(DataType::Int64) + lit(first_row as i64)
+        col("__row").cast(DataType::Int64) + lit(first_row)
     } else {
         // A quoted field spans lines somewhere: map row numbers to physical lines.
         let shifts = std::sync::Arc::new(file.line_shifts.clone());
