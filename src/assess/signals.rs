@@ -332,14 +332,17 @@ fn point_frame(series: &[Series], analysed: &[Analysis]) -> PolarsResult<DataFra
 
 /// `none`, `watch` or `act`, and why, for one series. With a drift reading (a series long enough
 /// for a baseline and a judged window, see `stats::drift`), the flag is the drift reading's:
-/// `act` when the latest point is an alarm (EWMA or 3 sd beyond the baseline, on the worse side)
-/// or the target is consistently failed, `watch` when an earlier point of the judged window is.
+/// `act` when the latest point is an alarm (EWMA or 3 sd beyond the baseline, on the worse side),
+/// when it is beyond the watch limit after a significant trend the worse way (`trend_worse`),
+/// or when the target is consistently failed; `watch` when a point of the judged window is
+/// beyond the watch limit.
 /// Shorter series keep the XmR reading (`flag_xmr`).
 pub fn flag(
     spc: &SpcResult,
     drift: Option<&DriftReading>,
     values: &[Option<f64>],
     runs_signal: bool,
+    trend_worse: bool,
     periods: &[String],
 ) -> (&'static str, String) {
     let Some(d) = drift else {
@@ -368,6 +371,17 @@ pub fn flag(
             "act",
             format!(
                 "concern: {judged} has moved to the worse side of {baseline}, since {since} (EWMA or a value beyond 3 sd{autocorrelation})"
+            ),
+        );
+    }
+    if trend_worse && d.phi < 0.2 && d.latest_watch(values) {
+        // A climb that began inside the baseline: the window is only near the limit, but the
+        // whole series has a significant trend the worse way (Mann-Kendall). Not under real
+        // autocorrelation, which makes Mann-Kendall's p too small (Hamed & Rao 1998).
+        return (
+            "act",
+            format!(
+                "concern: {judged} is near the worse-side limit of {baseline} in the latest period, after a significant deteriorating trend{autocorrelation}"
             ),
         );
     }
@@ -435,7 +449,26 @@ pub fn flag_series(
     } else {
         drift(values, months, improvement, &DriftOptions::default())
     };
-    flag(&spc, reading.as_ref(), values, signal, &periods).0
+    let trend_worse = mann_kendall(values, 0.05).is_some_and(|m| worse_trend(&m, improvement));
+    flag(
+        &spc,
+        reading.as_ref(),
+        values,
+        signal,
+        trend_worse,
+        &periods,
+    )
+    .0
+}
+
+/// True when a significant Mann-Kendall trend goes the worse way (never for a neutral indicator).
+pub fn worse_trend(m: &MannKendall, improvement: Direction) -> bool {
+    m.significant
+        && match improvement {
+            Direction::Increase => m.z < 0.0,
+            Direction::Decrease => m.z > 0.0,
+            Direction::Neutral => false,
+        }
 }
 
 /// The flag from the XmR chart and runs alone, for series too short for a drift reading.
@@ -605,7 +638,17 @@ fn series_frame(
         ols_p.push(a.line.as_ref().map(|l| l.pvalue).filter(|t| t.is_finite()));
         let latest_part = runs.last();
         let signal = latest_part.is_some_and(|r| r.runs_signal);
-        let (f, reason) = flag(spc, a.drift.as_ref(), &s.values, signal, &s.periods);
+        let trend_worse =
+            a.mk.as_ref()
+                .is_some_and(|m| worse_trend(m, direction(polarity)));
+        let (f, reason) = flag(
+            spc,
+            a.drift.as_ref(),
+            &s.values,
+            signal,
+            trend_worse,
+            &s.periods,
+        );
         seasonal.push(a.drift.as_ref().map(|d| d.season.is_some()));
         season_p.push(
             a.drift

@@ -9,7 +9,9 @@
 //! platforms and versions, and every number is written with a fixed format.
 //!
 //! Planted realities that the fixtures' tests and users can find:
-//! - sick leave in Hemtjänst Norr (`SOC-ALD-HTN`) climbs from about 6 % to about 14 %;
+//! - sick leave peaks every winter and dips every summer (±30 % of a unit's level), and in
+//!   Hemtjänst Norr (`SOC-ALD-HTN`) it climbs from about 6 % to about 14 % besides;
+//! - building permit applications rise every spring, library activities drop every July;
 //! - Herrestadskolan (`BUF-GSK-HER`) has clearly fewer pupils eligible for upper secondary;
 //! - Hemtjänst Söder (`SOC-ALD-HTS`) reported no home-care visits for March 2024;
 //! - a team's cost centre `1450` moved from Hemtjänst Centrum to Hemtjänst Norr on 2023-07-01,
@@ -310,7 +312,7 @@ fn hr_time(rng: &mut ChaCha8Rng, scale: usize) -> Table {
             };
             for (i, &m) in all.iter().enumerate().take(end + 1).skip(start) {
                 let scheduled = (165.0 * rate * 2.0f64).round() / 2.0;
-                let sick_rate = unit_sick_rate(unit.id, i, all.len());
+                let sick_rate = unit_sick_rate(unit.id, i, all.len()) * sick_season(m);
                 let sick = if rng.random_bool(0.3) {
                     (scheduled * sick_rate / 0.3 * rng.random_range(0.5..1.5)).min(scheduled)
                 } else {
@@ -371,6 +373,12 @@ fn hr_time(rng: &mut ChaCha8Rng, scale: usize) -> Table {
         ]);
     }
     t
+}
+
+/// Sick leave's season: a winter peak (January, +30 %) and a summer low (July, −30 %), as
+/// municipal sick leave has every year (colds and flu in winter, holidays in summer).
+fn sick_season(m: Month) -> f64 {
+    1.0 + 0.3 * (2.0 * std::f64::consts::PI * (m.month() as f64 - 1.0) / 12.0).cos()
 }
 
 /// Sick-leave level of a unit in month `i` of `n`: Hemtjänst Norr climbs, others stay level.

@@ -8,7 +8,7 @@ use chrono::{Datelike, NaiveDate};
 use serde_json::json;
 
 use crate::Error;
-use crate::assess::signals::flag;
+use crate::assess::signals::{flag, worse_trend};
 use crate::assess::stats::{
     Centre, Direction, DriftOptions, DriftReading, RunsPart, SpcOptions, SpcResult, anhoej, drift,
     mann_kendall, xmr,
@@ -115,6 +115,7 @@ fn read(path: &Path) -> Result<BTreeMap<String, InputSeries>, Error> {
 
 struct Analysed {
     name: String,
+    direction: Direction,
     input: InputSeries,
     spc: SpcResult,
     drift: Option<DriftReading>,
@@ -169,6 +170,7 @@ pub fn spc_report(path: &Path, opts: &AdhocOptions) -> Result<String, Error> {
                 .flatten();
             Analysed {
                 name,
+                direction: opts.direction,
                 input,
                 spc,
                 drift,
@@ -192,6 +194,7 @@ fn summary(a: &Analysed) -> BTreeMap<&'static str, serde_json::Value> {
         a.drift.as_ref(),
         &a.input.values,
         last.is_some_and(|r| r.runs_signal),
+        a.mk.as_ref().is_some_and(|m| worse_trend(m, a.direction)),
         &dates,
     );
     let mut m = BTreeMap::new();

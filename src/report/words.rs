@@ -119,6 +119,10 @@ impl Lang {
                 " is near the worse-side limit of its baseline ",
                 " ligger nära gränsen åt det sämre hållet för sin baslinje ",
             ),
+            (
+                ", after a significant deteriorating trend",
+                ", efter en signifikant trend åt det sämre hållet",
+            ),
             (" in the latest period", " i senaste perioden"),
             (
                 "EWMA or a value beyond 3 sd",
