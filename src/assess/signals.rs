@@ -361,7 +361,7 @@ pub fn flag(
             .unwrap_or("")
     );
     let autocorrelation = if d.phi > 0.0 {
-        format!("; limits widened for lag-1 autocorrelation {:.2}", d.r1)
+        format!("; limits widened for lag-1 autocorrelation {:.2}", d.phi)
     } else {
         String::new()
     };
