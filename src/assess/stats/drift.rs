@@ -10,8 +10,9 @@
 //! - **Season**: the whole series fitted by least squares as a line, a step at the judged
 //!   window (so a recent change does not leak into the months) and one level per calendar month
 //!   (additive seasonal indices; at least two points per month), the months' levels tested with
-//!   the nested-model F test against the same model without them (p < 0.01). Where real, every
-//!   point is adjusted by its month's index.
+//!   the nested-model F test against the same model without them (p < 0.10: a missed season
+//!   costs more power than a spurious one). Where real, every point is adjusted by its month's
+//!   index.
 //! - **Autocorrelation**: the lag-1 autocorrelation r₁ of the (adjusted) baseline around its
 //!   least-squares line, bias-corrected as φ = r₁ + (1 + 4 r₁)/n (Kendall 1954) and clamped to
 //!   [0, 0.9]; the baseline's sample variance, biased low by 2φ/((n − 1)(1 − φ)) under
@@ -51,7 +52,7 @@ impl Default for DriftOptions {
             l: 2.962,
             window: 12,
             min_baseline: 12,
-            season_p: 0.05,
+            season_p: 0.10,
             watch_l: 2.5,
         }
     }
