@@ -33,47 +33,33 @@ pub fn combine_sides(raw: Vec<DataFrame>, pipeline: &Pipeline) -> PolarsResult<V
     let is_side = col("indicator_id")
         .str()
         .contains_literal(lit(SIDE_SEPARATOR));
-    let mut out = vec![all.clone().lazy().filter(is_side.clone().not()).collect()?];
-    let keys = ["org_unit_id", "grain", "period", "segment"];
+    let mut out = vec![all.clone().lazy().filter(is_side.not()).collect()?];
+    // The cell keys: RAW_COLUMNS without the indicator and the measures.
+    let keys: Vec<Expr> = RAW_COLUMNS[1..5].iter().map(|k| col(*k)).collect();
+    let with_keys = |extra: &[Expr]| keys.iter().chain(extra).cloned().collect::<Vec<_>>();
     for id in crossing {
         let side = |name: &str| {
             all.clone()
                 .lazy()
                 .filter(col("indicator_id").eq(lit(format!("{id}{SIDE_SEPARATOR}{name}"))))
         };
-        let numerator = side("numerator").select([
-            col("org_unit_id"),
-            col("grain"),
-            col("period"),
-            col("segment"),
+        let numerator = side("numerator").select(with_keys(&[col("numerator"), col("n_rows")]));
+        let denominator =
+            side("denominator").select(with_keys(&[col("numerator").alias("denominator")]));
+        let mut columns = vec![lit(id).alias("indicator_id")];
+        columns.extend(with_keys(&[
             col("numerator"),
-            col("n_rows"),
-        ]);
-        let denominator = side("denominator").select([
-            col("org_unit_id"),
-            col("grain"),
-            col("period"),
-            col("segment"),
-            col("numerator").alias("denominator"),
-        ]);
-        let key_exprs: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+            col("denominator"),
+            col("n_rows").fill_null(lit(0i64)),
+        ]));
         let joined = numerator
             .join(
                 denominator,
-                key_exprs.clone(),
-                key_exprs,
+                keys.clone(),
+                keys.clone(),
                 JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
             )
-            .select([
-                lit(id).alias("indicator_id"),
-                col("org_unit_id"),
-                col("grain"),
-                col("period"),
-                col("segment"),
-                col("numerator"),
-                col("denominator"),
-                col("n_rows").fill_null(lit(0i64)),
-            ])
+            .select(columns)
             .collect()?;
         out.push(joined);
     }

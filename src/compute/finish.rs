@@ -321,16 +321,6 @@ fn with_stock_periods(
             [col("__month")],
             JoinArgs::new(JoinType::Inner),
         );
-    let out_cols = [
-        "indicator_id",
-        "org_unit_id",
-        "grain",
-        "period",
-        "segment",
-        "numerator",
-        "denominator",
-        "n_rows",
-    ];
     let last = spread
         .clone()
         .filter(col("__stock").eq(lit("last")))
@@ -341,7 +331,7 @@ fn with_stock_periods(
             JoinArgs::new(JoinType::Inner),
         )
         .filter(col("__month").eq(col("__last_month")))
-        .select(out_cols.map(col));
+        .select(RAW_COLUMNS.map(col));
     let mean = spread
         .filter(
             col("__stock")
@@ -354,9 +344,9 @@ fn with_stock_periods(
             col("denominator").mean(),
             col("n_rows").sum(),
         ])
-        .select(out_cols.map(col));
+        .select(RAW_COLUMNS.map(col));
     concat(
-        [flows.select(out_cols.map(col)), last, mean],
+        [flows.select(RAW_COLUMNS.map(col)), last, mean],
         UnionArgs::default(),
     )
 }

@@ -170,34 +170,9 @@ fn from_text(raw: Expr, declared: ColumnType, date_format: Option<&str>) -> Expr
             },
             |_, f| Ok(Field::new(f.name().clone(), DataType::Boolean)),
         ),
-        ColumnType::Year => {
-            let four_digits = trimmed.clone().str().len_chars().eq(lit(4u32));
-            let date = concat_str([trimmed, lit("-01-01")], "", false)
-                .str()
-                .to_date(StrptimeOptions {
-                    format: Some("%Y-%m-%d".into()),
-                    strict: false,
-                    exact: true,
-                    cache: true,
-                });
-            when(four_digits)
-                .then(date)
-                .otherwise(lit(NULL).cast(DataType::Date))
-        }
-        ColumnType::Month => {
-            // `2024-01` is the month; `2024-01-15` is a date, not a month (a rejected row).
-            let date = concat_str([trimmed.clone(), lit("-01")], "", false)
-                .str()
-                .to_date(StrptimeOptions {
-                    format: Some("%Y-%m-%d".into()),
-                    strict: false,
-                    exact: true,
-                    cache: true,
-                });
-            when(trimmed.str().len_chars().eq(lit(7u32)))
-                .then(date)
-                .otherwise(lit(NULL).cast(DataType::Date))
-        }
+        ColumnType::Year => first_day(trimmed, 4, "-01-01"),
+        // `2024-01` is the month; `2024-01-15` is a date, not a month (a rejected row).
+        ColumnType::Month => first_day(trimmed, 7, "-01"),
         ColumnType::Date => trimmed.str().to_date(StrptimeOptions {
             format: Some(date_format.unwrap_or("%Y-%m-%d").into()),
             strict: false,
@@ -205,6 +180,22 @@ fn from_text(raw: Expr, declared: ColumnType, date_format: Option<&str>) -> Expr
             cache: true,
         }),
     }
+}
+
+/// The first day of a year (`2024`, 4 characters) or month (`2024-01`, 7), from text of exactly
+/// `len` characters completed by `rest` to an ISO date; null otherwise.
+fn first_day(trimmed: Expr, len: u32, rest: &str) -> Expr {
+    let date = concat_str([trimmed.clone(), lit(rest)], "", false)
+        .str()
+        .to_date(StrptimeOptions {
+            format: Some("%Y-%m-%d".into()),
+            strict: false,
+            exact: true,
+            cache: true,
+        });
+    when(trimmed.str().len_chars().eq(lit(len)))
+        .then(date)
+        .otherwise(lit(NULL).cast(DataType::Date))
 }
 
 /// `true`/`false` (and 1/0, yes/no, ja/nej, t/f), in any letter case.

@@ -67,8 +67,6 @@ pub struct Season {
     /// The residual standard deviation of the season model (n − 14 degrees of freedom): the
     /// spread once trend, step and season are taken out.
     pub residual_sd: f64,
-    /// Points per month: each index is a mean of about this many points.
-    pub per_month: f64,
 }
 
 /// What the drift reading found for one series.
@@ -82,12 +80,6 @@ pub struct DriftReading {
     pub phi: f64,
     /// The lag-1 autocorrelation measured in the baseline.
     pub r1: f64,
-    pub baseline_mean: f64,
-    pub baseline_sd: f64,
-    /// Half-width of the EWMA limits.
-    pub ewma_half_width: f64,
-    /// EWMA per point of the series (`None` before the judged window and at missing values).
-    pub ewma: Vec<Option<f64>>,
     /// Indices of judged points where the EWMA or the point itself lies beyond its limit on the
     /// deteriorating side.
     pub alarms: Vec<usize>,
@@ -207,7 +199,6 @@ pub fn drift(
         Direction::Decrease => d > 0.0,
         Direction::Neutral => false,
     };
-    let mut ewma = vec![None; values.len()];
     let (mut alarms, mut ewma_alarms, mut watch_alarms) = (Vec::new(), Vec::new(), Vec::new());
     let watch_width = half_width * opts.watch_l / l;
     let mut z = mean;
@@ -215,7 +206,6 @@ pub fn drift(
     for &i in present.iter().filter(|&&i| i >= judged_from) {
         let x = adjusted(i);
         z = lambda * x + (1.0 - lambda) * z;
-        ewma[i] = Some(z);
         if !usable {
             continue;
         }
@@ -236,10 +226,6 @@ pub fn drift(
         season,
         phi,
         r1,
-        baseline_mean: mean,
-        baseline_sd: sd,
-        ewma_half_width: half_width,
-        ewma,
         alarms,
         ewma_alarms,
         watch_alarms,
@@ -358,7 +344,6 @@ fn season_test(groups: &[Vec<Point>], p_max: f64) -> Option<Season> {
         f,
         p,
         residual_sd: (rss_full / df2).sqrt(),
-        per_month: n / 12.0,
     })
 }
 
