@@ -170,33 +170,30 @@ fn ewma_limits_widened_for_ar1_keep_the_false_alarm_rate_of_independent_points()
 
 #[test]
 fn the_flag_is_quiet_on_stable_series_and_catches_real_changes() {
-    // 1000 simulated 36-month series per class (seeds of this test; the README's table comes
-    // from `cargo bench --bench signals` on fresh seeds). The bar where it holds; where
-    // it does not yet (AR(1) act ≤ 1 %, the seasonal shift caught ≥ 90 %) the levels reached.
-    let n = 1000;
-    for (k, class) in oc_series::CLASSES.iter().enumerate() {
-        let seed = 1000 + k as u64;
-        let [act, watch, _] = oc_series::rates(class, n, seed, false);
-        let [act_before, watch_before, _] = oc_series::rates(class, n, seed, true);
+    // 4000 simulated 36-month series per class, on this test's seeds (the README's table comes
+    // from `cargo bench --bench signals` on fresh seeds): the signals issue's bar.
+    let n = 4000;
+    // Per class (in `CLASSES` order): for a stable series the most act and watch allowed, for
+    // a real change the least share caught (act or watch) and the least act.
+    let bars: [(f64, f64); 8] = [
+        (0.01, 0.10),
+        (0.01, 0.10),
+        (0.01, 0.10),
+        (0.01, 0.10),
+        (0.90, 0.60),
+        (0.99, 0.0),
+        (0.95, 0.0),
+        (0.90, 0.0),
+    ];
+    for (k, (class, (first, second))) in oc_series::CLASSES.iter().zip(bars).enumerate() {
+        let [act, watch, _] = oc_series::rates(class, n, 1000 + k as u64, false);
         let name = class.name;
         if class.changed {
-            // More of the changes reach `act` than with the XmR flag.
-            assert!(act > act_before, "{name}: act {act} against {act_before}");
-            assert!(act >= 0.6, "{name}: act {act}");
-            assert!(act + watch >= 0.85, "{name}: caught {act} + {watch}");
+            assert!(act + watch >= first, "{name}: caught {act} + {watch}");
+            assert!(act >= second, "{name}: act {act}");
         } else {
-            assert!(watch <= 0.10, "{name}: watch {watch}");
-            assert!(act <= 0.035, "{name}: act {act}");
-            assert!(
-                act + watch < act_before + watch_before || act + watch <= 0.1,
-                "{name}"
-            );
+            assert!(act <= first, "{name}: act {act}");
+            assert!(watch <= second, "{name}: watch {watch}");
         }
     }
-    // The large recent change (the bar: 99 %) and the slow trend (bar 95 %; 94–96 %
-    // on fresh seeds, so asserted at 93 %).
-    let [act, watch, _] = oc_series::rates(&oc_series::CLASSES[5], n, 2005, false);
-    assert!(act + watch >= 0.99, "3 sd over 6 months: {act} + {watch}");
-    let [act, watch, _] = oc_series::rates(&oc_series::CLASSES[6], n, 2006, false);
-    assert!(act + watch >= 0.93, "slow trend: {act} + {watch}");
 }

@@ -332,7 +332,7 @@ fn point_frame(series: &[Series], analysed: &[Analysis]) -> PolarsResult<DataFra
 
 /// `none`, `watch` or `act`, and why, for one series. With a drift reading (a series long enough
 /// for a baseline and a judged window, see `stats::drift`), the flag is the drift reading's:
-/// `act` when the latest point is an alarm (EWMA or 3 sd beyond the baseline, on the worse side),
+/// `act` when the latest point is an alarm (the EWMA beyond its act limit on the worse side),
 /// when it is beyond the watch limit after a significant trend the worse way (`trend_worse`),
 /// or when the target is consistently failed; `watch` when a point of the judged window is
 /// beyond the watch limit.
@@ -360,24 +360,29 @@ pub fn flag(
             .map(String::as_str)
             .unwrap_or("")
     );
-    let autocorrelation = if d.phi > 0.0 {
-        format!("; limits widened for lag-1 autocorrelation {:.2}", d.phi)
-    } else {
-        String::new()
+    let widened = |phi: f64| {
+        if phi > 0.0 {
+            format!("; limits widened for lag-1 autocorrelation {phi:.2}")
+        } else {
+            String::new()
+        }
     };
+    let autocorrelation = widened(d.phi);
     if d.latest_alarm(values) {
         let since = d.alarms.first().map(|&i| periods[i].as_str()).unwrap_or("");
         return (
             "act",
             format!(
-                "concern: {judged} has moved to the worse side of {baseline}, since {since} (EWMA or a value beyond 3 sd{autocorrelation})"
+                "concern: {judged} has moved to the worse side of {baseline}, since {since} (EWMA beyond its limit{})",
+                widened(d.phi_act)
             ),
         );
     }
-    if trend_worse && d.phi < 0.2 && d.latest_watch(values) {
+    if trend_worse && d.phi_act < 0.2 && d.latest_watch(values) {
         // A climb that began inside the baseline: the window is only near the limit, but the
-        // whole series has a significant trend the worse way (Mann-Kendall). Not under real
-        // autocorrelation, which makes Mann-Kendall's p too small (Hamed & Rao 1998).
+        // whole series has a significant trend the worse way (Mann-Kendall). Not where
+        // autocorrelation is plausible (φ one standard error up reaches 0.2), which makes
+        // Mann-Kendall's p too small (Hamed & Rao 1998).
         return (
             "act",
             format!(
@@ -657,7 +662,7 @@ fn series_frame(
                 .map(|x| x.p),
         );
         autocorrelation.push(a.drift.as_ref().map(|d| d.r1).filter(|r| r.is_finite()));
-        ewma_signal.push(a.drift.as_ref().map(|d| !d.ewma_alarms.is_empty()));
+        ewma_signal.push(a.drift.as_ref().map(|d| !d.alarms.is_empty()));
         cols[0].push(s.indicator.clone());
         cols[1].push(s.unit.clone());
         cols[2].push(s.segment.clone());

@@ -230,7 +230,7 @@ fn summary(a: &Analysed) -> BTreeMap<&'static str, serde_json::Value> {
     );
     m.insert(
         "ewma_signal",
-        json!(a.drift.as_ref().map(|d| !d.ewma_alarms.is_empty())),
+        json!(a.drift.as_ref().map(|d| !d.alarms.is_empty())),
     );
     m.insert("trend", json!(a.mk.as_ref().map(|k| k.trend)));
     m.insert("mk_p", json!(a.mk.as_ref().map(|k| k.p)));

@@ -124,10 +124,7 @@ impl Lang {
                 ", efter en signifikant trend åt det sämre hållet",
             ),
             (" in the latest period", " i senaste perioden"),
-            (
-                "EWMA or a value beyond 3 sd",
-                "EWMA eller ett värde bortom 3 standardavvikelser",
-            ),
+            ("EWMA beyond its limit", "EWMA bortom sin gräns"),
             (
                 "; limits widened for lag-1 autocorrelation ",
                 "; gränserna vidgade för autokorrelation ",
