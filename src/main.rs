@@ -242,6 +242,11 @@ styrkort report out/uddevalla/latest --lang en -o report.html"
         /// File format of the generated sources.
         #[arg(long, value_enum, default_value_t = styrkort::generate::DataFormat::Csv)]
         format: styrkort::generate::DataFormat,
+        /// Plant a sick-leave step (×1.5 from January of the last year) in about a third of the
+        /// units, chosen by the seed, and write `truth.csv` saying which: for measuring how
+        /// often the flag catches a real change and how often it cries wolf.
+        #[arg(long)]
+        known_truth: bool,
     },
 }
 
@@ -478,11 +483,14 @@ fn main() -> ExitCode {
             seed,
             out,
             format,
-        } => styrkort::generate::write_pipeline_dir(&out, scale, seed, format).map(|files| {
-            for f in files {
-                print_out(&format!("wrote {}\n", f.display()));
-            }
-        }),
+            known_truth,
+        } => styrkort::generate::write_pipeline_dir(&out, scale, seed, format, known_truth).map(
+            |files| {
+                for f in files {
+                    print_out(&format!("wrote {}\n", f.display()));
+                }
+            },
+        ),
     };
     match result {
         Ok(()) if alert => ExitCode::from(3),

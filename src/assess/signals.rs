@@ -334,8 +334,8 @@ fn point_frame(series: &[Series], analysed: &[Analysis]) -> PolarsResult<DataFra
 /// for a baseline and a judged window, see `stats::drift`), the flag is the drift reading's:
 /// `act` when the latest point is an alarm (the EWMA beyond its act limit on the worse side),
 /// when it is beyond the watch limit after a significant trend the worse way (`trend_worse`),
-/// or when the target is consistently failed; `watch` when a point of the judged window is
-/// beyond the watch limit.
+/// or when the target is consistently failed; `watch` when the latest point, or one of the
+/// last six, is beyond the watch limit.
 /// Shorter series keep the XmR reading (`flag_xmr`).
 pub fn flag(
     spc: &SpcResult,
@@ -381,7 +381,7 @@ pub fn flag(
     if trend_worse && d.phi_act < 0.2 && d.latest_watch(values) {
         // A climb that began inside the baseline: the window is only near the limit, but the
         // whole series has a significant trend the worse way (Mann-Kendall). Not where
-        // autocorrelation is plausible (φ one standard error up reaches 0.2), which makes
+        // autocorrelation is plausible (φ for the act limits reaches 0.2), which makes
         // Mann-Kendall's p too small (Hamed & Rao 1998).
         return (
             "act",
@@ -404,7 +404,10 @@ pub fn flag(
             ),
         );
     }
-    if let Some(&i) = d.watch_alarms.last() {
+    // An excursion that has come back counts while it is recent (the last six periods, as for
+    // the XmR flag): one from most of a year ago that has not stayed is not news.
+    let recent = values.len().saturating_sub(6);
+    if let Some(&i) = d.watch_alarms.last().filter(|&&i| i >= recent) {
         return (
             "watch",
             format!(

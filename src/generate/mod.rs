@@ -131,19 +131,86 @@ const ANALYSES: &str = include_str!("../../fixtures/uddevalla/analyses.csv");
 
 /// Writes the org tree, code mapping and every source's CSV into `dir`.
 pub fn write_municipality(dir: &Path, scale: u32, seed: u64) -> Result<Vec<PathBuf>, Error> {
-    write_sources(dir, scale, seed, DataFormat::Csv)
+    write_sources(dir, scale, seed, DataFormat::Csv, None)
+}
+
+/// The sick-leave step planted in known-truth mode: ×1.5 from this month on.
+pub const PLANTED_FROM: (i32, u32) = (FIRST_YEAR + YEARS - 1, 1);
+const PLANTED_FACTOR: f64 = 1.5;
+
+/// Known-truth mode: which units get a planted sick-leave change. About a third of the units
+/// (Hemtjänst Norr always, whose climb is planted anyway), chosen by the seed.
+fn planted_units(seed: u64) -> Vec<&'static str> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(100));
+    UNITS
+        .iter()
+        .filter(|u| u.kind == "enhet")
+        .filter(|u| u.id == "SOC-ALD-HTN" || rng.random_bool(1.0 / 3.0))
+        .map(|u| u.id)
+        .collect()
+}
+
+/// `truth.csv`: per unit's sick-leave series, whether a change was planted, and which.
+fn truth_table(planted: &[&str]) -> Table {
+    let mut t = Table::new(
+        "truth.csv",
+        &[
+            "indicator_id",
+            "org_unit_id",
+            "segment",
+            "planted_change",
+            "change_from",
+            "change",
+        ],
+    );
+    let from = Month::new(PLANTED_FROM.0, PLANTED_FROM.1).label();
+    for unit in UNITS.iter().filter(|u| u.kind == "enhet") {
+        let (planted_change, change_from, change) = if unit.id == "SOC-ALD-HTN" {
+            (
+                "true",
+                Month::new(FIRST_YEAR, 1).label(),
+                "sick leave climbs from about 6 % to about 14 % over the three years".to_string(),
+            )
+        } else if planted.contains(&unit.id) {
+            (
+                "true",
+                from.clone(),
+                format!("sick leave ×{PLANTED_FACTOR} from {from} on (a step up)"),
+            )
+        } else {
+            ("false", String::new(), String::new())
+        };
+        t.push(vec![
+            "sick_leave_pct".into(),
+            unit.id.into(),
+            "total".into(),
+            planted_change.into(),
+            change_from,
+            change,
+        ]);
+    }
+    t
 }
 
 /// Writes the org tree and code mapping (CSV), every source (CSV or Parquet), the hand-kept
 /// targets and actions, and `pipeline.toml` pointing at them: `styrkort run DIR/pipeline.toml`
 /// works at once. Tables are generated and written one at a time, so memory holds one table.
+///
+/// With `known_truth`, about a third of the units get a planted sick-leave step (×1.5 from
+/// January of the last year) and `truth.csv` says which, so the flag's false-alarm and
+/// detection rates can be measured on data that went through the whole engine.
 pub fn write_pipeline_dir(
     dir: &Path,
     scale: u32,
     seed: u64,
     format: DataFormat,
+    known_truth: bool,
 ) -> Result<Vec<PathBuf>, Error> {
-    let mut written = write_sources(dir, scale, seed, format)?;
+    let planted = known_truth.then(|| planted_units(seed));
+    let mut written = write_sources(dir, scale, seed, format, planted.as_deref())?;
+    if let Some(planted) = &planted {
+        written.push(truth_table(planted).write(dir)?);
+    }
     let write = |name: &str, text: &str| -> Result<PathBuf, Error> {
         let path = dir.join(name);
         std::fs::write(&path, text)
@@ -176,6 +243,7 @@ fn write_sources(
     scale: u32,
     seed: u64,
     format: DataFormat,
+    planted: Option<&[&str]>,
 ) -> Result<Vec<PathBuf>, Error> {
     if scale == 0 {
         return Err(Error::Usage("--scale must be at least 1".into()));
@@ -188,7 +256,7 @@ fn write_sources(
     let tables: [&dyn Fn() -> Table; 11] = [
         &org::org_units,
         &org::code_mapping,
-        &|| hr_time(&mut rng(1), s),
+        &|| hr_time(&mut rng(1), s, planted.unwrap_or_default()),
         &|| ledger(&mut rng(2), s),
         &|| preschool_applications(&mut rng(3), s),
         &|| grade9_results(&mut rng(4), s),
@@ -264,7 +332,7 @@ fn declared_columns(source: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn hr_time(rng: &mut ChaCha8Rng, scale: usize) -> Table {
+fn hr_time(rng: &mut ChaCha8Rng, scale: usize, planted: &[&str]) -> Table {
     let mut t = Table::new(
         "hr_time.csv",
         &[
@@ -312,7 +380,12 @@ fn hr_time(rng: &mut ChaCha8Rng, scale: usize) -> Table {
             };
             for (i, &m) in all.iter().enumerate().take(end + 1).skip(start) {
                 let scheduled = (165.0 * rate * 2.0f64).round() / 2.0;
-                let sick_rate = unit_sick_rate(unit.id, i, all.len()) * sick_season(m);
+                let step = planted.contains(&unit.id)
+                    && unit.id != "SOC-ALD-HTN"
+                    && m >= Month::new(PLANTED_FROM.0, PLANTED_FROM.1);
+                let sick_rate = unit_sick_rate(unit.id, i, all.len())
+                    * sick_season(m)
+                    * if step { PLANTED_FACTOR } else { 1.0 };
                 let sick = if rng.random_bool(0.3) {
                     (scheduled * sick_rate / 0.3 * rng.random_range(0.5..1.5)).min(scheduled)
                 } else {

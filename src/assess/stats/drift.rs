@@ -22,7 +22,7 @@
 //!   line, bias-corrected for the fitted line (E[r₁] ≈ φ − (2 + 5.5φ)/n) and clamped to
 //!   [0, 0.9]; the sample variance, biased low by 2φ/((n − 1)(1 − φ)) under autocorrelation, is
 //!   corrected for it. The *act* limits use φ measured on all points (around a line with a step
-//!   at the window) one standard error up, since an underestimated φ is what raises false
+//!   at the window) 0.8 standard errors up, since an underestimated φ is what raises false
 //!   alarms on autocorrelated series.
 //! - **EWMA** (Roberts 1959; Lucas & Saccucci 1990): zₜ = λxₜ + (1 − λ)zₜ₋₁ from the baseline
 //!   mean, with λ = 0.2 and L = 2.962, which gives an in-control average run length of 500
@@ -30,7 +30,7 @@
 //!   μ₀ ± L σ₀ √(λ/(2 − λ) · c + m), c = (1 + φ(1 − λ))/(1 − φ(1 − λ)) the variance inflation
 //!   of an EWMA of an AR(1) process (1 without autocorrelation), and m = (1 + φ)/((1 − φ) n)
 //!   the variance of the baseline mean of n points, itself an estimate. Beyond them: *act*.
-//!   The *watch* limits use L = 2.5 and the baseline's φ.
+//!   The *watch* limits use L = 2.4 and the baseline's φ.
 //! - **A single point** beyond μ₀ ± 3.5σ₀√(1 + m) is watched, not acted on: one month is not a
 //!   shift (the XmR chart still marks it as a special cause).
 //!
@@ -59,6 +59,8 @@ pub struct DriftOptions {
     pub point_l: f64,
     /// `act` limits use φ plus this many standard errors of its estimate: on three years of
     /// months φ is uncertain (±0.15 at φ = 0.5), and an underestimate narrows the limits.
+    /// (0.8, with L = 2.962 and `watch_l` = 2.4, from the operating characteristics measured
+    /// by `cargo bench --bench signals`: the bar with the widest margins found.)
     pub act_phi_margin: f64,
 }
 
@@ -70,9 +72,9 @@ impl Default for DriftOptions {
             window: 12,
             min_baseline: 12,
             season_p: 0.10,
-            watch_l: 2.5,
+            watch_l: 2.4,
             point_l: 3.5,
-            act_phi_margin: 1.0,
+            act_phi_margin: 0.8,
         }
     }
 }
@@ -123,15 +125,12 @@ pub struct DriftReading {
 }
 
 impl DriftReading {
-    /// True when the series is on the worse side now: its latest present point is an alarm, or
-    /// an earlier point of the window was and the latest is still beyond the watch limit (a
-    /// shift that has stayed).
+    /// True when the series is on the worse side now: its latest present point is an alarm.
+    /// (An earlier alarm with the latest point only at the watch level is a watch: counting it
+    /// as act raised the acts on stable autocorrelated series more than on real shifts.)
     pub fn latest_alarm(&self, values: &[Option<f64>]) -> bool {
-        let Some(latest) = values.iter().rposition(Option::is_some) else {
-            return false;
-        };
-        self.alarms.contains(&latest)
-            || (!self.alarms.is_empty() && self.watch_alarms.contains(&latest))
+        let latest = values.iter().rposition(Option::is_some);
+        latest.is_some_and(|i| self.alarms.contains(&i))
     }
 
     /// True when the latest present point is beyond the watch limit (but not an alarm).
@@ -217,10 +216,12 @@ pub fn drift(
             y: adjusted(i),
         })
         .collect();
+    // A season this strong (p < 0.001) is not autocorrelated wander fitted by chance.
+    let weak_season = season.as_ref().is_some_and(|s| s.p >= 0.001);
     let phi_act = act_phi(
         &points,
         &window,
-        season.as_ref().map(|_| &baseline[..]),
+        weak_season.then_some(&baseline[..]),
         &y,
         opts,
     );
@@ -271,10 +272,10 @@ pub fn drift(
 
 /// The autocorrelation the `act` limits are built with: φ measured on every point (baseline and
 /// judged window, around a line with a step at the window, so a real change is not read as
-/// autocorrelation: 36 points instead of 24), one standard error up. With a season, φ of the
-/// unadjusted baseline too, and the larger taken: a wave fitted to two years soaks up
-/// autocorrelated wander (a stable AR(1) series "has" a wave one time in four), and φ after
-/// adjusting then understates it. An underestimated φ is what made stable AR(1) series act
+/// autocorrelation: 36 points instead of 24), `act_phi_margin` standard errors up. With a weak season
+/// (`raw_baseline` given), φ of the unadjusted baseline too, and the larger taken: a wave
+/// fitted to two years soaks up autocorrelated wander (a stable AR(1) series "has" a wave one
+/// time in four), and φ after adjusting then understates it. An underestimated φ is what made stable AR(1) series act
 /// 2.6 % of the time; `watch` keeps the baseline's point estimate, so detection is not lost.
 fn act_phi(
     baseline: &[Point],
@@ -592,12 +593,12 @@ mod tests {
         values.extend((0..12).map(|_| Some(7.0)));
         let opts = DriftOptions::default();
         let down_is_worse = drift(&values, None, Direction::Increase, &opts).unwrap();
-        // z after k points at 7: 10 − 3(1 − 0.8^k). Act limits take φ one standard error up,
-        // 0 + √(1/36) ≈ 0.167: c = (1 + 0.1333)/(1 − 0.1333) ≈ 1.308, m = (1.167/0.833)/24 ≈
-        // 0.0584, half-width 2.962 · 1.042 · √(0.2/1.8 · c + m) ≈ 1.392: beyond from k = 3
+        // z after k points at 7: 10 − 3(1 − 0.8^k). Act limits take φ 0.8 standard errors up,
+        // 0 + 0.8 √(1/36) ≈ 0.133: c = (1 + 0.107)/(1 − 0.107) ≈ 1.239, m = (1.133/0.867)/24 ≈
+        // 0.0545, half-width 2.962 · 1.042 · √(0.2/1.8 · c + m) ≈ 1.353: beyond from k = 3
         // (z = 8.536, 1.464 below); k = 2 (8.92) is not.
         assert_eq!(down_is_worse.alarms.first(), Some(&26));
-        // The watch limit (2.5, φ = 0: 2.5 · 1.042 · √(0.2/1.8 + 1/24) ≈ 1.018) is crossed from
+        // The watch limit (2.4, φ = 0: 2.4 · 1.042 · √(0.2/1.8 + 1/24) ≈ 0.977) is crossed from
         // k = 2 (z = 8.92); no single point is beyond 3.5 sd.
         assert_eq!(down_is_worse.watch_alarms.first(), Some(&25));
         assert!(down_is_worse.latest_alarm(&values));
