@@ -272,3 +272,52 @@ fn on_known_truth_data_the_flag_catches_planted_changes_and_leaves_stable_units_
         "{false_watch} of {stable} stable series watch"
     );
 }
+
+#[test]
+fn laney_p_prime_reads_a_small_month_as_noise_and_a_large_units_drop_as_a_signal() {
+    use styrkort::assess::signals::{flag_prime, flag_xmr};
+    use styrkort::assess::stats::prime::{PrimeKind, prime_chart};
+    use styrkort::assess::stats::{Direction, SpcOptions, xmr};
+    let judge = |x: &[u32], n: &[u32]| {
+        let counts: Vec<Option<(f64, f64)>> = x
+            .iter()
+            .zip(n)
+            .map(|(&x, &n)| Some((x as f64, n as f64)))
+            .collect();
+        let values: Vec<Option<f64>> = counts.iter().map(|c| c.map(|(x, n)| x / n)).collect();
+        let periods: Vec<String> = (0..values.len()).map(|i| i.to_string()).collect();
+        let opts = SpcOptions {
+            direction: Direction::Increase,
+            target: None,
+            rebase_at: Vec::new(),
+            fix_after: None,
+            screen_outliers: true,
+        };
+        let spc = xmr(&values, &opts);
+        let chart = prime_chart(&counts, PrimeKind::Proportion, true).unwrap();
+        let prime = flag_prime(
+            &chart,
+            PrimeKind::Proportion,
+            Direction::Increase,
+            &spc,
+            false,
+            &periods,
+        )
+        .0;
+        (prime, flag_xmr(&spc, false, &periods).0)
+    };
+    // Eleven months of 50 cases around 80 % with binomial noise, then a month of 5 cases with 2
+    // (40 %). By hand: p̄ = 884/555 ≈ 0.7964, σ_z ≈ 1.371, the last month's lower p′ limit
+    // 0.7964 − 3 · 1.371 · √(0.7964 · 0.2036 / 5) ≈ 0.056: 40 % is within. The XmR chart
+    // (mean 0.767, lower limit 0.467) reads it as a special cause.
+    let x = [36, 44, 40, 38, 42, 37, 43, 41, 39, 44, 36, 2];
+    let mut n = [50; 12];
+    n[11] = 5;
+    assert_eq!(judge(&x, &n), ("none", "act"));
+    // A unit of 5,000 a month around 80 %, then 77 %: p̄ = 0.79775, σ_z ≈ 1.277, lower limit
+    // 0.79775 − 3 · 1.277 · √(0.79775 · 0.20225 / 5000) ≈ 0.7760: 77 % is a real drop.
+    let x = [
+        4000, 4030, 3975, 4010, 3990, 4025, 3980, 4005, 3995, 4020, 3985, 3850,
+    ];
+    assert_eq!(judge(&x, &[5000; 12]).0, "act");
+}

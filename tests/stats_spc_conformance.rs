@@ -336,3 +336,107 @@ fn anhoej_limits_match_the_table() {
         );
     }
 }
+
+/// Hospital infections of qicharts2's data (all hospitals and infections, summed per month):
+/// infections and patient days, 2015–2016.
+const HAI_MONTHS: [(f64, f64); 24] = [
+    (575.0, 310466.8333332932),
+    (521.0, 282346.7916667171),
+    (585.0, 309089.7083333032),
+    (528.0, 287977.3333331682),
+    (507.0, 297743.3750000285),
+    (519.0, 286988.25000001),
+    (457.0, 261120.3333333698),
+    (505.0, 268720.7500000453),
+    (494.0, 284437.875000129),
+    (512.0, 290449.4999999395),
+    (543.0, 288104.4583333086),
+    (506.0, 279961.374999952),
+    (509.0, 289803.9583333509),
+    (521.0, 275950.5833333193),
+    (549.0, 290824.4583333324),
+    (531.0, 285495.750000041),
+    (509.0, 282515.2083332975),
+    (528.0, 273927.8750000195),
+    (419.0, 253085.624999983),
+    (512.0, 262410.7083333832),
+    (495.0, 275529.2500000122),
+    (513.0, 282405.0833333654),
+    (454.0, 259530.7916666563),
+    (490.0, 256235.45833330762),
+];
+
+#[test]
+fn u_chart_matches_qicharts2_hospital_infections() {
+    // qicharts2's own test `hai_1.rds` (qic(month, n, days, data = hospital_infections,
+    // chart = 'u'), read with the `rdata` Python package): CL 0.001823575165, mean lower limit
+    // 0.001581489772, mean upper limit 0.002065660559.
+    use styrkort::assess::stats::prime::{PrimeKind, prime_chart};
+    let counts: Vec<Option<(f64, f64)>> = HAI_MONTHS.iter().map(|&c| Some(c)).collect();
+    let chart = prime_chart(&counts, PrimeKind::Rate, false).unwrap();
+    let mean = |f: fn(&styrkort::assess::stats::prime::PrimePoint) -> f64| {
+        chart.points.iter().flatten().map(f).sum::<f64>() / 24.0
+    };
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs();
+    assert!(close(chart.centre, 0.001823575165), "{}", chart.centre);
+    assert!(
+        close(mean(|p| p.lcl), 0.001581489772),
+        "{}",
+        mean(|p| p.lcl)
+    );
+    assert!(
+        close(mean(|p| p.ucl), 0.002065660559),
+        "{}",
+        mean(|p| p.ucl)
+    );
+}
+
+#[test]
+fn p_prime_chart_reads_nhs_accident_and_emergency_as_qicharts2_and_laney_do() {
+    // Mohammed et al. 2013 (BMJ Qual Saf 22:362), qicharts2's `nhs_accidents`: attendances seen
+    // within four hours of all attendances, 20 weeks, ~280,000 a week. With such sizes the
+    // plain p chart puts 16 of 20 weeks outside its limits; Laney's p′ none. Expected values
+    // from an independent computation (Python, Laney's formulas: p̄ = Σr/Σn, zᵢ over
+    // √(p̄(1 − p̄)/nᵢ), σ_z = mean |Δz| / 1.128, limits p̄ ± 3σ_z√(p̄(1 − p̄)/nᵢ)).
+    use styrkort::assess::stats::prime::{PrimeKind, prime_chart};
+    let r = [
+        266501, 264225, 276532, 281461, 269071, 261215, 270409, 279778, 270483, 270320, 267923,
+        271478, 255353, 256820, 261835, 259144, 255910, 260863, 264465, 260989,
+    ];
+    let n = [
+        280443, 276823, 291681, 296155, 282343, 275888, 283867, 295251, 284468, 282529, 279618,
+        283932, 266629, 268091, 276803, 271578, 266005, 273520, 278574, 273772,
+    ];
+    let counts: Vec<Option<(f64, f64)>> = r
+        .iter()
+        .zip(&n)
+        .map(|(&r, &n)| Some((r as f64, n as f64)))
+        .collect();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
+    let prime = prime_chart(&counts, PrimeKind::Proportion, true).unwrap();
+    assert!(close(prime.centre, 0.9528997113441912), "{}", prime.centre);
+    assert!(close(prime.sigma_z, 10.64042186349651), "{}", prime.sigma_z);
+    for (i, lcl, ucl) in [
+        (0, 0.9401296441775141, 0.9656697785108682),
+        (12, 0.939803013989125, 0.9659964086992573),
+        (19, 0.9399749965229042, 0.9658244261654781),
+    ] {
+        let p = prime.points[i].unwrap();
+        assert!(
+            close(p.lcl, lcl) && close(p.ucl, ucl),
+            "week {}: {p:?}",
+            i + 1
+        );
+    }
+    let outside = |chart: &styrkort::assess::stats::prime::PrimeChart| {
+        chart
+            .points
+            .iter()
+            .flatten()
+            .filter(|p| p.value < p.lcl || p.value > p.ucl)
+            .count()
+    };
+    let plain = prime_chart(&counts, PrimeKind::Proportion, false).unwrap();
+    assert_eq!(outside(&plain), 16);
+    assert_eq!(outside(&prime), 0);
+}

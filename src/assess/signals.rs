@@ -10,6 +10,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::stats::intervals::{Significance, compare, rate_interval, wilson};
+use super::stats::prime::{PrimeChart, PrimeKind, prime_chart};
 use super::stats::{
     Assurance, Centre, Direction, DriftOptions, DriftReading, MannKendall, Ols, PointType,
     SpcOptions, SpcResult, SpecialCause, anhoej, drift, mann_kendall, ols, xmr,
@@ -50,6 +51,8 @@ struct Series {
     target: Option<f64>,
     /// The latest point's numerator and denominator, for its confidence interval.
     latest_counts: Option<(f64, f64)>,
+    /// Every point's numerator and denominator, for a p′ or u′ chart.
+    counts: Vec<Option<(f64, f64)>>,
     /// The unit's parent in the org tree (the benchmark of the funnel across siblings).
     parent: Option<String>,
 }
@@ -64,6 +67,8 @@ struct Analysis {
     run_chart: Vec<super::stats::RunsPart>,
     mk: Option<MannKendall>,
     line: Option<Ols>,
+    /// Laney's p′ or u′ chart, for an indicator with a `stat_kind`.
+    prime: Option<(PrimeKind, PrimeChart)>,
 }
 
 /// The interval of a value `scale × x / n` at `confidence`, for an indicator with a `stat_kind`.
@@ -217,6 +222,13 @@ pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Sign
             )
             .ok()
             .filter(|_| present.len() >= 3);
+            let prime = ind.stat_kind.and_then(|k| {
+                let kind = match k {
+                    StatKind::Proportion => PrimeKind::Proportion,
+                    StatKind::Rate => PrimeKind::Rate,
+                };
+                prime_chart(&s.counts, kind, true).map(|c| (kind, c))
+            });
             Analysis {
                 spc,
                 drift,
@@ -224,6 +236,7 @@ pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Sign
                 run_chart,
                 mk,
                 line,
+                prime,
             }
         })
         .collect();
@@ -280,6 +293,7 @@ fn split_series(rows: &DataFrame) -> PolarsResult<Vec<Series>> {
                 values: Vec::new(),
                 target: None,
                 latest_counts: None,
+                counts: Vec::new(),
                 parent: None,
             });
         }
@@ -291,6 +305,7 @@ fn split_series(rows: &DataFrame) -> PolarsResult<Vec<Series>> {
         last.period_months.push(Month::of_date(date).0);
         last.values.push(value.get(i));
         last.latest_counts = numerator.get(i).zip(denominator.get(i));
+        last.counts.push(last.latest_counts);
         last.parent = path
             .get(i)
             .and_then(|p| p.rsplit('/').nth(1))
@@ -479,6 +494,66 @@ pub fn worse_trend(m: &MannKendall, improvement: Direction) -> bool {
         }
 }
 
+/// The flag of a proportion or rate too short for the drift reading, from Laney's p′ or u′
+/// chart: `act` when the latest value is beyond its limit on the worse side (the limit follows
+/// that period's size: a small month's dip is binomial noise, a large unit's real shift is not)
+/// or the target is consistently failed; `watch` when one of the last six was beyond it, or on
+/// a runs signal.
+pub fn flag_prime(
+    chart: &PrimeChart,
+    kind: PrimeKind,
+    improvement: Direction,
+    spc: &SpcResult,
+    runs_signal: bool,
+    periods: &[String],
+) -> (&'static str, String) {
+    let name = kind.label();
+    let worse = |p: &super::stats::prime::PrimePoint| match improvement {
+        Direction::Increase => p.value < p.lcl,
+        Direction::Decrease => p.value > p.ucl,
+        Direction::Neutral => false,
+    };
+    let side = match improvement {
+        Direction::Increase => "below the lower",
+        _ => "above the upper",
+    };
+    let Some(last) = chart.points.iter().rposition(Option::is_some) else {
+        return ("none", "no values".into());
+    };
+    if chart.points[last].as_ref().is_some_and(worse) {
+        return (
+            "act",
+            format!("concern: the latest value is {side} {name} limit"),
+        );
+    }
+    if spc.assurance == Some(Assurance::ConsistentFail) {
+        return (
+            "act",
+            "consistently failing the target: it lies outside the process limits, so the process must change to meet it".into(),
+        );
+    }
+    let recent = chart.points.len().saturating_sub(6);
+    if let Some(i) = (recent..chart.points.len())
+        .rev()
+        .find(|&i| chart.points[i].as_ref().is_some_and(worse))
+    {
+        return (
+            "watch",
+            format!(
+                "concern at {} ({side} {name} limit), not in the latest period",
+                periods[i]
+            ),
+        );
+    }
+    if runs_signal {
+        return (
+            "watch",
+            "non-random runs around the mean (Anhøj rules): the process may be shifting".into(),
+        );
+    }
+    ("none", format!("common-cause variation ({name} limits)"))
+}
+
 /// The flag from the XmR chart and runs alone, for series too short for a drift reading.
 pub fn flag_xmr(spc: &SpcResult, runs_signal: bool, periods: &[String]) -> (&'static str, String) {
     let n = spc.points.len();
@@ -567,6 +642,7 @@ fn series_frame(
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut latest_value, mut target) = (Vec::new(), Vec::new());
     let (mut icon, mut assurance, mut flag_col) = (Vec::new(), Vec::new(), Vec::new());
+    let mut chart_col: Vec<&str> = Vec::new();
     let latest: std::collections::HashMap<(&str, &str, &str), Option<f64>> = series
         .iter()
         .map(|s| {
@@ -649,14 +725,26 @@ fn series_frame(
         let trend_worse =
             a.mk.as_ref()
                 .is_some_and(|m| worse_trend(m, direction(polarity)));
-        let (f, reason) = flag(
-            spc,
-            a.drift.as_ref(),
-            &s.values,
-            signal,
-            trend_worse,
-            &s.periods,
-        );
+        // The drift reading for long series; for a proportion or rate too short for it,
+        // Laney's chart, whose limits follow each period's size; else the XmR chart.
+        let (chart, (f, reason)) = match (&a.drift, &a.prime) {
+            (None, Some((kind, prime))) => (
+                kind.label(),
+                flag_prime(prime, *kind, direction(polarity), spc, signal, &s.periods),
+            ),
+            (drift, _) => (
+                if drift.is_some() { "ewma" } else { "xmr" },
+                flag(
+                    spc,
+                    drift.as_ref(),
+                    &s.values,
+                    signal,
+                    trend_worse,
+                    &s.periods,
+                ),
+            ),
+        };
+        chart_col.push(chart);
         seasonal.push(a.drift.as_ref().map(|d| d.season.is_some()));
         season_p.push(
             a.drift
@@ -727,7 +815,7 @@ fn series_frame(
         "sens_slope" => sen,
         "ols_slope" => ols_slope,
         "ols_p" => ols_p,
-        "chart" => vec!["xmr"; flag_col.len()],
+        "chart" => chart_col,
         "seasonal" => seasonal,
         "season_p" => season_p,
         "autocorrelation" => autocorrelation,

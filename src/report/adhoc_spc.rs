@@ -219,7 +219,10 @@ fn summary(a: &Analysed) -> BTreeMap<&'static str, serde_json::Value> {
         "n_crossings_min",
         json!(last.and_then(|r| r.n_crossings_min)),
     );
-    m.insert("chart", json!("xmr"));
+    m.insert(
+        "chart",
+        json!(if a.drift.is_some() { "ewma" } else { "xmr" }),
+    );
     m.insert(
         "seasonal",
         json!(a.drift.as_ref().map(|d| d.season.is_some())),

@@ -5,6 +5,7 @@
 pub mod drift;
 pub mod funnel;
 pub mod intervals;
+pub mod prime;
 pub mod runs;
 pub mod spc;
 pub mod trend;
