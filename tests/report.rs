@@ -199,6 +199,53 @@ fn the_report_renders_offline_with_every_goal_indicator_and_chart() {
     assert!(chart.contains(&format!("data-points=\"{}\"", series.height())));
     assert_eq!(chart.matches("<circle").count(), series.height());
 
+    // Where the flag found a season, the chart draws the seasonal expectation beside the
+    // values: one point per month, at the Parquet's `seasonal_expected`.
+    let seasonal = read_parquet(&run_dir().join("deviations.parquet"))
+        .lazy()
+        .filter(
+            col("seasonal_expected")
+                .is_not_null()
+                .and(col("segment").eq(lit("total"))),
+        )
+        .group_by([col("indicator_id"), col("org_unit_id")])
+        .agg([len().alias("n")])
+        .sort(["indicator_id", "org_unit_id"], Default::default())
+        .collect()
+        .unwrap();
+    let ids = seasonal.column("indicator_id").unwrap().str().unwrap();
+    let units = seasonal.column("org_unit_id").unwrap().str().unwrap();
+    let counts = seasonal.column("n").unwrap().u32().unwrap();
+    let shown = (0..seasonal.height())
+        .find(|&i| {
+            dom.contains(&format!(
+                "id=\"ind-{}-{}\"",
+                ids.get(i).unwrap(),
+                units.get(i).unwrap()
+            ))
+        })
+        .expect("a seasonal series in the report");
+    let figure = element(
+        dom,
+        "figure",
+        &format!(
+            "ind-{}-{}",
+            ids.get(shown).unwrap(),
+            units.get(shown).unwrap()
+        ),
+    );
+    let marker = "<polyline class=\"exp\" points=\"";
+    let expected = &figure[figure
+        .find(marker)
+        .expect("the seasonal expectation is drawn")
+        + marker.len()..];
+    let expected = &expected[..expected.find("\">").unwrap()];
+    assert_eq!(
+        expected.split(' ').count() as u32,
+        counts.get(shown).unwrap(),
+        "one point per month"
+    );
+
     // The kommun's sick leave in the goal table: the Parquet value, written the Swedish way.
     let kommun = read_parquet(&run_dir().join("deviations.parquet"))
         .lazy()

@@ -40,7 +40,7 @@ pub struct Assessment {
 const KEYS: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];
 
 /// Columns of `deviations.parquet`, in order.
-pub const DEVIATION_COLUMNS: [&str; 41] = [
+pub const DEVIATION_COLUMNS: [&str; 42] = [
     "indicator_id",
     "org_unit_id",
     "org_level",
@@ -82,6 +82,7 @@ pub const DEVIATION_COLUMNS: [&str; 41] = [
     "spc_upl",
     "special_cause",
     "point_type",
+    "seasonal_expected",
 ];
 
 #[allow(clippy::too_many_arguments)]

@@ -321,9 +321,19 @@ fn split_series(rows: &DataFrame) -> PolarsResult<Vec<Series>> {
 fn point_frame(series: &[Series], analysed: &[Analysis]) -> PolarsResult<DataFrame> {
     let mut keys: [Vec<&str>; 5] = Default::default();
     let (mut mean, mut lpl, mut upl) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut cause, mut ptype) = (Vec::new(), Vec::new());
+    let (mut cause, mut ptype, mut expected) = (Vec::new(), Vec::new(), Vec::new());
     for (s, a) in series.iter().zip(analysed) {
-        for (p, period) in a.spc.points.iter().zip(&s.periods) {
+        // The seasonal expectation, where a season was found: the baseline's level plus the
+        // month's index, so the chart shows the winter peak that comes every winter.
+        let season = a
+            .drift
+            .as_ref()
+            .and_then(|d| d.season.as_ref().map(|season| (d.centre, season)));
+        for ((p, period), month) in a.spc.points.iter().zip(&s.periods).zip(&s.period_months) {
+            expected
+                .push(season.map(|(centre, season)| {
+                    centre + season.indices[month.rem_euclid(12) as usize]
+                }));
             keys[0].push(&s.indicator);
             keys[1].push(&s.unit);
             keys[2].push(&s.grain);
@@ -341,7 +351,7 @@ fn point_frame(series: &[Series], analysed: &[Analysis]) -> PolarsResult<DataFra
     df!(
         "indicator_id" => a, "org_unit_id" => b, "grain" => c, "period" => d, "segment" => e,
         "spc_mean" => mean, "spc_lpl" => lpl, "spc_upl" => upl,
-        "special_cause" => cause, "point_type" => ptype,
+        "special_cause" => cause, "point_type" => ptype, "seasonal_expected" => expected,
     )
 }
 

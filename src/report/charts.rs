@@ -23,6 +23,9 @@ pub struct SpcPoint {
     pub upl: Option<f64>,
     /// `common_cause`, `special_cause_improvement`, `special_cause_concern`, …
     pub point_type: String,
+    /// The seasonal expectation (the baseline's level plus the month's seasonal index), where
+    /// the flag found a season.
+    pub expected: Option<f64>,
 }
 
 /// A linear map from data to pixels.
@@ -78,8 +81,9 @@ fn point_class(point_type: &str) -> &'static str {
     }
 }
 
-/// The SPC chart of one series: values, mean, process limits, the target line, and each value a
-/// circle coloured by its point type. `data-points` says how many values it shows.
+/// The SPC chart of one series: values, mean, process limits, the seasonal expectation (where
+/// the series has a season), the target line, and each value a circle coloured by its point
+/// type. `data-points` says how many values it shows.
 pub fn spc_chart(series: &[SpcPoint], target: Option<f64>, lang: Lang, title: &str) -> Markup {
     let n = series.len().max(1);
     let x = |i: usize| {
@@ -92,7 +96,7 @@ pub fn spc_chart(series: &[SpcPoint], target: Option<f64>, lang: Lang, title: &s
     let y = Scale::new(
         series
             .iter()
-            .flat_map(|p| [p.value, p.mean, p.lpl, p.upl])
+            .flat_map(|p| [p.value, p.mean, p.lpl, p.upl, p.expected])
             .flatten()
             .chain(target),
         H - BOTTOM,
@@ -123,6 +127,10 @@ pub fn spc_chart(series: &[SpcPoint], target: Option<f64>, lang: Lang, title: &s
             polyline.lim points=(points(&line(&|p| p.upl))) {}
             polyline.lim points=(points(&line(&|p| p.lpl))) {}
             polyline.mean points=(points(&line(&|p| p.mean))) {}
+            @let expected = line(&|p| p.expected);
+            @if !expected.is_empty() {
+                polyline.exp points=(points(&expected)) {}
+            }
             @if let Some(t) = target {
                 line.tgt x1=(LEFT) y1=(format!("{:.1}", y.at(t))) x2=(W - RIGHT) y2=(format!("{:.1}", y.at(t))) {}
             }

@@ -43,7 +43,7 @@ figure{margin:10px 0 18px;break-inside:avoid}figcaption{font-size:.9em;margin-bo
 svg.spc,svg.funnel,svg.bars{width:100%;max-width:700px;height:auto;display:block}
 svg .axis{stroke:#999}svg .tick{font-size:10px;fill:#555}
 svg .val{fill:none;stroke:#3d4a5c;stroke-width:1.2}svg .mean{fill:none;stroke:#1d2433;stroke-dasharray:4 3}
-svg .lim{fill:none;stroke:#7a8699;stroke-dasharray:2 3}svg .tgt{stroke:#c62828;stroke-width:1.2;stroke-dasharray:6 3}
+svg .lim{fill:none;stroke:#7a8699;stroke-dasharray:2 3}svg .exp{fill:none;stroke:#2e7d32;stroke-width:1;stroke-dasharray:5 2 1 2}svg .tgt{stroke:#c62828;stroke-width:1.2;stroke-dasharray:6 3}
 svg .pcc{fill:#7b7d7d}svg .pi{fill:#289de0}svg .pc{fill:#fab428}svg .pn{fill:#490092}
 svg .bar{fill:#6b8fc7}svg .l95{fill:none;stroke:#7a8699;stroke-dasharray:3 3}svg .l998{fill:none;stroke:#1d2433;stroke-dasharray:1 2}
 svg.icon{width:18px;height:18px;vertical-align:middle}svg.icon text{font-size:11px;fill:#fff;font-weight:bold}
@@ -123,7 +123,16 @@ struct Indicator {
 }
 
 /// Mean, lower and upper process limits, and the point type of a value on an SPC chart.
-type SpcLimits = (Option<f64>, Option<f64>, Option<f64>, String);
+/// A point's SPC reading: centre line, process limits, point type, and the seasonal
+/// expectation where a season was found.
+#[derive(Clone)]
+struct SpcLimits {
+    mean: Option<f64>,
+    lpl: Option<f64>,
+    upl: Option<f64>,
+    point_type: String,
+    expected: Option<f64>,
+}
 
 /// Year-end forecast, its low and high, and the outlook.
 type Forecast = (f64, Option<f64>, Option<f64>, Option<String>);
@@ -604,9 +613,16 @@ fn cells_of(dev: &DataFrame) -> Result<BTreeMap<(String, String), Vec<Cell>>, Er
         f("spc_lpl")?,
         f("spc_upl")?,
     );
+    let expected = f("seasonal_expected")?;
     let mut out: BTreeMap<(String, String), Vec<Cell>> = BTreeMap::new();
     for i in 0..dev.height() {
-        let spc = ptype[i].clone().map(|pt| (mean[i], lpl[i], upl[i], pt));
+        let spc = ptype[i].clone().map(|point_type| SpcLimits {
+            mean: mean[i],
+            lpl: lpl[i],
+            upl: upl[i],
+            point_type,
+            expected: expected[i],
+        });
         out.entry((text(&ind, i), text(&unit, i)))
             .or_default()
             .push(Cell {
@@ -960,8 +976,8 @@ fn units(run: &RunTables, lang: Lang) -> Markup {
         section #enheter {
             h2 { (lang.t("Nyckeltal per enhet", "Indicators by unit")) }
             p.meta { (lang.t(
-                "Styrdiagram (SPC): värden, medelvärde (streckat), processgränser (prickat) och målvärde (rött). Blå punkter är särskilda orsaker till det bättre, orange till det sämre.",
-                "SPC charts: values, mean (dashed), process limits (dotted) and target (red). Blue points are special causes for the better, orange for the worse.")) }
+                "Styrdiagram (SPC): värden, medelvärde (streckat), processgränser (prickat), säsongsförväntan (grönt, där serien har en säsong) och målvärde (rött). Blå punkter är särskilda orsaker till det bättre, orange till det sämre.",
+                "SPC charts: values, mean (dashed), process limits (dotted), seasonal expectation (green, where the series has a season) and target (red). Blue points are special causes for the better, orange for the worse.")) }
             @for u in &run.units { (unit_section(run, lang, u)) }
         }
     }
@@ -1007,14 +1023,15 @@ fn spc_figure(
     let points: Vec<SpcPoint> = series
         .iter()
         .map(|c| {
-            let (mean, lpl, upl, pt) = c.spc.clone().expect("spc series cells carry limits");
+            let spc = c.spc.clone().expect("spc series cells carry limits");
             SpcPoint {
                 period: c.period.clone(),
                 value: c.value,
-                mean,
-                lpl,
-                upl,
-                point_type: pt,
+                mean: spc.mean,
+                lpl: spc.lpl,
+                upl: spc.upl,
+                point_type: spc.point_type,
+                expected: spc.expected,
             }
         })
         .collect();

@@ -110,6 +110,9 @@ pub struct DriftReading {
     pub judged_from: usize,
     /// The season, when it was real and the series was adjusted for it.
     pub season: Option<Season>,
+    /// The baseline's mean (of the seasonally adjusted values): with the season's index, what a
+    /// month is expected to be when nothing has changed.
+    pub centre: f64,
     /// The autocorrelation used for the watch limits: the baseline's bias-corrected φ.
     pub phi: f64,
     /// The lag-1 autocorrelation measured in the baseline.
@@ -262,6 +265,7 @@ pub fn drift(
     Some(DriftReading {
         judged_from,
         season,
+        centre: mean,
         phi,
         r1,
         phi_act,
