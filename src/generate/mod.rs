@@ -11,7 +11,8 @@
 //! Planted realities that the fixtures' tests and users can find:
 //! - sick leave peaks every winter and dips every summer (±30 % of a unit's level), and in
 //!   Hemtjänst Norr (`SOC-ALD-HTN`) it climbs from about 6 % to about 14 % besides;
-//! - building permit applications rise every spring, library activities drop every July;
+//! - building permit applications rise every spring, library activities drop every July, home
+//!   care plans more visits in winter (±10 %);
 //! - Herrestadskolan (`BUF-GSK-HER`) has clearly fewer pupils eligible for upper secondary;
 //! - Hemtjänst Söder (`SOC-ALD-HTS`) reported no home-care visits for March 2024;
 //! - a team's cost centre `1450` moved from Hemtjänst Centrum to Hemtjänst Norr on 2023-07-01,
@@ -454,6 +455,12 @@ fn sick_season(m: Month) -> f64 {
     1.0 + 0.3 * (2.0 * std::f64::consts::PI * (m.month() as f64 - 1.0) / 12.0).cos()
 }
 
+/// Home care's season: clients need more visits in winter (+10 % in January, −10 % in July,
+/// when relatives are on holiday and help more).
+fn homecare_season(m: Month) -> f64 {
+    1.0 + 0.1 * (2.0 * std::f64::consts::PI * (m.month() as f64 - 1.0) / 12.0).cos()
+}
+
 /// Sick-leave level of a unit in month `i` of `n`: Hemtjänst Norr climbs, others stay level.
 fn unit_sick_rate(unit: &str, i: usize, n: usize) -> f64 {
     let progress = i as f64 / (n - 1) as f64;
@@ -615,9 +622,10 @@ fn homecare_visits(rng: &mut ChaCha8Rng, scale: usize) -> Table {
             let gender = if rng.random_bool(0.65) { "K" } else { "M" };
             let planned_base = rng.random_range(20..120);
             for m in months() {
-                let planned: u32 = ((planned_base as f64) * (1.0 + noise(rng, 0.1)))
-                    .round()
-                    .max(1.0) as u32;
+                let planned: u32 =
+                    ((planned_base as f64) * homecare_season(m) * (1.0 + noise(rng, 0.1)))
+                        .round()
+                        .max(1.0) as u32;
                 let missed = if rng.random_bool(0.3) {
                     rng.random_range(0..=(planned / 10).max(1))
                 } else {
