@@ -581,6 +581,7 @@ mod tests {
         )
         .unwrap();
         let s = r.season.expect("the season is real");
+        assert_eq!(s.shape, SeasonShape::Wave, "a smooth season is a wave");
         assert!(s.p < 1e-6, "{}", s.p);
         assert!((s.indices[3] - 2.0).abs() < 0.05, "{:?}", s.indices);
         assert!(r.alarms.is_empty(), "{:?}", r.alarms);
@@ -608,6 +609,31 @@ mod tests {
         assert!(down_is_worse.latest_alarm(&values));
         let up_is_worse = drift(&values, None, Direction::Decrease, &opts).unwrap();
         assert!(up_is_worse.alarms.is_empty());
+    }
+
+    #[test]
+    fn a_library_closed_every_july_has_monthly_levels_not_a_wave() {
+        // 100 activities a month (± a little), 20 in July: no smooth wave fits a one-month hole,
+        // one level per month does. A July as low as usual is not alarmed; the index is −80
+        // less the hole's share of the centre (−80 · 11/12 ≈ −73.3).
+        let months: Vec<u32> = (0..48).map(|t| t % 12).collect();
+        let values: Vec<Option<f64>> = (0..48)
+            .map(|t| {
+                let level = if t % 12 == 6 { 20.0 } else { 100.0 };
+                Some(level + ((t * 7 % 5) as f64 - 2.0))
+            })
+            .collect();
+        let r = drift(
+            &values,
+            Some(&months),
+            Direction::Increase,
+            &DriftOptions::default(),
+        )
+        .unwrap();
+        let s = r.season.expect("the season is real");
+        assert_eq!(s.shape, SeasonShape::Monthly);
+        assert!((s.indices[6] + 73.3).abs() < 1.0, "{:?}", s.indices);
+        assert!(r.alarms.is_empty() && r.watch_alarms.is_empty());
     }
 
     #[test]
