@@ -355,6 +355,12 @@ fn point_frame(series: &[Series], analysed: &[Analysis]) -> PolarsResult<DataFra
     )
 }
 
+/// The reason of an `act` for a target outside the process limits on the wrong side.
+const CONSISTENT_FAIL: &str = "consistently failing the target: it lies outside the process limits, so the process must change to meet it";
+/// The reason of a `watch` for an Anhøj runs signal.
+const RUNS_SIGNAL: &str =
+    "non-random runs around the mean (Anhøj rules): the process may be shifting";
+
 /// `none`, `watch` or `act`, and why, for one series. With a drift reading (a series long enough
 /// for a baseline and a judged window, see `stats::drift`), the flag is the drift reading's:
 /// `act` when the latest point is an alarm (the EWMA beyond its act limit on the worse side),
@@ -416,10 +422,7 @@ pub fn flag(
         );
     }
     if spc.assurance == Some(Assurance::ConsistentFail) {
-        return (
-            "act",
-            "consistently failing the target: it lies outside the process limits, so the process must change to meet it".into(),
-        );
+        return ("act", CONSISTENT_FAIL.into());
     }
     if d.latest_watch(values) {
         return (
@@ -537,10 +540,7 @@ pub fn flag_prime(
         );
     }
     if spc.assurance == Some(Assurance::ConsistentFail) {
-        return (
-            "act",
-            "consistently failing the target: it lies outside the process limits, so the process must change to meet it".into(),
-        );
+        return ("act", CONSISTENT_FAIL.into());
     }
     let recent = chart.points.len().saturating_sub(6);
     if let Some(i) = (recent..chart.points.len())
@@ -556,10 +556,7 @@ pub fn flag_prime(
         );
     }
     if runs_signal {
-        return (
-            "watch",
-            "non-random runs around the mean (Anhøj rules): the process may be shifting".into(),
-        );
+        return ("watch", RUNS_SIGNAL.into());
     }
     ("none", format!("common-cause variation ({name} limits)"))
 }
@@ -608,10 +605,7 @@ pub fn flag_xmr(spc: &SpcResult, runs_signal: bool, periods: &[String]) -> (&'st
         return ("act", format!("concern: {what}, since {}", periods[first]));
     }
     if spc.assurance == Some(Assurance::ConsistentFail) {
-        return (
-            "act",
-            "consistently failing the target: it lies outside the process limits, so the process must change to meet it".into(),
-        );
+        return ("act", CONSISTENT_FAIL.into());
     }
     let recent = n.saturating_sub(6);
     if let Some(i) = (recent..n)
@@ -628,10 +622,7 @@ pub fn flag_xmr(spc: &SpcResult, runs_signal: bool, periods: &[String]) -> (&'st
         );
     }
     if runs_signal {
-        return (
-            "watch",
-            "non-random runs around the mean (Anhøj rules): the process may be shifting".into(),
-        );
+        return ("watch", RUNS_SIGNAL.into());
     }
     if spc.assurance == Some(Assurance::Inconsistent) {
         return (
