@@ -123,6 +123,8 @@ impl Lang {
                 ", after a significant deteriorating trend",
                 ", efter en signifikant trend åt det sämre hållet",
             ),
+            // Before " in the latest period", which it contains.
+            ("not in the latest period", "inte i senaste perioden"),
             (" in the latest period", " i senaste perioden"),
             ("EWMA beyond its limit", "EWMA bortom sin gräns"),
             (
@@ -176,7 +178,6 @@ impl Lang {
                 "2 of the last 3 values near a process limit",
                 "2 av de 3 senaste värdena nära en processgräns",
             ),
-            ("not in the latest period", "inte i senaste perioden"),
             ("the latest value is ", "senaste värdet ligger "),
             ("concern at ", "oroande vid "),
             ("concern: ", "oroande: "),
@@ -259,6 +260,16 @@ mod tests {
         assert_eq!(
             Lang::Sv.reason("concern: 7 periods rising in a row, since 2024-03"),
             "oroande: 7 perioder i rad med ökning, sedan 2024-03"
+        );
+        assert_eq!(
+            Lang::Sv.reason(
+                "the series was on the worse side of its baseline 2022-01–2023-12 in period 2024-09, not in the latest period"
+            ),
+            "serien låg på den sämre sidan om sin baslinje 2022-01–2023-12 under perioden 2024-09, inte i senaste perioden"
+        );
+        assert_eq!(
+            Lang::Sv.reason("concern: the latest value is below the lower p′ limit"),
+            "oroande: senaste värdet ligger under den nedre p′-gränsen"
         );
     }
 }
