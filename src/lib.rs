@@ -389,16 +389,37 @@ pub fn org_changes_since_last_run(tree: &OrgTree, pipeline_dir: &Path) -> Vec<St
 pub fn explain(
     path: &Path,
     as_of: Option<NaiveDate>,
+    engine: Option<compute::Engine>,
     verbose: bool,
 ) -> Result<Vec<report::ExplainedSource>, Error> {
     let loaded = load(path)?;
     let p = &loaded.pipeline;
+    let engine = run::resolve_engine(p, engine)?;
     let months = run_months(p, resolve_as_of(p, as_of))?;
     let inputs = expand_inputs(p)?;
     let mut out = Vec::new();
     for source in &p.def.sources {
         let files = inputs[source.name.get_ref()].clone();
-        let plan = plan_source(p, source, &loaded.tree, &loaded.mapping, months, files)?;
+        let plan = plan_source(
+            p,
+            source,
+            &loaded.tree,
+            &loaded.mapping,
+            months,
+            files,
+            engine.is_sql(),
+        )?;
+        let table = format!("source_{}", plan.source);
+        let (engine_text, sql) = match &plan.sql {
+            None => (engine.to_string(), Vec::new()),
+            Some(Err(why)) => (format!("polars — {why}"), Vec::new()),
+            Some(Ok(sql)) => {
+                let statements = sql.statements(&table).map_err(Error::Usage)?;
+                let mut all = vec![statements.states];
+                all.extend(statements.sets.into_iter().map(|(_, _, s)| s));
+                (engine.to_string(), all)
+            }
+        };
         let polars_plan = if verbose {
             polars::prelude::LazyFrame::explain_all(
                 plan.outputs
@@ -424,6 +445,8 @@ pub fn explain(
             state_kinds: plan.state_kinds(),
             segments: plan.segment_outputs.clone(),
             direct: plan.direct.clone(),
+            engine: engine_text,
+            sql: if verbose { sql } else { Vec::new() },
             polars_plan,
         });
     }

@@ -79,6 +79,12 @@ enum Command {
         /// Accept an --as-of more than a month after today (refused by default, as a typo).
         #[arg(long)]
         allow_future: bool,
+        /// Where phase 1 (the scan into partial states) runs: polars (default), datafusion
+        /// (in-process), or ballista://host:port (a Ballista cluster; Parquet sources only,
+        /// the others are read here). Overrides the pipeline's [engine]. Needs a build with
+        /// `--features distributed`.
+        #[arg(long, value_parser = parse_engine)]
+        engine: Option<styrkort::compute::Engine>,
     },
     /// Check the definitions, org tree, code mapping and source headers without computing.
     #[command(after_help = EXIT_CODES)]
@@ -99,7 +105,11 @@ enum Command {
         /// As for `run`: decides which periods the plan covers.
         #[arg(long, value_parser = parse_date)]
         as_of: Option<NaiveDate>,
-        /// Also print polars' optimised plan of each source's scan (long).
+        /// Where phase 1 would run (as for `run`); SQL engines show their statements with
+        /// --verbose.
+        #[arg(long, value_parser = parse_engine)]
+        engine: Option<styrkort::compute::Engine>,
+        /// Also print polars' optimised plan of each source's scan (long), or the SQL.
         #[arg(long)]
         verbose: bool,
     },
@@ -228,6 +238,20 @@ styrkort report out/uddevalla/latest --lang en -o report.html"
     /// Write a synthetic municipality's org tree and operational data (the fixtures' generator),
     /// with targets, actions and a ready-to-run pipeline.toml: `styrkort run OUT/pipeline.toml`.
     /// Scale 1 with seed 1 is exactly fixtures/uddevalla; scale 100 gives about 100 times the rows.
+    /// Start a Ballista cluster inside this process — a scheduler and executors on 127.0.0.1 —
+    /// to try `run --engine ballista://…` on one machine. Prints the scheduler's address and
+    /// runs until stopped (Ctrl-C). Real clusters run Ballista's own binaries.
+    #[cfg(feature = "distributed")]
+    #[command(after_help = "Example:\n  styrkort cluster --executors 2 &\n  \
+styrkort run pipelines/uddevalla.toml --engine ballista://127.0.0.1:PORT")]
+    Cluster {
+        /// Executors to start.
+        #[arg(long, default_value_t = 2)]
+        executors: usize,
+        /// Task slots (parallel tasks) per executor.
+        #[arg(long, default_value_t = 1)]
+        slots: usize,
+    },
     Generate {
         /// Multiplies the number of employees, clients, pupils, cases and contacts.
         #[arg(long, default_value_t = 1)]
@@ -311,6 +335,10 @@ fn parse_format(s: &str) -> Result<styrkort::report::Format, String> {
     }
 }
 
+fn parse_engine(s: &str) -> Result<styrkort::compute::Engine, String> {
+    styrkort::compute::Engine::parse(s)
+}
+
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| format!("expected a date as YYYY-MM-DD, found '{s}'"))
@@ -363,11 +391,13 @@ fn main() -> ExitCode {
             fail_on,
             skip_unchanged,
             allow_future,
+            engine,
         } => {
             let options = styrkort::RunOptions {
                 fail_on,
                 skip_unchanged,
                 allow_future,
+                engine,
                 ..styrkort::RunOptions::new(as_of, out)
             };
             styrkort::run_or_skip(&pipeline, &options).map(|outcome| match outcome {
@@ -386,8 +416,9 @@ fn main() -> ExitCode {
         Command::Explain {
             pipeline,
             as_of,
+            engine,
             verbose,
-        } => styrkort::explain(&pipeline, as_of, verbose)
+        } => styrkort::explain(&pipeline, as_of, engine, verbose)
             .map(|e| print_out(&styrkort::report::explained(&e))),
         Command::Inspect {
             run,
@@ -477,6 +508,18 @@ fn main() -> ExitCode {
                     dir.join("pipeline.toml").display()
                 ));
             })
+        }
+        #[cfg(feature = "distributed")]
+        Command::Cluster { executors, slots } => {
+            match styrkort::compute::cluster::LocalCluster::start(executors, slots) {
+                Ok(cluster) => {
+                    print_out(&format!("{}\n", cluster.url()));
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(e) => Err(styrkort::Error::Usage(e)),
+            }
         }
         Command::Generate {
             scale,

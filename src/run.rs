@@ -12,7 +12,8 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::compute::{
-    ComputeError, IndicatorRules, SourceResult, combine_sides, finish_values, run_sources,
+    ComputeError, DEFAULT_TIMEOUT, Engine, IndicatorRules, Phase1, SourceResult, combine_sides,
+    finish_values, run_sources,
 };
 use crate::definitions::{OnBadRows, Pipeline};
 use crate::ingest::InputFile;
@@ -64,6 +65,8 @@ pub struct RunOptions {
     /// Accept an as-of date more than a month after today (refused by default: a typo such as
     /// 2205 for 2025 would publish centuries of no-data rows and move `latest` there).
     pub allow_future: bool,
+    /// Where phase 1 runs, over the pipeline's `[engine]`.
+    pub engine: Option<Engine>,
 }
 
 impl RunOptions {
@@ -74,6 +77,7 @@ impl RunOptions {
             fail_on: Vec::new(),
             skip_unchanged: false,
             allow_future: false,
+            engine: None,
         }
     }
 }
@@ -119,6 +123,7 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<RunSummary, Error> {
         skip_unchanged: false,
         fail_on: options.fail_on.clone(),
         allow_future: options.allow_future,
+        engine: options.engine.clone(),
         ..RunOptions::new(options.as_of, options.out.clone())
     };
     match run_or_skip(path, &options)? {
@@ -193,6 +198,31 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
     })
 }
 
+/// The engine phase 1 runs on: `asked` (the command line), else the pipeline's `[engine]`.
+pub fn resolve_engine(p: &Pipeline, asked: Option<Engine>) -> Result<Engine, Error> {
+    Ok(match asked {
+        Some(e) => e,
+        None => match &p.def.engine.name {
+            Some(name) => Engine::parse(name.get_ref()).map_err(Error::Usage)?,
+            None => Engine::Polars,
+        },
+    })
+}
+
+/// Starts the engine phase 1 runs on (see [`resolve_engine`]).
+fn start_engine(p: &Pipeline, asked: Option<Engine>) -> Result<Phase1, Error> {
+    let engine = resolve_engine(p, asked)?;
+    let timeout = p
+        .def
+        .engine
+        .timeout_seconds
+        .as_ref()
+        .map(|t| std::time::Duration::from_secs(*t.get_ref()))
+        .unwrap_or(DEFAULT_TIMEOUT);
+    tracing::info!(engine = %engine, "phase 1 engine");
+    Phase1::start(engine, timeout).map_err(Error::Usage)
+}
+
 fn run_in_span(
     path: &Path,
     options: &RunOptions,
@@ -249,6 +279,7 @@ fn run_in_span(
     }
     stages.lap("hash_inputs");
 
+    let phase1 = start_engine(p, options.engine.clone())?;
     let total = p.def.sources.len();
     let finished = AtomicUsize::new(0);
     let show_progress = std::io::stderr().is_terminal();
@@ -267,6 +298,7 @@ fn run_in_span(
         &loaded.mapping,
         months,
         &inputs,
+        &phase1,
         &on_source_done,
     )?;
     for file in inputs.values().flatten() {

@@ -431,7 +431,7 @@ fn an_aggregate_without_mergeable_state_is_computed_directly() {
         ),
     ];
     write_world(&fx, &w, &indicators);
-    let explained = styrkort::explain(&fx.path("pipeline.toml"), None, false).unwrap();
+    let explained = styrkort::explain(&fx.path("pipeline.toml"), None, None, false).unwrap();
     let direct: Vec<&str> = explained[0]
         .direct
         .iter()

@@ -14,14 +14,21 @@
 //! rows joined to ancestors and periods, as one more output of the same scan.
 //! Sources run in parallel; `finish` then fills the unit × period grid and computes values.
 
+#[cfg(feature = "distributed")]
+pub mod cluster;
 mod cross;
+#[cfg(feature = "distributed")]
+mod datafusion;
 mod direct;
+mod engine;
 mod expr;
 mod finish;
 mod partial;
 mod rollup;
+pub mod sql;
 
 pub use cross::combine_sides;
+pub use engine::{DEFAULT_TIMEOUT, Engine, Phase1};
 pub use expr::{IndicatorAggs, compile_indicator, restrict_to};
 pub use finish::{IndicatorRules, finish_values};
 pub use partial::{Decomposed, Merge, SetKind, decompose};
@@ -33,7 +40,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::definitions::{IndicatorDef, Pipeline, Rollup, SourceDef};
-use crate::ingest::{IngestError, InputFile, SourceRows, scan_source};
+use crate::ingest::{IngestError, InputFile, SourceRows, checked_rows, scan_source};
 use crate::org::{CodeMapping, OrgTree};
 use crate::period::{Grain, Month, RunMonths};
 use rollup::{PartialIndicator, SegmentPartials};
@@ -109,6 +116,9 @@ pub struct SourcePlan {
     /// Phase-1 outputs: per segmentation its scalar states and its set states, then the
     /// direct path's cells (if any indicator takes it).
     pub outputs: Vec<LazyFrame>,
+    /// Phase 1 as SQL when an SQL engine was asked for: `Err` says why this source runs on
+    /// polars instead.
+    pub sql: Option<Result<sql::SqlSource, String>>,
     partial: Vec<PartialIndicator>,
     layout: Vec<SegmentLayout>,
     direct_output: Option<usize>,
@@ -150,17 +160,23 @@ fn partial_grains(ind: &IndicatorDef) -> Vec<Grain> {
     g
 }
 
-/// True for rows whose own unit is in the subtrees under `roots`: a scoped indicator counts
-/// only those rows, in its units and in every unit above them (a board's home-care cost per
-/// client must not divide its nursing homes' costs by home-care clients).
-fn in_scope(tree: &OrgTree, roots: &[&str]) -> Expr {
+/// The indices of the units in the subtrees under `roots`, ascending.
+fn scope_units(tree: &OrgTree, roots: &[&str]) -> Vec<u32> {
+    let units: BTreeSet<u32> = roots
+        .iter()
+        .flat_map(|root| tree.subtree(root))
+        .filter_map(|id| tree.index_of(id))
+        .collect();
+    units.into_iter().collect()
+}
+
+/// True for rows whose own unit is in `units`: a scoped indicator counts only the rows of the
+/// subtrees under its scope, in its units and in every unit above them (a board's home-care
+/// cost per client must not divide its nursing homes' costs by home-care clients).
+fn in_scope(tree: &OrgTree, units: &[u32]) -> Expr {
     let mut inside = vec![false; tree.units().len()];
-    for root in roots {
-        for id in tree.subtree(root) {
-            if let Some(at) = tree.index_of(id) {
-                inside[at as usize] = true;
-            }
-        }
+    for &u in units {
+        inside[u as usize] = true;
     }
     let inside = Arc::new(inside);
     col("__unit").map(
@@ -214,7 +230,7 @@ impl SourcePlan {
     }
 }
 
-/// Builds (but does not run) the plan for one source.
+/// Builds (but does not run) the plan for one source; with `as_sql`, also its phase 1 as SQL.
 pub fn plan_source(
     pipeline: &Pipeline,
     source: &SourceDef,
@@ -222,8 +238,10 @@ pub fn plan_source(
     mapping: &CodeMapping,
     months: RunMonths,
     files: Vec<InputFile>,
+    as_sql: bool,
 ) -> Result<SourcePlan, ComputeError> {
     let name = source.name.get_ref().clone();
+    let first_file = files.first().cloned();
     let rows = scan_source(source, tree, mapping, months, files)?;
     let defs: Vec<&IndicatorDef> = pipeline.indicators_of(&name).collect();
     let expression_err = |ind: &IndicatorDef, message: String| ComputeError::Expression {
@@ -236,25 +254,27 @@ pub fn plan_source(
     let mut direct_defs = Vec::new();
     let mut direct = Vec::new();
     let mut filters = Vec::new();
+    let mut sql_filters = Vec::new();
     for (slot, ind) in defs.iter().enumerate() {
         let filter = match &ind.filter {
             Some(f) => Some(
                 crate::definitions::compile_sql_expr(f.get_ref())
-                    .map_err(|m| expression_err(ind, m))?
-                    .fill_null(lit(false)),
+                    .map_err(|m| expression_err(ind, m))?,
             ),
             None => None,
         };
-        let scope = ind
+        let units = ind
             .scope
             .as_ref()
-            .map(|s| in_scope(tree, &s.get_ref().roots()));
-        let condition = match (filter, scope) {
+            .map(|s| scope_units(tree, &s.get_ref().roots()));
+        let scope = units.as_ref().map(|u| in_scope(tree, u));
+        let condition = match (filter.clone().map(|f| f.fill_null(lit(false))), scope) {
             (Some(f), Some(s)) => Some(s.and(f)),
             (f, s) => f.or(s),
         };
         if let Some(cond) = condition {
             filters.push(cond.alias(format!("__filter_{slot}")));
+            sql_filters.push((format!("__filter_{slot}"), filter, units));
         }
         match decompose(ind, slot).map_err(|m| expression_err(ind, m))? {
             Ok(parts) => {
@@ -310,6 +330,7 @@ pub fn plan_source(
     }
 
     let mut outputs = Vec::new();
+    let mut sql_outputs = Vec::new();
     let mut layout = Vec::new();
     let mut segment_outputs = Vec::new();
     for (dim, members) in segmentations {
@@ -351,6 +372,19 @@ pub fn plan_source(
             rows.clone().group_by(keys.clone()).agg(scalars),
             &state_refs,
         ));
+        sql_outputs.push(sql::SqlOutput::Scalars {
+            dim: dim.clone(),
+            states: members
+                .iter()
+                .flat_map(|&i| {
+                    partial[i]
+                        .parts
+                        .scalars
+                        .iter()
+                        .map(|s| (s.name.clone(), s.row.clone()))
+                })
+                .collect(),
+        });
         let scalars_at = outputs.len() - 1;
         let mut sets = Vec::new();
         // Distinct sets with the same row filter share one output (one column of value ids
@@ -410,6 +444,11 @@ pub fn plan_source(
                         .agg([len().cast(DataType::Int64).alias("__w")]),
                     &["__v", "__w"],
                 ));
+                sql_outputs.push(sql::SqlOutput::Median {
+                    dim: dim.clone(),
+                    mask: set.mask.clone(),
+                    value: set.value.clone(),
+                });
                 n_outputs += 1;
                 located.push(SetAt::Output(outputs.len() - 1));
             }
@@ -440,6 +479,11 @@ pub fn plan_source(
                     .alias(c.as_str())
             }));
             outputs.push(picked.select(out));
+            sql_outputs.push(sql::SqlOutput::Distinct {
+                dim: dim.clone(),
+                mask: mask.clone(),
+                columns: columns.clone(),
+            });
             n_outputs += 1;
             group_at.insert(mask.clone(), outputs.len() - 1);
         }
@@ -476,7 +520,45 @@ pub fn plan_source(
         Some(outputs.len() - 1)
     };
 
+    let sql = as_sql.then(|| {
+        use crate::definitions::SourceFormat;
+        let format = match source.format {
+            SourceFormat::Parquet => None,
+            SourceFormat::Csv => Some("CSV"),
+            SourceFormat::KoladaJson => Some("Kolada JSON"),
+            SourceFormat::Xlsx => Some("Excel"),
+        };
+        if let Some(format) = format {
+            // Their text checks (decimal commas, date formats, line numbers) are styrkort's own.
+            return Err(format!("{format} sources are read by polars"));
+        }
+        if source.total_rows.is_some() {
+            return Err("a source with total_rows is read by polars".to_string());
+        }
+        if let Some((id, _)) = direct.first() {
+            return Err(format!(
+                "indicator '{id}' has no mergeable state; its source is read by polars"
+            ));
+        }
+        let file = first_file.as_ref().ok_or("no file")?;
+        let checks = crate::ingest::parquet_row_checks(source, file).map_err(|e| e.to_string())?;
+        let sql = sql::SqlSource {
+            typed: checks.typed,
+            why: checks.why,
+            org_column: source.org_column.get_ref().clone(),
+            date_column: source.date_column.get_ref().clone(),
+            codes: crate::ingest::unit_codes(source, tree, mapping),
+            filters: sql_filters,
+            outputs: sql_outputs,
+        };
+        // Every expression must print; the statements are written again when they run.
+        sql.statements("t")
+            .map_err(|what| format!("{what} has no SQL form here; read by polars"))?;
+        Ok(sql)
+    });
+
     Ok(SourcePlan {
+        sql,
         source: name.clone(),
         indicators: defs.iter().map(|d| d.id.get_ref().clone()).collect(),
         direct,
@@ -498,6 +580,7 @@ pub fn run_sources(
     mapping: &CodeMapping,
     months: RunMonths,
     inputs: &BTreeMap<String, Vec<InputFile>>,
+    phase1: &Phase1,
     on_source_done: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<SourceResult>, ComputeError> {
     let parent = tracing::Span::current();
@@ -513,8 +596,16 @@ pub fn run_sources(
             .get(source.name.get_ref())
             .cloned()
             .unwrap_or_default();
-        let plan = plan_source(pipeline, source, tree, mapping, months, files)?;
-        let result = execute(plan, tree, months);
+        let plan = plan_source(
+            pipeline,
+            source,
+            tree,
+            mapping,
+            months,
+            files,
+            phase1.engine.is_sql(),
+        )?;
+        let result = execute(plan, source, tree, mapping, months, phase1);
         on_source_done(source.name.get_ref());
         result
     };
@@ -527,17 +618,20 @@ pub fn run_sources(
 
 /// The polars engine phase 1 runs on: streaming (bounded memory) unless
 /// `STYRKORT_ENGINE=in-memory` asks for polars' in-memory engine (for benchmarking the two).
-fn phase1_engine() -> Engine {
+fn phase1_engine() -> polars::prelude::Engine {
     match std::env::var("STYRKORT_ENGINE").as_deref() {
-        Ok("in-memory") => Engine::InMemory,
-        _ => Engine::Streaming,
+        Ok("in-memory") => polars::prelude::Engine::InMemory,
+        _ => polars::prelude::Engine::Streaming,
     }
 }
 
 fn execute(
     plan: SourcePlan,
+    source_def: &SourceDef,
     tree: &OrgTree,
+    mapping: &CodeMapping,
     months: RunMonths,
+    phase1: &Phase1,
 ) -> Result<SourceResult, ComputeError> {
     let source = plan.source.clone();
     let span = tracing::info_span!("source", source = %source);
@@ -548,13 +642,86 @@ fn execute(
     };
     let started = std::time::Instant::now();
     let n_outputs = plan.outputs.len();
-    let mut frames: Vec<DslPlan> = plan.outputs.into_iter().map(|lf| lf.logical_plan).collect();
-    frames.push(plan.rows.rejected.logical_plan);
-    frames.push(plan.rows.month_rows.logical_plan);
-    let mut out = LazyFrame::collect_all_with_engine(frames, phase1_engine(), OptFlags::default())
-        .map_err(polars_err)?;
-    let per_month = out.pop().expect("collect_all returns one frame per plan");
-    let rejected = out.pop().expect("collect_all returns one frame per plan");
+    if let Some(Err(why)) = &plan.sql {
+        tracing::info!(engine = "polars", why = %why, "source read by polars");
+    }
+    let expected: Vec<Schema> = match &plan.sql {
+        Some(Ok(_)) => plan
+            .outputs
+            .iter()
+            .map(|lf| lf.clone().collect_schema().map(|s| (*s).clone()))
+            .collect::<PolarsResult<_>>()
+            .map_err(polars_err)?,
+        _ => Vec::new(),
+    };
+    let answers = phase1.answers(
+        &source,
+        plan.sql.as_ref().and_then(|s| s.as_ref().ok()),
+        &expected,
+        &plan.rows.files,
+        (months.first.0, months.last.0),
+    );
+    let (out, rejected, per_month, distinct) = match answers {
+        None => {
+            let mut frames: Vec<DslPlan> =
+                plan.outputs.into_iter().map(|lf| lf.logical_plan).collect();
+            frames.push(plan.rows.rejected.logical_plan);
+            frames.push(plan.rows.month_rows.logical_plan);
+            let mut out =
+                LazyFrame::collect_all_with_engine(frames, phase1_engine(), OptFlags::default())
+                    .map_err(polars_err)?;
+            let per_month = out.pop().expect("collect_all returns one frame per plan");
+            let rejected = out.pop().expect("collect_all returns one frame per plan");
+            (out, rejected, per_month, BTreeMap::new())
+        }
+        Some(answers) => {
+            let answers = answers.map_err(|message| ComputeError::Polars {
+                source_name: source.clone(),
+                message,
+            })?;
+            let rejected = match answers.rejected {
+                // The rejected rows' messages come from the polars checks, so they read as
+                // on the polars engine.
+                Some(raw) => checked_rows(
+                    source_def,
+                    tree,
+                    mapping,
+                    months,
+                    plan.rows.files.clone(),
+                    raw,
+                )?
+                .rejected
+                .collect()
+                .map_err(polars_err)?,
+                None => {
+                    let schema = plan
+                        .rows
+                        .rejected
+                        .clone()
+                        .collect_schema()
+                        .map_err(polars_err)?;
+                    DataFrame::empty_with_schema(&schema)
+                }
+            };
+            if rejected.height() as i64 != answers.rejected_count {
+                return Err(ComputeError::Polars {
+                    source_name: source.clone(),
+                    message: format!(
+                        "engine {}: {} rows rejected by its checks, {} by polars' checks of the same rows",
+                        phase1.engine,
+                        answers.rejected_count,
+                        rejected.height()
+                    ),
+                });
+            }
+            let out = answers
+                .outputs
+                .into_iter()
+                .map(|f| f.unwrap_or_default())
+                .collect();
+            (out, rejected, answers.month_rows, answers.distinct)
+        }
+    };
     debug_assert_eq!(out.len(), n_outputs);
     let phase1_ms = started.elapsed().as_millis() as u64;
     let partial_rows: usize = out.iter().map(|f| f.height()).sum();
@@ -568,7 +735,14 @@ fn execute(
             sets: l
                 .sets
                 .into_iter()
-                .map(|(name, at, column)| (name, (at, column, out[at].clone())))
+                .map(|(name, at, column)| {
+                    // A SQL engine answers each distinct column on its own.
+                    let frame = distinct
+                        .get(&(at, column.clone()))
+                        .cloned()
+                        .unwrap_or_else(|| out[at].clone());
+                    (name, (at, column, frame))
+                })
                 .collect(),
         })
         .collect();

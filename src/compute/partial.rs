@@ -20,6 +20,7 @@
 
 use polars::prelude::*;
 
+use super::sql::RowAgg;
 use crate::definitions::{IndicatorDef, compile_sql_expr};
 
 /// How a scalar state merges.
@@ -38,6 +39,8 @@ pub struct ScalarState {
     pub agg: Expr,
     unaliased: Expr,
     pub merge: Merge,
+    /// The same aggregation in parts, for engines that write it as SQL.
+    pub row: RowAgg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +127,7 @@ impl Walker {
         format!("{}{}", self.prefix, self.scalars.len() + self.sets.len())
     }
 
-    fn scalar(&mut self, agg: Expr, merge: Merge) -> Expr {
+    fn scalar(&mut self, agg: Expr, merge: Merge, row: RowAgg) -> Expr {
         // The same aggregation twice in one indicator (`len()` for n_rows and inside a sum) is
         // one state.
         let same = format!("{agg:?}");
@@ -141,6 +144,7 @@ impl Walker {
             unaliased: agg.clone(),
             agg: agg.alias(name.as_str()),
             merge,
+            row,
         });
         col(name.as_str())
     }
@@ -172,11 +176,11 @@ impl Walker {
             (None, Some(c)) => Some(c),
             (None, None) => None,
         };
-        let agg = match passes {
-            Some(p) => p.cast(DataType::Int64).sum(),
-            None => len().cast(DataType::Int64),
+        let (agg, row) = match passes {
+            Some(p) => (p.clone().cast(DataType::Int64).sum(), RowAgg::CountTrue(p)),
+            None => (len().cast(DataType::Int64), RowAgg::Rows),
         };
-        self.scalar(agg, Merge::Sum)
+        self.scalar(agg, Merge::Sum, row)
     }
 
     fn count_rows(&mut self) -> Expr {
@@ -255,14 +259,13 @@ impl Walker {
         };
         Ok(match agg {
             AggExpr::Sum(x) => {
-                let x = input(x)?;
-                let agg = self.masked(&x).sum();
-                self.scalar(agg, Merge::Sum)
+                let x = self.masked(&input(x)?);
+                self.scalar(x.clone().sum(), Merge::Sum, RowAgg::Sum(x))
             }
             AggExpr::Mean(x) => {
                 let x = input(x)?;
-                let sum = self.masked(&x).sum();
-                let sum = self.scalar(sum, Merge::Sum);
+                let masked = self.masked(&x);
+                let sum = self.scalar(masked.clone().sum(), Merge::Sum, RowAgg::Sum(masked));
                 let count = self.count_where(Some(x.is_not_null()));
                 when(count.clone().gt(lit(0i64)))
                     .then(sum.cast(DataType::Float64) / count.cast(DataType::Float64))
@@ -280,14 +283,12 @@ impl Walker {
                 }
             }
             AggExpr::Min { input: x, .. } => {
-                let x = input(x)?;
-                let agg = self.masked(&x).min();
-                self.scalar(agg, Merge::Min)
+                let x = self.masked(&input(x)?);
+                self.scalar(x.clone().min(), Merge::Min, RowAgg::Min(x))
             }
             AggExpr::Max { input: x, .. } => {
-                let x = input(x)?;
-                let agg = self.masked(&x).max();
-                self.scalar(agg, Merge::Max)
+                let x = self.masked(&input(x)?);
+                self.scalar(x.clone().max(), Merge::Max, RowAgg::Max(x))
             }
             AggExpr::NUnique(x) => {
                 let x = input(x)?;

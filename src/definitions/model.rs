@@ -40,6 +40,20 @@ pub struct PipelineDef {
     /// are written, when not UTF-8 CSV with decimal points.
     #[serde(default)]
     pub tables: TablesDef,
+    /// Where phase 1 (the scan and the partial states) runs.
+    #[serde(default)]
+    pub engine: EngineDef,
+}
+
+/// `[engine]`: where phase 1 runs. The roll-up, assessment and publishing always run here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineDef {
+    /// `polars` (default), `datafusion` (in-process) or `ballista://host:port` (a Ballista
+    /// scheduler). `run --engine` overrides it.
+    pub name: Option<Spanned<String>>,
+    /// Seconds a SQL engine may take over one source before the run fails (default 3600).
+    pub timeout_seconds: Option<Spanned<u64>>,
 }
 
 /// `[tables]`: the dialect of the definitions tables. A `;`-separated table (what Excel writes

@@ -32,6 +32,11 @@ pub(super) fn check(p: &Pipeline) -> Vec<Diagnostic> {
             "pipeline name must be non-empty and use only letters, digits, '-' and '_' (it names the output folder)",
         ));
     }
+    if let Some(name) = &def.engine.name
+        && let Err(why) = crate::compute::Engine::parse(name.get_ref())
+    {
+        out.push(p.diag_at(name.span(), "engine.name", why));
+    }
     if Month::parse(def.periods.first.get_ref()).is_none() {
         out.push(p.diag_at(
             def.periods.first.span(),

@@ -123,10 +123,36 @@ pub fn scan_source(
     months: RunMonths,
     files: Vec<InputFile>,
 ) -> Result<SourceRows, IngestError> {
+    rows_of(source, tree, mapping, months, files, None)
+}
+
+/// [`scan_source`] over rows already read: per file, its raw columns as the file holds them
+/// and `__row` (0-based, the file's row). Engines that find the rejected rows elsewhere
+/// (DataFusion) build their messages here, with the same checks as a polars scan.
+pub fn checked_rows(
+    source: &SourceDef,
+    tree: &OrgTree,
+    mapping: &CodeMapping,
+    months: RunMonths,
+    files: Vec<InputFile>,
+    raw: Vec<DataFrame>,
+) -> Result<SourceRows, IngestError> {
+    rows_of(source, tree, mapping, months, files, Some(raw))
+}
+
+fn rows_of(
+    source: &SourceDef,
+    tree: &OrgTree,
+    mapping: &CodeMapping,
+    months: RunMonths,
+    files: Vec<InputFile>,
+    raw: Option<Vec<DataFrame>>,
+) -> Result<SourceRows, IngestError> {
     let mut per_file = Vec::with_capacity(files.len());
     let mut messages = Vec::new();
-    for file in &files {
-        let (rows, m) = typed_rows(source, file)?;
+    for (k, file) in files.iter().enumerate() {
+        let preloaded = raw.as_ref().map(|frames| frames[k].clone());
+        let (rows, m) = typed_rows(source, file, preloaded)?;
         per_file.push(rows);
         messages = m;
     }
@@ -211,7 +237,11 @@ pub fn normalise(path: &Path) -> String {
 /// `__row` (the line in a CSV, the 1-based row in a Parquet file) and `__why` (null when the row
 /// is usable so far, else the 1-based number of the first failing check), with the message of
 /// each check, in order.
-fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Expr>), IngestError> {
+fn typed_rows(
+    source: &SourceDef,
+    file: &InputFile,
+    preloaded: Option<DataFrame>,
+) -> Result<(LazyFrame, Vec<Expr>), IngestError> {
     let unreadable = |e: PolarsError| IngestError::Unreadable {
         file: file.display.clone(),
         message: e.to_string(),
@@ -222,8 +252,10 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
         offset: 0,
     });
     let mut file_label = file.display.clone();
-    let (mut lf, first_row) = match source.format {
-        crate::definitions::SourceFormat::Csv => (
+    let (mut lf, first_row) = match (preloaded, source.format) {
+        // Rows another engine read (Parquet only): numbered as a scan of the file numbers them.
+        (Some(frame), _) => (frame.lazy(), 1),
+        (None, crate::definitions::SourceFormat::Csv) => (
             LazyCsvReader::new(path)
                 .with_has_header(true)
                 .with_separator(source.delimiter_byte())
@@ -235,7 +267,7 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
                 .map_err(unreadable)?,
             2, // line 1 is the header
         ),
-        crate::definitions::SourceFormat::KoladaJson => (
+        (None, crate::definitions::SourceFormat::KoladaJson) => (
             kolada_json::read(&file.path)
                 .map_err(|message| IngestError::Unreadable {
                     file: file.display.clone(),
@@ -244,13 +276,13 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
                 .lazy(),
             1,
         ),
-        crate::definitions::SourceFormat::Xlsx => {
+        (None, crate::definitions::SourceFormat::Xlsx) => {
             let (frame, first_row, sheet) = sheet_rows(source, file)?;
             // Rejected rows name the sheet beside the file: `hr.xlsx [Blad1]`, row 7.
             file_label = format!("{} [{sheet}]", file.display);
             (frame.lazy(), first_row)
         }
-        crate::definitions::SourceFormat::Parquet => (
+        (None, crate::definitions::SourceFormat::Parquet) => (
             LazyFrame::scan_parquet(
                 path,
                 ScanArgsParquet {
@@ -261,6 +293,62 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
             .map_err(unreadable)?,
             1,
         ),
+    };
+    let row = if file.line_shifts.is_empty() {
+        col("__row").cast(DataType::Int64) + lit(first_row)
+    } else {
+        // A quoted field spans lines somewhere: map row numbers to physical lines.
+        let shifts = std::sync::Arc::new(file.line_shifts.clone());
+        col("__row").cast(DataType::Int64).map(
+            move |rows| {
+                let rows = rows.i64()?;
+                let lines: Int64Chunked = rows
+                    .iter()
+                    .map(|r| r.map(|r| files::line_of_row(&shifts, r as u64) as i64))
+                    .collect();
+                Ok(lines.with_name(rows.name().clone()).into_column())
+            },
+            |_, f| Ok(Field::new(f.name().clone(), DataType::Int64)),
+        )
+    };
+    let checks = row_checks(source, file, &mut lf)?;
+    let mut select = vec![lit(file_label.as_str()).alias("__file"), row.alias("__row")];
+    select.extend(checks.typed.into_iter().map(|(name, e)| e.alias(name)));
+    let lf = lf.select(select).with_column(checks.why.alias("__why"));
+    Ok((lf, checks.messages))
+}
+
+/// A source's row checks over one file's columns: the typed value and the raw copy
+/// (`__raw_<name>`) of every declared column, and `__why` over them — null when the row is
+/// usable so far, else the 1-based number of the first failing check (`BLANK_LINE` for a
+/// blank row) — with each check's message, in order.
+pub struct RowChecks {
+    pub typed: Vec<(String, Expr)>,
+    pub why: Expr,
+    pub messages: Vec<Expr>,
+}
+
+/// The row checks of a Parquet source over the columns of `file` (read from its footer).
+pub fn parquet_row_checks(source: &SourceDef, file: &InputFile) -> Result<RowChecks, IngestError> {
+    let mut lf = LazyFrame::scan_parquet(
+        PlRefPath::new(file.read_path.to_string_lossy().to_string()),
+        ScanArgsParquet::default(),
+    )
+    .map_err(|e| IngestError::Unreadable {
+        file: file.display.clone(),
+        message: e.to_string(),
+    })?;
+    row_checks(source, file, &mut lf)
+}
+
+fn row_checks(
+    source: &SourceDef,
+    file: &InputFile,
+    lf: &mut LazyFrame,
+) -> Result<RowChecks, IngestError> {
+    let unreadable = |e: PolarsError| IngestError::Unreadable {
+        file: file.display.clone(),
+        message: e.to_string(),
     };
     let schema = lf.collect_schema().map_err(unreadable)?;
     let declared = source.columns.get_ref();
@@ -283,24 +371,7 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
         });
     }
 
-    let row = if file.line_shifts.is_empty() {
-        col("__row").cast(DataType::Int64) + lit(first_row)
-    } else {
-        // A quoted field spans lines somewhere: map row numbers to physical lines.
-        let shifts = std::sync::Arc::new(file.line_shifts.clone());
-        col("__row").cast(DataType::Int64).map(
-            move |rows| {
-                let rows = rows.i64()?;
-                let lines: Int64Chunked = rows
-                    .iter()
-                    .map(|r| r.map(|r| files::line_of_row(&shifts, r as u64) as i64))
-                    .collect();
-                Ok(lines.with_name(rows.name().clone()).into_column())
-            },
-            |_, f| Ok(Field::new(f.name().clone(), DataType::Int64)),
-        )
-    };
-    let mut select = vec![lit(file_label.as_str()).alias("__file"), row.alias("__row")];
+    let mut select: Vec<(String, Expr)> = Vec::new();
     // Reasons in priority order; the first that applies is the row's reason.
     let mut reasons: Vec<(Expr, Expr)> = Vec::new();
     let date_col = source.date_column.get_ref().as_str();
@@ -345,13 +416,13 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
         if let Some(checks) = decl.checks() {
             reasons.extend(check_reasons(name, &col(name.as_str()), checks));
         }
-        select.push(typed.alias(name.as_str()));
+        select.push((name.clone(), typed));
     }
     // The raw text stays beside the typed value for the rejection messages.
     select.extend(
         declared
             .keys()
-            .map(|name| col(name.as_str()).alias(raw_name(name))),
+            .map(|name| (raw_name(name), col(name.as_str()))),
     );
     // Per row only the number of the first failing check (cheap); the message with the raw
     // value is built later for rejected rows alone.
@@ -373,8 +444,11 @@ fn typed_rows(source: &SourceDef, file: &InputFile) -> Result<(LazyFrame, Vec<Ex
         .reduce(|a, b| a.and(b))
         .unwrap_or(lit(false));
     let why = when(blank).then(lit(BLANK_LINE)).otherwise(why);
-    lf = lf.select(select).with_column(why.alias("__why"));
-    Ok((lf, messages))
+    Ok(RowChecks {
+        typed: select,
+        why,
+        messages,
+    })
 }
 
 /// An Excel source's sheet as text columns (dates written as the declared column reads them)
@@ -527,6 +601,16 @@ fn place_in_org(
     ]))
 }
 
+/// The codes of a source's org column with the unit each maps to and the days it does
+/// (inclusive, days since 1970; `None` = open). Undated sources map unit ids, at any date.
+pub fn unit_codes(
+    source: &SourceDef,
+    tree: &OrgTree,
+    mapping: &CodeMapping,
+) -> Vec<(String, Option<i32>, Option<i32>, u32)> {
+    UnitLookup::new(source, tree, mapping).entries()
+}
+
 /// Code → the units it maps to, each with its validity (days since 1970, inclusive; `None` =
 /// open). The mapping is checked for overlaps when it loads, so at most one range covers a day.
 struct UnitLookup {
@@ -564,6 +648,21 @@ impl UnitLookup {
             }
         }
         UnitLookup { dated, codes }
+    }
+
+    /// Every code with its validity and unit, sorted, for engines that look units up in SQL.
+    fn entries(&self) -> Vec<(String, Option<i32>, Option<i32>, u32)> {
+        let mut out: Vec<_> = self
+            .codes
+            .iter()
+            .flat_map(|(code, ranges)| {
+                ranges
+                    .iter()
+                    .map(|&(from, to, unit)| (code.clone(), from, to, unit))
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     fn place(&self, codes: &Column, dates: &Column) -> PolarsResult<Column> {

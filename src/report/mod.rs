@@ -71,6 +71,10 @@ pub struct ExplainedSource {
     pub segments: Vec<(String, usize, usize)>,
     /// Indicators computed directly from rows, with the reason.
     pub direct: Vec<(String, String)>,
+    /// Where phase 1 runs, and why polars when another engine was asked for.
+    pub engine: String,
+    /// Phase 1's SQL statements on a SQL engine (only with `--verbose`).
+    pub sql: Vec<String>,
     /// The optimised polars plan (only with `--verbose`).
     pub polars_plan: String,
 }
@@ -175,6 +179,7 @@ pub fn explained(sources: &[ExplainedSource]) -> String {
         } else {
             let _ = writeln!(out, "group-bys: total, by {}", s.breakdowns.join(", by "));
         }
+        let _ = writeln!(out, "engine: {}", s.engine);
         let _ = writeln!(
             out,
             "phase 1 — one pass over the rows (streaming, in batches): group by own unit, month and segment into partial states:"
@@ -211,6 +216,9 @@ pub fn explained(sources: &[ExplainedSource]) -> String {
             for (id, why) in &s.direct {
                 let _ = writeln!(out, "    {id}: {why}");
             }
+        }
+        for (k, statement) in s.sql.iter().enumerate() {
+            let _ = writeln!(out, "SQL statement {}:\n  {statement}", k + 1);
         }
         if !s.polars_plan.is_empty() {
             let _ = writeln!(out, "polars plan (optimised):");

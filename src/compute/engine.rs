@@ -1,0 +1,169 @@
+//! Where phase 1 runs. polars by default; with the `distributed` cargo feature also Apache
+//! DataFusion, in this process or on a Ballista cluster, from the SQL of [`super::sql`].
+//! Phases 2–3 (roll-up, finish), assessment and publishing always run here.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use polars::prelude::*;
+
+use crate::ingest::InputFile;
+
+/// The engine asked for (`[engine] name` or `run --engine`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    Polars,
+    /// DataFusion in this process.
+    DataFusion,
+    /// A Ballista scheduler, `ballista://host:port`.
+    Ballista {
+        url: String,
+    },
+}
+
+/// How long a SQL engine may take over one source unless the pipeline says otherwise: a
+/// nightly run must fail, not hang, when a cluster stops answering.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+impl Engine {
+    pub fn parse(text: &str) -> Result<Engine, String> {
+        let text = text.trim();
+        match text {
+            "polars" => return Ok(Engine::Polars),
+            "datafusion" => return Ok(Engine::DataFusion),
+            _ => {}
+        }
+        if let Some(rest) = text.strip_prefix("ballista://") {
+            let (host, port) = rest
+                .trim_end_matches('/')
+                .rsplit_once(':')
+                .unwrap_or((rest, ""));
+            if !host.is_empty() && port.parse::<u16>().is_ok() {
+                return Ok(Engine::Ballista {
+                    url: text.to_string(),
+                });
+            }
+            return Err(format!(
+                "'{text}': a Ballista scheduler is written ballista://host:port, e.g. ballista://127.0.0.1:50050"
+            ));
+        }
+        Err(format!(
+            "unknown engine '{text}': use polars, datafusion or ballista://host:port"
+        ))
+    }
+
+    /// True when phase 1 is written as SQL.
+    pub fn is_sql(&self) -> bool {
+        !matches!(self, Engine::Polars)
+    }
+}
+
+/// Phase 1's answers for one source from a SQL engine, shaped as the polars engine shapes them.
+pub struct SqlAnswers {
+    /// Per phase-1 output: its frame (scalar states, or a median's values and multiplicities);
+    /// `None` for distinct-value outputs, which come per column in `distinct`.
+    pub outputs: Vec<Option<DataFrame>>,
+    /// `(output, column)` → `__unit, __month, [__segment], <column>` (value ids).
+    pub distinct: BTreeMap<(usize, String), DataFrame>,
+    /// `__month, rows`: usable rows per month, the run's and others.
+    pub month_rows: DataFrame,
+    /// Rejected rows per file: `__row` (0-based) and the raw declared columns.
+    pub rejected: Option<Vec<DataFrame>>,
+    pub rejected_count: i64,
+}
+
+/// The engine of a run, started.
+pub struct Phase1 {
+    pub engine: Engine,
+    #[cfg(feature = "distributed")]
+    sql: Option<super::datafusion::SqlEngine>,
+}
+
+impl Phase1 {
+    pub fn polars() -> Phase1 {
+        Phase1 {
+            engine: Engine::Polars,
+            #[cfg(feature = "distributed")]
+            sql: None,
+        }
+    }
+
+    /// Starts the engine (for Ballista: a session with the scheduler is opened per source).
+    pub fn start(engine: Engine, timeout: Duration) -> Result<Phase1, String> {
+        if !engine.is_sql() {
+            return Ok(Phase1::polars());
+        }
+        #[cfg(feature = "distributed")]
+        {
+            let sql = super::datafusion::SqlEngine::start(&engine, timeout)?;
+            Ok(Phase1 {
+                engine,
+                sql: Some(sql),
+            })
+        }
+        #[cfg(not(feature = "distributed"))]
+        {
+            let _ = timeout;
+            Err(format!(
+                "engine {engine}: this styrkort was built without the `distributed` feature; build it with `cargo build --release --features distributed`"
+            ))
+        }
+    }
+
+    /// Runs a source's phase 1 as SQL, or `None` when it runs on polars.
+    pub fn answers(
+        &self,
+        source: &str,
+        sql: Option<&super::sql::SqlSource>,
+        expected: &[Schema],
+        files: &[InputFile],
+        months: (i32, i32),
+    ) -> Option<Result<SqlAnswers, String>> {
+        #[cfg(feature = "distributed")]
+        {
+            let engine = self.sql.as_ref()?;
+            Some(engine.run(source, sql?, expected, files, months))
+        }
+        #[cfg(not(feature = "distributed"))]
+        {
+            let _ = (source, sql, expected, files, months);
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Engine::Polars => write!(f, "polars"),
+            Engine::DataFusion => write!(f, "datafusion"),
+            Engine::Ballista { url } => write!(f, "{url}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_parse_and_bad_ones_say_the_form() {
+        assert_eq!(Engine::parse("polars"), Ok(Engine::Polars));
+        assert_eq!(Engine::parse(" datafusion "), Ok(Engine::DataFusion));
+        assert_eq!(
+            Engine::parse("ballista://10.0.0.5:50050"),
+            Ok(Engine::Ballista {
+                url: "ballista://10.0.0.5:50050".into()
+            })
+        );
+        for bad in [
+            "ballista://host",
+            "ballista://:50050",
+            "spark://x:1",
+            "Polars",
+        ] {
+            let why = Engine::parse(bad).unwrap_err();
+            assert!(why.contains(bad.trim()), "{why}");
+        }
+    }
+}
