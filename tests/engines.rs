@@ -304,3 +304,49 @@ fn sql_server_parquet_and_the_csv_fixtures_give_the_same_tables_on_datafusion() 
     let datafusion = run(&fixtures, &out.path().join("d"), Some(Engine::DataFusion)).unwrap();
     assert_eq!(assert_same_tables(&polars, &datafusion), 10);
 }
+
+/// As a scheduler runs it: `styrkort cluster` in one process, `styrkort run --engine
+/// ballista://…` in another (exit 0); a scheduler nobody listens at fails the run with exit 1,
+/// a message naming the engine, and nothing published.
+#[test]
+fn the_cli_runs_on_a_cluster_process_and_exits_1_when_the_cluster_is_gone() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_styrkort");
+    let (dir, pipeline) = municipality(1);
+    let mut cluster = Command::new(bin)
+        .args(["cluster", "--executors", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(cluster.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let url = url.trim().to_string();
+    assert!(url.starts_with("ballista://127.0.0.1:"), "{url}");
+    let run = |engine: &str, out: &str| {
+        Command::new(bin)
+            .args(["run", pipeline.to_str().unwrap(), "--as-of", AS_OF, "--out"])
+            .arg(dir.path().join(out))
+            .args(["--engine", engine])
+            .output()
+            .unwrap()
+    };
+    let ok = run(&url, "on-cluster");
+    cluster.kill().unwrap();
+    cluster.wait().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let polars = run("polars", "polars");
+    assert!(polars.status.success());
+    assert_same_tables(
+        &dir.path().join("polars/uddevalla/latest"),
+        &dir.path().join("on-cluster/uddevalla/latest"),
+    );
+
+    let gone = run(&url, "gone");
+    assert_eq!(gone.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert!(stderr.contains(&format!("engine {url}")), "{stderr}");
+    assert!(!dir.path().join("gone/uddevalla/latest").exists());
+}
