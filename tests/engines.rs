@@ -336,7 +336,11 @@ fn the_cli_runs_on_a_cluster_process_and_exits_1_when_the_cluster_is_gone() {
     let ok = run(&url, "on-cluster");
     cluster.kill().unwrap();
     cluster.wait().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let polars = run("polars", "polars");
     assert!(polars.status.success());
     assert_same_tables(

@@ -58,7 +58,7 @@ pub fn to_sql(e: &Expr) -> Result<String, String> {
             dtype,
             options,
         } => {
-            if matches!(&**expr, Expr::Literal(v) if v.is_null()) {
+            if null_literal(expr) {
                 return Ok("NULL".to_string());
             }
             let DataTypeExpr::Literal(dtype) = dtype else {
@@ -85,6 +85,15 @@ pub fn to_sql(e: &Expr) -> Result<String, String> {
     })
 }
 
+/// `null`, typed or not.
+fn null_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Literal(v) => v.is_null(),
+        Expr::Cast { expr, .. } => null_literal(expr),
+        _ => false,
+    }
+}
+
 fn function_sql(function: &FunctionExpr, input: &[Expr]) -> Result<String, String> {
     let arg = |k: usize| -> Result<String, String> {
         input
@@ -106,11 +115,8 @@ fn function_sql(function: &FunctionExpr, input: &[Expr]) -> Result<String, Strin
         // polars strips what Rust's `str::trim` strips when no characters are given: every
         // Unicode white space, not only the space SQL's trim() removes.
         "StringExpr(StripChars)" => match input.get(1) {
-            Some(Expr::Literal(v)) if v.is_null() => {
-                format!("btrim({}, {})", arg(0)?, text(WHITE_SPACE))
-            }
-            Some(Expr::Cast { expr, .. }) if matches!(&**expr, Expr::Literal(v) if v.is_null()) => {
-                format!("btrim({}, {})", arg(0)?, text(WHITE_SPACE))
+            Some(chars) if null_literal(chars) => {
+                format!("btrim({}, {})", arg(0)?, white_space_sql())
             }
             _ => format!("btrim({}, {})", arg(0)?, arg(1)?),
         },
@@ -120,8 +126,18 @@ fn function_sql(function: &FunctionExpr, input: &[Expr]) -> Result<String, Strin
     })
 }
 
-/// The characters `char::is_white_space` holds true for (Unicode's White_Space).
+/// The characters `char::is_whitespace` holds true for (Unicode's White_Space).
 const WHITE_SPACE: &str = "\u{9}\u{a}\u{b}\u{c}\u{d}\u{20}\u{85}\u{a0}\u{1680}\u{2000}\u{2001}\u{2002}\u{2003}\u{2004}\u{2005}\u{2006}\u{2007}\u{2008}\u{2009}\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}";
+
+/// [`WHITE_SPACE`] as a SQL expression of code points (folded to one constant by the
+/// planner), so statements stay printable.
+fn white_space_sql() -> String {
+    let chars: Vec<String> = WHITE_SPACE
+        .chars()
+        .map(|c| format!("chr({})", c as u32))
+        .collect();
+    format!("concat({})", chars.join(", "))
+}
 
 /// A quoted SQL identifier.
 pub fn ident(name: &str) -> String {
@@ -426,27 +442,34 @@ impl SqlSource {
             if let Some(m) = mask {
                 cond.push_str(&format!(" AND {}", ident(m)));
             }
+            // The row conditions are counted per group and tested after grouping (HAVING), not
+            // in a WHERE: DataFusion pushes a WHERE below the projections by substituting
+            // their expressions, and the row checks and unit lookup were then evaluated
+            // again inside the filter, ten times slower.
             match out {
                 SqlOutput::Distinct { columns, .. } => {
                     for (column, value) in columns {
+                        let value = to_sql(value)?;
                         set_statements.push((
                             at,
                             column.clone(),
                             format!(
-                                "WITH {cte} SELECT DISTINCT {}, {} AS \"__v\" FROM rows WHERE {cond}",
+                                "WITH {cte} SELECT {}, {value} AS \"__v\" FROM rows GROUP BY {}, {value} HAVING max(CASE WHEN {cond} THEN 1 ELSE 0 END) = 1",
                                 named.join(", "),
-                                to_sql(value)?
+                                keys.join(", "),
                             ),
                         ));
                     }
                 }
                 SqlOutput::Median { value, .. } => {
                     let value = to_sql(value)?;
+                    let weight =
+                        format!("sum(CASE WHEN {cond} AND {value} IS NOT NULL THEN 1 ELSE 0 END)");
                     set_statements.push((
                         at,
                         "__v".to_string(),
                         format!(
-                            "WITH {cte} SELECT {}, {value} AS \"__v\", count(*) AS \"__w\" FROM rows WHERE {cond} AND {value} IS NOT NULL GROUP BY {}, {value}",
+                            "WITH {cte} SELECT {}, {value} AS \"__v\", {weight} AS \"__w\" FROM rows GROUP BY {}, {value} HAVING {weight} > 0",
                             named.join(", "),
                             keys.join(", "),
                         ),
