@@ -56,8 +56,9 @@ def main():
     work = tempfile.mkdtemp(prefix="styrkort-engines-")
     cluster_log = os.path.join(work, "cluster.log")
     cluster_out = open(os.path.join(work, "cluster.out"), "w+")
+    # Its own process group: /usr/bin/time ignores SIGINT, so the stop goes to the group.
     cluster = subprocess.Popen(["/usr/bin/time", "-v", a.bin, "cluster", "--executors", "2", "--slots", "1"],
-                               stdout=cluster_out, stderr=open(cluster_log, "w"))
+                               stdout=cluster_out, stderr=open(cluster_log, "w"), start_new_session=True)
     url = None
     for _ in range(200):
         cluster_out.seek(0)
@@ -104,7 +105,7 @@ def main():
             rows.append((scale, {k: (statistics.median(t for t, _ in v), max(r for _, r in v))
                                  for k, v in times.items()}))
     finally:
-        cluster.send_signal(signal.SIGINT)
+        os.killpg(cluster.pid, signal.SIGINT)
         cluster.wait()
     cluster_rss = None
     for line in open(cluster_log):
