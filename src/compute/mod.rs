@@ -13,6 +13,9 @@
 //! Indicators whose aggregates have no exact mergeable state take the direct path (`direct`):
 //! rows joined to ancestors and periods, as one more output of the same scan.
 //! Sources run in parallel; `finish` then fills the unit × period grid and computes values.
+//! Phase 1 of a Parquet source can instead run as SQL on Apache DataFusion, in-process or on a
+//! Ballista cluster (`engine`, `sql`, and with the `distributed` feature `datafusion`,
+//! `cluster`): the same expressions, printed as SQL, answered in the same frames.
 
 #[cfg(feature = "distributed")]
 pub mod cluster;
