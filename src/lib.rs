@@ -420,7 +420,8 @@ pub fn explain(
                 (engine.to_string(), all)
             }
         };
-        let polars_plan = if verbose {
+        // A source read by a SQL engine shows its SQL instead.
+        let polars_plan = if verbose && !matches!(plan.sql, Some(Ok(_))) {
             polars::prelude::LazyFrame::explain_all(
                 plan.outputs
                     .iter()

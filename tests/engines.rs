@@ -281,6 +281,18 @@ fn sql_server_parquet_and_the_csv_fixtures_give_the_same_tables_on_datafusion() 
     )
     .unwrap();
     assert_eq!(explained[0].engine, "datafusion");
+    let verbose = styrkort::explain(
+        &f.path("pipeline.toml"),
+        None,
+        Some(Engine::DataFusion),
+        true,
+    )
+    .unwrap();
+    assert!(
+        verbose[0].sql[0].contains("GROUP BY GROUPING SETS") && verbose[0].polars_plan.is_empty(),
+        "{:?}",
+        verbose[0].sql
+    );
     let polars = run(&f.path("pipeline.toml"), &f.path("p"), None).unwrap();
     let datafusion = run(
         &f.path("pipeline.toml"),

@@ -180,10 +180,18 @@ pub fn explained(sources: &[ExplainedSource]) -> String {
             let _ = writeln!(out, "group-bys: total, by {}", s.breakdowns.join(", by "));
         }
         let _ = writeln!(out, "engine: {}", s.engine);
-        let _ = writeln!(
-            out,
-            "phase 1 — one pass over the rows (streaming, in batches): group by own unit, month and segment into partial states:"
-        );
+        if s.engine.starts_with("polars") {
+            let _ = writeln!(
+                out,
+                "phase 1 — one pass over the rows (streaming, in batches): group by own unit, month and segment into partial states:"
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "phase 1 — SQL on {}: one GROUPING SETS statement for every sum and count, one per distinct-value set or value multiset; group by own unit, month and segment into partial states:",
+                s.engine
+            );
+        }
         for (label, members, sets) in &s.segments {
             let plural =
                 |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
