@@ -120,30 +120,7 @@ impl SqlEngine {
             states.filter(&mask)
         };
         let counts = in_set(set_id(&["__month", "__state"])).map_err(|e| e.to_string())?;
-        let state_col = counts
-            .column("__state")
-            .and_then(|c| c.cast(&DataType::Int64))
-            .map_err(|e| e.to_string())?;
-        let state_col = state_col.i64().map_err(|e| e.to_string())?;
-        let usable = counts
-            .filter(&state_col.equal(ROW_USABLE as i64))
-            .and_then(|f| {
-                f.lazy()
-                    .select([
-                        col("__month").cast(DataType::Int32),
-                        col("__rows").cast(DataType::Int64).alias("rows"),
-                    ])
-                    .collect()
-            })
-            .map_err(|e| e.to_string())?;
-        let rejected_count: i64 = counts
-            .filter(&state_col.equal(ROW_REJECTED as i64))
-            .and_then(|f| f.column("__rows")?.cast(&DataType::Int64))
-            .map_err(|e| e.to_string())?
-            .i64()
-            .map_err(|e| e.to_string())?
-            .sum()
-            .unwrap_or(0);
+        let (usable, rejected_count) = row_counts(&counts)?;
 
         let in_months = || {
             col("__unit")
@@ -171,49 +148,12 @@ impl SqlEngine {
         let mut distinct = BTreeMap::new();
         for (at, column, statement) in &statements.sets {
             let frame = query(&ctx, statement).await?;
-            let dim = match &sql.outputs[*at] {
-                SqlOutput::Distinct { dim, .. } | SqlOutput::Median { dim, .. } => dim.clone(),
-                SqlOutput::Scalars { .. } => None,
-            };
-            let mut frame = frame.lazy().filter(in_months());
-            if let Some(d) = &dim {
-                frame = frame.rename(["__dim"], [d.as_str()], true);
-            }
+            let frame = frame.lazy().filter(in_months());
+            let answer = set_answer(frame, &sql.outputs[*at], column, &expected[*at])?;
             match &sql.outputs[*at] {
-                SqlOutput::Median { .. } => {
-                    let frame = frame
-                        .select([
-                            col("__unit"),
-                            col("__month"),
-                            segment(dim.as_deref()),
-                            col("__v"),
-                            col("__w"),
-                        ])
-                        .collect()
-                        .map_err(|e| e.to_string())?;
-                    outputs[*at] = Some(conform(frame, &expected[*at])?);
-                }
+                SqlOutput::Median { .. } => outputs[*at] = Some(answer),
                 _ => {
-                    let mut select = vec![col("__unit"), col("__month")];
-                    if dim.is_some() {
-                        select.push(segment(dim.as_deref()));
-                    }
-                    let ids = Arc::new(super::ValueIds::default());
-                    select.push(
-                        col("__v")
-                            .map(
-                                move |v| ids.ids(&v),
-                                |_, f| Ok(Field::new(f.name().clone(), DataType::UInt32)),
-                            )
-                            .alias(column.as_str()),
-                    );
-                    let frame = frame.select(select).collect().map_err(|e| e.to_string())?;
-                    let mut schema = Schema::default();
-                    for name in frame.get_column_names() {
-                        let dtype = expected[*at].get(name).cloned().unwrap_or(DataType::UInt32);
-                        schema.insert(name.clone(), dtype);
-                    }
-                    distinct.insert((*at, column.clone()), conform(frame, &schema)?);
+                    distinct.insert((*at, column.clone()), answer);
                 }
             }
         }
@@ -268,6 +208,89 @@ impl SqlEngine {
         }
         Ok(out)
     }
+}
+
+/// Usable rows per month (`__month, rows`) and the number of rejected rows, from the
+/// `(__month, __state)` grouping set.
+fn row_counts(counts: &DataFrame) -> Result<(DataFrame, i64), String> {
+    let state = counts
+        .column("__state")
+        .and_then(|c| c.cast(&DataType::Int64))
+        .map_err(|e| e.to_string())?;
+    let state = state.i64().map_err(|e| e.to_string())?;
+    let usable = counts
+        .filter(&state.equal(ROW_USABLE as i64))
+        .and_then(|f| {
+            f.lazy()
+                .select([
+                    col("__month").cast(DataType::Int32),
+                    col("__rows").cast(DataType::Int64).alias("rows"),
+                ])
+                .collect()
+        })
+        .map_err(|e| e.to_string())?;
+    let rejected = counts
+        .filter(&state.equal(ROW_REJECTED as i64))
+        .and_then(|f| f.column("__rows")?.cast(&DataType::Int64))
+        .map_err(|e| e.to_string())?
+        .i64()
+        .map_err(|e| e.to_string())?
+        .sum()
+        .unwrap_or(0);
+    Ok((usable, rejected))
+}
+
+/// A distinct set's or multiset's answer as the polars engine shapes it: a median's
+/// `__unit, __month, __segment, __v, __w`; a distinct set's `__unit, __month, [__segment],
+/// <column>` with the values as dictionary ids.
+fn set_answer(
+    frame: LazyFrame,
+    output: &SqlOutput,
+    column: &str,
+    expected: &Schema,
+) -> Result<DataFrame, String> {
+    let dim = match output {
+        SqlOutput::Distinct { dim, .. } | SqlOutput::Median { dim, .. } => dim.as_deref(),
+        SqlOutput::Scalars { .. } => None,
+    };
+    let frame = match dim {
+        Some(d) => frame.rename(["__dim"], [d], true),
+        None => frame,
+    };
+    if let SqlOutput::Median { .. } = output {
+        let frame = frame
+            .select([
+                col("__unit"),
+                col("__month"),
+                segment(dim),
+                col("__v"),
+                col("__w"),
+            ])
+            .collect()
+            .map_err(|e| e.to_string())?;
+        return conform(frame, expected);
+    }
+    let mut select = vec![col("__unit"), col("__month")];
+    if dim.is_some() {
+        select.push(segment(dim));
+    }
+    let ids = Arc::new(super::ValueIds::default());
+    select.push(
+        col("__v")
+            .map(
+                move |v| ids.ids(&v),
+                |_, f| Ok(Field::new(f.name().clone(), DataType::UInt32)),
+            )
+            .alias(column),
+    );
+    let frame = frame.select(select).collect().map_err(|e| e.to_string())?;
+    // The polars output holds every distinct column of its filter; this answer one of them.
+    let mut schema = Schema::default();
+    for name in frame.get_column_names() {
+        let dtype = expected.get(name).cloned().unwrap_or(DataType::UInt32);
+        schema.insert(name.clone(), dtype);
+    }
+    conform(frame, &schema)
 }
 
 fn ordered_config(config: SessionConfig) -> SessionConfig {
