@@ -99,7 +99,22 @@ impl SqlEngine {
         let statements = sql.statements(&table)?;
         tracing::debug!(statement = %statements.states, "phase 1 as SQL");
 
-        let states = query(&ctx, &statements.states).await?;
+        // Every statement of the source at once: on a cluster each is a job, and their
+        // scheduling overlaps instead of adding up. Dropping the set (a timeout) cancels them.
+        let mut running = tokio::task::JoinSet::new();
+        let all = std::iter::once(statements.states.clone())
+            .chain(statements.sets.iter().map(|(_, _, s)| s.clone()));
+        for (k, statement) in all.enumerate() {
+            let ctx = ctx.clone();
+            running.spawn(async move { (k, query(&ctx, &statement).await) });
+        }
+        let mut answered: Vec<Option<DataFrame>> = vec![None; statements.sets.len() + 1];
+        while let Some(done) = running.join_next().await {
+            let (k, frame) = done.map_err(|e| e.to_string())?;
+            answered[k] = Some(frame?);
+        }
+        let mut answered = answered.into_iter().map(|f| f.unwrap_or_default());
+        let states = answered.next().unwrap_or_default();
         let mut keys = vec!["__unit".to_string(), "__month".to_string()];
         keys.extend(statements.dims.iter().cloned());
         keys.push("__state".to_string());
@@ -146,8 +161,7 @@ impl SqlEngine {
             outputs[*at] = Some(conform(frame, &expected[*at])?);
         }
         let mut distinct = BTreeMap::new();
-        for (at, column, statement) in &statements.sets {
-            let frame = query(&ctx, statement).await?;
+        for ((at, column, _), frame) in statements.sets.iter().zip(answered) {
             let frame = frame.lazy().filter(in_months());
             let answer = set_answer(frame, &sql.outputs[*at], column, &expected[*at])?;
             match &sql.outputs[*at] {
