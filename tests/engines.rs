@@ -247,25 +247,10 @@ fn empty_sums_even_medians_and_filtered_out_rows_read_alike_on_both_engines() {
 /// sources are read by polars on every engine, and `explain` says so.
 #[test]
 fn sql_server_parquet_and_the_csv_fixtures_give_the_same_tables_on_datafusion() {
-    use common::{Fixture, HR_SOURCE, indicator};
+    use common::{Fixture, indicator};
     let f = Fixture::new();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    std::fs::copy(
-        repo.join("fixtures/dialects/hr_sqlserver.parquet"),
-        f.path("hr.parquet"),
-    )
-    .unwrap();
-    f.file(
-        "mapping.csv",
-        "source,code,unit_id,valid_from,valid_to\nhr,101,A1,,\nhr,102,A2,,\n",
-    );
-    let source = HR_SOURCE
-        .replace("hr.csv", "hr.parquet")
-        .replace("format = \"csv\"", "format = \"parquet\"")
-        .replace(
-            "org_column = \"unit\"",
-            "org_column = \"unit\"\norg_codes = \"mapping\"",
-        );
+    let source = common::sql_server_hr_source(&f);
     f.pipeline(
         &(source
             + &indicator(

@@ -382,19 +382,7 @@ fn a_sql_server_parquet_export_reads_decimal_timestamp_and_integer_codes() {
     // hours, a TIMESTAMP month (one at 13:45 on 31 January) and INTEGER cost centres.
     let clean = dialect_fixture("hr_clean.csv", "").values("2024-03-01");
     let f = Fixture::new();
-    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/dialects");
-    std::fs::copy(repo.join("hr_sqlserver.parquet"), f.path("hr.parquet")).unwrap();
-    f.file(
-        "mapping.csv",
-        "source,code,unit_id,valid_from,valid_to\nhr,101,A1,,\nhr,102,A2,,\n",
-    );
-    let source = HR_SOURCE
-        .replace("hr.csv", "hr.parquet")
-        .replace("format = \"csv\"", "format = \"parquet\"")
-        .replace(
-            "org_column = \"unit\"",
-            "org_column = \"unit\"\norg_codes = \"mapping\"",
-        );
+    let source = common::sql_server_hr_source(&f);
     f.pipeline(
         &(source
             + &indicator(

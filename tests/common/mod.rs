@@ -199,3 +199,22 @@ pub fn strings(df: &DataFrame, name: &str) -> Vec<String> {
         .map(|v| v.unwrap_or_default().to_string())
         .collect()
 }
+
+/// `fixtures/dialects/hr_sqlserver.parquet` (the clean HR rows as SQL Server writes them:
+/// DECIMAL hours, a TIMESTAMP month, INTEGER cost centres 101/102 for A1/A2) copied into the
+/// fixture with its code mapping; returns the `hr` source block that reads it.
+pub fn sql_server_hr_source(f: &Fixture) -> String {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/dialects");
+    std::fs::copy(repo.join("hr_sqlserver.parquet"), f.path("hr.parquet")).unwrap();
+    f.file(
+        "mapping.csv",
+        "source,code,unit_id,valid_from,valid_to\nhr,101,A1,,\nhr,102,A2,,\n",
+    );
+    HR_SOURCE
+        .replace("hr.csv", "hr.parquet")
+        .replace("format = \"csv\"", "format = \"parquet\"")
+        .replace(
+            "org_column = \"unit\"",
+            "org_column = \"unit\"\norg_codes = \"mapping\"",
+        )
+}
