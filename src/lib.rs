@@ -410,8 +410,12 @@ pub fn explain(
             engine.is_sql(),
         )?;
         let table = format!("source_{}", plan.source);
+        let stored = plan.rows.files.iter().any(|f| f.object.is_some());
+        let cannot_run = "its files are in an object store, which only the SQL engines read: the run would stop here";
         let (engine_text, sql) = match &plan.sql {
+            None if stored => (format!("{engine} — {cannot_run}"), Vec::new()),
             None => (engine.to_string(), Vec::new()),
+            Some(Err(why)) if stored => (format!("polars — {why}; {cannot_run}"), Vec::new()),
             Some(Err(why)) => (format!("polars — {why}"), Vec::new()),
             Some(Ok(sql)) => {
                 let statements = sql.statements(&table).map_err(Error::Usage)?;

@@ -812,6 +812,7 @@ fn source_records(
                     size: f.size,
                     rows: f.rows as i64,
                     blake3: f.blake3.clone(),
+                    etag: f.object.as_ref().and_then(|o| o.e_tag.clone()),
                 })
                 .collect();
             SourceRecord {

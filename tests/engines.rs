@@ -351,3 +351,322 @@ fn the_cli_runs_on_a_cluster_process_and_exits_1_when_the_cluster_is_gone() {
     assert!(stderr.contains(&format!("engine {url}")), "{stderr}");
     assert!(!dir.path().join("gone/uddevalla/latest").exists());
 }
+
+/// An S3-compatible store on 127.0.0.1: moto's server (`pip install "moto[server]"`; `.ci/run`
+/// installs it into a venv and names it in `STYRKORT_MOTO_SERVER`). Stopped when dropped.
+struct S3Server {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl S3Server {
+    fn start() -> S3Server {
+        let program = std::env::var("STYRKORT_MOTO_SERVER").unwrap_or("moto_server".to_string());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {program} ({e}): the object-store test needs moto's S3 server — \
+                     `python3 -m venv V && V/bin/pip install \"moto[server]\"`, then \
+                     STYRKORT_MOTO_SERVER=V/bin/moto_server (.ci/run does this)"
+                )
+            });
+        let server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{program} did not listen on port {port} within 10 s");
+    }
+
+    /// The `AWS_*` variables every styrkort process of the test gets.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+        ]
+    }
+
+    /// Creates a bucket (moto takes an unsigned `PUT /bucket`; object_store has no such call).
+    fn create_bucket(&self, bucket: &str) {
+        use std::io::{Read, Write};
+        let host = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        write!(
+            stream,
+            "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
+        use object_store::ObjectStoreExt;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_region("us-east-1")
+            .build()
+            .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(store.put(&key.into(), bytes.into()))
+            .unwrap();
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Rows of a Parquet file split in two files at `at`.
+fn split_parquet(file: &Path, at: i64, into: &Path) {
+    use polars::prelude::*;
+    let df = common::read_parquet(file);
+    std::fs::create_dir_all(into).unwrap();
+    for (k, mut part) in [df.slice(0, at as usize), df.slice(at, usize::MAX)]
+        .into_iter()
+        .enumerate()
+    {
+        let f = std::fs::File::create(into.join(format!("part-{k}.parquet"))).unwrap();
+        ParquetWriter::new(f).finish(&mut part).unwrap();
+    }
+}
+
+#[test]
+fn s3_sources_run_on_datafusion_and_a_cluster_and_polars_refuses_them() {
+    use std::process::Command;
+    let bin = env!("CARGO_BIN_EXE_styrkort");
+    let (dir, pipeline) = municipality(1);
+    let d = dir.path();
+    // hr_time in two files, read through a pattern, locally and in the store.
+    split_parquet(&d.join("hr_time.parquet"), 6000, &d.join("hr_time"));
+    std::fs::remove_file(d.join("hr_time.parquet")).unwrap();
+    let text = std::fs::read_to_string(&pipeline)
+        .unwrap()
+        .replace("\"hr_time.parquet\"", "\"hr_time/*.parquet\"");
+    std::fs::write(&pipeline, &text).unwrap();
+
+    let s3 = S3Server::start();
+    s3.create_bucket("kommun");
+    let mut sources = Vec::new();
+    for entry in walk(d) {
+        let key = entry.strip_prefix(d).unwrap().to_string_lossy().to_string();
+        if key.ends_with(".parquet") {
+            s3.put(
+                "kommun",
+                &format!("exports/{key}"),
+                std::fs::read(&entry).unwrap(),
+            );
+            sources.push(key);
+        }
+    }
+    assert_eq!(sources.len(), 10, "{sources:?}");
+    // What the pattern must not match: another suffix, and a file one folder down (`*` stops
+    // at `/`; matched, its rows would count twice).
+    s3.put("kommun", "exports/hr_time/notes.txt", b"not data".to_vec());
+    s3.put(
+        "kommun",
+        "exports/hr_time/old/part-9.parquet",
+        std::fs::read(d.join("hr_time/part-0.parquet")).unwrap(),
+    );
+    let mut remote = text.clone();
+    for line in text.lines().filter(|l| l.starts_with("path = \"")) {
+        let path = line.trim_start_matches("path = \"").trim_end_matches('"');
+        if path.ends_with(".parquet") {
+            remote = remote.replace(line, &format!("path = \"s3://kommun/exports/{path}\""));
+        }
+    }
+    assert_eq!(remote.matches("s3://").count(), 9, "{remote}");
+    let remote_pipeline = d.join("pipeline_s3.toml");
+    std::fs::write(&remote_pipeline, &remote).unwrap();
+
+    let run = |pipeline: &Path, engine: &str, out: &str, extra: &[&str]| {
+        Command::new(bin)
+            .args(["run", pipeline.to_str().unwrap(), "--as-of", AS_OF, "--out"])
+            .arg(d.join(out))
+            .args(["--engine", engine])
+            .args(extra)
+            .envs(s3.env())
+            .output()
+            .unwrap()
+    };
+    let ok = |o: &std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    ok(&run(&pipeline, "polars", "local", &[]));
+    ok(&run(&remote_pipeline, "datafusion", "datafusion", &[]));
+
+    let mut cluster = Command::new(bin)
+        .args(["cluster", "--executors", "2"])
+        .envs(s3.env())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(cluster.stdout.take().unwrap()),
+        &mut url,
+    )
+    .unwrap();
+    let on_cluster = run(&remote_pipeline, url.trim(), "ballista", &[]);
+    cluster.kill().unwrap();
+    cluster.wait().unwrap();
+    ok(&on_cluster);
+
+    let local = d.join("local/uddevalla/latest");
+    for engine in ["datafusion", "ballista"] {
+        let published = d.join(engine).join("uddevalla/latest");
+        // Every table alike, but rejected rows name their file by where it was read.
+        let mut identical = 0;
+        for entry in std::fs::read_dir(&local).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().to_string();
+            if !name.ends_with(".parquet") {
+                continue;
+            }
+            let (a, b) = (local.join(&name), published.join(&name));
+            if name != "rejected_rows.parquet" {
+                assert_eq!(
+                    std::fs::read(&a).unwrap(),
+                    std::fs::read(&b).unwrap(),
+                    "{engine}: {name}"
+                );
+                identical += 1;
+                continue;
+            }
+            let (ra, rb) = (common::read_parquet(&a), common::read_parquet(&b));
+            assert!(ra.height() > 0, "the fixture has rejected rows");
+            let (fa, fb) = (common::strings(&ra, "file"), common::strings(&rb, "file"));
+            for (x, y) in fa.iter().zip(&fb) {
+                let key = x.strip_prefix(&format!("{}/", d.display())).unwrap_or(x);
+                assert_eq!(y, &format!("s3://kommun/exports/{key}"), "{engine}");
+            }
+            assert!(
+                ra.drop("file")
+                    .unwrap()
+                    .equals_missing(&rb.drop("file").unwrap()),
+                "{engine}"
+            );
+        }
+        assert_eq!(identical, 9, "{engine}: the nine tables besides rejected rows");
+    }
+
+    // The manifest lists the objects the pattern matched, in key order, with rows from their
+    // footers and their ETags.
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("datafusion/uddevalla/latest/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let hr = manifest["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "hr_time")
+        .unwrap();
+    let files = hr["files"].as_array().unwrap();
+    let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "s3://kommun/exports/hr_time/part-0.parquet",
+            "s3://kommun/exports/hr_time/part-1.parquet"
+        ]
+    );
+    let rows: Vec<i64> = files.iter().map(|f| f["rows"].as_i64().unwrap()).collect();
+    let all = common::read_parquet(&d.join("hr_time/part-1.parquet")).height() as i64;
+    assert_eq!(rows, [6000, all]);
+    assert!(
+        files
+            .iter()
+            .all(|f| f["etag"].as_str().is_some_and(|e| !e.is_empty()))
+    );
+
+    // Unchanged objects are recognised without downloading them; a rewritten one is not.
+    let again = run(
+        &remote_pipeline,
+        "datafusion",
+        "datafusion",
+        &["--skip-unchanged"],
+    );
+    ok(&again);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("unchanged"));
+    let ledger = common::read_parquet(&d.join("ledger.parquet"));
+    let mut shorter = ledger.slice(0, ledger.height() - 1);
+    let mut bytes = Vec::new();
+    polars::prelude::ParquetWriter::new(&mut bytes)
+        .finish(&mut shorter)
+        .unwrap();
+    s3.put("kommun", "exports/ledger.parquet", bytes);
+    let changed = run(
+        &remote_pipeline,
+        "datafusion",
+        "datafusion",
+        &["--skip-unchanged"],
+    );
+    ok(&changed);
+    assert!(!String::from_utf8_lossy(&changed.stdout).contains("unchanged"));
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("datafusion/uddevalla/latest/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let ledger_rows = manifest["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ledger")
+        .unwrap()["rows_read"]
+        .as_i64();
+    assert_eq!(ledger_rows, Some(ledger.height() as i64 - 1));
+
+    // polars reads local files only: it refuses, naming the object and the way out.
+    let refused = run(&remote_pipeline, "polars", "refused", &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("s3://kommun/exports/hr_time/part-0.parquet is in an object store")
+            && stderr.contains("--engine datafusion"),
+        "{stderr}"
+    );
+    assert!(!d.join("refused/uddevalla/latest").exists());
+}
+
+/// Every file under `dir`, sorted.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}

@@ -3,8 +3,17 @@
 //! (`styrkort cluster`). A real cluster runs Ballista's own `ballista-scheduler` and
 //! `ballista-executor` binaries on its machines (README, "Running on a cluster").
 
+use std::sync::Arc;
+
+use ballista_core::extension::{
+    ballista_aggregate_functions, ballista_scalar_functions, ballista_window_functions,
+};
+use ballista_core::object_store::{
+    runtime_env_with_s3_support, session_config_with_s3_support, session_state_with_s3_support,
+};
 use ballista_core::serde::BallistaCodec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use datafusion::execution::SessionStateBuilder;
 use tokio::runtime::Runtime;
 
 /// A running cluster. Each node has its own runtime, so one can be stopped on its own (as a
@@ -26,8 +35,16 @@ impl LocalCluster {
     /// Starts a scheduler and `executors` executors with `slots` task slots each.
     pub fn start(executors: usize, slots: usize) -> Result<LocalCluster, String> {
         let scheduler = runtime()?;
+        // Scheduler and executors read object-store sources (`s3://…`) as Ballista's own
+        // binaries do: a store per bucket from the node's AWS_* variables.
         let addr = scheduler
-            .block_on(ballista_scheduler::standalone::new_standalone_scheduler())
+            .block_on(
+                ballista_scheduler::standalone::new_standalone_scheduler_with_builder(
+                    Arc::new(session_state_with_s3_support),
+                    Arc::new(session_config_with_s3_support),
+                    BallistaCodec::default(),
+                ),
+            )
             .map_err(|e| format!("cannot start a Ballista scheduler: {e}"))?;
         let port = addr.port();
         let mut cluster = LocalCluster {
@@ -52,10 +69,19 @@ impl LocalCluster {
                         }
                     }
                 };
-                ballista_executor::new_standalone_executor(
+                let functions = SessionStateBuilder::new()
+                    .with_default_features()
+                    .with_scalar_functions(ballista_scalar_functions())
+                    .with_aggregate_functions(ballista_aggregate_functions())
+                    .with_window_functions(ballista_window_functions())
+                    .build();
+                ballista_executor::new_standalone_executor_from_builder(
                     scheduler,
                     slots.max(1),
+                    Arc::new(session_config_with_s3_support),
+                    Arc::new(runtime_env_with_s3_support),
                     BallistaCodec::default(),
+                    (&functions).into(),
                 )
                 .await
                 .map_err(|e| format!("cannot start a Ballista executor: {e}"))

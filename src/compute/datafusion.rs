@@ -325,9 +325,19 @@ fn segment(dim: Option<&str>) -> Expr {
 async fn register(ctx: &SessionContext, table: &str, files: &[InputFile]) -> Result<(), String> {
     let urls = files
         .iter()
-        .map(|f| {
-            let path = std::path::absolute(&f.read_path).map_err(|e| e.to_string())?;
-            ListingTableUrl::parse(path.to_string_lossy()).map_err(|e| e.to_string())
+        .map(|f| match &f.object {
+            Some(object) => {
+                // The session reads the store's footers while planning (a cluster's scheduler and
+                // executors have their own store, from their AWS_* variables).
+                let (bucket, _) = crate::ingest::remote::split(&object.url)?;
+                let store = crate::ingest::remote::store_for(bucket)?;
+                ctx.register_object_store(&crate::ingest::remote::bucket_url(bucket)?, store);
+                ListingTableUrl::parse(&object.url).map_err(|e| e.to_string())
+            }
+            None => {
+                let path = std::path::absolute(&f.read_path).map_err(|e| e.to_string())?;
+                ListingTableUrl::parse(path.to_string_lossy()).map_err(|e| e.to_string())
+            }
         })
         .collect::<Result<Vec<_>, String>>()?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");

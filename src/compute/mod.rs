@@ -666,6 +666,20 @@ fn execute(
     );
     let (out, rejected, per_month, distinct) = match answers {
         None => {
+            // An object's stand-in has its schema and no rows: polars would compute nothing.
+            if let Some(file) = plan.rows.files.iter().find(|f| f.object.is_some()) {
+                let why = match &plan.sql {
+                    Some(Err(why)) => format!(" ({why})"),
+                    _ => String::new(),
+                };
+                return Err(ComputeError::Polars {
+                    source_name: source.clone(),
+                    message: format!(
+                        "{} is in an object store and only the SQL engines read there, but this source runs on polars{why}; run with --engine datafusion or ballista://host:port",
+                        file.display
+                    ),
+                });
+            }
             let mut frames: Vec<DslPlan> =
                 plan.outputs.into_iter().map(|lf| lf.logical_plan).collect();
             frames.push(plan.rows.rejected.logical_plan);

@@ -14,13 +14,15 @@ use crate::definitions::{Pipeline, SourceDef, SourceFormat};
 #[derive(Debug, Clone)]
 pub struct InputFile {
     pub path: PathBuf,
-    /// Where the scan reads it: the file itself, or its UTF-8 copy when it is in another
-    /// encoding (removed when the last clone of this record goes).
+    /// Where the scan reads it: the file itself, its UTF-8 copy when it is in another encoding,
+    /// or an object's local stand-in (both removed when the last clone of this record goes).
     pub read_path: PathBuf,
-    _utf8_copy: Option<std::sync::Arc<tempfile::TempPath>>,
+    _temp_copy: Option<std::sync::Arc<tempfile::TempPath>>,
     /// The path as shown to users (normalised).
     pub display: String,
     pub size: u64,
+    /// blake3 of the bytes; for an object in a store, of its URL, ETag, version, size and
+    /// modification time as the store reports them (the client does not download the data).
     pub blake3: String,
     /// Data rows (CSV records after the header, or Parquet rows).
     pub rows: u64,
@@ -30,9 +32,44 @@ pub struct InputFile {
     /// ways: `(record, extra lines)` from that record on (record 0 is the header). Empty for
     /// most files; see [`InputFile::line_of_row`].
     pub line_shifts: Vec<(u64, u64)>,
+    /// Set when the file is an object in a store (`s3://…`), read by the SQL engines where it
+    /// lives; `read_path` is then a local stand-in with its schema and no rows.
+    pub object: Option<StoredObject>,
+}
+
+/// An input that is an object in a store.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub url: String,
+    pub e_tag: Option<String>,
+    pub version: Option<String>,
 }
 
 impl InputFile {
+    /// An object in a store, with its local stand-in.
+    #[cfg(feature = "distributed")]
+    pub(super) fn stored(
+        object: StoredObject,
+        stand_in: tempfile::TempPath,
+        size: u64,
+        blake3: String,
+        rows: u64,
+        modified: std::time::SystemTime,
+    ) -> InputFile {
+        InputFile {
+            path: PathBuf::from(&object.url),
+            read_path: stand_in.to_path_buf(),
+            _temp_copy: Some(std::sync::Arc::new(stand_in)),
+            display: object.url.clone(),
+            size,
+            blake3,
+            rows,
+            modified: Some(modified),
+            line_shifts: Vec::new(),
+            object: Some(object),
+        }
+    }
+
     /// The physical line (1-based, header = line 1) of data row `row` (0-based, as the CSV
     /// reader numbers rows, blank lines included).
     pub fn line_of_row(&self, row: u64) -> u64 {
@@ -42,6 +79,9 @@ impl InputFile {
     /// An error when the file's size or modification time differs from when it was hashed: it
     /// was written to while the run read it, so the manifest would not describe the bytes used.
     pub fn check_unchanged(&self) -> Result<(), IngestError> {
+        if let Some(object) = &self.object {
+            return stored_unchanged(object, self.size, &self.display);
+        }
         let meta = std::fs::metadata(&self.path).ok();
         let now = meta.as_ref().map(|m| (m.len(), m.modified().ok()));
         if now != Some((self.size, self.modified)) {
@@ -51,6 +91,27 @@ impl InputFile {
         }
         Ok(())
     }
+}
+
+#[cfg(feature = "distributed")]
+fn stored_unchanged(object: &StoredObject, size: u64, display: &str) -> Result<(), IngestError> {
+    match super::remote::unchanged(object, size) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(IngestError::Changed {
+            file: display.to_string(),
+        }),
+        Err(message) => Err(IngestError::Unreadable {
+            file: display.to_string(),
+            message,
+        }),
+    }
+}
+
+#[cfg(not(feature = "distributed"))]
+fn stored_unchanged(_: &StoredObject, _: u64, display: &str) -> Result<(), IngestError> {
+    Err(IngestError::NeedsSqlEngine {
+        file: display.to_string(),
+    })
 }
 
 /// The physical line of data row `row` given a file's line shifts.
@@ -118,6 +179,9 @@ pub fn expand_source(
     pipeline: &Pipeline,
     source: &SourceDef,
 ) -> Result<Vec<InputFile>, IngestError> {
+    if is_object_url(source.path.get_ref()) {
+        return expand_stored(source);
+    }
     let pattern = pipeline.resolve(source.path.get_ref());
     let pattern_text = pattern.to_string_lossy().to_string();
     let mut paths: Vec<PathBuf> = glob::glob(&pattern_text)
@@ -161,6 +225,30 @@ pub fn expand_source(
             Ok(file)
         })
         .collect()
+}
+
+/// Whether a source path names objects in a store (`s3://bucket/key`) rather than local files.
+pub fn is_object_url(path: &str) -> bool {
+    path.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())
+    })
+}
+
+#[cfg(feature = "distributed")]
+fn expand_stored(source: &SourceDef) -> Result<Vec<InputFile>, IngestError> {
+    if source.format != SourceFormat::Parquet {
+        return Err(IngestError::StoredNotParquet {
+            source_name: source.name.get_ref().clone(),
+        });
+    }
+    super::remote::expand(source, source.path.get_ref())
+}
+
+#[cfg(not(feature = "distributed"))]
+fn expand_stored(source: &SourceDef) -> Result<Vec<InputFile>, IngestError> {
+    Err(IngestError::NeedsSqlEngine {
+        file: source.path.get_ref().clone(),
+    })
 }
 
 /// Every file once: paths that reach the same file (a second link to it) are dropped with a
@@ -308,13 +396,14 @@ fn inspect(path: &Path, source: &SourceDef) -> Result<InputFile, IngestError> {
             .as_ref()
             .map(|d| d.to_path_buf())
             .unwrap_or_else(|| path.to_path_buf()),
-        _utf8_copy: decoded,
+        _temp_copy: decoded,
         display,
         size: reader.bytes,
         blake3: reader.hasher.finalize().to_hex().to_string(),
         rows,
         modified,
         line_shifts: reader.lines.map(|l| l.shifts).unwrap_or_default(),
+        object: None,
     };
     // Bytes appended while hashing: size and hash would not match what the scan reads.
     if file.size != size {

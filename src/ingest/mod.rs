@@ -9,8 +9,10 @@ mod convert;
 mod files;
 mod kolada_json;
 pub mod quality;
+#[cfg(feature = "distributed")]
+pub mod remote;
 
-pub use files::{InputFile, expand_source};
+pub use files::{InputFile, StoredObject, expand_source, is_object_url};
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +39,14 @@ pub enum IngestError {
         pattern: String,
         message: String,
     },
+    #[error(
+        "{file}: an object-store source is read by the SQL engines (--engine datafusion or ballista://…, in a build with `cargo build --release --features distributed`); this build reads local files only"
+    )]
+    NeedsSqlEngine { file: String },
+    #[error(
+        "source '{source_name}': only Parquet sources can be read from an object store (CSV, Excel and Kolada JSON are checked line by line on this machine: copy them here)"
+    )]
+    StoredNotParquet { source_name: String },
     #[error("{file}: cannot read: {message}")]
     Unreadable { file: String, message: String },
     #[error(

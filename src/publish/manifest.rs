@@ -52,7 +52,12 @@ pub struct InputRecord {
     pub path: String,
     pub size: u64,
     pub rows: i64,
+    /// blake3 of the bytes; for an object in a store (`s3://…`), of its URL, ETag, version, size
+    /// and modification time, as the client does not download it.
     pub blake3: String,
+    /// An object's ETag as its store reported it (objects only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
