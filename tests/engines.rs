@@ -574,7 +574,10 @@ fn s3_sources_run_on_datafusion_and_a_cluster_and_polars_refuses_them() {
                 "{engine}"
             );
         }
-        assert_eq!(identical, 9, "{engine}: the nine tables besides rejected rows");
+        assert_eq!(
+            identical, 9,
+            "{engine}: the nine tables besides rejected rows"
+        );
     }
 
     // The manifest lists the objects the pattern matched, in key order, with rows from their

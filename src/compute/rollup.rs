@@ -59,7 +59,7 @@ pub fn roll_up(
     months: RunMonths,
 ) -> PolarsResult<DataFrame> {
     let mut out = Vec::new();
-    let mut merged_sets = MergedSets::default();
+    let merged_sets = merge_sets(indicators, &segments, tree, months)?;
     for seg in segments {
         for tree_rollup in [true, false] {
             let members: Vec<&PartialIndicator> = seg
@@ -73,14 +73,7 @@ pub fn roll_up(
             }
             let rolled = roll_scalars(&seg.scalars, &members, tree, months, tree_rollup)?;
             for ind in members {
-                out.push(evaluate(
-                    ind,
-                    &rolled,
-                    &seg.sets,
-                    &mut merged_sets,
-                    tree,
-                    months,
-                )?);
+                out.push(evaluate(ind, &rolled, &seg.sets, &merged_sets)?);
             }
         }
     }
@@ -163,20 +156,57 @@ fn roll_scalars(
         .collect()
 }
 
-/// One indicator's cells: its grains of the merged scalars, its merged sets joined on, and the
-/// numerator, denominator and row count evaluated per cell.
-/// Merged sets already computed, by (phase-1 output, value column, grains, tree roll-up), so
-/// indicators sharing a set merge it once. The state column is `__set`.
-#[derive(Default)]
-struct MergedSets(BTreeMap<(usize, String, Vec<Grain>, bool), DataFrame>);
+/// A set state's identity: (phase-1 output, value column, tree roll-up).
+type SetKey = (usize, String, bool);
 
+/// Every set state some indicator needs, merged once for all the grains its indicators want
+/// (indicators with other grains often share a set: one sort, one walk per grain). Sets are
+/// merged side by side; each is large (hr_time: one row per employee and month) and is built,
+/// sorted and walked on its own.
+fn merge_sets(
+    indicators: &[PartialIndicator],
+    segments: &[SegmentPartials],
+    tree: &OrgTree,
+    months: RunMonths,
+) -> PolarsResult<BTreeMap<SetKey, DataFrame>> {
+    let mut wanted: BTreeMap<SetKey, (SetKind, &DataFrame, BTreeSet<Grain>)> = BTreeMap::new();
+    for seg in segments {
+        for ind in seg.members.iter().map(|&i| &indicators[i]) {
+            for set in &ind.parts.sets {
+                if let Some((at, column, frame)) = seg.sets.get(&set.name) {
+                    wanted
+                        .entry((*at, column.clone(), ind.tree))
+                        .or_insert((set.kind, frame, BTreeSet::new()))
+                        .2
+                        .extend(ind.grains.iter().copied());
+                }
+            }
+        }
+    }
+    let merged: Vec<(SetKey, PolarsResult<DataFrame>)> = wanted
+        .into_par_iter()
+        .map(|(key, (kind, frame, grains))| {
+            let grains: Vec<Grain> = grains.into_iter().collect();
+            let (column, tree_rollup) = (&key.1, key.2);
+            let m = match kind {
+                SetKind::Distinct => {
+                    distinct_counts(frame, column, &grains, tree, months, tree_rollup)
+                }
+                SetKind::Median => roll_medians(frame, &grains, tree, months, tree_rollup),
+            };
+            (key, m)
+        })
+        .collect();
+    merged.into_iter().map(|(k, m)| Ok((k, m?))).collect()
+}
+
+/// One indicator's cells: its grains of the merged scalars, its merged sets joined on (the state
+/// column is `__set`), and the numerator, denominator and row count evaluated per cell.
 fn evaluate(
     ind: &PartialIndicator,
     rolled: &DataFrame,
     sets: &BTreeMap<String, (usize, String, DataFrame)>,
-    merged_sets: &mut MergedSets,
-    tree: &OrgTree,
-    months: RunMonths,
+    merged_sets: &BTreeMap<SetKey, DataFrame>,
 ) -> PolarsResult<LazyFrame> {
     let grain_names: Vec<&str> = ind.grains.iter().map(|g| g.as_str()).collect();
     let in_grains = grain_names
@@ -186,23 +216,13 @@ fn evaluate(
         .unwrap_or(lit(false));
     let mut cells = rolled.clone().lazy().filter(in_grains);
     for set in &ind.parts.sets {
-        let Some((at, column, frame)) = sets.get(&set.name) else {
+        let Some((at, column, _)) = sets.get(&set.name) else {
             continue;
         };
-        let key = (*at, column.clone(), ind.grains.clone(), ind.tree);
-        let merged = match merged_sets.0.get(&key) {
-            Some(m) => m.clone(),
-            None => {
-                let m = match set.kind {
-                    SetKind::Distinct => {
-                        distinct_counts(frame, column, &ind.grains, tree, months, ind.tree)?
-                    }
-                    SetKind::Median => roll_medians(frame, &ind.grains, tree, months, ind.tree)?,
-                };
-                merged_sets.0.insert(key, m.clone());
-                m
-            }
-        };
+        let merged = merged_sets
+            .get(&(*at, column.clone(), ind.tree))
+            .expect("every set of every member was merged")
+            .clone();
         cells = cells.join(
             merged.lazy().rename(["__set"], [set.name.as_str()], true),
             cell_keys(),
@@ -400,13 +420,42 @@ fn distinct_counts(
             }
         })
         .collect();
-    let n_units = chains.len();
-    let n_segs = seg_labels.len();
-    let first = months.first.0;
-    let n_months = (months.last.0 - first + 1) as usize;
+    let walk = SortedValues {
+        rows: &rows,
+        chains: &chains,
+        segments: &seg_labels,
+        months,
+    };
+    // Each grain is one walk over the sorted rows; grains are independent, so they run side by
+    // side and their rows are put together in grain order (the same output on any thread count).
+    let per_grain: Vec<CountsOut> = grains.par_iter().map(|&grain| walk.counts(grain)).collect();
     let mut out = CountsOut::default();
-    for &grain in grains {
+    for part in per_grain {
+        out.append(part);
+    }
+    out.frame()
+}
+
+/// `(segment, value id, month, unit)` rows sorted so that all occurrences of a value sit
+/// together in time order, with what is needed to count them per ancestor and period.
+struct SortedValues<'a> {
+    rows: &'a [(u32, u32, i32, u32)],
+    /// Per unit: the units its values count for (itself and its ancestors, or itself only).
+    chains: &'a [Vec<u32>],
+    segments: &'a [String],
+    months: RunMonths,
+}
+
+impl SortedValues<'_> {
+    /// Distinct values per (segment, ancestor, period) of one grain.
+    fn counts(&self, grain: Grain) -> CountsOut {
+        let (rows, chains, months) = (self.rows, self.chains, self.months);
+        let n_units = chains.len();
+        let n_segs = self.segments.len();
+        let first = months.first.0;
+        let n_months = (months.last.0 - first + 1) as usize;
         let periods = months.periods(grain);
+        let mut out = CountsOut::default();
         if grain == Grain::Ytd {
             // New values per (segment, unit, month), then running sums within the year.
             let mut new = vec![0u32; n_segs * n_units * n_months];
@@ -435,7 +484,7 @@ fn distinct_counts(
                 }
                 start = i;
             }
-            for (seg, label) in seg_labels.iter().enumerate() {
+            for (seg, label) in self.segments.iter().enumerate() {
                 for a in 0..n_units {
                     let base = (seg * n_units + a) * n_months;
                     for p in &periods {
@@ -448,7 +497,7 @@ fn distinct_counts(
                     }
                 }
             }
-            continue;
+            return out;
         }
         let mut period_of = vec![usize::MAX; n_months];
         for (k, p) in periods.iter().enumerate() {
@@ -483,7 +532,7 @@ fn distinct_counts(
             }
             start = i;
         }
-        for (seg, label) in seg_labels.iter().enumerate() {
+        for (seg, label) in self.segments.iter().enumerate() {
             for a in 0..n_units {
                 for (k, p) in periods.iter().enumerate() {
                     let count = counts[(seg * n_units + a) * n_periods + k];
@@ -493,8 +542,8 @@ fn distinct_counts(
                 }
             }
         }
+        out
     }
-    out.frame()
 }
 
 /// Rows of `distinct_counts`' result, column by column.
@@ -514,6 +563,14 @@ impl CountsOut {
         self.period.push(period.to_string());
         self.segment.push(segment.to_string());
         self.count.push(count as i64);
+    }
+
+    fn append(&mut self, other: CountsOut) {
+        self.ancestor.extend(other.ancestor);
+        self.grain.extend(other.grain);
+        self.period.extend(other.period);
+        self.segment.extend(other.segment);
+        self.count.extend(other.count);
     }
 
     fn frame(self) -> PolarsResult<DataFrame> {
