@@ -11,13 +11,12 @@ pub mod stats;
 mod status;
 mod targets;
 
+pub use crate::definitions::{TargetDefault, TargetKind, ToleranceDef};
 pub use actions::{Action, ActionStatus, actions_table, load_actions};
 pub use analyses::{Analysis, analyses_table, load_analyses, with_analysis};
 pub use goals::{GoalCell, goal_status};
 pub use status::{Judgement, Status, judge};
-pub use targets::{
-    CompareTo, PeriodSpec, Target, TargetDefault, TargetKind, Targets, Tolerance, ToleranceDef,
-};
+pub use targets::{CompareTo, PeriodSpec, Target, Targets, Tolerance};
 
 use std::collections::BTreeMap;
 

@@ -1,8 +1,9 @@
 //! One value against its target: the status (uppfyllt / delvis uppfyllt / ej uppfyllt / …) and
 //! the gap, signed so that a negative gap is on the unfavourable side.
 
-use super::targets::{Target, TargetKind};
+use super::targets::Target;
 use crate::definitions::Polarity;
+use crate::definitions::TargetKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {

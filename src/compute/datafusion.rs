@@ -18,8 +18,9 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use polars::prelude::*;
 
-use super::engine::{Engine, SqlAnswers};
+use super::engine::SqlAnswers;
 use super::sql::{ROW_REJECTED, ROW_USABLE, SqlOutput, SqlSource};
+use crate::definitions::Engine;
 use crate::ingest::InputFile;
 
 /// A DataFusion session (local or on a cluster) and the runtime its futures run on.

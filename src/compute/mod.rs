@@ -30,8 +30,9 @@ mod partial;
 mod rollup;
 pub mod sql;
 
+pub use crate::definitions::Engine;
 pub use cross::combine_sides;
-pub use engine::{DEFAULT_TIMEOUT, Engine, Phase1};
+pub use engine::{DEFAULT_TIMEOUT, Phase1};
 pub use expr::{IndicatorAggs, compile_indicator, restrict_to};
 pub use finish::{IndicatorRules, finish_values};
 pub use partial::{Decomposed, Merge, SetKind, decompose};

@@ -5,18 +5,22 @@
 //! reads that data (`org`, `ingest`); they report through the same [`Diagnostic`].
 
 mod diagnostic;
+mod engine;
 mod model;
 mod sheet;
 mod table;
+mod targets;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean, line_col};
+pub use engine::Engine;
 pub use model::*;
 pub use sheet::{CellText, SheetText, is_workbook, read_sheet};
 pub use table::{TableDialect, TableRow, read_table, read_table_with};
-pub use validate::compile_sql_expr;
+pub use targets::{TargetDefault, TargetKind, ToleranceDef};
+pub use validate::{check_date_format, compile_sql_expr};
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// The pipeline file's text; a file saved as "ANSI" (Windows-1252) by an editor is named with
 /// its first bad line and what to do.
@@ -122,7 +126,7 @@ impl Pipeline {
         } else {
             self.base_dir.join(p)
         };
-        PathBuf::from(crate::ingest::normalise(&joined))
+        PathBuf::from(normalise(&joined))
     }
 
     /// A diagnostic pointing at a span of the pipeline file.
@@ -190,4 +194,21 @@ impl Pipeline {
             .iter()
             .filter(move |i| i.source_name() == source)
     }
+}
+
+/// Removes `.` and `dir/..` from a path without touching the file system, so paths read well in
+/// messages (`fixtures/x.csv`, not `pipelines/../fixtures/x.csv`).
+pub fn normalise(path: &Path) -> String {
+    let mut parts: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    let p: PathBuf = parts.iter().collect();
+    p.to_string_lossy().to_string()
 }

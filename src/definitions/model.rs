@@ -274,8 +274,8 @@ impl SourceDef {
     }
 
     /// How numbers are written in this source's text.
-    pub fn number_format(&self) -> crate::ingest::NumberFormat {
-        crate::ingest::NumberFormat {
+    pub fn number_format(&self) -> NumberFormat {
+        NumberFormat {
             decimal_comma: match &self.decimal {
                 Some(d) => d.get_ref() == ",",
                 None => self.excel_sv(),
@@ -453,7 +453,7 @@ pub struct IndicatorDef {
     #[serde(default)]
     pub rollup: Rollup,
     /// A default target, used wherever the targets CSV sets none.
-    pub target: Option<crate::assess::TargetDefault>,
+    pub target: Option<super::TargetDefault>,
     /// What the numerator counts, for confidence intervals: `proportion` (members of the
     /// denominator) or `rate` (events per denominator exposure).
     pub stat_kind: Option<StatKind>,
@@ -735,4 +735,13 @@ impl GoalDef {
             },
         }
     }
+}
+
+/// How numbers are written in a text source: Swedish exports write `1 234,5` (decimal comma,
+/// a space or no-break space between thousands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NumberFormat {
+    pub decimal_comma: bool,
+    /// The thousands separator; a space stands for every kind of space (U+0020, U+00A0, U+202F).
+    pub thousands: Option<char>,
 }

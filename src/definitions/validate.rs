@@ -33,7 +33,7 @@ pub(super) fn check(p: &Pipeline) -> Vec<Diagnostic> {
         ));
     }
     if let Some(name) = &def.engine.name
-        && let Err(why) = crate::compute::Engine::parse(name.get_ref())
+        && let Err(why) = super::Engine::parse(name.get_ref())
     {
         out.push(p.diag_at(name.span(), "engine.name", why));
     }
@@ -242,7 +242,7 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                             &item,
                             format!("column '{name}': format applies to date columns"),
                         ));
-                    } else if let Err(why) = crate::ingest::check_date_format(format) {
+                    } else if let Err(why) = check_date_format(format) {
                         out.push(p.diag_at(
                             s.columns.span(),
                             &item,
@@ -651,5 +651,35 @@ fn check_goals(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 "indicator measures no goal: list it under some goal's `indicators`",
             ));
         }
+    }
+}
+
+/// `Ok` when `format` reads back a date it writes (so it has a day, a month and a year and no
+/// unknown `%` item); else what is wrong, for a definition error.
+pub fn check_date_format(format: &str) -> Result<(), String> {
+    use std::fmt::Write;
+    let probe = chrono::NaiveDate::from_ymd_opt(2024, 3, 31).expect("a valid date");
+    let mut text = String::new();
+    if write!(text, "{}", probe.format(format)).is_err() {
+        return Err("is not a chrono format string (e.g. \"%d/%m/%Y\")".to_string());
+    }
+    match chrono::NaiveDate::parse_from_str(&text, format) {
+        Ok(back) if back == probe => Ok(()),
+        _ => Err(
+            "does not name a day, a month and a year (e.g. \"%d/%m/%Y\", \"%Y%m%d\")".to_string(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_date_format_must_name_day_month_and_year() {
+        assert!(check_date_format("%d/%m/%Y").is_ok());
+        assert!(check_date_format("%Y%m%d").is_ok());
+        assert!(check_date_format("%Y-%m").is_err(), "no day");
+        assert!(check_date_format("%d/%m/%Q").is_err(), "unknown item");
     }
 }

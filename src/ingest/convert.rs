@@ -4,18 +4,10 @@
 use polars::prelude::*;
 
 use crate::definitions::ColumnType;
+use crate::definitions::NumberFormat;
 
 const TRUE_WORDS: [&str; 5] = ["true", "1", "yes", "ja", "t"];
 const FALSE_WORDS: [&str; 5] = ["false", "0", "no", "nej", "f"];
-
-/// How numbers are written in a text source: Swedish exports write `1 234,5` (decimal comma,
-/// a space or no-break space between thousands).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NumberFormat {
-    pub decimal_comma: bool,
-    /// The thousands separator; a space stands for every kind of space (U+0020, U+00A0, U+202F).
-    pub thousands: Option<char>,
-}
 
 impl NumberFormat {
     /// `text` as a number in this format: separators dropped, the decimal comma made a point.
@@ -77,23 +69,6 @@ pub struct TextFormat<'a> {
     pub numbers: NumberFormat,
     /// A chrono format string for dates (default `%Y-%m-%d`).
     pub date: Option<&'a str>,
-}
-
-/// `Ok` when `format` reads back a date it writes (so it has a day, a month and a year and no
-/// unknown `%` item); else what is wrong, for a definition error.
-pub fn check_date_format(format: &str) -> Result<(), String> {
-    use std::fmt::Write;
-    let probe = chrono::NaiveDate::from_ymd_opt(2024, 3, 31).expect("a valid date");
-    let mut text = String::new();
-    if write!(text, "{}", probe.format(format)).is_err() {
-        return Err("is not a chrono format string (e.g. \"%d/%m/%Y\")".to_string());
-    }
-    match chrono::NaiveDate::parse_from_str(&text, format) {
-        Ok(back) if back == probe => Ok(()),
-        _ => Err(
-            "does not name a day, a month and a year (e.g. \"%d/%m/%Y\", \"%Y%m%d\")".to_string(),
-        ),
-    }
 }
 
 /// The typed expression for a raw column, or `None` when the raw type can never hold the
@@ -272,14 +247,6 @@ mod tests {
             ),
             vec![day(2024, 1, 1), day(2022, 12, 1), None, None]
         );
-    }
-
-    #[test]
-    fn a_date_format_must_name_day_month_and_year() {
-        assert!(check_date_format("%d/%m/%Y").is_ok());
-        assert!(check_date_format("%Y%m%d").is_ok());
-        assert!(check_date_format("%Y-%m").is_err(), "no day");
-        assert!(check_date_format("%d/%m/%Q").is_err(), "unknown item");
     }
 
     #[test]

@@ -14,7 +14,6 @@ pub mod remote;
 
 pub use files::{InputFile, StoredObject, expand_source, is_object_url};
 
-use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use polars::prelude::*;
@@ -24,7 +23,8 @@ use crate::definitions::{CellText, ColumnChecks, ColumnType, SourceDef, read_she
 use crate::org::{CodeMapping, OrgTree};
 use crate::period::{RunMonths, days_since_epoch};
 
-pub use convert::{NumberFormat, TextFormat, check_date_format, typed_column};
+pub use crate::definitions::{NumberFormat, normalise};
+pub use convert::{TextFormat, typed_column};
 
 #[derive(Debug, Error)]
 pub enum IngestError {
@@ -224,23 +224,6 @@ fn rows_of(
         rejected,
         month_rows,
     })
-}
-
-/// Removes `.` and `dir/..` from a path without touching the file system, so paths read well in
-/// messages (`fixtures/x.csv`, not `pipelines/../fixtures/x.csv`).
-pub fn normalise(path: &Path) -> String {
-    let mut parts: Vec<Component> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    let p: PathBuf = parts.iter().collect();
-    p.to_string_lossy().to_string()
 }
 
 /// One file's rows with typed declared columns, their raw values (`__raw_<name>`), `__file`,
