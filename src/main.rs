@@ -402,7 +402,7 @@ fn main() -> ExitCode {
             };
             styrkort::run_or_skip(&pipeline, &options).map(|outcome| match outcome {
                 styrkort::RunOutcome::Published(s) => {
-                    print_out(&format!("{}\n", styrkort::report::run_summary(&s)));
+                    print_out(&format!("{s}\n"));
                     alert = !s.fail_on_hits.is_empty();
                 }
                 styrkort::RunOutcome::Unchanged { run_dir } => print_out(&format!(
@@ -411,8 +411,9 @@ fn main() -> ExitCode {
                 )),
             })
         }
-        Command::Validate { pipeline, out } => styrkort::validate_against(&pipeline, Some(&out))
-            .map(|v| print_out(&styrkort::report::validation(&v))),
+        Command::Validate { pipeline, out } => {
+            styrkort::validate_against(&pipeline, Some(&out)).map(|v| print_out(&v.to_string()))
+        }
         Command::Explain {
             pipeline,
             as_of,

@@ -128,6 +128,26 @@ pub struct SourcePlan {
     direct_output: Option<usize>,
 }
 
+/// One source's fused plan, as `styrkort explain` prints it.
+pub struct ExplainedSource {
+    pub source: String,
+    pub files: Vec<String>,
+    pub indicators: Vec<String>,
+    pub breakdowns: Vec<String>,
+    /// Per two-phase indicator: the partial states it keeps and how it rolls up.
+    pub state_kinds: Vec<(String, String)>,
+    /// Per segmentation: label, indicators, set-state outputs.
+    pub segments: Vec<(String, usize, usize)>,
+    /// Indicators computed directly from rows, with the reason.
+    pub direct: Vec<(String, String)>,
+    /// Where phase 1 runs, and why polars when another engine was asked for.
+    pub engine: String,
+    /// Phase 1's SQL statements on a SQL engine (only with `--verbose`).
+    pub sql: Vec<String>,
+    /// The optimised polars plan (only with `--verbose`).
+    pub polars_plan: String,
+}
+
 /// What one source's execution produced.
 pub struct SourceResult {
     pub source: String,

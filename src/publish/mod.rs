@@ -66,7 +66,7 @@ fn as_of_name(as_of: NaiveDate) -> String {
 /// kill it there; `STYRKORT_TEST_FAIL_WRITE=<file>` makes writing that output fail as a full
 /// disk would (`link:latest` / `link:as_of=<date>`: making that link fail, as when inodes run
 /// out).
-pub fn test_pause(point: &str) {
+pub(crate) fn test_pause(point: &str) {
     if std::env::var("STYRKORT_TEST_PAUSE").as_deref() == Ok(point) {
         if let Ok(marker) = std::env::var("STYRKORT_TEST_PAUSE_MARKER") {
             let _ = fs::write(marker, point);

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use polars::prelude::{DataFrame, ParquetReader, SerReader};
 
-use crate::{RunSummary, Validation};
+use crate::compute::ExplainedSource;
 
 /// One table of a published run folder (`name` such as `deviations.parquet`).
 fn read_run_table(dir: &Path, name: &str) -> Result<DataFrame, crate::Error> {
@@ -57,110 +57,6 @@ fn nearest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a String>) -> Str
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// One source's fused plan, as `styrkort explain` prints it.
-pub struct ExplainedSource {
-    pub source: String,
-    pub files: Vec<String>,
-    pub indicators: Vec<String>,
-    pub breakdowns: Vec<String>,
-    /// Per two-phase indicator: the partial states it keeps and how it rolls up.
-    pub state_kinds: Vec<(String, String)>,
-    /// Per segmentation: label, indicators, set-state outputs.
-    pub segments: Vec<(String, usize, usize)>,
-    /// Indicators computed directly from rows, with the reason.
-    pub direct: Vec<(String, String)>,
-    /// Where phase 1 runs, and why polars when another engine was asked for.
-    pub engine: String,
-    /// Phase 1's SQL statements on a SQL engine (only with `--verbose`).
-    pub sql: Vec<String>,
-    /// The optimised polars plan (only with `--verbose`).
-    pub polars_plan: String,
-}
-
-pub fn run_summary(s: &RunSummary) -> String {
-    let m = &s.manifest;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "styrkort run {} (as of {}), {} → {}",
-        m.pipeline, m.as_of, m.first_period, m.last_period
-    );
-    let _ = writeln!(
-        out,
-        "  {} indicators × {} units × {} months, {} sources",
-        s.indicators,
-        s.units,
-        s.periods,
-        m.sources.len()
-    );
-    for src in &m.sources {
-        let _ = writeln!(
-            out,
-            "  source {:<22} {:>9} rows read, {:>6} rejected, {:>7} outside the run's months",
-            src.name, src.rows_read, src.rows_rejected, src.rows_outside_periods
-        );
-    }
-    let _ = writeln!(
-        out,
-        "  wrote {} indicator value rows, {} rejected rows",
-        s.value_rows, s.rejected_rows
-    );
-    let _ = writeln!(out, "  indicator status: {}", counts(&m.status_counts));
-    let _ = writeln!(out, "  goal status:      {}", counts(&m.goal_status_counts));
-    let _ = writeln!(
-        out,
-        "  actions: {} ({} overdue); {} not-met goal × unit without an open action",
-        m.actions.actions, m.actions.overdue, m.actions.deviations_without_action
-    );
-    let _ = writeln!(
-        out,
-        "  series flagged: {} act, {} watch, {} none (signals.parquet)",
-        m.signal_flags.get("act").copied().unwrap_or(0),
-        m.signal_flags.get("watch").copied().unwrap_or(0),
-        m.signal_flags.get("none").copied().unwrap_or(0)
-    );
-    for (status, n) in &s.fail_on_hits {
-        let _ = writeln!(
-            out,
-            "  --fail-on: {n} row(s) {status} in the latest periods"
-        );
-    }
-    let _ = writeln!(out, "  → {}", s.run_dir.display());
-    let _ = write!(out, "  done in {:.2} s", s.elapsed_ms as f64 / 1000.0);
-    out
-}
-
-fn counts(c: &std::collections::BTreeMap<String, usize>) -> String {
-    crate::assess::Status::ALL
-        .iter()
-        .map(|s| format!("{} {}", c.get(s.as_str()).copied().unwrap_or(0), s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-pub fn validation(v: &Validation) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "definitions ok: {} indicators, {} goals, {} org units",
-        v.indicators, v.goals, v.units
-    );
-    for (source, files) in &v.sources {
-        let _ = writeln!(
-            out,
-            "  source {source}: {} file(s), headers ok",
-            files.len()
-        );
-        for f in files {
-            let _ = writeln!(out, "    {f}");
-        }
-    }
-    for w in &v.warnings {
-        let _ = writeln!(out, "warning: {w}");
-    }
-    out
 }
 
 pub fn explained(sources: &[ExplainedSource]) -> String {

@@ -11,6 +11,7 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+use super::load::{expand_inputs, load, org_changes_since_last_run, resolve_as_of, run_months};
 use crate::compute::{
     ComputeError, DEFAULT_TIMEOUT, Engine, IndicatorRules, Phase1, SourceResult, combine_sides,
     finish_values, run_sources,
@@ -22,7 +23,7 @@ use crate::period::RunMonths;
 use crate::publish::{
     self, FileRecord, GateRecord, InputRecord, Lock, Manifest, SourceRecord, Staging, test_pause,
 };
-use crate::{Error, assess, expand_inputs, load, resolve_as_of, run_months};
+use crate::{Error, assess};
 
 /// A `--fail-on` condition: a status in the latest period of any grain, or (`new:STATUS`) only
 /// where the status is new since the previously published run.
@@ -264,7 +265,7 @@ fn run_in_span(
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     publish::check_links(&pipeline_dir, &link_name)?;
-    for w in crate::org_changes_since_last_run(&loaded.tree, &pipeline_dir) {
+    for w in org_changes_since_last_run(&loaded.tree, &pipeline_dir) {
         tracing::warn!("{w}");
         warnings.push(w);
     }
@@ -851,4 +852,73 @@ fn source_warnings(results: &[SourceResult]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// The summary `styrkort run` prints.
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&summary_text(self))
+    }
+}
+
+fn summary_text(s: &RunSummary) -> String {
+    use std::fmt::Write as _;
+    let m = &s.manifest;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "styrkort run {} (as of {}), {} → {}",
+        m.pipeline, m.as_of, m.first_period, m.last_period
+    );
+    let _ = writeln!(
+        out,
+        "  {} indicators × {} units × {} months, {} sources",
+        s.indicators,
+        s.units,
+        s.periods,
+        m.sources.len()
+    );
+    for src in &m.sources {
+        let _ = writeln!(
+            out,
+            "  source {:<22} {:>9} rows read, {:>6} rejected, {:>7} outside the run's months",
+            src.name, src.rows_read, src.rows_rejected, src.rows_outside_periods
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  wrote {} indicator value rows, {} rejected rows",
+        s.value_rows, s.rejected_rows
+    );
+    let _ = writeln!(out, "  indicator status: {}", counts(&m.status_counts));
+    let _ = writeln!(out, "  goal status:      {}", counts(&m.goal_status_counts));
+    let _ = writeln!(
+        out,
+        "  actions: {} ({} overdue); {} not-met goal × unit without an open action",
+        m.actions.actions, m.actions.overdue, m.actions.deviations_without_action
+    );
+    let _ = writeln!(
+        out,
+        "  series flagged: {} act, {} watch, {} none (signals.parquet)",
+        m.signal_flags.get("act").copied().unwrap_or(0),
+        m.signal_flags.get("watch").copied().unwrap_or(0),
+        m.signal_flags.get("none").copied().unwrap_or(0)
+    );
+    for (status, n) in &s.fail_on_hits {
+        let _ = writeln!(
+            out,
+            "  --fail-on: {n} row(s) {status} in the latest periods"
+        );
+    }
+    let _ = writeln!(out, "  → {}", s.run_dir.display());
+    let _ = write!(out, "  done in {:.2} s", s.elapsed_ms as f64 / 1000.0);
+    out
+}
+
+fn counts(c: &std::collections::BTreeMap<String, usize>) -> String {
+    crate::assess::Status::ALL
+        .iter()
+        .map(|s| format!("{} {}", c.get(s.as_str()).copied().unwrap_or(0), s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
