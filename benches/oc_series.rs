@@ -1,6 +1,6 @@
 //! Simulated 36-month series with known truth, for the flag's operating characteristics: the
 //! classes of the signals issue's table. Shared by `benches/signals.rs` (which prints the table)
-//! and `tests/assess_signals.rs` (which asserts the bar). Improvement is "increase": every
+//! and `tests/it/assess_signals.rs` (which asserts the bar). Improvement is "increase": every
 //! planted change is a deterioration (downwards).
 
 use rand::{RngExt, SeedableRng};

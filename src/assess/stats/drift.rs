@@ -36,7 +36,7 @@
 //!
 //! The operating characteristics (false alarms and detection on simulated series with known
 //! truth) are measured by `cargo bench --bench signals` and asserted in
-//! `tests/assess_signals.rs`.
+//! `tests/it/assess_signals.rs`.
 
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 

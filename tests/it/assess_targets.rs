@@ -1,6 +1,6 @@
 //! Targets, statuses, goals and actions, with expected values worked out by hand.
 
-mod common;
+use crate::common;
 
 use common::*;
 use polars::prelude::*;

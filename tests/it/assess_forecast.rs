@@ -1,6 +1,6 @@
 //! The year-end forecast (helårsprognos), worked out by hand.
 
-mod common;
+use crate::common;
 
 use common::*;
 use polars::prelude::*;

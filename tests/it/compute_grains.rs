@@ -1,6 +1,6 @@
 //! Grains (month, quarter, tertial, year, ytd) and stock measures, worked out by hand.
 
-mod common;
+use crate::common;
 
 use common::*;
 use polars::prelude::*;

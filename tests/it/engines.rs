@@ -5,7 +5,7 @@
 //! mid-run either finishes right or fails naming the engine, with nothing half-published.
 #![cfg(feature = "distributed")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

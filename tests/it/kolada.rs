@@ -1,7 +1,7 @@
 //! Kolada: published values checked against the source file directly, peer-group benchmarks
 //! against means computed here from the shared CSVs, and the unweighted-mean roll-up by hand.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

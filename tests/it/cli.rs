@@ -1,6 +1,6 @@
 //! The `styrkort` binary end to end, on the committed Uddevalla fixtures.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

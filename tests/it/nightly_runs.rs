@@ -2,7 +2,7 @@
 //! disk, the lock, deterministic reruns and `--skip-unchanged`. Every failure case checks the
 //! message (file and row/column where there is one) and that the published run is unchanged.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -2,7 +2,7 @@
 //! console errors, no network, every goal and indicator there, each SPC chart with as many points
 //! as the series has values in the Parquet), and the Excel workbook read back with calamine.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

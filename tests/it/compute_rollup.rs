@@ -1,7 +1,7 @@
 //! Roll-up across the org tree, worked out by hand: ratios of sums, non-additive aggregates from
 //! the parent's own rows, zero denominators, units without rows, filters and gender breakdown.
 
-mod common;
+use crate::common;
 
 use common::*;
 use polars::prelude::*;

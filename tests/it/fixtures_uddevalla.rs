@@ -1,7 +1,7 @@
 //! The Uddevalla fixtures end to end: values checked against sums computed here directly from the
 //! CSV files (an independent path), and the planted realities visible in the results.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

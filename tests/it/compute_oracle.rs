@@ -4,7 +4,7 @@
 //! own-rows roll-up. The oracle is plain Rust over the generated rows: for each output cell it
 //! takes the rows beneath the unit in the period's months and computes the aggregate directly.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

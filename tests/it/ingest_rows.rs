@@ -1,7 +1,7 @@
 //! Ingest: code mapping with validity dates, rejected rows with file/line/column, rows outside the
 //! run's months, `on_bad_rows = "fail"`, and Parquet sources.
 
-mod common;
+use crate::common;
 
 use common::*;
 use polars::prelude::*;

@@ -1,7 +1,7 @@
 //! The statistical reading in the engine: a fixed SPC baseline and the warnings where styrkort
 //! gives a result the reference implementation would refuse.
 
-mod common;
+use crate::common;
 
 use common::*;
 use polars::prelude::*;
@@ -102,7 +102,7 @@ fn a_baseline_under_12_points_is_refused() {
     );
 }
 
-#[path = "../benches/oc_series.rs"]
+#[path = "../../benches/oc_series.rs"]
 mod oc_series;
 
 /// Mean run length of an EWMA from 0 (zero state) on N(shift, 1) points, limits ±`half`,

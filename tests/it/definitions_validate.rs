@@ -1,6 +1,6 @@
 //! Every `validate` error names the file, the item and, for the pipeline file, line and column.
 
-mod common;
+use crate::common;
 
 use common::*;
 
