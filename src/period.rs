@@ -105,6 +105,51 @@ pub struct Period {
     pub last: Month,
 }
 
+impl Period {
+    /// The period of `grain` from `first` to `last`, labelled. Every period label in styrkort is
+    /// made here: `2024-03`, `2024-Q1`, `2024-T1`, `2024`, `2024-YTD03` (January to March).
+    pub fn new(grain: Grain, first: Month, last: Month) -> Period {
+        let label = match grain {
+            Grain::Month => first.label(),
+            Grain::Quarter => format!("{:04}-Q{}", first.year(), (first.month() - 1) / 3 + 1),
+            Grain::Tertial => format!("{:04}-T{}", first.year(), (first.month() - 1) / 4 + 1),
+            Grain::Year => format!("{:04}", first.year()),
+            Grain::Ytd => format!("{:04}-YTD{:02}", last.year(), last.month()),
+        };
+        Period {
+            grain,
+            label,
+            first,
+            last,
+        }
+    }
+
+    /// The year `year` (a whole calendar year).
+    pub fn year(year: i32) -> Period {
+        Period::new(Grain::Year, Month::new(year, 1), Month::new(year, 12))
+    }
+
+    /// January to `end` of `end`'s year.
+    pub fn ytd(end: Month) -> Period {
+        Period::new(Grain::Ytd, Month::new(end.year(), 1), end)
+    }
+
+    /// The labels of the period before this one (a year-to-date one month shorter; January's
+    /// is last year's full year-to-date) and of the same period a year earlier.
+    pub fn previous_labels(&self) -> (String, String) {
+        let back = |months: i32| Month(self.first.0 - months);
+        let previous = match self.grain {
+            Grain::Month => Period::new(self.grain, back(1), back(1)),
+            Grain::Quarter => Period::new(self.grain, back(3), back(1)),
+            Grain::Tertial => Period::new(self.grain, back(4), back(1)),
+            Grain::Year => Period::year(self.first.year() - 1),
+            Grain::Ytd => Period::ytd(Month(self.last.0 - 1)),
+        };
+        let last_year = Period::new(self.grain, self.first + -12, self.last + -12);
+        (previous.label, last_year.label)
+    }
+}
+
 /// The months a run reports: from the pipeline's first period to the last complete month before
 /// the as-of date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,18 +172,13 @@ impl RunMonths {
     /// The complete periods of a grain inside the run, in time order.
     pub fn periods(self, grain: Grain) -> Vec<Period> {
         let mut out = Vec::new();
-        let fixed = |len: i32, label: &dyn Fn(Month) -> String, out: &mut Vec<Period>| {
+        let fixed = |len: i32, out: &mut Vec<Period>| {
             // Calendar-aligned blocks of `len` months starting in January.
             let mut start = Month::new(self.first.year(), 1).0;
             while start <= self.last.0 {
                 let (a, b) = (Month(start), Month(start + len - 1));
                 if self.contains(a) && self.contains(b) {
-                    out.push(Period {
-                        grain,
-                        label: label(a),
-                        first: a,
-                        last: b,
-                    });
+                    out.push(Period::new(grain, a, b));
                 }
                 start += len;
             }
@@ -146,37 +186,17 @@ impl RunMonths {
         match grain {
             Grain::Month => {
                 for m in self.first.0..=self.last.0 {
-                    let m = Month(m);
-                    out.push(Period {
-                        grain,
-                        label: m.label(),
-                        first: m,
-                        last: m,
-                    });
+                    out.push(Period::new(grain, Month(m), Month(m)));
                 }
             }
-            Grain::Quarter => fixed(
-                3,
-                &|m| format!("{:04}-Q{}", m.year(), (m.month() - 1) / 3 + 1),
-                &mut out,
-            ),
-            Grain::Tertial => fixed(
-                4,
-                &|m| format!("{:04}-T{}", m.year(), (m.month() - 1) / 4 + 1),
-                &mut out,
-            ),
-            Grain::Year => fixed(12, &|m| format!("{:04}", m.year()), &mut out),
+            Grain::Quarter => fixed(3, &mut out),
+            Grain::Tertial => fixed(4, &mut out),
+            Grain::Year => fixed(12, &mut out),
             Grain::Ytd => {
                 for end in self.first.0..=self.last.0 {
                     let end = Month(end);
-                    let jan = Month::new(end.year(), 1);
-                    if self.contains(jan) {
-                        out.push(Period {
-                            grain,
-                            label: format!("{:04}-YTD{:02}", end.year(), end.month()),
-                            first: jan,
-                            last: end,
-                        });
+                    if self.contains(Month::new(end.year(), 1)) {
+                        out.push(Period::ytd(end));
                     }
                 }
             }
@@ -232,6 +252,39 @@ pub fn days_since_epoch(d: NaiveDate) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previous_and_last_years_labels() {
+        let m = |y, k| Month::new(y, k);
+        let cases = [
+            (
+                Period::new(Grain::Month, m(2024, 1), m(2024, 1)),
+                "2023-12",
+                "2023-01",
+            ),
+            (
+                Period::new(Grain::Quarter, m(2024, 1), m(2024, 3)),
+                "2023-Q4",
+                "2023-Q1",
+            ),
+            (
+                Period::new(Grain::Tertial, m(2024, 5), m(2024, 8)),
+                "2024-T1",
+                "2023-T2",
+            ),
+            (Period::year(2024), "2023", "2023"),
+            (Period::ytd(m(2024, 3)), "2024-YTD02", "2023-YTD03"),
+            (Period::ytd(m(2024, 1)), "2023-YTD12", "2023-YTD01"),
+        ];
+        for (p, previous, last_year) in cases {
+            assert_eq!(
+                p.previous_labels(),
+                (previous.to_string(), last_year.to_string()),
+                "{}",
+                p.label
+            );
+        }
+    }
 
     fn run(first: &str, as_of: &str) -> RunMonths {
         RunMonths::new(

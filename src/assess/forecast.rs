@@ -17,7 +17,7 @@ use super::status::{Status, judge};
 use super::targets::Targets;
 use crate::definitions::Pipeline;
 use crate::org::OrgTree;
-use crate::period::{Grain, RunMonths};
+use crate::period::{Grain, Month, Period, RunMonths};
 
 type Key = (String, String, String); // indicator, unit, segment
 /// (numerator, denominator, rows) of one year-to-date cell.
@@ -37,7 +37,7 @@ pub fn forecasts(
     if m == 12 {
         return out.frame();
     }
-    let ytd = |y: i32, month: u32| format!("{y:04}-YTD{month:02}");
+    let ytd = |y: i32, month: u32| Period::ytd(Month::new(y, month)).label;
     let rows = deviations
         .clone()
         .lazy()
@@ -136,7 +136,7 @@ pub fn forecasts(
                 &key.0,
                 &key.1,
                 crate::period::Grain::Year,
-                &format!("{year:04}"),
+                &Period::year(year).label,
             )
             .map(|t| &targets.list[t])
             .filter(|t| !t.kind.is_relative());
@@ -150,7 +150,7 @@ pub fn forecasts(
         });
         out.push(
             key,
-            format!("{year:04}"),
+            Period::year(year).label,
             point,
             low,
             high,

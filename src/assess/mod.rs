@@ -160,7 +160,7 @@ fn period_relations(months: RunMonths) -> PolarsResult<DataFrame> {
     let mut cols: [Vec<String>; 4] = Default::default();
     for g in Grain::ALL {
         for p in months.periods(g) {
-            let (previous, last_year) = targets::previous_labels(&p);
+            let (previous, last_year) = p.previous_labels();
             cols[0].push(g.as_str().to_string());
             cols[1].push(p.label.clone());
             cols[2].push(previous);

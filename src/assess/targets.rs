@@ -14,7 +14,6 @@ use crate::definitions::{
     Diagnostic, Diagnostics, Pipeline, Polarity, TargetKind, ToleranceDef, read_table_with,
 };
 use crate::org::{Groups, OrgTree};
-use crate::period::Period;
 
 /// How far on the unfavourable side of the target still counts as partly met.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -602,34 +601,6 @@ fn check(
         note: raw.note.to_string(),
         origin,
     })
-}
-
-/// Labels of the period before and the same period a year earlier, for comparisons.
-pub fn previous_labels(p: &Period) -> (String, String) {
-    use crate::period::{Grain, Month};
-    let year = p.last.year();
-    let last_year = match p.grain {
-        Grain::Year => format!("{:04}", year - 1),
-        _ => format!("{:04}{}", year - 1, &p.label[4..]),
-    };
-    let previous = match p.grain {
-        Grain::Month => Month(p.first.0 - 1).label(),
-        Grain::Quarter => {
-            let q = Month(p.first.0 - 3);
-            format!("{:04}-Q{}", q.year(), (q.month() - 1) / 3 + 1)
-        }
-        Grain::Tertial => {
-            let t = Month(p.first.0 - 4);
-            format!("{:04}-T{}", t.year(), (t.month() - 1) / 4 + 1)
-        }
-        Grain::Year => format!("{:04}", year - 1),
-        // The year-to-date one month shorter; January's predecessor is last year's full ytd.
-        Grain::Ytd => {
-            let end = Month(p.last.0 - 1);
-            format!("{:04}-YTD{:02}", end.year(), end.month())
-        }
-    };
-    (previous, last_year)
 }
 
 #[cfg(test)]
