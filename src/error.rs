@@ -1,8 +1,20 @@
-//! One error type for the library's operations, each kind with its exit code.
+//! One error type for the library's operations, each kind with its exit code. Variants that wrap
+//! another error keep it as their `source()`, so a caller (or a log) can walk the chain.
+//!
+//! The exit-code contract is stated once, in [`EXIT_CODES`], which the CLI's `--help` prints.
+
+use std::path::PathBuf;
+
+use polars::prelude::PolarsError;
 
 use crate::compute::ComputeError;
 use crate::definitions::Diagnostics;
+use crate::ingest::IngestError;
 use crate::publish::PublishError;
+
+/// The exit codes of every command ([`Error::exit_code`] gives 1 and 2; `run --fail-on` gives 3).
+pub const EXIT_CODES: &str = "Exit codes: 0 ok, 1 the run failed on data, inputs or output (nothing was published), \
+2 invalid definitions or usage, 3 `run --fail-on` matched (the run was published).";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -12,12 +24,33 @@ pub enum Error {
     /// The command was asked for something it cannot do (e.g. an as-of date before any period).
     #[error("{0}")]
     Usage(String),
+    /// A source's files: missing, unreadable, malformed, or changed while the run read them.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
     #[error(transparent)]
     Compute(#[from] ComputeError),
     #[error("{count} bad row(s) and the pipeline sets on_bad_rows = \"fail\"; first: {first}")]
     BadRows { count: usize, first: String },
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// A table operation failed (reading, shaping or writing a table), with what was being done.
+    #[error("{context}{source}")]
+    Table {
+        /// `path: ` or empty.
+        context: String,
+        #[source]
+        source: PolarsError,
+    },
+    /// A file or folder could not be read or written.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A published run's content is not what the command needs (e.g. a column with no Excel
+    /// form).
     #[error("{0}")]
     Data(String),
     /// A data-quality gate failed: nothing was published.
@@ -45,7 +78,38 @@ pub enum Error {
     Lock(String),
 }
 
+impl From<PolarsError> for Error {
+    fn from(source: PolarsError) -> Error {
+        Error::Table {
+            context: String::new(),
+            source,
+        }
+    }
+}
+
 impl Error {
+    /// A table error about the file at `path`.
+    pub fn table_at(path: &std::path::Path) -> impl Fn(PolarsError) -> Error + use<> {
+        let context = format!("{}: ", path.display());
+        move |source| Error::Table {
+            context: context.clone(),
+            source,
+        }
+    }
+
+    /// An I/O error doing `action` ("read", "write", "create") to `path`.
+    pub fn io(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl Fn(std::io::Error) -> Error + use<> {
+        let path = path.to_path_buf();
+        move |source| Error::Io {
+            action,
+            path: path.clone(),
+            source,
+        }
+    }
+
     /// 2 for invalid definitions or usage, 1 for a run that failed on data or output.
     pub fn exit_code(&self) -> i32 {
         match self {

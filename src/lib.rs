@@ -19,7 +19,7 @@ pub mod period;
 pub mod publish;
 pub mod report;
 
-pub use error::Error;
+pub use error::{EXIT_CODES, Error};
 pub use ops::{
     FailOn, Loaded, MAX_RUN_MONTHS, RunOptions, RunOutcome, RunSummary, Validation, expand_inputs,
     explain, load, org_changes_since_last_run, resolve_as_of, run, run_or_skip, validate,

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
-const EXIT_CODES: &str =
-    "Exit codes: 0 ok, 1 the run failed on data or output, 2 invalid definitions or usage.";
+use styrkort::EXIT_CODES;
 
 #[derive(Parser)]
 #[command(
@@ -488,9 +487,7 @@ fn main() -> ExitCode {
         } => inspect_run_dir(run).and_then(|dir| {
             let options = styrkort::report::ReportOptions { unit, period, lang };
             let page = styrkort::report::html_report(&dir, &options)?;
-            std::fs::write(&output, page).map_err(|e| {
-                styrkort::Error::Data(format!("cannot write {}: {e}", output.display()))
-            })?;
+            std::fs::write(&output, page).map_err(styrkort::Error::io("write", &output))?;
             print_out(&format!("wrote {}\n", output.display()));
             Ok(())
         }),

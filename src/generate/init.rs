@@ -51,8 +51,7 @@ pub fn write_starter(dir: &Path, name: &str) -> Result<Vec<PathBuf>, Error> {
             dir.display()
         )));
     }
-    let write_err =
-        |p: &Path, e: std::io::Error| Error::Data(format!("cannot write {}: {e}", p.display()));
+    let write_err = |p: &Path, e: std::io::Error| Error::io("write", p)(e);
     std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
     let mut written = Vec::new();
     for (file, text) in FILES {

@@ -60,14 +60,13 @@ impl Table {
 
     fn write(&self, dir: &Path) -> Result<PathBuf, Error> {
         let path = dir.join(self.name);
-        let io = |e: csv::Error| Error::Data(format!("cannot write {}: {e}", path.display()));
+        let io = |e: csv::Error| Error::io("write", &path)(e.into());
         let mut w = csv::Writer::from_path(&path).map_err(io)?;
         w.write_record(&self.header).map_err(io)?;
         for r in &self.rows {
             w.write_record(r).map_err(io)?;
         }
-        w.flush()
-            .map_err(|e| Error::Data(format!("cannot write {}: {e}", path.display())))?;
+        w.flush().map_err(Error::io("write", &path))?;
         Ok(path)
     }
 }
@@ -214,8 +213,7 @@ pub fn write_pipeline_dir(
     }
     let write = |name: &str, text: &str| -> Result<PathBuf, Error> {
         let path = dir.join(name);
-        std::fs::write(&path, text)
-            .map_err(|e| Error::Data(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, text).map_err(Error::io("write", &path))?;
         Ok(path)
     };
     written.push(write("targets.csv", TARGETS)?);
@@ -249,8 +247,7 @@ fn write_sources(
     if scale == 0 {
         return Err(Error::Usage("--scale must be at least 1".into()));
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::Data(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
     let s = scale as usize;
     // Each table has its own stream, so adding a table never changes the others.
     let rng = |k: u64| ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(k));
@@ -287,7 +284,7 @@ fn write_sources(
 fn csv_to_parquet(csv: &Path) -> Result<PathBuf, Error> {
     use polars::prelude::*;
     let out = csv.with_extension("parquet");
-    let err = |e: PolarsError| Error::Data(format!("cannot write {}: {e}", out.display()));
+    let err = Error::table_at(&out);
     let source = csv
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
@@ -308,12 +305,10 @@ fn csv_to_parquet(csv: &Path) -> Result<PathBuf, Error> {
         .with_dtype_overwrite(Some(Arc::new(schema)))
         .finish()
         .and_then(|lf| lf.collect())
-        .map_err(err)?;
-    let file = std::fs::File::create(&out)
-        .map_err(|e| Error::Data(format!("cannot write {}: {e}", out.display())))?;
-    ParquetWriter::new(file).finish(&mut df).map_err(err)?;
-    std::fs::remove_file(csv)
-        .map_err(|e| Error::Data(format!("cannot remove {}: {e}", csv.display())))?;
+        .map_err(&err)?;
+    let file = std::fs::File::create(&out).map_err(Error::io("write", &out))?;
+    ParquetWriter::new(file).finish(&mut df).map_err(&err)?;
+    std::fs::remove_file(csv).map_err(Error::io("remove", csv))?;
     Ok(out)
 }
 

@@ -262,7 +262,7 @@ pub fn expand_inputs(p: &Pipeline) -> Result<BTreeMap<String, Vec<ingest::InputF
         .map(|s| {
             ingest::expand_source(p, s)
                 .map(|files| (s.name.get_ref().clone(), files))
-                .map_err(|e| Error::Compute(e.into()))
+                .map_err(Error::Ingest)
         })
         .collect()
 }

@@ -13,8 +13,8 @@ use polars::prelude::*;
 
 use super::load::{expand_inputs, load, org_changes_since_last_run, resolve_as_of, run_months};
 use crate::compute::{
-    ComputeError, DEFAULT_TIMEOUT, Engine, IndicatorRules, Phase1, SourceResult, combine_sides,
-    finish_values, run_sources,
+    DEFAULT_TIMEOUT, Engine, IndicatorRules, Phase1, SourceResult, combine_sides, finish_values,
+    run_sources,
 };
 use crate::definitions::{OnBadRows, Pipeline};
 use crate::ingest::InputFile;
@@ -303,8 +303,7 @@ fn run_in_span(
         &on_source_done,
     )?;
     for file in inputs.values().flatten() {
-        file.check_unchanged()
-            .map_err(|e| Error::Compute(ComputeError::Ingest(e)))?;
+        file.check_unchanged().map_err(Error::Ingest)?;
     }
     stages.lap("compute_sources");
 
@@ -720,7 +719,7 @@ fn flag_counts(signals: &DataFrame) -> PolarsResult<BTreeMap<String, usize>> {
 }
 
 fn data_err(e: PolarsError) -> Error {
-    Error::Data(e.to_string())
+    Error::from(e)
 }
 
 fn concat_frames(frames: Vec<DataFrame>) -> Result<Option<DataFrame>, Error> {
@@ -758,8 +757,7 @@ fn first_rejected(rejected: &DataFrame) -> String {
 }
 
 fn hash_file(path: &Path) -> Result<FileRecord, Error> {
-    let (size, blake3) =
-        publish::hash_file(path).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+    let (size, blake3) = publish::hash_file(path).map_err(Error::io("read", path))?;
     Ok(FileRecord {
         path: crate::ingest::normalise(path),
         size,

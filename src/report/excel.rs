@@ -12,7 +12,7 @@ use crate::Error;
 use crate::publish::with_name;
 
 fn data(e: PolarsError) -> Error {
-    Error::Data(e.to_string())
+    Error::from(e)
 }
 
 fn xlsx(path: &Path) -> impl Fn(XlsxError) -> Error + '_ {

@@ -59,7 +59,7 @@ pub fn html_report(run_dir: &Path, options: &ReportOptions) -> Result<String, Er
 }
 
 fn data(e: PolarsError) -> Error {
-    Error::Data(e.to_string())
+    Error::from(e)
 }
 
 fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>, Error> {

@@ -82,7 +82,7 @@ fn text_column(df: &DataFrame, name: &str) -> Result<StringChunked, Error> {
     df.column(name)
         .and_then(|c| c.cast(&DataType::String))
         .and_then(|c| c.str().cloned())
-        .map_err(|e| Error::Data(e.to_string()))
+        .map_err(Error::from)
 }
 
 /// The distinct non-null texts of a column.
@@ -196,7 +196,7 @@ pub fn select_deviations(run_dir: &Path, filter: &InspectFilter) -> Result<DataF
         )
         .drop(cols(["__rank"]))
         .collect()
-        .map_err(|e| Error::Data(e.to_string()))
+        .map_err(Error::from)
 }
 
 /// How `inspect` prints: a table for people, CSV or JSON for programs.
@@ -226,7 +226,7 @@ fn machine_output(
     columns: &[&str],
     format: InspectFormat,
 ) -> Result<String, Error> {
-    let err = |e: PolarsError| Error::Data(e.to_string());
+    let err = Error::from;
     let picked: Vec<Column> = columns
         .iter()
         .map(|c| rows.column(c).cloned().map_err(err))
@@ -261,7 +261,7 @@ fn machine_output(
         }
         _ => {
             let mut w = csv::Writer::from_writer(Vec::new());
-            let io = |e: csv::Error| Error::Data(e.to_string());
+            let io = |e: csv::Error| Error::io("write", Path::new("CSV output"))(e.into());
             w.write_record(columns).map_err(io)?;
             for i in 0..rows.height() {
                 let record: Vec<String> = picked
@@ -274,7 +274,7 @@ fn machine_output(
                     .collect();
                 w.write_record(&record).map_err(io)?;
             }
-            let bytes = w.into_inner().map_err(|e| Error::Data(e.to_string()))?;
+            let bytes = w.into_inner().map_err(|e| io(e.into_error().into()))?;
             Ok(String::from_utf8_lossy(&bytes).to_string())
         }
     }
@@ -321,10 +321,10 @@ pub fn deviations_for_programs(
     let mut rows = rows;
     if rows.column("indicator_name").is_err() {
         rows.with_column(Column::new("indicator_name".into(), name_col))
-            .map_err(|e| Error::Data(e.to_string()))?;
+            .map_err(Error::from)?;
     }
     rows.with_column(Column::new("open_actions".into(), actions))
-        .map_err(|e| Error::Data(e.to_string()))?;
+        .map_err(Error::from)?;
     machine_output(
         &rows,
         &[
@@ -401,11 +401,11 @@ pub fn render_goals(
             SortMultipleOptions::default(),
         )
         .collect()
-        .map_err(|e| Error::Data(e.to_string()))?;
+        .map_err(Error::from)?;
     if rows.column("analysis").is_err() {
         let empty: Vec<Option<&str>> = vec![None; rows.height()];
         rows.with_column(Column::new("analysis".into(), empty))
-            .map_err(|e| Error::Data(e.to_string()))?;
+            .map_err(Error::from)?;
     }
     let columns = [
         "status",
@@ -533,7 +533,7 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
     let num = |name: &str| -> Result<Float64Chunked, Error> {
         rows.column(name)
             .and_then(|c| c.f64().cloned())
-            .map_err(|e| Error::Data(e.to_string()))
+            .map_err(Error::from)
     };
     let goal_ids = text("goal_ids")?;
     let (status, indicator, unit, name, period, segment, kind, tolerance, compare_to) = (
@@ -561,7 +561,7 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
         rows.column(name)
             .and_then(|c| c.cast(&DataType::UInt32))
             .and_then(|c| c.u32().cloned())
-            .map_err(|e| Error::Data(e.to_string()))
+            .map_err(Error::from)
     };
     let (rank, rank_of) = (ranks("rank")?, ranks("rank_of")?);
     for i in 0..shown {
@@ -759,7 +759,7 @@ pub fn render_signals(
             SortMultipleOptions::default(),
         )
         .collect()
-        .map_err(|e| Error::Data(e.to_string()))?;
+        .map_err(Error::from)?;
     let total = rows.height();
     let shown = if filter.limit == 0 {
         total

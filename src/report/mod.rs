@@ -35,7 +35,7 @@ fn read_run_table(dir: &Path, name: &str) -> Result<DataFrame, crate::Error> {
     })?;
     ParquetReader::new(file)
         .finish()
-        .map_err(|e| crate::Error::Data(format!("{}: {e}", path.display())))
+        .map_err(crate::Error::table_at(&path))
 }
 
 /// Up to five known ids that look most like `wanted` (longest common prefix, then the closest
