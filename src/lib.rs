@@ -18,6 +18,7 @@ pub mod org;
 pub mod period;
 pub mod publish;
 pub mod report;
+pub mod schema;
 
 pub use error::{EXIT_CODES, Error};
 pub use ops::{

@@ -84,12 +84,7 @@ pub fn load_actions(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Action>, 
         "status",
     ];
     let (rows, mut problems) = read_table(&path, "actions", &required, pipeline.table_dialect())?;
-    let goals: BTreeSet<&str> = pipeline
-        .def
-        .goals
-        .iter()
-        .map(|g| g.id.get_ref().as_str())
-        .collect();
+    let goals = pipeline.goal_ids();
     let mut actions = Vec::new();
     let mut ids = BTreeSet::new();
     for row in &rows {

@@ -43,18 +43,8 @@ pub fn load_analyses(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Analysis
     };
     let path = pipeline.resolve(file);
     let (rows, mut problems) = read_table(&path, "analyses", &COLUMNS, pipeline.table_dialect())?;
-    let goals: BTreeSet<&str> = pipeline
-        .def
-        .goals
-        .iter()
-        .map(|g| g.id.get_ref().as_str())
-        .collect();
-    let indicators: BTreeSet<&str> = pipeline
-        .def
-        .indicators
-        .iter()
-        .map(|i| i.id.get_ref().as_str())
-        .collect();
+    let goals = pipeline.goal_ids();
+    let indicators = pipeline.indicator_ids();
     let mut out = Vec::new();
     let mut seen: BTreeSet<(String, String, String, String)> = BTreeSet::new();
     for row in &rows {

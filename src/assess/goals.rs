@@ -9,6 +9,9 @@ use super::status::Status;
 use crate::definitions::{GoalDef, GoalRule, Pipeline};
 use crate::org::OrgTree;
 
+/// A total cell's key without the segment, and its status.
+const STATUS_OF_CELL: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "status"];
+
 /// One member's status in a goal's cell, with its weight.
 struct Member {
     status: Status,
@@ -93,16 +96,10 @@ pub fn goal_status(
         .clone()
         .lazy()
         .filter(col("segment").eq(lit("total")))
-        .select([
-            col("indicator_id"),
-            col("org_unit_id"),
-            col("grain"),
-            col("period"),
-            col("status"),
-        ])
+        .select(crate::schema::cols(&STATUS_OF_CELL))
         .collect()?;
     let mut by_indicator: HashMap<String, BTreeMap<CellKey, Status>> = HashMap::new();
-    let cols: Vec<&StringChunked> = ["indicator_id", "org_unit_id", "grain", "period", "status"]
+    let cols: Vec<&StringChunked> = STATUS_OF_CELL
         .iter()
         .map(|c| totals.column(c).and_then(|c| c.str()))
         .collect::<PolarsResult<_>>()?;

@@ -26,6 +26,7 @@ use polars::prelude::*;
 use crate::definitions::{Pipeline, Polarity};
 use crate::org::{Groups, OrgTree};
 use crate::period::{Grain, RunMonths};
+use crate::schema::{CELL_KEY, DEVIATION_COLUMNS, cols};
 
 /// The assessment tables of one run.
 pub struct Assessment {
@@ -35,54 +36,6 @@ pub struct Assessment {
     /// One row per series: variation icon, assurance, runs signal, flag and reason.
     pub signals: DataFrame,
 }
-
-const KEYS: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];
-
-/// Columns of `deviations.parquet`, in order.
-pub const DEVIATION_COLUMNS: [&str; 42] = [
-    "indicator_id",
-    "org_unit_id",
-    "org_level",
-    "org_kind",
-    "org_name",
-    "org_path",
-    "grain",
-    "period",
-    "period_start",
-    "period_end",
-    "is_latest_period",
-    "segment",
-    "value",
-    "numerator",
-    "denominator",
-    "n_rows",
-    "polarity",
-    "goal_ids",
-    "status",
-    "target_kind",
-    "target_value",
-    "target_value_high",
-    "tolerance",
-    "compare_to",
-    "gap",
-    "gap_pct",
-    "previous_value",
-    "change",
-    "last_year_value",
-    "yoy_change",
-    "target_origin",
-    "target_note",
-    "comparison_value",
-    "rank",
-    "rank_of",
-    "last_year_rank",
-    "spc_mean",
-    "spc_lpl",
-    "spc_upl",
-    "special_cause",
-    "point_type",
-    "seasonal_expected",
-];
 
 #[allow(clippy::too_many_arguments)]
 pub fn assess(
@@ -107,7 +60,7 @@ pub fn assess(
             JoinArgs::new(JoinType::Left),
         )
         .collect()?;
-    let keys = KEYS.map(col);
+    let keys = CELL_KEY.map(col);
     let deviations = deviations
         .lazy()
         .join(
@@ -203,12 +156,7 @@ fn deviations(
         .clone()
         .lazy()
         .filter(col("segment").eq(lit("total")))
-        .select([
-            col("indicator_id"),
-            col("org_unit_id"),
-            col("grain"),
-            col("period"),
-        ])
+        .select(cols(&CELL_KEY[..4]))
         .collect()?;
     let assignments = targets.assignments(tree, &cells)?;
     let mut frame = values
@@ -371,7 +319,7 @@ fn deviations(
                 .collect::<Vec<_>>(),
         )
         .sort(
-            KEYS,
+            CELL_KEY,
             SortMultipleOptions::default().with_maintain_order(true),
         )
         .collect()

@@ -6,8 +6,8 @@
 
 use polars::prelude::*;
 
-use super::finish::RAW_COLUMNS;
 use crate::definitions::{Pipeline, SIDE_SEPARATOR};
+use crate::schema::RAW_COLUMNS;
 
 /// The raw values with every cross-source indicator's two sides replaced by the indicator:
 /// numerator from the numerator side, denominator from the denominator side's numerator, and

@@ -9,6 +9,7 @@ use polars::prelude::*;
 use crate::definitions::{IndicatorDef, Rollup, StockRule, WhenNoRows};
 use crate::org::OrgTree;
 use crate::period::{Grain, RunMonths};
+use crate::schema::{CELL_KEY, RAW_COLUMNS, VALUE_COLUMNS};
 
 /// What `finish_values` needs to know about one indicator.
 #[derive(Debug, Clone)]
@@ -60,39 +61,6 @@ fn scope_units(tree: &OrgTree, roots: &[&str]) -> Vec<String> {
     units.into_iter().collect()
 }
 
-/// The long format phase 2 hands to `finish`: one row per cell with rows.
-pub(super) const RAW_COLUMNS: [&str; 8] = [
-    "indicator_id",
-    "org_unit_id",
-    "grain",
-    "period",
-    "segment",
-    "numerator",
-    "denominator",
-    "n_rows",
-];
-
-const KEYS: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];
-
-/// Output columns of `indicator_values.parquet`, in order.
-pub const VALUE_COLUMNS: [&str; 15] = [
-    "indicator_id",
-    "org_unit_id",
-    "org_level",
-    "org_kind",
-    "grain",
-    "period",
-    "period_start",
-    "period_end",
-    "segment",
-    "numerator",
-    "denominator",
-    "value",
-    "n_rows",
-    "n_units",
-    "org_name",
-];
-
 pub fn finish_values(
     raw: Vec<DataFrame>,
     rules: &[IndicatorRules],
@@ -113,7 +81,7 @@ pub fn finish_values(
     let raw = with_unweighted_means(raw, rules, tree)?.collect()?;
 
     let grid = grid(&raw, rules, months)?;
-    let key_cols: Vec<Expr> = KEYS.iter().map(|k| col(*k)).collect();
+    let key_cols: Vec<Expr> = CELL_KEY.iter().map(|k| col(*k)).collect();
     let filled = grid
         .lazy()
         .join(
@@ -195,7 +163,7 @@ pub fn finish_values(
                 .collect::<Vec<_>>(),
         )
         .sort(
-            KEYS,
+            CELL_KEY,
             SortMultipleOptions::default().with_maintain_order(true),
         )
         .collect()?;
@@ -338,7 +306,7 @@ fn with_stock_periods(
                 .eq(lit("mean"))
                 .and(col("n_rows").gt(lit(0i64))),
         )
-        .group_by(KEYS.map(col))
+        .group_by(CELL_KEY.map(col))
         .agg([
             col("numerator").mean(),
             col("denominator").mean(),
@@ -400,17 +368,7 @@ fn with_unweighted_means(
             col("__mean_has_den").is_not_null().alias("__mean"),
             col("__leaf").fill_null(lit(false)),
         ]);
-    let cols8 = [
-        "indicator_id",
-        "org_unit_id",
-        "grain",
-        "period",
-        "segment",
-        "numerator",
-        "denominator",
-        "n_rows",
-    ];
-    let out_cols: Vec<Expr> = cols8
+    let out_cols: Vec<Expr> = RAW_COLUMNS
         .iter()
         .map(|c| col(*c))
         .chain([col("n_units")])
@@ -520,5 +478,5 @@ fn grid(raw: &DataFrame, rules: &[IndicatorRules], months: RunMonths) -> PolarsR
         }
     }
     let [a, b, c, d, e] = cols;
-    df!(KEYS[0] => a, KEYS[1] => b, KEYS[2] => c, KEYS[3] => d, KEYS[4] => e)
+    df!(CELL_KEY[0] => a, CELL_KEY[1] => b, CELL_KEY[2] => c, CELL_KEY[3] => d, CELL_KEY[4] => e)
 }

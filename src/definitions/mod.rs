@@ -129,6 +129,24 @@ impl Pipeline {
         PathBuf::from(normalise(&joined))
     }
 
+    /// Every goal id the pipeline defines.
+    pub fn goal_ids(&self) -> std::collections::BTreeSet<&str> {
+        self.def
+            .goals
+            .iter()
+            .map(|g| g.id.get_ref().as_str())
+            .collect()
+    }
+
+    /// Every indicator id the pipeline defines.
+    pub fn indicator_ids(&self) -> std::collections::BTreeSet<&str> {
+        self.def
+            .indicators
+            .iter()
+            .map(|i| i.id.get_ref().as_str())
+            .collect()
+    }
+
     /// A diagnostic pointing at a span of the pipeline file.
     pub fn diag_at(
         &self,
@@ -167,7 +185,7 @@ impl Pipeline {
 
     /// `" (did you mean 'X'?)"` for the goal id most like `id`, or "".
     pub fn goal_hint(&self, id: &str) -> String {
-        did_you_mean(id, self.def.goals.iter().map(|g| g.id.get_ref().as_str()))
+        did_you_mean(id, self.goal_ids())
     }
 
     /// `" (did you mean 'X'?)"` for the source name most like `name`, or "".

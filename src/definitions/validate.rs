@@ -546,18 +546,8 @@ fn check_reading(
 
 fn check_goals(p: &Pipeline, out: &mut Vec<Diagnostic>) {
     duplicates(p, "goal", p.def.goals.iter().map(|g| &g.id), out);
-    let goal_ids: BTreeSet<&str> = p
-        .def
-        .goals
-        .iter()
-        .map(|g| g.id.get_ref().as_str())
-        .collect();
-    let indicator_ids: BTreeSet<&str> = p
-        .def
-        .indicators
-        .iter()
-        .map(|i| i.id.get_ref().as_str())
-        .collect();
+    let goal_ids = p.goal_ids();
+    let indicator_ids = p.indicator_ids();
     let mut measured: BTreeSet<&str> = BTreeSet::new();
     for g in &p.def.goals {
         let item = format!("goal '{}'", g.id.get_ref());

@@ -280,6 +280,24 @@ fn machine_output(
     }
 }
 
+/// The open actions on any of `goal_ids` (comma-separated) at `unit`, from [`open_actions`].
+fn actions_on<'a>(
+    covering: &'a std::collections::BTreeMap<(String, String), Vec<String>>,
+    goal_ids: &str,
+    unit: &str,
+) -> Vec<&'a str> {
+    goal_ids
+        .split(',')
+        .flat_map(|g| {
+            covering
+                .get(&(g.to_string(), unit.to_string()))
+                .into_iter()
+                .flatten()
+        })
+        .map(String::as_str)
+        .collect()
+}
+
 /// The deviations matching `filter` as CSV or JSON (every row, no limit), with the indicator's
 /// name and, for rows not met, the open actions covering them.
 pub fn deviations_for_programs(
@@ -301,20 +319,12 @@ pub fn deviations_for_programs(
     let actions: Vec<Option<String>> = (0..rows.height())
         .map(|i| {
             (statuses.get(i) == Some("not_met")).then(|| {
-                let u = units.get(i).unwrap_or("");
-                goals
-                    .get(i)
-                    .unwrap_or("")
-                    .split(',')
-                    .flat_map(|g| {
-                        covering
-                            .get(&(g.to_string(), u.to_string()))
-                            .into_iter()
-                            .flatten()
-                    })
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(",")
+                actions_on(
+                    &covering,
+                    goals.get(i).unwrap_or(""),
+                    units.get(i).unwrap_or(""),
+                )
+                .join(",")
             })
         })
         .collect();
@@ -604,19 +614,11 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
         };
         // For a row not met: the open actions on one of its goals at its unit.
         let action = if st == "not_met" {
-            let u = unit.get(i).unwrap_or("");
-            let ids: Vec<&str> = goal_ids
-                .get(i)
-                .unwrap_or("")
-                .split(',')
-                .flat_map(|g| {
-                    covering
-                        .get(&(g.to_string(), u.to_string()))
-                        .into_iter()
-                        .flatten()
-                })
-                .map(String::as_str)
-                .collect();
+            let ids = actions_on(
+                &covering,
+                goal_ids.get(i).unwrap_or(""),
+                unit.get(i).unwrap_or(""),
+            );
             if ids.is_empty() {
                 "none".to_string()
             } else {
