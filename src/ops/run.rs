@@ -11,7 +11,9 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::load::{expand_inputs, load, org_changes_since_last_run, resolve_as_of, run_months};
+use super::load::{
+    Loaded, expand_inputs, load, org_changes_since_last_run, resolve_as_of, run_months,
+};
 use crate::compute::{
     DEFAULT_TIMEOUT, Engine, IndicatorRules, Phase1, SourceResult, combine_sides, finish_values,
     run_sources,
@@ -224,16 +226,26 @@ fn start_engine(p: &Pipeline, asked: Option<Engine>) -> Result<Phase1, Error> {
     Phase1::start(engine, timeout).map_err(Error::Usage)
 }
 
-fn run_in_span(
+/// What stage `load` hands on: the checked pipeline, the run's dates and folders, and the
+/// output lock, held until the run is published or fails.
+struct Prepared {
+    loaded: Loaded,
+    as_of: NaiveDate,
+    months: RunMonths,
+    pipeline_dir: PathBuf,
+    run_dir: PathBuf,
+    lock: Lock,
+    warnings: Vec<String>,
+}
+
+/// Stage `load`: definitions loaded and checked, as-of and months resolved, the output folder
+/// locked and cleaned of what an unfinished run left, the org tree compared with the last run.
+fn prepare(
     path: &Path,
     options: &RunOptions,
     run_id: &str,
-    started_at: chrono::DateTime<chrono::Utc>,
     span: &tracing::Span,
-    stages: &mut Stages,
-) -> Result<RunOutcome, Error> {
-    let started = Instant::now();
-    let run_id = run_id.to_string();
+) -> Result<Prepared, Error> {
     let loaded = load(path)?;
     let p = &loaded.pipeline;
     span.record("pipeline", p.def.name.get_ref().as_str());
@@ -248,7 +260,7 @@ fn run_in_span(
     tracing::info!(first = %months.first.label(), last = %months.last.label(), "run started");
 
     let pipeline_dir = publish::pipeline_dir(&options.out, p.def.name.get_ref());
-    let lock = Lock::acquire(&pipeline_dir, &run_id).map_err(|e| Error::Lock(e.to_string()))?;
+    let lock = Lock::acquire(&pipeline_dir, run_id).map_err(|e| Error::Lock(e.to_string()))?;
     let mut warnings = Vec::new();
     if let Some(previous) = &lock.taken_over {
         let w = format!("took over a stale lock left by a run that did not finish ({previous})");
@@ -269,6 +281,37 @@ fn run_in_span(
         tracing::warn!("{w}");
         warnings.push(w);
     }
+    Ok(Prepared {
+        loaded,
+        as_of,
+        months,
+        pipeline_dir,
+        run_dir,
+        lock,
+        warnings,
+    })
+}
+
+fn run_in_span(
+    path: &Path,
+    options: &RunOptions,
+    run_id: &str,
+    started_at: chrono::DateTime<chrono::Utc>,
+    span: &tracing::Span,
+    stages: &mut Stages,
+) -> Result<RunOutcome, Error> {
+    let started = Instant::now();
+    let run_id = run_id.to_string();
+    let Prepared {
+        loaded,
+        as_of,
+        months,
+        pipeline_dir,
+        run_dir,
+        lock,
+        mut warnings,
+    } = prepare(path, options, &run_id, span)?;
+    let p = &loaded.pipeline;
     stages.lap("load");
 
     let inputs = expand_inputs(p)?;
@@ -280,180 +323,37 @@ fn run_in_span(
     }
     stages.lap("hash_inputs");
 
-    let phase1 = start_engine(p, options.engine.clone())?;
-    let total = p.def.sources.len();
-    let finished = AtomicUsize::new(0);
-    let show_progress = std::io::stderr().is_terminal();
-    let on_source_done = |name: &str| {
-        let k = finished.fetch_add(1, Ordering::Relaxed) + 1;
-        if show_progress {
-            eprint!("\r\x1b[2Kcomputing sources: {k}/{total} ({name})");
-            if k == total {
-                eprintln!();
-            }
-        }
-    };
-    let results = run_sources(
-        p,
-        &loaded.tree,
-        &loaded.mapping,
-        months,
-        &inputs,
-        &phase1,
-        &on_source_done,
-    )?;
-    for file in inputs.values().flatten() {
-        file.check_unchanged().map_err(Error::Ingest)?;
-    }
+    let results = compute_sources(p, &loaded, months, &inputs, options)?;
     stages.lap("compute_sources");
 
-    let mut rejected = concat_frames(results.iter().map(|r| r.rejected.clone()).collect())?
-        .unwrap_or_else(empty_rejected)
-        .lazy()
-        .sort(["source", "file", "row"], SortMultipleOptions::default())
-        .collect()
-        .map_err(data_err)?;
-    if p.def.on_bad_rows == OnBadRows::Fail && rejected.height() > 0 {
-        return Err(Error::BadRows {
-            count: rejected.height(),
-            first: first_rejected(&rejected),
-        });
-    }
     let live = as_of == chrono::Local::now().date_naive();
-    let gates = check_gates(p, &results, months, live).map_err(data_err)?;
-    let failed: Vec<String> = gates
-        .iter()
-        .flatten()
-        .filter(|g| g.outcome == GateOutcome::Fail)
-        .map(|g| g.message.clone())
-        .collect();
-    if !failed.is_empty() {
-        return Err(Error::Gates(failed));
-    }
-    warnings.extend(
-        gates
-            .iter()
-            .flatten()
-            .filter(|g| g.outcome == GateOutcome::Warn)
-            .map(|g| g.message.clone()),
-    );
+    let checked = check_quality(p, &results, months, live)?;
+    warnings.extend(checked.warnings.iter().cloned());
     stages.lap("quality_gates");
 
-    let rules: Vec<IndicatorRules> = p
-        .def
-        .indicators
-        .iter()
-        .map(|d| IndicatorRules::from_def(d, &loaded.tree))
-        .collect();
-    let raw: Vec<DataFrame> = results.iter().map(|r| r.values.clone()).collect();
-    let raw = combine_sides(raw, p).map_err(data_err)?;
-    let mut values = finish_values(raw, &rules, &loaded.tree, months).map_err(data_err)?;
+    let mut values = finish(p, &loaded, &results, months)?;
     stages.lap("finish_values");
 
-    let assess::Assessment {
+    let previous = publish::pipeline_dir(&options.out, p.def.name.get_ref()).join("latest");
+    let assessed = assess_values(&loaded, &values, months, as_of, &options.fail_on, &previous)?;
+    stages.lap("assess");
+
+    let Assessed {
+        deviations,
+        goal_status,
+        actions,
+        signals,
+        counts,
+    } = assessed;
+    let named = NamedTables::new(&loaded, deviations, goal_status, actions, signals)?;
+    let NamedTables {
+        mut model,
         mut deviations,
         mut goal_status,
         mut actions,
         mut signals,
-    } = assess::assess(
-        p,
-        &loaded.tree,
-        &loaded.groups,
-        &loaded.targets,
-        &loaded.actions,
-        &values,
-        months,
-        as_of,
-    )
-    .map_err(data_err)?;
-    if !loaded.analyses.is_empty() {
-        deviations = assess::with_analysis(deviations, &loaded.analyses, "indicator_id")
-            .map_err(data_err)?;
-        goal_status =
-            assess::with_analysis(goal_status, &loaded.analyses, "goal_id").map_err(data_err)?;
-    }
-    let status_counts = assess::status_counts(&deviations).map_err(data_err)?;
-    let goal_status_counts = assess::status_counts(&goal_status).map_err(data_err)?;
-    let action_counts = action_counts(&actions).map_err(data_err)?;
-    let previous = publish::pipeline_dir(&options.out, p.def.name.get_ref()).join("latest");
-    let fail_on_hits = fail_on_hits(&deviations, &options.fail_on, &previous).map_err(data_err)?;
-    let flag_counts = flag_counts(&signals).map_err(data_err)?;
-    let count = |c: &BTreeMap<String, usize>, s: &str| c.get(s).copied().unwrap_or(0);
-    tracing::info!(
-        not_met = count(&status_counts, "not_met"),
-        partly_met = count(&status_counts, "partly_met"),
-        met = count(&status_counts, "met"),
-        no_data = count(&status_counts, "no_data"),
-        goals_not_met = count(&goal_status_counts, "not_met"),
-        goals_partly_met = count(&goal_status_counts, "partly_met"),
-        goals_met = count(&goal_status_counts, "met"),
-        act = flag_counts.get("act").copied().unwrap_or(0),
-        watch = flag_counts.get("watch").copied().unwrap_or(0),
-        actions_overdue = action_counts.overdue,
-        deviations_without_action = action_counts.deviations_without_action,
-        "assessed"
-    );
-    for (condition, rows) in &fail_on_hits {
-        tracing::warn!(condition = %condition, rows, "--fail-on hit: the run exits 3");
-    }
-    stages.lap("assess");
-
-    let mut model =
-        publish::goal_model_tables(p, &loaded.tree, &loaded.groups).map_err(data_err)?;
-    // Names beside ids in the tables people open on their own.
-    let table_of = |name: &str| {
-        model
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, df)| df.clone())
-            .expect("the goal model has this table")
-    };
-    let (indicators, goals, units) = (
-        table_of("indicators.parquet"),
-        table_of("goals.parquet"),
-        table_of("org_units.parquet"),
-    );
-    let named = |df: DataFrame, pairs: &[(&DataFrame, &str, &str)]| {
-        pairs.iter().try_fold(df, |df, (names, key, name)| {
-            publish::with_name(df, names, key, name)
-        })
-    };
-    deviations = named(
-        deviations,
-        &[(&indicators, "indicator_id", "indicator_name")],
-    )
-    .map_err(data_err)?;
-    goal_status = named(
-        goal_status,
-        &[
-            (&goals, "goal_id", "goal_name"),
-            (&units, "org_unit_id", "org_name"),
-        ],
-    )
-    .map_err(data_err)?;
-    actions = named(
-        actions,
-        &[
-            (&goals, "goal_id", "goal_name"),
-            (&units, "org_unit_id", "org_name"),
-        ],
-    )
-    .map_err(data_err)?;
-    signals = named(
-        signals,
-        &[
-            (&indicators, "indicator_id", "indicator_name"),
-            (&units, "org_unit_id", "org_name"),
-        ],
-    )
-    .map_err(data_err)?;
-    if !loaded.analyses.is_empty() {
-        model.push((
-            "analyses.parquet",
-            assess::analyses_table(&loaded.analyses).map_err(data_err)?,
-        ));
-    }
-
+    } = named;
+    let mut rejected = checked.rejected;
     let staging = Staging::new(&pipeline_dir, as_of, &run_id)?;
     let mut tables: [(&str, &mut DataFrame); 6] = [
         ("indicator_values.parquet", &mut values),
@@ -487,12 +387,12 @@ fn run_in_span(
             finished_at: chrono::Utc::now().to_rfc3339(),
             definitions_hash: definitions_hash.clone(),
             definitions: definitions.clone(),
-            sources: source_records(p, &results, &gates),
+            sources: source_records(p, &results, &checked.gates),
             outputs: outputs.clone(),
-            status_counts: status_counts.clone(),
-            goal_status_counts: goal_status_counts.clone(),
-            actions: action_counts.clone(),
-            signal_flags: flag_counts.clone(),
+            status_counts: counts.status.clone(),
+            goal_status_counts: counts.goal_status.clone(),
+            actions: counts.actions.clone(),
+            signal_flags: counts.flags.clone(),
             durations_ms: stages.done.clone(),
             warnings: warnings.clone(),
         };
@@ -518,7 +418,7 @@ fn run_in_span(
         rejected_rows: rejected.height(),
         elapsed_ms: started.elapsed().as_millis() as u64,
         manifest,
-        fail_on_hits,
+        fail_on_hits: counts.fail_on_hits,
     };
     tracing::info!(
         path = %summary.run_dir.display(),
@@ -528,6 +428,254 @@ fn run_in_span(
         "run published"
     );
     Ok(RunOutcome::Published(Box::new(summary)))
+}
+
+/// Stage `compute_sources`: phase 1 on the chosen engine, phase 2 here, per source; then every
+/// input checked unchanged since it was hashed.
+fn compute_sources(
+    p: &Pipeline,
+    loaded: &Loaded,
+    months: RunMonths,
+    inputs: &BTreeMap<String, Vec<InputFile>>,
+    options: &RunOptions,
+) -> Result<Vec<SourceResult>, Error> {
+    let phase1 = start_engine(p, options.engine.clone())?;
+    let total = p.def.sources.len();
+    let finished = AtomicUsize::new(0);
+    let show_progress = std::io::stderr().is_terminal();
+    let on_source_done = |name: &str| {
+        let k = finished.fetch_add(1, Ordering::Relaxed) + 1;
+        if show_progress {
+            eprint!("\r\x1b[2Kcomputing sources: {k}/{total} ({name})");
+            if k == total {
+                eprintln!();
+            }
+        }
+    };
+    let results = run_sources(
+        p,
+        &loaded.tree,
+        &loaded.mapping,
+        months,
+        inputs,
+        &phase1,
+        &on_source_done,
+    )?;
+    for file in inputs.values().flatten() {
+        file.check_unchanged().map_err(Error::Ingest)?;
+    }
+    Ok(results)
+}
+
+/// What stage `quality_gates` found: the rejected rows of all sources (sorted), every gate's
+/// verdict per source, and the gates' warnings.
+struct Checked {
+    rejected: DataFrame,
+    gates: Vec<Vec<GateResult>>,
+    warnings: Vec<String>,
+}
+
+/// Stage `quality_gates`: `on_bad_rows = "fail"` and the data-quality gates; any failure stops
+/// the run before anything is written.
+fn check_quality(
+    p: &Pipeline,
+    results: &[SourceResult],
+    months: RunMonths,
+    live: bool,
+) -> Result<Checked, Error> {
+    let rejected = concat_frames(results.iter().map(|r| r.rejected.clone()).collect())?
+        .unwrap_or_else(empty_rejected)
+        .lazy()
+        .sort(["source", "file", "row"], SortMultipleOptions::default())
+        .collect()
+        .map_err(data_err)?;
+    if p.def.on_bad_rows == OnBadRows::Fail && rejected.height() > 0 {
+        return Err(Error::BadRows {
+            count: rejected.height(),
+            first: first_rejected(&rejected),
+        });
+    }
+    let gates = check_gates(p, results, months, live).map_err(data_err)?;
+    let verdicts = |outcome: GateOutcome| -> Vec<String> {
+        gates
+            .iter()
+            .flatten()
+            .filter(|g| g.outcome == outcome)
+            .map(|g| g.message.clone())
+            .collect()
+    };
+    let failed = verdicts(GateOutcome::Fail);
+    if !failed.is_empty() {
+        return Err(Error::Gates(failed));
+    }
+    Ok(Checked {
+        rejected,
+        warnings: verdicts(GateOutcome::Warn),
+        gates,
+    })
+}
+
+/// Stage `finish_values`: every source's raw cells (cross-source indicators combined) made into
+/// `indicator_values`.
+fn finish(
+    p: &Pipeline,
+    loaded: &Loaded,
+    results: &[SourceResult],
+    months: RunMonths,
+) -> Result<DataFrame, Error> {
+    let rules: Vec<IndicatorRules> = p
+        .def
+        .indicators
+        .iter()
+        .map(|d| IndicatorRules::from_def(d, &loaded.tree))
+        .collect();
+    let raw: Vec<DataFrame> = results.iter().map(|r| r.values.clone()).collect();
+    let raw = combine_sides(raw, p).map_err(data_err)?;
+    finish_values(raw, &rules, &loaded.tree, months).map_err(data_err)
+}
+
+/// The counts the manifest and the summary give of an assessment.
+struct Counts {
+    status: BTreeMap<String, usize>,
+    goal_status: BTreeMap<String, usize>,
+    actions: publish::ActionCounts,
+    flags: BTreeMap<String, usize>,
+    fail_on_hits: Vec<(String, usize)>,
+}
+
+/// What stage `assess` hands on.
+struct Assessed {
+    deviations: DataFrame,
+    goal_status: DataFrame,
+    actions: DataFrame,
+    signals: DataFrame,
+    counts: Counts,
+}
+
+/// Stage `assess`: targets, goals, actions and signals, with their counts and the `--fail-on`
+/// conditions met (against the run published before, at `previous`).
+fn assess_values(
+    loaded: &Loaded,
+    values: &DataFrame,
+    months: RunMonths,
+    as_of: NaiveDate,
+    fail_on: &[FailOn],
+    previous: &Path,
+) -> Result<Assessed, Error> {
+    let p = &loaded.pipeline;
+    let assess::Assessment {
+        mut deviations,
+        mut goal_status,
+        actions,
+        signals,
+    } = assess::assess(
+        p,
+        &loaded.tree,
+        &loaded.groups,
+        &loaded.targets,
+        &loaded.actions,
+        values,
+        months,
+        as_of,
+    )
+    .map_err(data_err)?;
+    if !loaded.analyses.is_empty() {
+        deviations = assess::with_analysis(deviations, &loaded.analyses, "indicator_id")
+            .map_err(data_err)?;
+        goal_status =
+            assess::with_analysis(goal_status, &loaded.analyses, "goal_id").map_err(data_err)?;
+    }
+    let counts = Counts {
+        status: assess::status_counts(&deviations).map_err(data_err)?,
+        goal_status: assess::status_counts(&goal_status).map_err(data_err)?,
+        actions: action_counts(&actions).map_err(data_err)?,
+        flags: flag_counts(&signals).map_err(data_err)?,
+        fail_on_hits: fail_on_hits(&deviations, fail_on, previous).map_err(data_err)?,
+    };
+    let count = |c: &BTreeMap<String, usize>, s: &str| c.get(s).copied().unwrap_or(0);
+    tracing::info!(
+        not_met = count(&counts.status, "not_met"),
+        partly_met = count(&counts.status, "partly_met"),
+        met = count(&counts.status, "met"),
+        no_data = count(&counts.status, "no_data"),
+        goals_not_met = count(&counts.goal_status, "not_met"),
+        goals_partly_met = count(&counts.goal_status, "partly_met"),
+        goals_met = count(&counts.goal_status, "met"),
+        act = count(&counts.flags, "act"),
+        watch = count(&counts.flags, "watch"),
+        actions_overdue = counts.actions.overdue,
+        deviations_without_action = counts.actions.deviations_without_action,
+        "assessed"
+    );
+    for (condition, rows) in &counts.fail_on_hits {
+        tracing::warn!(condition = %condition, rows, "--fail-on hit: the run exits 3");
+    }
+    Ok(Assessed {
+        deviations,
+        goal_status,
+        actions,
+        signals,
+        counts,
+    })
+}
+
+/// The goal-model tables, and the assessment tables with names beside ids (for the tables
+/// people open on their own).
+struct NamedTables {
+    model: Vec<(&'static str, DataFrame)>,
+    deviations: DataFrame,
+    goal_status: DataFrame,
+    actions: DataFrame,
+    signals: DataFrame,
+}
+
+impl NamedTables {
+    fn new(
+        loaded: &Loaded,
+        deviations: DataFrame,
+        goal_status: DataFrame,
+        actions: DataFrame,
+        signals: DataFrame,
+    ) -> Result<NamedTables, Error> {
+        let p = &loaded.pipeline;
+        let mut model =
+            publish::goal_model_tables(p, &loaded.tree, &loaded.groups).map_err(data_err)?;
+        let table_of = |name: &str| {
+            model
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, df)| df.clone())
+                .expect("the goal model has this table")
+        };
+        let indicators = table_of("indicators.parquet");
+        let goals = table_of("goals.parquet");
+        let units = table_of("org_units.parquet");
+        let indicator_names = (&indicators, "indicator_id", "indicator_name");
+        let goal_names = (&goals, "goal_id", "goal_name");
+        let unit_names = (&units, "org_unit_id", "org_name");
+        let named = |df: DataFrame, pairs: &[(&DataFrame, &str, &str)]| {
+            pairs
+                .iter()
+                .try_fold(df, |df, (names, key, name)| {
+                    publish::with_name(df, names, key, name)
+                })
+                .map_err(data_err)
+        };
+        let tables = NamedTables {
+            deviations: named(deviations, &[indicator_names])?,
+            goal_status: named(goal_status, &[goal_names, unit_names])?,
+            actions: named(actions, &[goal_names, unit_names])?,
+            signals: named(signals, &[indicator_names, unit_names])?,
+            model: Vec::new(),
+        };
+        if !loaded.analyses.is_empty() {
+            model.push((
+                "analyses.parquet",
+                assess::analyses_table(&loaded.analyses).map_err(data_err)?,
+            ));
+        }
+        Ok(NamedTables { model, ..tables })
+    }
 }
 
 /// Whether the run published at `run_dir` was made by this styrkort version from the same
