@@ -32,7 +32,7 @@ pub mod sql;
 
 pub use crate::definitions::Engine;
 pub use cross::combine_sides;
-pub use engine::{DEFAULT_TIMEOUT, Phase1};
+pub use engine::{DEFAULT_TIMEOUT, Phase1, SqlAnswers};
 pub use expr::{IndicatorAggs, compile_indicator, restrict_to};
 pub use finish::{IndicatorRules, finish_values};
 pub use partial::{Decomposed, Merge, SetKind, decompose};
@@ -545,40 +545,15 @@ pub fn plan_source(
     };
 
     let sql = as_sql.then(|| {
-        use crate::definitions::SourceFormat;
-        let format = match source.format {
-            SourceFormat::Parquet => None,
-            SourceFormat::Csv => Some("CSV"),
-            SourceFormat::KoladaJson => Some("Kolada JSON"),
-            SourceFormat::Xlsx => Some("Excel"),
-        };
-        if let Some(format) = format {
-            // Their text checks (decimal commas, date formats, line numbers) are styrkort's own.
-            return Err(format!("{format} sources are read by polars"));
-        }
-        if source.total_rows.is_some() {
-            return Err("a source with total_rows is read by polars".to_string());
-        }
-        if let Some((id, _)) = direct.first() {
-            return Err(format!(
-                "indicator '{id}' has no mergeable state; its source is read by polars"
-            ));
-        }
-        let file = first_file.as_ref().ok_or("no file")?;
-        let checks = crate::ingest::parquet_row_checks(source, file).map_err(|e| e.to_string())?;
-        let sql = sql::SqlSource {
-            typed: checks.typed,
-            why: checks.why,
-            org_column: source.org_column.get_ref().clone(),
-            date_column: source.date_column.get_ref().clone(),
-            codes: crate::ingest::unit_codes(source, tree, mapping),
-            filters: sql_filters,
-            outputs: sql_outputs,
-        };
-        // Every expression must print; the statements are written again when they run.
-        sql.statements("t")
-            .map_err(|what| format!("{what} has no SQL form here; read by polars"))?;
-        Ok(sql)
+        sql_form(
+            source,
+            tree,
+            mapping,
+            direct.first().map(|(id, _)| id.as_str()),
+            first_file.as_ref(),
+            sql_filters,
+            sql_outputs,
+        )
     });
 
     Ok(SourcePlan {
@@ -594,6 +569,54 @@ pub fn plan_source(
         layout,
         direct_output,
     })
+}
+
+/// Phase 1 of a source as SQL, or why it stays on polars: CSV, Excel and Kolada JSON sources
+/// (their text checks are styrkort's own), `total_rows`, an indicator with no mergeable state
+/// (`direct`), or an expression the SQL printer does not know.
+fn sql_form(
+    source: &SourceDef,
+    tree: &OrgTree,
+    mapping: &CodeMapping,
+    direct: Option<&str>,
+    first_file: Option<&InputFile>,
+    filters: Vec<(String, Option<Expr>, Option<Vec<u32>>)>,
+    outputs: Vec<sql::SqlOutput>,
+) -> Result<sql::SqlSource, String> {
+    use crate::definitions::SourceFormat;
+    let format = match source.format {
+        SourceFormat::Parquet => None,
+        SourceFormat::Csv => Some("CSV"),
+        SourceFormat::KoladaJson => Some("Kolada JSON"),
+        SourceFormat::Xlsx => Some("Excel"),
+    };
+    if let Some(format) = format {
+        // Their text checks (decimal commas, date formats, line numbers) are styrkort's own.
+        return Err(format!("{format} sources are read by polars"));
+    }
+    if source.total_rows.is_some() {
+        return Err("a source with total_rows is read by polars".to_string());
+    }
+    if let Some(id) = direct {
+        return Err(format!(
+            "indicator '{id}' has no mergeable state; its source is read by polars"
+        ));
+    }
+    let file = first_file.ok_or("no file")?;
+    let checks = crate::ingest::parquet_row_checks(source, file).map_err(|e| e.to_string())?;
+    let sql = sql::SqlSource {
+        typed: checks.typed,
+        why: checks.why,
+        org_column: source.org_column.get_ref().clone(),
+        date_column: source.date_column.get_ref().clone(),
+        codes: crate::ingest::unit_codes(source, tree, mapping),
+        filters,
+        outputs,
+    };
+    // Every expression must print; the statements are written again when they run.
+    sql.statements("t")
+        .map_err(|what| format!("{what} has no SQL form here; read by polars"))?;
+    Ok(sql)
 }
 
 /// Runs every source's plan, sources in parallel; each source's outputs come from one execution
@@ -649,8 +672,96 @@ fn phase1_engine() -> polars::prelude::Engine {
     }
 }
 
+/// Phase 1's frames of a source: one per output, the rejected rows, usable rows per month, and
+/// (from a SQL engine) each distinct column's answer by `(output, column)`.
+type Phase1Frames = (
+    Vec<DataFrame>,
+    DataFrame,
+    DataFrame,
+    BTreeMap<(usize, String), DataFrame>,
+);
+
+/// Phase 1 on polars: every output, the rejected rows and the rows per month from one execution
+/// (one scan of the files). `why` says why a SQL engine was not used, if one was asked for.
+fn phase1_on_polars(
+    source: &str,
+    outputs: Vec<LazyFrame>,
+    rows: &SourceRows,
+    why: Option<&str>,
+) -> Result<Phase1Frames, ComputeError> {
+    let polars_err = |e: PolarsError| ComputeError::Polars {
+        source_name: source.to_string(),
+        message: e.to_string(),
+    };
+    // An object's stand-in has its schema and no rows: polars would compute nothing.
+    if let Some(file) = rows.files.iter().find(|f| f.object.is_some()) {
+        let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
+        return Err(ComputeError::Polars {
+            source_name: source.to_string(),
+            message: format!(
+                "{} is in an object store and only the SQL engines read there, but this source runs on polars{why}; run with --engine datafusion or ballista://host:port",
+                file.display
+            ),
+        });
+    }
+    let mut frames: Vec<DslPlan> = outputs.into_iter().map(|lf| lf.logical_plan).collect();
+    frames.push(rows.rejected.clone().logical_plan);
+    frames.push(rows.month_rows.clone().logical_plan);
+    let mut out = LazyFrame::collect_all_with_engine(frames, phase1_engine(), OptFlags::default())
+        .map_err(polars_err)?;
+    let per_month = out.pop().expect("collect_all returns one frame per plan");
+    let rejected = out.pop().expect("collect_all returns one frame per plan");
+    Ok((out, rejected, per_month, BTreeMap::new()))
+}
+
+/// Phase 1's answers from a SQL engine, with the rejected rows' messages made by the polars
+/// checks (so they read as on the polars engine) and their count checked against the engine's.
+fn phase1_from_sql(
+    answers: SqlAnswers,
+    source_def: &SourceDef,
+    tree: &OrgTree,
+    mapping: &CodeMapping,
+    months: RunMonths,
+    rows: &SourceRows,
+    engine: &Engine,
+) -> Result<Phase1Frames, ComputeError> {
+    let polars_err = |e: PolarsError| ComputeError::Polars {
+        source_name: rows.name.clone(),
+        message: e.to_string(),
+    };
+    let rejected = match answers.rejected {
+        // The rejected rows' messages come from the polars checks, so they read as
+        // on the polars engine.
+        Some(raw) => checked_rows(source_def, tree, mapping, months, rows.files.clone(), raw)?
+            .rejected
+            .collect()
+            .map_err(polars_err)?,
+        None => {
+            let schema = rows.rejected.clone().collect_schema().map_err(polars_err)?;
+            DataFrame::empty_with_schema(&schema)
+        }
+    };
+    if rejected.height() as i64 != answers.rejected_count {
+        return Err(ComputeError::Polars {
+            source_name: rows.name.clone(),
+            message: format!(
+                "engine {}: {} rows rejected by its checks, {} by polars' checks of the same rows",
+                engine,
+                answers.rejected_count,
+                rejected.height()
+            ),
+        });
+    }
+    let out = answers
+        .outputs
+        .into_iter()
+        .map(|f| f.unwrap_or_default())
+        .collect();
+    Ok((out, rejected, answers.month_rows, answers.distinct))
+}
+
 fn execute(
-    plan: SourcePlan,
+    mut plan: SourcePlan,
     source_def: &SourceDef,
     tree: &OrgTree,
     mapping: &CodeMapping,
@@ -687,77 +798,28 @@ fn execute(
     );
     let (out, rejected, per_month, distinct) = match answers {
         None => {
-            // An object's stand-in has its schema and no rows: polars would compute nothing.
-            if let Some(file) = plan.rows.files.iter().find(|f| f.object.is_some()) {
-                let why = match &plan.sql {
-                    Some(Err(why)) => format!(" ({why})"),
-                    _ => String::new(),
-                };
-                return Err(ComputeError::Polars {
-                    source_name: source.clone(),
-                    message: format!(
-                        "{} is in an object store and only the SQL engines read there, but this source runs on polars{why}; run with --engine datafusion or ballista://host:port",
-                        file.display
-                    ),
-                });
-            }
-            let mut frames: Vec<DslPlan> =
-                plan.outputs.into_iter().map(|lf| lf.logical_plan).collect();
-            frames.push(plan.rows.rejected.logical_plan);
-            frames.push(plan.rows.month_rows.logical_plan);
-            let mut out =
-                LazyFrame::collect_all_with_engine(frames, phase1_engine(), OptFlags::default())
-                    .map_err(polars_err)?;
-            let per_month = out.pop().expect("collect_all returns one frame per plan");
-            let rejected = out.pop().expect("collect_all returns one frame per plan");
-            (out, rejected, per_month, BTreeMap::new())
+            let why = match &plan.sql {
+                Some(Err(why)) => Some(why.as_str()),
+                _ => None,
+            };
+            let outputs = std::mem::take(&mut plan.outputs);
+            phase1_on_polars(&source, outputs, &plan.rows, why)?
         }
         Some(answers) => {
             let answers = answers.map_err(|message| ComputeError::Polars {
                 source_name: source.clone(),
                 message,
             })?;
-            let rejected = match answers.rejected {
-                // The rejected rows' messages come from the polars checks, so they read as
-                // on the polars engine.
-                Some(raw) => checked_rows(
-                    source_def,
-                    tree,
-                    mapping,
-                    months,
-                    plan.rows.files.clone(),
-                    raw,
-                )?
-                .rejected
-                .collect()
-                .map_err(polars_err)?,
-                None => {
-                    let schema = plan
-                        .rows
-                        .rejected
-                        .clone()
-                        .collect_schema()
-                        .map_err(polars_err)?;
-                    DataFrame::empty_with_schema(&schema)
-                }
-            };
-            if rejected.height() as i64 != answers.rejected_count {
-                return Err(ComputeError::Polars {
-                    source_name: source.clone(),
-                    message: format!(
-                        "engine {}: {} rows rejected by its checks, {} by polars' checks of the same rows",
-                        phase1.engine,
-                        answers.rejected_count,
-                        rejected.height()
-                    ),
-                });
-            }
-            let out = answers
-                .outputs
-                .into_iter()
-                .map(|f| f.unwrap_or_default())
-                .collect();
-            (out, rejected, answers.month_rows, answers.distinct)
+            let rows = &plan.rows;
+            phase1_from_sql(
+                answers,
+                source_def,
+                tree,
+                mapping,
+                months,
+                rows,
+                &phase1.engine,
+            )?
         }
     };
     debug_assert_eq!(out.len(), n_outputs);
