@@ -681,12 +681,13 @@ type Phase1Frames = (
     BTreeMap<(usize, String), DataFrame>,
 );
 
-/// Phase 1 on polars: every output, the rejected rows and the rows per month from one execution
-/// (one scan of the files). `why` says why a SQL engine was not used, if one was asked for.
+/// Phase 1 on polars: every output, then the rejected rows and the rows per month (the last two
+/// plans), from one execution (one scan of the files). `why` says why a SQL engine was not used,
+/// if one was asked for.
 fn phase1_on_polars(
     source: &str,
-    outputs: Vec<LazyFrame>,
-    rows: &SourceRows,
+    plans: Vec<LazyFrame>,
+    files: &[InputFile],
     why: Option<&str>,
 ) -> Result<Phase1Frames, ComputeError> {
     let polars_err = |e: PolarsError| ComputeError::Polars {
@@ -694,7 +695,7 @@ fn phase1_on_polars(
         message: e.to_string(),
     };
     // An object's stand-in has its schema and no rows: polars would compute nothing.
-    if let Some(file) = rows.files.iter().find(|f| f.object.is_some()) {
+    if let Some(file) = files.iter().find(|f| f.object.is_some()) {
         let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
         return Err(ComputeError::Polars {
             source_name: source.to_string(),
@@ -704,9 +705,7 @@ fn phase1_on_polars(
             ),
         });
     }
-    let mut frames: Vec<DslPlan> = outputs.into_iter().map(|lf| lf.logical_plan).collect();
-    frames.push(rows.rejected.clone().logical_plan);
-    frames.push(rows.month_rows.clone().logical_plan);
+    let frames: Vec<DslPlan> = plans.into_iter().map(|lf| lf.logical_plan).collect();
     let mut out = LazyFrame::collect_all_with_engine(frames, phase1_engine(), OptFlags::default())
         .map_err(polars_err)?;
     let per_month = out.pop().expect("collect_all returns one frame per plan");
@@ -802,8 +801,11 @@ fn execute(
                 Some(Err(why)) => Some(why.as_str()),
                 _ => None,
             };
-            let outputs = std::mem::take(&mut plan.outputs);
-            phase1_on_polars(&source, outputs, &plan.rows, why)?
+            // Moved, not cloned: the plans run once and are dropped with their frames.
+            let mut plans = std::mem::take(&mut plan.outputs);
+            plans.push(std::mem::take(&mut plan.rows.rejected));
+            plans.push(std::mem::take(&mut plan.rows.month_rows));
+            phase1_on_polars(&source, plans, &plan.rows.files, why)?
         }
         Some(answers) => {
             let answers = answers.map_err(|message| ComputeError::Polars {
