@@ -582,18 +582,9 @@ fn s3_sources_run_on_datafusion_and_a_cluster_and_polars_refuses_them() {
 
     // The manifest lists the objects the pattern matched, in key order, with rows from their
     // footers and their ETags.
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(d.join("datafusion/uddevalla/latest/manifest.json")).unwrap(),
-    )
-    .unwrap();
-    let hr = manifest["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "hr_time")
-        .unwrap();
-    let files = hr["files"].as_array().unwrap();
-    let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    let published = d.join("datafusion/uddevalla/latest");
+    let files = source_record(&published, "hr_time").files;
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(
         paths,
         [
@@ -601,13 +592,13 @@ fn s3_sources_run_on_datafusion_and_a_cluster_and_polars_refuses_them() {
             "s3://kommun/exports/hr_time/part-1.parquet"
         ]
     );
-    let rows: Vec<i64> = files.iter().map(|f| f["rows"].as_i64().unwrap()).collect();
+    let rows: Vec<i64> = files.iter().map(|f| f.rows).collect();
     let all = common::read_parquet(&d.join("hr_time/part-1.parquet")).height() as i64;
     assert_eq!(rows, [6000, all]);
     assert!(
         files
             .iter()
-            .all(|f| f["etag"].as_str().is_some_and(|e| !e.is_empty()))
+            .all(|f| f.etag.as_ref().is_some_and(|e| !e.is_empty()))
     );
 
     // Unchanged objects are recognised without downloading them; a rewritten one is not.
@@ -634,18 +625,8 @@ fn s3_sources_run_on_datafusion_and_a_cluster_and_polars_refuses_them() {
     );
     ok(&changed);
     assert!(!String::from_utf8_lossy(&changed.stdout).contains("unchanged"));
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(d.join("datafusion/uddevalla/latest/manifest.json")).unwrap(),
-    )
-    .unwrap();
-    let ledger_rows = manifest["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "ledger")
-        .unwrap()["rows_read"]
-        .as_i64();
-    assert_eq!(ledger_rows, Some(ledger.height() as i64 - 1));
+    let ledger_rows = source_record(&published, "ledger").rows_read;
+    assert_eq!(ledger_rows, ledger.height() as i64 - 1);
 
     // polars reads local files only: it refuses, naming the object and the way out.
     let refused = run(&remote_pipeline, "polars", "refused", &[]);
@@ -657,6 +638,16 @@ fn s3_sources_run_on_datafusion_and_a_cluster_and_polars_refuses_them() {
         "{stderr}"
     );
     assert!(!d.join("refused/uddevalla/latest").exists());
+}
+
+/// A source's record in the manifest of the run published at `run`.
+fn source_record(run: &Path, name: &str) -> styrkort::publish::SourceRecord {
+    styrkort::publish::Manifest::read(run)
+        .expect("a readable manifest")
+        .sources
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("the source is in the manifest")
 }
 
 /// Every file under `dir`, sorted.
