@@ -49,6 +49,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The Excel workbook could not be written.
+    #[error("{}: {source}", path.display())]
+    Workbook {
+        path: PathBuf,
+        #[source]
+        source: rust_xlsxwriter::XlsxError,
+    },
     /// A published run's content is not what the command needs (e.g. a column with no Excel
     /// form).
     #[error("{0}")]

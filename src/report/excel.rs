@@ -16,7 +16,10 @@ fn data(e: PolarsError) -> Error {
 }
 
 fn xlsx(path: &Path) -> impl Fn(XlsxError) -> Error + '_ {
-    move |e| Error::Data(format!("{}: {e}", path.display()))
+    move |source| Error::Workbook {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn read(dir: &Path, name: &str) -> Result<LazyFrame, Error> {
