@@ -159,7 +159,7 @@ fn deviations(
         .select(cols(&CELL_KEY[..4]))
         .collect()?;
     let assignments = targets.assignments(tree, &cells)?;
-    let mut frame = values
+    let frame = values
         .clone()
         .lazy()
         .join(
@@ -198,7 +198,63 @@ fn deviations(
         )
         .collect()?;
 
-    // Benchmarks compare with another unit's value of the same cell: find which unit, then join.
+    let frame = with_reference_values(frame, values, tree, groups, targets)?;
+
+    let mut frame = frame;
+    let ranks = ranks(pipeline, &frame)?;
+    frame.hstack_mut(ranks.columns())?;
+    let judged = judge_rows(pipeline, targets, &frame)?;
+    let goal_ids = goal_ids_frame(pipeline)?;
+    let org_paths = org_paths_frame(tree)?;
+    frame
+        .hstack(judged.columns())?
+        .lazy()
+        .with_columns([
+            (col("value") - col("previous_value")).alias("change"),
+            (col("value") - col("last_year_value")).alias("yoy_change"),
+        ])
+        .join(
+            goal_ids.lazy(),
+            [col("indicator_id")],
+            [col("indicator_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            org_paths.lazy(),
+            [col("org_unit_id")],
+            [col("org_unit_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            latest_periods(months)?.lazy(),
+            [col("grain"), col("period")],
+            [col("grain"), col("period")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(col("is_latest_period").fill_null(lit(false)))
+        .select(
+            DEVIATION_COLUMNS[..36]
+                .iter()
+                .map(|c| col(*c))
+                .collect::<Vec<_>>(),
+        )
+        .sort(
+            CELL_KEY,
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()
+}
+
+/// `frame` with `__reference_value`: what a benchmark target compares with — another unit's
+/// value of the same cell (the parent, a named unit, the nation's root), or the unweighted mean
+/// of a group's members in the same cell.
+fn with_reference_values(
+    mut frame: DataFrame,
+    values: &DataFrame,
+    tree: &OrgTree,
+    groups: &Groups,
+    targets: &Targets,
+) -> PolarsResult<DataFrame> {
     let unit_col = frame.column("org_unit_id")?.str()?.clone();
     let target_col = frame.column("__target")?.u32()?.clone();
     let reference_unit: Vec<Option<String>> = unit_col
@@ -263,7 +319,7 @@ fn deviations(
         col("period"),
         col("segment"),
     ];
-    let frame = frame
+    frame
         .lazy()
         .join(
             reference,
@@ -278,50 +334,6 @@ fn deviations(
             JoinArgs::new(JoinType::Left),
         )
         .with_column(col("__reference_value").fill_null(col("__group_value")))
-        .collect()?;
-
-    let mut frame = frame;
-    let ranks = ranks(pipeline, &frame)?;
-    frame.hstack_mut(ranks.columns())?;
-    let judged = judge_rows(pipeline, targets, &frame)?;
-    let goal_ids = goal_ids_frame(pipeline)?;
-    let org_paths = org_paths_frame(tree)?;
-    frame
-        .hstack(judged.columns())?
-        .lazy()
-        .with_columns([
-            (col("value") - col("previous_value")).alias("change"),
-            (col("value") - col("last_year_value")).alias("yoy_change"),
-        ])
-        .join(
-            goal_ids.lazy(),
-            [col("indicator_id")],
-            [col("indicator_id")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            org_paths.lazy(),
-            [col("org_unit_id")],
-            [col("org_unit_id")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            latest_periods(months)?.lazy(),
-            [col("grain"), col("period")],
-            [col("grain"), col("period")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .with_column(col("is_latest_period").fill_null(lit(false)))
-        .select(
-            DEVIATION_COLUMNS[..36]
-                .iter()
-                .map(|c| col(*c))
-                .collect::<Vec<_>>(),
-        )
-        .sort(
-            CELL_KEY,
-            SortMultipleOptions::default().with_maintain_order(true),
-        )
         .collect()
 }
 
