@@ -324,15 +324,18 @@ fn segment(dim: Option<&str>) -> Expr {
 
 /// Registers the files as one Parquet table.
 async fn register(ctx: &SessionContext, table: &str, files: &[InputFile]) -> Result<(), String> {
+    // The session reads the store's footers while planning (a cluster's scheduler and executors
+    // have their own stores, from their AWS_* variables): one store per bucket.
+    let mut buckets = std::collections::BTreeSet::new();
     let urls = files
         .iter()
         .map(|f| match &f.object {
             Some(object) => {
-                // The session reads the store's footers while planning (a cluster's scheduler and
-                // executors have their own store, from their AWS_* variables).
                 let (bucket, _) = crate::ingest::remote::split(&object.url)?;
-                let store = crate::ingest::remote::store_for(bucket)?;
-                ctx.register_object_store(&crate::ingest::remote::bucket_url(bucket)?, store);
+                if buckets.insert(bucket) {
+                    let store = crate::ingest::remote::store_for(bucket)?;
+                    ctx.register_object_store(&crate::ingest::remote::bucket_url(bucket)?, store);
+                }
                 ListingTableUrl::parse(&object.url).map_err(|e| e.to_string())
             }
             None => {

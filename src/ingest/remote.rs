@@ -93,26 +93,34 @@ pub fn expand(source: &SourceDef, pattern: &str) -> Result<Vec<InputFile>, Inges
         require_literal_separator: true,
         ..Default::default()
     };
-    let mut objects: Vec<ObjectMeta> = block_on(async {
+    // One runtime for the source: the listing, then every object's footer read concurrently.
+    let listed = block_on(async {
         let prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
-        store.list(prefix.as_ref()).try_collect::<Vec<_>>().await
+        let mut objects: Vec<ObjectMeta> = store
+            .list(prefix.as_ref())
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|o| matcher.matches_with(o.location.as_ref(), options))
+            .collect();
+        objects.sort_by(|a, b| a.location.cmp(&b.location));
+        let footers =
+            futures::future::join_all(objects.iter().map(|o| read_footer(&store, o))).await;
+        Ok::<_, String>(objects.into_iter().zip(footers).collect::<Vec<_>>())
     })
     .map_err(unreadable)?
-    .map_err(|e| unreadable(e.to_string()))?
-    .into_iter()
-    .filter(|o| matcher.matches_with(o.location.as_ref(), options))
-    .collect();
-    objects.sort_by(|a, b| a.location.cmp(&b.location));
-    if objects.is_empty() {
+    .map_err(unreadable)?;
+    if listed.is_empty() {
         return Err(IngestError::NoFiles {
             source_name: name,
             pattern: pattern.to_string(),
         });
     }
-    objects
+    listed
         .into_iter()
-        .map(|meta| {
-            let file = inspect(&store, bucket, meta)?;
+        .map(|(meta, footer)| {
+            let file = inspect(bucket, meta, footer)?;
             if file.rows == 0 && !source.allow_empty {
                 return Err(IngestError::NoRows {
                     file: file.display,
@@ -124,11 +132,11 @@ pub fn expand(source: &SourceDef, pattern: &str) -> Result<Vec<InputFile>, Inges
         .collect()
 }
 
-/// One object: its footer read, its stand-in written, its fingerprint taken.
+/// One object, its footer read: its stand-in written, its fingerprint taken.
 fn inspect(
-    store: &Arc<dyn ObjectStore>,
     bucket: &str,
     meta: ObjectMeta,
+    footer: Result<ParquetMetaData, String>,
 ) -> Result<InputFile, IngestError> {
     let url = format!("s3://{bucket}/{}", meta.location);
     if meta.size == 0 {
@@ -138,9 +146,7 @@ fn inspect(
         file: url.clone(),
         message,
     };
-    let footer = block_on(read_footer(store, &meta))
-        .map_err(not_parquet)?
-        .map_err(not_parquet)?;
+    let footer = footer.map_err(not_parquet)?;
     let stand_in = stand_in(&footer).map_err(|e| IngestError::Unreadable {
         file: url.clone(),
         message: format!("cannot write its local stand-in: {e}"),
