@@ -244,6 +244,28 @@ impl RunMonths {
     }
 }
 
+/// The month (`year * 12 + month - 1`) of each date in a column of days since 1970, nulls kept.
+/// Every source row passes through this once: chrono runs once per month the column spans
+/// (polars' `dt().year()` and `dt().month()` call it twice per row), and each row is placed by a
+/// binary search over the months' first days. Days outside chrono's calendar give null.
+pub fn months_of_days(days: &Int32Chunked) -> Int32Chunked {
+    let to_month = |d: i32| {
+        NaiveDate::from_num_days_from_ce_opt(d.saturating_add(EPOCH_DAYS_FROM_CE))
+            .map(Month::of_date)
+    };
+    let (Some(first), Some(last)) = (days.min().and_then(to_month), days.max().and_then(to_month))
+    else {
+        return days.apply(|d| d.and_then(to_month).map(|m| m.0));
+    };
+    let starts: Vec<i32> = (first.0..=last.0)
+        .map(|m| days_since_epoch(Month(m).first_day()))
+        .collect();
+    days.apply_values(|d| first.0 + starts.partition_point(|&s| s <= d) as i32 - 1)
+}
+
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
+const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
 pub fn days_since_epoch(d: NaiveDate) -> i32 {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     (d - epoch).num_days() as i32
@@ -252,6 +274,34 @@ pub fn days_since_epoch(d: NaiveDate) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn months_of_days_match_the_calendar() {
+        // Every day from 1899-12-01 to 2101-01-31 (leap years, 1900 not one, 2000 one), checked
+        // against chrono day by day, with a null between.
+        let first = days_since_epoch(NaiveDate::from_ymd_opt(1899, 12, 1).unwrap());
+        let last = days_since_epoch(NaiveDate::from_ymd_opt(2101, 1, 31).unwrap());
+        let days: Vec<Option<i32>> = (first..=last).flat_map(|d| [Some(d), None]).collect();
+        let column = Int32Chunked::from_iter_options("d".into(), days.iter().copied());
+        let months: Vec<Option<i32>> = months_of_days(&column).iter().collect();
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let expected: Vec<Option<i32>> = days
+            .iter()
+            .map(|d| d.map(|d| Month::of_date(epoch + chrono::Duration::days(d as i64)).0))
+            .collect();
+        assert_eq!(months, expected);
+        assert_eq!(months[0], Some(Month::new(1899, 12).0));
+        // A single day, and an all-null column.
+        let one = Int32Chunked::from_slice(
+            "d".into(),
+            &[days_since_epoch(
+                NaiveDate::from_ymd_opt(2024, 2, 29).unwrap(),
+            )],
+        );
+        assert_eq!(months_of_days(&one).get(0), Some(Month::new(2024, 2).0));
+        let none = Int32Chunked::full_null("d".into(), 3);
+        assert_eq!(months_of_days(&none).null_count(), 3);
+    }
 
     #[test]
     fn previous_and_last_years_labels() {

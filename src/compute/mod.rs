@@ -79,17 +79,28 @@ impl ValueIds {
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A value often repeats on consecutive rows (an employee's months in a row): the
+        // previous row's id is reused without hashing.
+        let mut last: Option<(&str, u32)> = None;
         let out: UInt32Chunked = text
             .iter()
             .map(|v| {
-                v.map(|v| match ids.get(v) {
+                let v = v?;
+                if let Some((same, id)) = last
+                    && same == v
+                {
+                    return Some(id);
+                }
+                let id = match ids.get(v) {
                     Some(&id) => id,
                     None => {
                         let id = ids.len() as u32;
                         ids.insert(v.to_string(), id);
                         id
                     }
-                })
+                };
+                last = Some((v, id));
+                Some(id)
             })
             .collect();
         Ok(out.with_name(text.name().clone()).into_column())

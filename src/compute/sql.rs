@@ -19,6 +19,8 @@
 
 use polars::prelude::*;
 
+use crate::ingest::TRIMMED;
+
 /// A polars row-level expression as SQL with the same value on every row, or why not.
 pub fn to_sql(e: &Expr) -> Result<String, String> {
     Ok(match e {
@@ -81,6 +83,11 @@ pub fn to_sql(e: &Expr) -> Result<String, String> {
             to_sql(falsy)?
         ),
         Expr::Function { input, function } => function_sql(function, input)?,
+        // Text is trimmed as Rust's `str::trim` trims: every Unicode white space, not only the
+        // space SQL's trim() removes.
+        Expr::AnonymousFunction { input, fmt_str, .. } if fmt_str.as_str() == TRIMMED => {
+            format!("btrim({}, {})", to_sql(&input[0])?, white_space_sql())
+        }
         other => return Err(format!("the expression {other:?}")),
     })
 }
@@ -112,14 +119,6 @@ fn function_sql(function: &FunctionExpr, input: &[Expr]) -> Result<String, Strin
         "Boolean(IsNan)" => format!("isnan({})", arg(0)?),
         "Boolean(IsNotNan)" => format!("(NOT isnan({}))", arg(0)?),
         "FillNull" => format!("coalesce({}, {})", arg(0)?, arg(1)?),
-        // polars strips what Rust's `str::trim` strips when no characters are given: every
-        // Unicode white space, not only the space SQL's trim() removes.
-        "StringExpr(StripChars)" => match input.get(1) {
-            Some(chars) if null_literal(chars) => {
-                format!("btrim({}, {})", arg(0)?, white_space_sql())
-            }
-            _ => format!("btrim({}, {})", arg(0)?, arg(1)?),
-        },
         "Abs" => format!("abs({})", arg(0)?),
         "Negate" => format!("(- {})", arg(0)?),
         _ => return Err(format!("the function {name}")),

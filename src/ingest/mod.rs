@@ -24,7 +24,7 @@ use crate::org::{CodeMapping, OrgTree};
 use crate::period::{RunMonths, days_since_epoch};
 
 pub use crate::definitions::{NumberFormat, normalise};
-pub use convert::{TextFormat, typed_column};
+pub use convert::{TRIMMED, TextFormat, typed_column};
 
 #[derive(Debug, Error)]
 pub enum IngestError {
@@ -186,10 +186,17 @@ fn rows_of(
     );
 
     let date = col(source.date_column.get_ref().as_str());
-    let month = (date.clone().dt().year().cast(DataType::Int32) * lit(12)
-        + date.dt().month().cast(DataType::Int32)
-        - lit(1))
-    .alias("__month");
+    let month = date
+        .map(
+            |dates| {
+                let days = dates.cast(&DataType::Int32)?;
+                Ok(crate::period::months_of_days(days.i32()?)
+                    .with_name(dates.name().clone())
+                    .into_column())
+            },
+            |_, f| Ok(Field::new(f.name().clone(), DataType::Int32)),
+        )
+        .alias("__month");
     // One cached frame under every output (values, partial states, rejected rows, rows per
     // month): without it polars reads and converts the files once per output.
     let rows = rows.with_column(month).cache();
@@ -662,11 +669,22 @@ impl UnitLookup {
         let codes = codes.str()?;
         let days = dates.cast(&DataType::Int32)?;
         let days = days.i32()?;
+        // Exports are mostly sorted by unit, so a run of rows shares one code: it is looked up
+        // once per run.
+        let mut last: Option<(&str, Option<&Vec<Validity>>)> = None;
         let out: UInt32Chunked = codes
             .iter()
             .zip(days.iter())
             .map(|(code, day)| {
-                let ranges = self.codes.get(code?)?;
+                let code = code?;
+                let ranges = match last {
+                    Some((same, ranges)) if same == code => ranges,
+                    _ => {
+                        let ranges = self.codes.get(code);
+                        last = Some((code, ranges));
+                        ranges
+                    }
+                }?;
                 if !self.dated {
                     return ranges.first().map(|r| r.2);
                 }
