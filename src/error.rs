@@ -96,7 +96,7 @@ impl From<PolarsError> for Error {
 
 impl Error {
     /// A table error about the file at `path`.
-    pub fn table_at(path: &std::path::Path) -> impl Fn(PolarsError) -> Error + use<> {
+    pub(crate) fn table_at(path: &std::path::Path) -> impl Fn(PolarsError) -> Error + use<> {
         let context = format!("{}: ", path.display());
         move |source| Error::Table {
             context: context.clone(),

@@ -7,6 +7,10 @@
 //! No stage calls a later one. One entry point per command lives in `ops` ([`load`],
 //! [`validate`], [`explain`], [`run`]), re-exported here: this file is only the front door.
 
+// Everything outside the library's promise (what this file and the modules below export) is
+// `pub(crate)`; the lint keeps it so.
+#![warn(unreachable_pub)]
+
 pub mod assess;
 pub mod compute;
 pub mod definitions;

@@ -287,11 +287,7 @@ fn inspect_run_dir(run: RunFolder) -> Result<PathBuf, styrkort::Error> {
             let pipeline =
                 styrkort::definitions::Pipeline::load(&p).map_err(styrkort::Error::Definitions)?;
             let as_of = styrkort::resolve_as_of(&pipeline, as_of);
-            Ok(styrkort::publish::run_dir(
-                &out,
-                pipeline.def.name.get_ref(),
-                as_of,
-            ))
+            Ok(styrkort::publish::run_dir(&out, pipeline.name(), as_of))
         }
         (None, None) => Err(styrkort::Error::Usage(
             "give a run folder or --pipeline (see --help)".into(),

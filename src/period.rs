@@ -21,7 +21,7 @@ pub enum Grain {
 }
 
 impl Grain {
-    pub const ALL: [Grain; 5] = [
+    pub(crate) const ALL: [Grain; 5] = [
         Grain::Month,
         Grain::Quarter,
         Grain::Tertial,
@@ -29,7 +29,7 @@ impl Grain {
         Grain::Ytd,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Grain::Month => "month",
             Grain::Quarter => "quarter",
@@ -42,15 +42,15 @@ impl Grain {
 
 /// A calendar month, as `year * 12 + (month - 1)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Month(pub i32);
+pub(crate) struct Month(pub i32);
 
 impl Month {
-    pub fn new(year: i32, month: u32) -> Month {
+    pub(crate) fn new(year: i32, month: u32) -> Month {
         Month(year * 12 + month as i32 - 1)
     }
 
     /// Parses `YYYY-MM`.
-    pub fn parse(s: &str) -> Option<Month> {
+    pub(crate) fn parse(s: &str) -> Option<Month> {
         let (y, m) = s.split_once('-')?;
         if y.len() != 4 || m.len() != 2 {
             return None;
@@ -60,31 +60,31 @@ impl Month {
         (1..=12).contains(&month).then(|| Month::new(year, month))
     }
 
-    pub fn of_date(d: NaiveDate) -> Month {
+    pub(crate) fn of_date(d: NaiveDate) -> Month {
         Month::new(d.year(), d.month())
     }
 
-    pub fn year(self) -> i32 {
+    pub(crate) fn year(self) -> i32 {
         self.0.div_euclid(12)
     }
 
     /// 1..=12
-    pub fn month(self) -> u32 {
+    pub(crate) fn month(self) -> u32 {
         self.0.rem_euclid(12) as u32 + 1
     }
 
-    pub fn first_day(self) -> NaiveDate {
+    pub(crate) fn first_day(self) -> NaiveDate {
         NaiveDate::from_ymd_opt(self.year(), self.month(), 1).expect("month is always 1..=12")
     }
 
-    pub fn last_day(self) -> NaiveDate {
+    pub(crate) fn last_day(self) -> NaiveDate {
         Month(self.0 + 1)
             .first_day()
             .pred_opt()
             .expect("dates before year 1 are not used")
     }
 
-    pub fn label(self) -> String {
+    pub(crate) fn label(self) -> String {
         format!("{:04}-{:02}", self.year(), self.month())
     }
 }
@@ -98,17 +98,17 @@ impl std::ops::Add<i32> for Month {
 
 /// One reported period: a grain, its label, and the months it covers (inclusive).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Period {
-    pub grain: Grain,
-    pub label: String,
-    pub first: Month,
-    pub last: Month,
+pub(crate) struct Period {
+    pub(crate) grain: Grain,
+    pub(crate) label: String,
+    pub(crate) first: Month,
+    pub(crate) last: Month,
 }
 
 impl Period {
     /// The period of `grain` from `first` to `last`, labelled. Every period label in styrkort is
     /// made here: `2024-03`, `2024-Q1`, `2024-T1`, `2024`, `2024-YTD03` (January to March).
-    pub fn new(grain: Grain, first: Month, last: Month) -> Period {
+    pub(crate) fn new(grain: Grain, first: Month, last: Month) -> Period {
         let label = match grain {
             Grain::Month => first.label(),
             Grain::Quarter => format!("{:04}-Q{}", first.year(), (first.month() - 1) / 3 + 1),
@@ -125,18 +125,18 @@ impl Period {
     }
 
     /// The year `year` (a whole calendar year).
-    pub fn year(year: i32) -> Period {
+    pub(crate) fn year(year: i32) -> Period {
         Period::new(Grain::Year, Month::new(year, 1), Month::new(year, 12))
     }
 
     /// January to `end` of `end`'s year.
-    pub fn ytd(end: Month) -> Period {
+    pub(crate) fn ytd(end: Month) -> Period {
         Period::new(Grain::Ytd, Month::new(end.year(), 1), end)
     }
 
     /// The labels of the period before this one (a year-to-date one month shorter; January's
     /// is last year's full year-to-date) and of the same period a year earlier.
-    pub fn previous_labels(&self) -> (String, String) {
+    pub(crate) fn previous_labels(&self) -> (String, String) {
         let back = |months: i32| Month(self.first.0 - months);
         let previous = match self.grain {
             Grain::Month => Period::new(self.grain, back(1), back(1)),
@@ -153,24 +153,24 @@ impl Period {
 /// The months a run reports: from the pipeline's first period to the last complete month before
 /// the as-of date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunMonths {
-    pub first: Month,
-    pub last: Month,
+pub(crate) struct RunMonths {
+    pub(crate) first: Month,
+    pub(crate) last: Month,
 }
 
 impl RunMonths {
     /// `None` when the as-of date leaves no complete month at or after `first`.
-    pub fn new(first: Month, as_of: NaiveDate) -> Option<RunMonths> {
+    pub(crate) fn new(first: Month, as_of: NaiveDate) -> Option<RunMonths> {
         let last = Month(Month::of_date(as_of).0 - 1);
         (last >= first).then_some(RunMonths { first, last })
     }
 
-    pub fn contains(self, m: Month) -> bool {
+    pub(crate) fn contains(self, m: Month) -> bool {
         self.first <= m && m <= self.last
     }
 
     /// The complete periods of a grain inside the run, in time order.
-    pub fn periods(self, grain: Grain) -> Vec<Period> {
+    pub(crate) fn periods(self, grain: Grain) -> Vec<Period> {
         let mut out = Vec::new();
         let fixed = |len: i32, out: &mut Vec<Period>| {
             // Calendar-aligned blocks of `len` months starting in January.
@@ -206,7 +206,7 @@ impl RunMonths {
 
     /// Which periods each month belongs to: columns `__month` (i32), `grain`, `period`.
     /// Joining rows on `__month` places every row in all its periods at once.
-    pub fn membership_frame(self, grains: &[Grain]) -> PolarsResult<DataFrame> {
+    pub(crate) fn membership_frame(self, grains: &[Grain]) -> PolarsResult<DataFrame> {
         let (mut months, mut grain_col, mut label) = (Vec::new(), Vec::new(), Vec::new());
         for &g in grains {
             for p in self.periods(g) {
@@ -226,7 +226,7 @@ impl RunMonths {
 
     /// One row per period: `grain`, `period`, `period_start`, `period_end` (dates, end
     /// inclusive), `__first_month`, `__last_month`.
-    pub fn period_frame(self, grains: &[Grain]) -> PolarsResult<DataFrame> {
+    pub(crate) fn period_frame(self, grains: &[Grain]) -> PolarsResult<DataFrame> {
         let periods: Vec<Period> = grains.iter().flat_map(|&g| self.periods(g)).collect();
         let mut df = df!(
             "grain" => periods.iter().map(|p| p.grain.as_str()).collect::<Vec<_>>(),
@@ -248,7 +248,7 @@ impl RunMonths {
 /// Every source row passes through this once: chrono runs once per month the column spans
 /// (polars' `dt().year()` and `dt().month()` call it twice per row), and each row is placed by a
 /// binary search over the months' first days. Days outside chrono's calendar give null.
-pub fn months_of_days(days: &Int32Chunked) -> Int32Chunked {
+pub(crate) fn months_of_days(days: &Int32Chunked) -> Int32Chunked {
     let to_month = |d: i32| {
         NaiveDate::from_num_days_from_ce_opt(d.saturating_add(EPOCH_DAYS_FROM_CE))
             .map(Month::of_date)
@@ -266,7 +266,7 @@ pub fn months_of_days(days: &Int32Chunked) -> Int32Chunked {
 /// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
-pub fn days_since_epoch(d: NaiveDate) -> i32 {
+pub(crate) fn days_since_epoch(d: NaiveDate) -> i32 {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     (d - epoch).num_days() as i32
 }

@@ -6,10 +6,11 @@ use polars::prelude::{Expr, col};
 
 /// What identifies a cell of `indicator_values` and `deviations`: indicator × unit × grain ×
 /// period × segment.
-pub const CELL_KEY: [&str; 5] = ["indicator_id", "org_unit_id", "grain", "period", "segment"];
+pub(crate) const CELL_KEY: [&str; 5] =
+    ["indicator_id", "org_unit_id", "grain", "period", "segment"];
 
 /// The long format phase 2 hands to `finish`: one row per cell with rows.
-pub const RAW_COLUMNS: [&str; 8] = [
+pub(crate) const RAW_COLUMNS: [&str; 8] = [
     "indicator_id",
     "org_unit_id",
     "grain",
@@ -21,7 +22,7 @@ pub const RAW_COLUMNS: [&str; 8] = [
 ];
 
 /// Output columns of `indicator_values.parquet`, in order.
-pub const VALUE_COLUMNS: [&str; 15] = [
+pub(crate) const VALUE_COLUMNS: [&str; 15] = [
     "indicator_id",
     "org_unit_id",
     "org_level",
@@ -40,7 +41,7 @@ pub const VALUE_COLUMNS: [&str; 15] = [
 ];
 
 /// Columns of `deviations.parquet`, in order.
-pub const DEVIATION_COLUMNS: [&str; 42] = [
+pub(crate) const DEVIATION_COLUMNS: [&str; 42] = [
     "indicator_id",
     "org_unit_id",
     "org_level",
@@ -86,6 +87,6 @@ pub const DEVIATION_COLUMNS: [&str; 42] = [
 ];
 
 /// Column expressions for `names`, in order.
-pub fn cols(names: &[&str]) -> Vec<Expr> {
+pub(crate) fn cols(names: &[&str]) -> Vec<Expr> {
     names.iter().map(|n| col(*n)).collect()
 }

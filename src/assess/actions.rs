@@ -12,7 +12,7 @@ use crate::org::OrgTree;
 use crate::period::days_since_epoch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionStatus {
+pub(crate) enum ActionStatus {
     Planned,
     Ongoing,
     Done,
@@ -21,7 +21,7 @@ pub enum ActionStatus {
 }
 
 impl ActionStatus {
-    pub fn parse(s: &str) -> Option<ActionStatus> {
+    pub(crate) fn parse(s: &str) -> Option<ActionStatus> {
         Some(match s {
             "planned" => ActionStatus::Planned,
             "ongoing" => ActionStatus::Ongoing,
@@ -32,7 +32,7 @@ impl ActionStatus {
         })
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ActionStatus::Planned => "planned",
             ActionStatus::Ongoing => "ongoing",
@@ -43,32 +43,35 @@ impl ActionStatus {
     }
 
     /// Still to be carried out.
-    pub fn is_open(self) -> bool {
+    pub(crate) fn is_open(self) -> bool {
         !matches!(self, ActionStatus::Done | ActionStatus::Cancelled)
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Action {
-    pub action_id: String,
-    pub goal_id: String,
-    pub org_unit_id: String,
-    pub title: String,
-    pub owner: String,
-    pub start: Option<NaiveDate>,
-    pub due: NaiveDate,
-    pub status: ActionStatus,
+pub(crate) struct Action {
+    pub(crate) action_id: String,
+    pub(crate) goal_id: String,
+    pub(crate) org_unit_id: String,
+    pub(crate) title: String,
+    pub(crate) owner: String,
+    pub(crate) start: Option<NaiveDate>,
+    pub(crate) due: NaiveDate,
+    pub(crate) status: ActionStatus,
 }
 
 impl Action {
     /// Open and past its due date at the as-of date.
-    pub fn is_overdue(&self, as_of: NaiveDate) -> bool {
+    pub(crate) fn is_overdue(&self, as_of: NaiveDate) -> bool {
         self.status.is_open() && self.due < as_of
     }
 }
 
 /// Reads the actions CSV the pipeline names (none: no actions).
-pub fn load_actions(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Action>, Diagnostics> {
+pub(crate) fn load_actions(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+) -> Result<Vec<Action>, Diagnostics> {
     let Some(file) = &pipeline.def.actions else {
         return Ok(Vec::new());
     };
@@ -171,7 +174,7 @@ pub fn load_actions(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Action>, 
 /// `actions.parquet`: every action with `overdue` and `days_overdue`, then one row per not-met
 /// goal × unit × grain in that grain's latest period that has no open action for the goal at the
 /// unit or above it (`record_type = "deviation_without_action"`).
-pub fn actions_table(
+pub(crate) fn actions_table(
     actions: &[Action],
     goal_status: &DataFrame,
     tree: &OrgTree,

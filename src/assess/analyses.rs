@@ -14,16 +14,16 @@ use crate::org::OrgTree;
 
 /// One analysis text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Analysis {
+pub(crate) struct Analysis {
     /// Exactly one of `goal_id` and `indicator_id` is set.
-    pub goal_id: Option<String>,
-    pub indicator_id: Option<String>,
-    pub org_unit_id: String,
+    pub(crate) goal_id: Option<String>,
+    pub(crate) indicator_id: Option<String>,
+    pub(crate) org_unit_id: String,
     /// A period label: `2024-T2`, `2024`, `2024-03`, …
-    pub period: String,
-    pub author: String,
-    pub date: NaiveDate,
-    pub text: String,
+    pub(crate) period: String,
+    pub(crate) author: String,
+    pub(crate) date: NaiveDate,
+    pub(crate) text: String,
 }
 
 const COLUMNS: [&str; 7] = [
@@ -37,7 +37,10 @@ const COLUMNS: [&str; 7] = [
 ];
 
 /// Reads and checks the pipeline's analyses CSV (none when it names none).
-pub fn load_analyses(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Analysis>, Diagnostics> {
+pub(crate) fn load_analyses(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+) -> Result<Vec<Analysis>, Diagnostics> {
     let Some(file) = &pipeline.def.analyses else {
         return Ok(Vec::new());
     };
@@ -130,7 +133,7 @@ pub fn load_analyses(pipeline: &Pipeline, tree: &OrgTree) -> Result<Vec<Analysis
 }
 
 /// `analyses.parquet`: every text with its keys.
-pub fn analyses_table(analyses: &[Analysis]) -> PolarsResult<DataFrame> {
+pub(crate) fn analyses_table(analyses: &[Analysis]) -> PolarsResult<DataFrame> {
     df!(
         "goal_id" => analyses.iter().map(|a| a.goal_id.as_deref()).collect::<Vec<_>>(),
         "indicator_id" => analyses.iter().map(|a| a.indicator_id.as_deref()).collect::<Vec<_>>(),
@@ -150,7 +153,7 @@ pub fn analyses_table(analyses: &[Analysis]) -> PolarsResult<DataFrame> {
 
 /// Adds `analysis` to a table keyed by `key` (`goal_id` or `indicator_id`), `org_unit_id` and
 /// `period`: the text written for that row, else null.
-pub fn with_analysis(
+pub(crate) fn with_analysis(
     table: DataFrame,
     analyses: &[Analysis],
     key: &str,

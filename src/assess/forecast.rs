@@ -23,7 +23,7 @@ type Key = (String, String, String); // indicator, unit, segment
 /// (numerator, denominator, rows) of one year-to-date cell.
 type Cell = (Option<f64>, Option<f64>, i64);
 
-pub fn forecasts(
+pub(crate) fn forecasts(
     pipeline: &Pipeline,
     tree: &OrgTree,
     targets: &Targets,

@@ -20,14 +20,14 @@ struct Member {
 
 /// The counts behind one goal cell.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GoalCell {
-    pub status: Status,
-    pub n_indicators: u32,
-    pub n_met: u32,
-    pub n_partly_met: u32,
-    pub n_not_met: u32,
-    pub n_no_data: u32,
-    pub share_met: Option<f64>,
+pub(crate) struct GoalCell {
+    pub(crate) status: Status,
+    pub(crate) n_indicators: u32,
+    pub(crate) n_met: u32,
+    pub(crate) n_partly_met: u32,
+    pub(crate) n_not_met: u32,
+    pub(crate) n_no_data: u32,
+    pub(crate) share_met: Option<f64>,
 }
 
 /// Rolls members up by a rule. Members without a target count in `n_indicators` only.
@@ -87,7 +87,7 @@ type CellKey = (String, String, String); // unit, grain, period
 /// `goal_id, org_unit_id, grain, period, status, n_indicators, n_met, n_partly_met, n_not_met,
 /// n_no_data, share_met` for every unit in the owner's subtree and period where the goal has a
 /// member. Indicator statuses are read from the deviations' `total` segment.
-pub fn goal_status(
+pub(crate) fn goal_status(
     pipeline: &Pipeline,
     tree: &OrgTree,
     deviations: &DataFrame,

@@ -11,12 +11,13 @@ pub mod stats;
 mod status;
 mod targets;
 
-pub use crate::definitions::{TargetDefault, TargetKind, ToleranceDef};
-pub use actions::{Action, ActionStatus, actions_table, load_actions};
-pub use analyses::{Analysis, analyses_table, load_analyses, with_analysis};
-pub use goals::{GoalCell, goal_status};
+pub use crate::definitions::TargetKind;
+pub(crate) use actions::{Action, actions_table, load_actions};
+pub(crate) use analyses::{Analysis, analyses_table, load_analyses, with_analysis};
+pub(crate) use goals::goal_status;
 pub use status::{Judgement, Status, judge};
-pub use targets::{CompareTo, PeriodSpec, Target, Targets, Tolerance};
+pub(crate) use targets::Targets;
+pub use targets::{CompareTo, PeriodSpec, Target, Tolerance};
 
 use std::collections::BTreeMap;
 
@@ -29,16 +30,16 @@ use crate::period::{Grain, RunMonths};
 use crate::schema::{CELL_KEY, DEVIATION_COLUMNS, cols};
 
 /// The assessment tables of one run.
-pub struct Assessment {
-    pub deviations: DataFrame,
-    pub goal_status: DataFrame,
-    pub actions: DataFrame,
+pub(crate) struct Assessment {
+    pub(crate) deviations: DataFrame,
+    pub(crate) goal_status: DataFrame,
+    pub(crate) actions: DataFrame,
     /// One row per series: variation icon, assurance, runs signal, flag and reason.
-    pub signals: DataFrame,
+    pub(crate) signals: DataFrame,
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn assess(
+pub(crate) fn assess(
     pipeline: &Pipeline,
     tree: &OrgTree,
     groups: &Groups,
@@ -582,7 +583,7 @@ fn org_paths_frame(tree: &OrgTree) -> PolarsResult<DataFrame> {
 }
 
 /// Counts per status, for the manifest and the run summary.
-pub fn status_counts(table: &DataFrame) -> PolarsResult<BTreeMap<String, usize>> {
+pub(crate) fn status_counts(table: &DataFrame) -> PolarsResult<BTreeMap<String, usize>> {
     let mut counts: BTreeMap<String, usize> = Status::ALL
         .iter()
         .map(|s| (s.as_str().to_string(), 0))

@@ -20,7 +20,7 @@ use crate::period::{Grain, Month};
 
 /// The grain an indicator's series are read at: its `spc_grain`, else month when it has months,
 /// else its finest declared grain (year-to-date series overlap, so they are never used).
-pub fn spc_grain(ind: &IndicatorDef) -> Option<Grain> {
+pub(crate) fn spc_grain(ind: &IndicatorDef) -> Option<Grain> {
     if let Some(g) = ind.spc_grain {
         return Some(g);
     }
@@ -132,12 +132,12 @@ fn trend_reading(mk: Option<&MannKendall>, polarity: Polarity) -> &'static str {
 }
 
 /// What the statistics add: per-point SPC columns (joined onto deviations) and one row per series.
-pub struct Signals {
-    pub points: DataFrame,
-    pub series: DataFrame,
+pub(crate) struct Signals {
+    pub(crate) points: DataFrame,
+    pub(crate) series: DataFrame,
 }
 
-pub fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Signals> {
+pub(crate) fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResult<Signals> {
     let by_indicator: BTreeMap<&str, &IndicatorDef> = pipeline
         .def
         .indicators
@@ -368,7 +368,7 @@ const RUNS_SIGNAL: &str =
 /// or when the target is consistently failed; `watch` when the latest point, or one of the
 /// last six, is beyond the watch limit.
 /// Shorter series keep the XmR reading (`flag_xmr`).
-pub fn flag(
+pub(crate) fn flag(
     spc: &SpcResult,
     drift: Option<&DriftReading>,
     values: &[Option<f64>],
@@ -498,7 +498,7 @@ pub fn flag_series(
 }
 
 /// True when a significant Mann-Kendall trend goes the worse way (never for a neutral indicator).
-pub fn worse_trend(m: &MannKendall, improvement: Direction) -> bool {
+pub(crate) fn worse_trend(m: &MannKendall, improvement: Direction) -> bool {
     m.significant
         && match improvement {
             Direction::Increase => m.z < 0.0,

@@ -16,7 +16,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
+    pub(crate) const ALL: [Status; 6] = [
         Status::NotMet,
         Status::PartlyMet,
         Status::NoData,
@@ -25,7 +25,7 @@ impl Status {
         Status::NoTarget,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Met => "met",
             Status::PartlyMet => "partly_met",
@@ -41,7 +41,7 @@ impl Status {
     }
 
     /// Met, partly met or not met: a judgement was possible.
-    pub fn is_assessed(self) -> bool {
+    pub(crate) fn is_assessed(self) -> bool {
         matches!(self, Status::Met | Status::PartlyMet | Status::NotMet)
     }
 }
@@ -161,7 +161,11 @@ pub fn judge(
 /// year earlier. A top-share target is met within the best ⌈share·of⌉ ranks (partly met within
 /// ⌈(share + tolerance)·of⌉); rank-improves is met by a strictly better rank (partly met by one
 /// within the tolerance in ranks). The gap is in ranks, positive when better than needed.
-pub fn judge_rank(target: &Target, rank: Option<(u32, u32)>, last_year: Option<u32>) -> Judgement {
+pub(crate) fn judge_rank(
+    target: &Target,
+    rank: Option<(u32, u32)>,
+    last_year: Option<u32>,
+) -> Judgement {
     let Some((rank, of)) = rank else {
         return Judgement {
             status: Status::NoData,

@@ -24,7 +24,7 @@ pub enum Tolerance {
 }
 
 impl Tolerance {
-    pub fn parse(s: &str) -> Option<Tolerance> {
+    pub(crate) fn parse(s: &str) -> Option<Tolerance> {
         let s = s.trim();
         let (number, percent) = match s.strip_suffix('%') {
             Some(n) => (n.trim(), true),
@@ -42,7 +42,7 @@ impl Tolerance {
     }
 
     /// The tolerance in the indicator's unit, for a target (or comparison) value `of`.
-    pub fn amount(self, of: f64) -> f64 {
+    pub(crate) fn amount(self, of: f64) -> f64 {
         match self {
             Tolerance::Absolute(x) => x,
             // Multiply before dividing: 30 × 20 / 100 is exactly 6, 30 × 0.2 is not.
@@ -50,7 +50,7 @@ impl Tolerance {
         }
     }
 
-    pub fn label(self) -> String {
+    pub(crate) fn label(self) -> String {
         match self {
             Tolerance::Absolute(x) => format!("{x}"),
             Tolerance::Percent(p) => format!("{p}%"),
@@ -75,7 +75,7 @@ pub enum CompareTo {
 }
 
 impl CompareTo {
-    pub fn parse(s: &str) -> Option<CompareTo> {
+    pub(crate) fn parse(s: &str) -> Option<CompareTo> {
         let s = s.trim();
         Some(match s {
             "previous_year" => CompareTo::PreviousYear,
@@ -90,7 +90,7 @@ impl CompareTo {
         })
     }
 
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             CompareTo::PreviousYear => "previous_year".into(),
             CompareTo::PreviousPeriod => "previous_period".into(),
@@ -113,7 +113,7 @@ pub enum PeriodSpec {
 }
 
 impl PeriodSpec {
-    pub fn parse(s: &str) -> Option<PeriodSpec> {
+    pub(crate) fn parse(s: &str) -> Option<PeriodSpec> {
         let s = s.trim();
         if s.is_empty() {
             return Some(PeriodSpec::All);
@@ -183,8 +183,8 @@ pub struct Target {
 
 /// All targets of a pipeline, checked.
 #[derive(Debug, Clone, Default)]
-pub struct Targets {
-    pub list: Vec<Target>,
+pub(crate) struct Targets {
+    pub(crate) list: Vec<Target>,
     /// Index into `list` of each indicator's pipeline default.
     defaults: BTreeMap<String, usize>,
 }
@@ -205,7 +205,7 @@ struct RawTarget<'a> {
 
 impl Targets {
     /// Reads the targets CSV (if the pipeline names one) and the indicators' defaults.
-    pub fn load(
+    pub(crate) fn load(
         pipeline: &Pipeline,
         tree: &OrgTree,
         groups: &Groups,
@@ -262,7 +262,7 @@ impl Targets {
     /// The target for one cell, if any: the most specific CSV target, else the default. Most
     /// specific: the nearest unit first; then an exact period, then a target for the cell's
     /// grain, then a year, then one for every period.
-    pub fn resolve(
+    pub(crate) fn resolve(
         &self,
         tree: &OrgTree,
         indicator: &str,
@@ -303,7 +303,7 @@ impl Targets {
     }
 
     /// `indicator_id, org_unit_id, grain, period, __target` for every cell of `cells` with a target.
-    pub fn assignments(&self, tree: &OrgTree, cells: &DataFrame) -> PolarsResult<DataFrame> {
+    pub(crate) fn assignments(&self, tree: &OrgTree, cells: &DataFrame) -> PolarsResult<DataFrame> {
         let ind = cells.column("indicator_id")?.str()?;
         let unit = cells.column("org_unit_id")?.str()?;
         let grain = cells.column("grain")?.str()?;

@@ -12,7 +12,10 @@ use crate::schema::RAW_COLUMNS;
 /// The raw values with every cross-source indicator's two sides replaced by the indicator:
 /// numerator from the numerator side, denominator from the denominator side's numerator, and
 /// `n_rows` the numerator side's rows (0 where only the denominator side has rows).
-pub fn combine_sides(raw: Vec<DataFrame>, pipeline: &Pipeline) -> PolarsResult<Vec<DataFrame>> {
+pub(crate) fn combine_sides(
+    raw: Vec<DataFrame>,
+    pipeline: &Pipeline,
+) -> PolarsResult<Vec<DataFrame>> {
     let crossing: Vec<&str> = pipeline
         .def
         .indicators

@@ -24,14 +24,14 @@ use crate::definitions::Engine;
 use crate::ingest::InputFile;
 
 /// A DataFusion session (local or on a cluster) and the runtime its futures run on.
-pub struct SqlEngine {
+pub(crate) struct SqlEngine {
     engine: Engine,
     runtime: tokio::runtime::Runtime,
     timeout: Duration,
 }
 
 impl SqlEngine {
-    pub fn start(engine: &Engine, timeout: Duration) -> Result<SqlEngine, String> {
+    pub(crate) fn start(engine: &Engine, timeout: Duration) -> Result<SqlEngine, String> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -69,7 +69,7 @@ impl SqlEngine {
     }
 
     /// Runs one source's statements. Errors name the engine.
-    pub fn run(
+    pub(crate) fn run(
         &self,
         source: &str,
         sql: &SqlSource,

@@ -17,7 +17,7 @@ use crate::period::RunMonths;
 /// The direct plan for `defs` (with their slot in the source), over the source's rows (with the
 /// `__filter_{slot}` columns added). Output: the raw long format, one row per cell with rows.
 /// An error names the indicator whose expression does not compile.
-pub fn plan(
+pub(crate) fn plan(
     defs: &[(usize, &IndicatorDef)],
     total_rows: LazyFrame,
     breakdown_rows: LazyFrame,

@@ -12,31 +12,31 @@ use crate::ingest::InputFile;
 
 /// How long a SQL engine may take over one source unless the pipeline says otherwise: a
 /// nightly run must fail, not hang, when a cluster stops answering.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Phase 1's answers for one source from a SQL engine, shaped as the polars engine shapes them.
-pub struct SqlAnswers {
+pub(crate) struct SqlAnswers {
     /// Per phase-1 output: its frame (scalar states, or a median's values and multiplicities);
     /// `None` for distinct-value outputs, which come per column in `distinct`.
-    pub outputs: Vec<Option<DataFrame>>,
+    pub(crate) outputs: Vec<Option<DataFrame>>,
     /// `(output, column)` → `__unit, __month, [__segment], <column>` (value ids).
-    pub distinct: BTreeMap<(usize, String), DataFrame>,
+    pub(crate) distinct: BTreeMap<(usize, String), DataFrame>,
     /// `__month, rows`: usable rows per month, the run's and others.
-    pub month_rows: DataFrame,
+    pub(crate) month_rows: DataFrame,
     /// Rejected rows per file: `__row` (0-based) and the raw declared columns.
-    pub rejected: Option<Vec<DataFrame>>,
-    pub rejected_count: i64,
+    pub(crate) rejected: Option<Vec<DataFrame>>,
+    pub(crate) rejected_count: i64,
 }
 
 /// The engine of a run, started.
-pub struct Phase1 {
-    pub engine: Engine,
+pub(crate) struct Phase1 {
+    pub(crate) engine: Engine,
     #[cfg(feature = "distributed")]
     sql: Option<super::datafusion::SqlEngine>,
 }
 
 impl Phase1 {
-    pub fn polars() -> Phase1 {
+    pub(crate) fn polars() -> Phase1 {
         Phase1 {
             engine: Engine::Polars,
             #[cfg(feature = "distributed")]
@@ -45,7 +45,7 @@ impl Phase1 {
     }
 
     /// Starts the engine (for Ballista: a session with the scheduler is opened per source).
-    pub fn start(engine: Engine, timeout: Duration) -> Result<Phase1, String> {
+    pub(crate) fn start(engine: Engine, timeout: Duration) -> Result<Phase1, String> {
         if !engine.is_sql() {
             return Ok(Phase1::polars());
         }
@@ -67,7 +67,7 @@ impl Phase1 {
     }
 
     /// Runs a source's phase 1 as SQL, or `None` when it runs on polars.
-    pub fn answers(
+    pub(crate) fn answers(
         &self,
         source: &str,
         sql: Option<&super::sql::SqlSource>,

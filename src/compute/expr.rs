@@ -8,20 +8,20 @@ use crate::definitions::{IndicatorDef, compile_sql_expr};
 
 /// The aggregations of one indicator, ready to go into a fused group-by.
 #[derive(Debug, Clone)]
-pub struct IndicatorAggs {
-    pub id: String,
-    pub numerator: Expr,
-    pub denominator: Option<Expr>,
+pub(crate) struct IndicatorAggs {
+    pub(crate) id: String,
+    pub(crate) numerator: Expr,
+    pub(crate) denominator: Option<Expr>,
     /// Rows that counted: `len()`, or the number of rows passing the filter.
-    pub n_rows: Expr,
+    pub(crate) n_rows: Expr,
     /// `(column name, boolean expression)` to add after the join to ancestors, for indicators
     /// that count only a unit's own rows.
-    pub own_mask: Option<(String, Expr)>,
+    pub(crate) own_mask: Option<(String, Expr)>,
 }
 
 /// Compiles an indicator whose expressions were already checked by `definitions`.
 /// `slot` makes the helper column names unique within a source.
-pub fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAggs, String> {
+pub(crate) fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAggs, String> {
     // The row condition (filter and scope) is the column `__filter_{slot}`, added to the rows
     // by the source's plan.
     let filter_name = format!("__filter_{slot}");
@@ -72,7 +72,7 @@ pub fn compile_indicator(ind: &IndicatorDef, slot: usize) -> Result<IndicatorAgg
 
 /// Makes every column read inside `expr` see only the rows where the boolean column `mask` is
 /// true, and `count(*)` count only those rows. Without a mask the expression is unchanged.
-pub fn restrict_to(expr: Expr, mask: Option<&str>) -> Expr {
+pub(crate) fn restrict_to(expr: Expr, mask: Option<&str>) -> Expr {
     let Some(mask) = mask else { return expr };
     expr.map_expr(|e| match e {
         Expr::Column(name) => Expr::Column(name).filter(col(mask)),

@@ -13,20 +13,20 @@ use crate::schema::{CELL_KEY, RAW_COLUMNS, VALUE_COLUMNS};
 
 /// What `finish_values` needs to know about one indicator.
 #[derive(Debug, Clone)]
-pub struct IndicatorRules {
-    pub id: String,
-    pub scale: f64,
-    pub has_denominator: bool,
-    pub when_no_rows: WhenNoRows,
-    pub stock: Option<StockRule>,
-    pub rollup: Rollup,
-    pub grains: Vec<Grain>,
+pub(crate) struct IndicatorRules {
+    pub(crate) id: String,
+    pub(crate) scale: f64,
+    pub(crate) has_denominator: bool,
+    pub(crate) when_no_rows: WhenNoRows,
+    pub(crate) stock: Option<StockRule>,
+    pub(crate) rollup: Rollup,
+    pub(crate) grains: Vec<Grain>,
     /// Units reported: the scope's subtrees (which must report) and the units above them.
-    pub units: Vec<String>,
+    pub(crate) units: Vec<String>,
 }
 
 impl IndicatorRules {
-    pub fn from_def(def: &IndicatorDef, tree: &OrgTree) -> IndicatorRules {
+    pub(crate) fn from_def(def: &IndicatorDef, tree: &OrgTree) -> IndicatorRules {
         let units = match &def.scope {
             Some(scope) => scope_units(tree, &scope.get_ref().roots()),
             None => tree.units().iter().map(|u| u.id.clone()).collect(),
@@ -61,7 +61,7 @@ fn scope_units(tree: &OrgTree, roots: &[&str]) -> Vec<String> {
     units.into_iter().collect()
 }
 
-pub fn finish_values(
+pub(crate) fn finish_values(
     raw: Vec<DataFrame>,
     rules: &[IndicatorRules],
     tree: &OrgTree,

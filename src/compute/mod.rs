@@ -28,14 +28,13 @@ mod expr;
 mod finish;
 mod partial;
 mod rollup;
-pub mod sql;
+pub(crate) mod sql;
 
 pub use crate::definitions::Engine;
-pub use cross::combine_sides;
-pub use engine::{DEFAULT_TIMEOUT, Phase1, SqlAnswers};
-pub use expr::{IndicatorAggs, compile_indicator, restrict_to};
-pub use finish::{IndicatorRules, finish_values};
-pub use partial::{Decomposed, Merge, SetKind, decompose};
+pub(crate) use cross::combine_sides;
+pub(crate) use engine::{DEFAULT_TIMEOUT, Phase1, SqlAnswers};
+pub(crate) use finish::{IndicatorRules, finish_values};
+pub(crate) use partial::{SetKind, decompose};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -117,23 +116,23 @@ struct SegmentLayout {
 }
 
 /// The plan for one source: phase-1 outputs of one fused scan, and what phase 2 does with them.
-pub struct SourcePlan {
-    pub source: String,
+pub(crate) struct SourcePlan {
+    pub(crate) source: String,
     /// Indicators computed by this plan, in definition order.
-    pub indicators: Vec<String>,
+    pub(crate) indicators: Vec<String>,
     /// Indicators taking the direct path, with the reason.
-    pub direct: Vec<(String, String)>,
+    pub(crate) direct: Vec<(String, String)>,
     /// Breakdown columns, each adding one more segmentation beside the total.
-    pub breakdowns: Vec<String>,
+    pub(crate) breakdowns: Vec<String>,
     /// Per segmentation (`total`, then `by <dim>`): how many partial-state outputs it has.
-    pub segment_outputs: Vec<(String, usize, usize)>,
-    pub rows: SourceRows,
+    pub(crate) segment_outputs: Vec<(String, usize, usize)>,
+    pub(crate) rows: SourceRows,
     /// Phase-1 outputs: per segmentation its scalar states and its set states, then the
     /// direct path's cells (if any indicator takes it).
-    pub outputs: Vec<LazyFrame>,
+    pub(crate) outputs: Vec<LazyFrame>,
     /// Phase 1 as SQL when an SQL engine was asked for: `Err` says why this source runs on
     /// polars instead.
-    pub sql: Option<Result<sql::SqlSource, String>>,
+    pub(crate) sql: Option<Result<sql::SqlSource, String>>,
     partial: Vec<PartialIndicator>,
     layout: Vec<SegmentLayout>,
     direct_output: Option<usize>,
@@ -160,20 +159,20 @@ pub struct ExplainedSource {
 }
 
 /// What one source's execution produced.
-pub struct SourceResult {
-    pub source: String,
-    pub files: Vec<InputFile>,
-    pub values: DataFrame,
-    pub rejected: DataFrame,
+pub(crate) struct SourceResult {
+    pub(crate) source: String,
+    pub(crate) files: Vec<InputFile>,
+    pub(crate) values: DataFrame,
+    pub(crate) rejected: DataFrame,
     /// Usable rows dated outside the run's months (kept out, not rejected).
-    pub outside_months: i64,
+    pub(crate) outside_months: i64,
     /// Usable rows per month of the run, `(month, rows)` ascending, months without rows left out.
-    pub month_rows: Vec<(Month, i64)>,
+    pub(crate) month_rows: Vec<(Month, i64)>,
 }
 
 /// The grains a set of indicators needs computed from rows. Stock measures need months, from
 /// which their coarser periods are formed.
-pub fn grains_needed<'a>(indicators: impl Iterator<Item = &'a IndicatorDef>) -> Vec<Grain> {
+pub(crate) fn grains_needed<'a>(indicators: impl Iterator<Item = &'a IndicatorDef>) -> Vec<Grain> {
     let mut set = BTreeSet::new();
     for ind in indicators {
         set.extend(ind.grains.get_ref().iter().copied());
@@ -241,7 +240,7 @@ fn segment_label(dim: &str) -> Expr {
 
 impl SourcePlan {
     /// Per two-phase indicator, the kinds of partial state it keeps, in words.
-    pub fn state_kinds(&self) -> Vec<(String, String)> {
+    pub(crate) fn state_kinds(&self) -> Vec<(String, String)> {
         self.partial
             .iter()
             .map(|p| {
@@ -266,7 +265,7 @@ impl SourcePlan {
 }
 
 /// Builds (but does not run) the plan for one source; with `as_sql`, also its phase 1 as SQL.
-pub fn plan_source(
+pub(crate) fn plan_source(
     pipeline: &Pipeline,
     source: &SourceDef,
     tree: &OrgTree,
@@ -632,7 +631,7 @@ fn sql_form(
 
 /// Runs every source's plan, sources in parallel; each source's outputs come from one execution
 /// so its files are scanned once.
-pub fn run_sources(
+pub(crate) fn run_sources(
     pipeline: &Pipeline,
     tree: &OrgTree,
     mapping: &CodeMapping,

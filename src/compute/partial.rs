@@ -25,7 +25,7 @@ use crate::definitions::{IndicatorDef, compile_sql_expr};
 
 /// How a scalar state merges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Merge {
+pub(crate) enum Merge {
     Sum,
     Min,
     Max,
@@ -33,18 +33,18 @@ pub enum Merge {
 
 /// A state that is one number per cell: an aggregation over the cell's rows.
 #[derive(Debug, Clone)]
-pub struct ScalarState {
-    pub name: String,
+pub(crate) struct ScalarState {
+    pub(crate) name: String,
     /// The phase-1 aggregation over rows (already restricted to the indicator's filter).
-    pub agg: Expr,
+    pub(crate) agg: Expr,
     unaliased: Expr,
-    pub merge: Merge,
+    pub(crate) merge: Merge,
     /// The same aggregation in parts, for engines that write it as SQL.
-    pub row: RowAgg,
+    pub(crate) row: RowAgg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetKind {
+pub(crate) enum SetKind {
     /// `n_unique`: the distinct values (null counts as a value, as in polars).
     Distinct,
     /// `median`: non-null values with their multiplicity.
@@ -53,32 +53,35 @@ pub enum SetKind {
 
 /// A state that keeps values: distinct sets and value multisets.
 #[derive(Debug, Clone)]
-pub struct SetState {
-    pub name: String,
-    pub kind: SetKind,
+pub(crate) struct SetState {
+    pub(crate) name: String,
+    pub(crate) kind: SetKind,
     /// The row-level value.
-    pub value: Expr,
+    pub(crate) value: Expr,
     /// The boolean filter column restricting the rows, if the indicator has a filter.
-    pub mask: Option<String>,
+    pub(crate) mask: Option<String>,
 }
 
 /// An indicator taken apart into partial states, with its numerator and denominator rewritten
 /// over the merged states' columns.
 #[derive(Debug, Clone)]
-pub struct Decomposed {
-    pub id: String,
-    pub numerator: Expr,
-    pub denominator: Option<Expr>,
+pub(crate) struct Decomposed {
+    pub(crate) id: String,
+    pub(crate) numerator: Expr,
+    pub(crate) denominator: Option<Expr>,
     /// The scalar state counting the rows that passed the filter.
-    pub n_rows: String,
-    pub scalars: Vec<ScalarState>,
-    pub sets: Vec<SetState>,
+    pub(crate) n_rows: String,
+    pub(crate) scalars: Vec<ScalarState>,
+    pub(crate) sets: Vec<SetState>,
 }
 
 /// Takes an indicator apart. `Ok(Err(why))` when it has an aggregate without an exact mergeable
 /// state (it is then computed directly); `Err` when its SQL does not compile or can never be an
 /// indicator (a column outside any aggregate).
-pub fn decompose(ind: &IndicatorDef, slot: usize) -> Result<Result<Decomposed, String>, String> {
+pub(crate) fn decompose(
+    ind: &IndicatorDef,
+    slot: usize,
+) -> Result<Result<Decomposed, String>, String> {
     let mask = ind.selects_rows().then(|| format!("__filter_{slot}"));
     let numerator = compile_sql_expr(ind.numerator.get_ref())?;
     let denominator = match &ind.denominator {

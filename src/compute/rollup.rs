@@ -21,26 +21,26 @@ use crate::period::{Grain, RunMonths};
 
 /// An indicator as phase 2 sees it.
 #[derive(Debug, Clone)]
-pub struct PartialIndicator {
-    pub parts: Decomposed,
+pub(crate) struct PartialIndicator {
+    pub(crate) parts: Decomposed,
     /// Grains to produce: the declared ones, or months only for stock measures (their coarser
     /// periods are formed from months later).
-    pub grains: Vec<Grain>,
+    pub(crate) grains: Vec<Grain>,
     /// Roll up over the tree (`rollup = "rows"`), or only the unit's own rows.
-    pub tree: bool,
+    pub(crate) tree: bool,
 }
 
 /// One segmentation's phase-1 output: the scalar states, and one frame per set state.
-pub struct SegmentPartials {
+pub(crate) struct SegmentPartials {
     /// Positions in the indicator list of the indicators computed in this segmentation.
-    pub members: Vec<usize>,
+    pub(crate) members: Vec<usize>,
     /// `__unit, __month, __segment`, then the members' scalar states.
-    pub scalars: DataFrame,
+    pub(crate) scalars: DataFrame,
     /// Per set state: its phase-1 output's number, the value column in it, and the frame. A
     /// distinct set's frame is `__unit, __month, [__segment], <value columns>` (unique rows; no
     /// `__segment` means the total), shared by the distinct sets with the same filter; a median's
     /// is `__unit, __month, __segment, __v, __w` (`__w` = multiplicity).
-    pub sets: BTreeMap<String, (usize, String, DataFrame)>,
+    pub(crate) sets: BTreeMap<String, (usize, String, DataFrame)>,
 }
 
 const CELL: [&str; 4] = ["__ancestor", "__grain", "__period", "__segment"];
@@ -52,7 +52,7 @@ fn cell_keys() -> Vec<Expr> {
 /// Merges every segmentation's partial states and evaluates the indicators. Output: the raw
 /// long format `indicator_id, org_unit_id, grain, period, segment, numerator, denominator,
 /// n_rows`, one row per cell that has rows.
-pub fn roll_up(
+pub(crate) fn roll_up(
     indicators: &[PartialIndicator],
     segments: Vec<SegmentPartials>,
     tree: &OrgTree,

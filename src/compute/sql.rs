@@ -22,7 +22,7 @@ use polars::prelude::*;
 use crate::ingest::TRIMMED;
 
 /// A polars row-level expression as SQL with the same value on every row, or why not.
-pub fn to_sql(e: &Expr) -> Result<String, String> {
+pub(crate) fn to_sql(e: &Expr) -> Result<String, String> {
     Ok(match e {
         Expr::Alias(inner, _) => to_sql(inner)?,
         Expr::Column(name) => ident(name),
@@ -139,12 +139,12 @@ fn white_space_sql() -> String {
 }
 
 /// A quoted SQL identifier.
-pub fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A quoted SQL string literal.
-pub fn text(value: &str) -> String {
+pub(crate) fn text(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
@@ -209,7 +209,7 @@ fn sql_type(dtype: &DataType) -> Result<&'static str, String> {
 
 /// How one scalar partial state aggregates its rows (the value expressions are row-level).
 #[derive(Debug, Clone)]
-pub enum RowAgg {
+pub(crate) enum RowAgg {
     /// Every row of the cell.
     Rows,
     /// Rows where the condition is true (null counts as false).
@@ -222,7 +222,7 @@ pub enum RowAgg {
 
 impl RowAgg {
     /// The aggregate as SQL.
-    pub fn to_sql(&self) -> Result<String, String> {
+    pub(crate) fn to_sql(&self) -> Result<String, String> {
         Ok(match self {
             RowAgg::Rows => "count(*)".to_string(),
             RowAgg::CountTrue(c) => format!("sum(CASE WHEN {} THEN 1 ELSE 0 END)", to_sql(c)?),
@@ -237,10 +237,10 @@ impl RowAgg {
 
 /// Codes of the org column and the unit each maps to, with the days (since 1970, inclusive;
 /// `None` = open) when it does.
-pub type UnitCodes = Vec<(String, Option<i32>, Option<i32>, u32)>;
+pub(crate) type UnitCodes = Vec<(String, Option<i32>, Option<i32>, u32)>;
 
 /// A row's own unit as SQL: the code lookup, by the row's date when the mapping is dated.
-pub fn unit_lookup(code: &str, date: &str, codes: &UnitCodes) -> String {
+pub(crate) fn unit_lookup(code: &str, date: &str, codes: &UnitCodes) -> String {
     if codes.is_empty() {
         return "CAST(NULL AS INT UNSIGNED)".to_string();
     }
@@ -263,7 +263,7 @@ pub fn unit_lookup(code: &str, date: &str, codes: &UnitCodes) -> String {
 
 /// One phase-1 output of a source, as the polars plan has it.
 #[derive(Debug, Clone)]
-pub enum SqlOutput {
+pub(crate) enum SqlOutput {
     /// The scalar states of one segmentation: `(name, aggregate)`.
     Scalars {
         dim: Option<String>,
@@ -285,45 +285,47 @@ pub enum SqlOutput {
 
 /// What a source's rows are, as SQL pieces (see the module documentation).
 #[derive(Debug, Clone)]
-pub struct SqlSource {
+pub(crate) struct SqlSource {
     /// Row-level columns computed from the file's columns: typed values and raw copies.
-    pub typed: Vec<(String, Expr)>,
+    pub(crate) typed: Vec<(String, Expr)>,
     /// The number of the first failing check (0 = a blank row), null when none fails.
-    pub why: Expr,
-    pub org_column: String,
-    pub date_column: String,
-    pub codes: UnitCodes,
+    pub(crate) why: Expr,
+    pub(crate) org_column: String,
+    pub(crate) date_column: String,
+    pub(crate) codes: UnitCodes,
     /// Each indicator's row condition (`__filter_<slot>`): its filter and its scope's units.
-    pub filters: Vec<(String, Option<Expr>, Option<Vec<u32>>)>,
-    pub outputs: Vec<SqlOutput>,
+    pub(crate) filters: Vec<(String, Option<Expr>, Option<Vec<u32>>)>,
+    pub(crate) outputs: Vec<SqlOutput>,
 }
 
 /// Row states in the `__state` column.
-pub const ROW_USABLE: i32 = 0;
-pub const ROW_REJECTED: i32 = 1;
-pub const ROW_BLANK: i32 = 2;
+pub(crate) const ROW_USABLE: i32 = 0;
+pub(crate) const ROW_REJECTED: i32 = 1;
+pub(crate) const ROW_BLANK: i32 = 2;
 
 /// The statements of one source over table `table`.
 #[derive(Debug, Clone)]
-pub struct SourceStatements {
+pub(crate) struct SourceStatements {
     /// Per segmentation the states, then `(__month, __state)` row counts. Columns: the keys
     /// `__unit`, `__month`, each breakdown dimension, `__state`, `__set` (the grouping set:
     /// 0 … segmentations − 1, then the row counts), then every state and `__rows`.
-    pub states: String,
+    pub(crate) states: String,
     /// Breakdown dimensions in the order of their key columns.
-    pub dims: Vec<String>,
+    #[cfg_attr(not(feature = "distributed"), allow(dead_code))] // read by the SQL engines
+    pub(crate) dims: Vec<String>,
     /// The state names of each segmentation, in `SqlOutput` order of the scalars outputs.
-    pub scalar_outputs: Vec<(usize, Option<String>, Vec<String>)>,
+    #[cfg_attr(not(feature = "distributed"), allow(dead_code))] // read by the SQL engines
+    pub(crate) scalar_outputs: Vec<(usize, Option<String>, Vec<String>)>,
     /// `(output, column, statement)` of each distinct set and value multiset. A distinct
     /// statement returns `__unit, __month, [__dim,] __v`; a multiset one also `__w`.
-    pub sets: Vec<(usize, String, String)>,
+    pub(crate) sets: Vec<(usize, String, String)>,
 }
 
 impl SqlSource {
     /// The common table expressions that make `rows` out of `table`: typed columns, the row
     /// checks, the unit, the month, `__state` and each indicator's filter column. `numbered`
     /// adds `__rn`, the row's 1-based position in the table (one partition: file order).
-    pub fn rows_cte(&self, table: &str, numbered: bool) -> Result<String, String> {
+    pub(crate) fn rows_cte(&self, table: &str, numbered: bool) -> Result<String, String> {
         let mut typed: Vec<String> = self
             .typed
             .iter()
@@ -373,7 +375,7 @@ impl SqlSource {
     }
 
     /// Every statement of the source (see [`SourceStatements`]).
-    pub fn statements(&self, table: &str) -> Result<SourceStatements, String> {
+    pub(crate) fn statements(&self, table: &str) -> Result<SourceStatements, String> {
         let cte = self.rows_cte(table, false)?;
         let mut dims: Vec<String> = Vec::new();
         for out in &self.outputs {
@@ -486,7 +488,8 @@ impl SqlSource {
     }
 
     /// The file's rejected rows in file order: `__rn` (1-based row) and the raw columns.
-    pub fn rejected_statement(&self, table: &str, raw: &[String]) -> Result<String, String> {
+    #[cfg_attr(not(feature = "distributed"), allow(dead_code))] // run by the SQL engines
+    pub(crate) fn rejected_statement(&self, table: &str, raw: &[String]) -> Result<String, String> {
         let cte = self.rows_cte(table, true)?;
         let columns: Vec<String> = raw.iter().map(|c| ident(c)).collect();
         Ok(format!(

@@ -6,15 +6,15 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// 1-based line and column.
-    pub location: Option<(usize, usize)>,
-    pub item: String,
-    pub message: String,
+    pub(crate) location: Option<(usize, usize)>,
+    pub(crate) item: String,
+    pub(crate) message: String,
 }
 
 impl Diagnostic {
-    pub fn file(file: &Path, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn file(file: &Path, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             file: file.to_path_buf(),
             location: None,
@@ -23,7 +23,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn at_line(
+    pub(crate) fn at_line(
         file: &Path,
         line: usize,
         item: impl Into<String>,
@@ -57,7 +57,7 @@ impl fmt::Display for Diagnostic {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
-    pub fn one(d: Diagnostic) -> Diagnostics {
+    pub(crate) fn one(d: Diagnostic) -> Diagnostics {
         Diagnostics(vec![d])
     }
 }
@@ -77,7 +77,7 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 /// 1-based (line, column) of a byte offset in `text`; the column counts characters.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
@@ -101,7 +101,7 @@ mod tests {
 
 /// `" (did you mean 'X'?)"` for the known id most like `wanted` (Jaro-Winkler similarity of at
 /// least 0.85, letter case ignored), or "" when none is close: a typo names its fix.
-pub fn did_you_mean<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn did_you_mean<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> String {
     let wanted_lower = wanted.to_lowercase();
     let mut best: Option<(f64, &str)> = None;
     for k in known {

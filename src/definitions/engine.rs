@@ -41,7 +41,7 @@ impl Engine {
     }
 
     /// True when phase 1 is written as SQL.
-    pub fn is_sql(&self) -> bool {
+    pub(crate) fn is_sql(&self) -> bool {
         !matches!(self, Engine::Polars)
     }
 }

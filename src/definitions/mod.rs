@@ -12,13 +12,15 @@ mod table;
 mod targets;
 mod validate;
 
-pub use diagnostic::{Diagnostic, Diagnostics, did_you_mean, line_col};
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub(crate) use diagnostic::{did_you_mean, line_col};
 pub use engine::Engine;
 pub use model::*;
-pub use sheet::{CellText, SheetText, is_workbook, read_sheet};
-pub use table::{TableDialect, TableRow, read_table, read_table_with};
-pub use targets::{TargetDefault, TargetKind, ToleranceDef};
-pub use validate::{check_date_format, compile_sql_expr};
+pub(crate) use sheet::{CellText, read_sheet};
+pub(crate) use table::{TableDialect, read_table, read_table_with};
+pub use targets::TargetKind;
+pub(crate) use targets::{TargetDefault, ToleranceDef};
+pub(crate) use validate::compile_sql_expr;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -48,12 +50,12 @@ fn read_pipeline_text(path: &Path) -> Result<String, Diagnostics> {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     /// The pipeline file, as given.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Directory that relative paths inside the file are resolved against.
-    pub base_dir: PathBuf,
+    pub(crate) base_dir: PathBuf,
     /// The raw TOML text: hashed into the manifest and used for line numbers in diagnostics.
-    pub text: String,
-    pub def: PipelineDef,
+    pub(crate) text: String,
+    pub(crate) def: PipelineDef,
     /// The indicators as the sources' plans compute them (cross-source ones split into sides).
     computed: Vec<IndicatorDef>,
 }
@@ -65,8 +67,13 @@ impl Pipeline {
         Self::from_text(path, read_pipeline_text(path)?)
     }
 
+    /// The pipeline's name: the folder its runs are published under.
+    pub fn name(&self) -> &str {
+        self.def.name.get_ref()
+    }
+
     /// Parses pipeline text as if it were read from `path` (used by `load` and by tests).
-    pub fn from_text(path: &Path, text: String) -> Result<Pipeline, Diagnostics> {
+    pub(crate) fn from_text(path: &Path, text: String) -> Result<Pipeline, Diagnostics> {
         let (pipeline, problems) = Self::parse_text(path, text)?;
         if problems.is_empty() {
             Ok(pipeline)
@@ -78,7 +85,7 @@ impl Pipeline {
     /// Reads and parses a pipeline file; the static checks' problems come back beside the
     /// pipeline, so later stages can still be checked. Only an unreadable or unparsable file is
     /// an error.
-    pub fn parse(path: &Path) -> Result<(Pipeline, Vec<Diagnostic>), Diagnostics> {
+    pub(crate) fn parse(path: &Path) -> Result<(Pipeline, Vec<Diagnostic>), Diagnostics> {
         Self::parse_text(path, read_pipeline_text(path)?)
     }
 
@@ -119,7 +126,7 @@ impl Pipeline {
     }
 
     /// Resolves a path written in the pipeline file (relative to the file's directory).
-    pub fn resolve(&self, relative: &str) -> PathBuf {
+    pub(crate) fn resolve(&self, relative: &str) -> PathBuf {
         let p = Path::new(relative);
         let joined = if p.is_absolute() {
             p.to_path_buf()
@@ -130,7 +137,7 @@ impl Pipeline {
     }
 
     /// Every goal id the pipeline defines.
-    pub fn goal_ids(&self) -> std::collections::BTreeSet<&str> {
+    pub(crate) fn goal_ids(&self) -> std::collections::BTreeSet<&str> {
         self.def
             .goals
             .iter()
@@ -139,7 +146,7 @@ impl Pipeline {
     }
 
     /// Every indicator id the pipeline defines.
-    pub fn indicator_ids(&self) -> std::collections::BTreeSet<&str> {
+    pub(crate) fn indicator_ids(&self) -> std::collections::BTreeSet<&str> {
         self.def
             .indicators
             .iter()
@@ -148,7 +155,7 @@ impl Pipeline {
     }
 
     /// A diagnostic pointing at a span of the pipeline file.
-    pub fn diag_at(
+    pub(crate) fn diag_at(
         &self,
         span: std::ops::Range<usize>,
         item: impl Into<String>,
@@ -163,7 +170,7 @@ impl Pipeline {
     }
 
     /// How the definitions tables are written (`[tables]`).
-    pub fn table_dialect(&self) -> TableDialect {
+    pub(crate) fn table_dialect(&self) -> TableDialect {
         let tables = &self.def.tables;
         TableDialect {
             encoding: tables
@@ -176,7 +183,7 @@ impl Pipeline {
     }
 
     /// `" (did you mean 'X'?)"` for the indicator id most like `id`, or "".
-    pub fn indicator_hint(&self, id: &str) -> String {
+    pub(crate) fn indicator_hint(&self, id: &str) -> String {
         did_you_mean(
             id,
             self.def.indicators.iter().map(|i| i.id.get_ref().as_str()),
@@ -184,30 +191,33 @@ impl Pipeline {
     }
 
     /// `" (did you mean 'X'?)"` for the goal id most like `id`, or "".
-    pub fn goal_hint(&self, id: &str) -> String {
+    pub(crate) fn goal_hint(&self, id: &str) -> String {
         did_you_mean(id, self.goal_ids())
     }
 
     /// `" (did you mean 'X'?)"` for the source name most like `name`, or "".
-    pub fn source_hint(&self, name: &str) -> String {
+    pub(crate) fn source_hint(&self, name: &str) -> String {
         did_you_mean(
             name,
             self.def.sources.iter().map(|s| s.name.get_ref().as_str()),
         )
     }
 
-    pub fn source(&self, name: &str) -> Option<&SourceDef> {
+    pub(crate) fn source(&self, name: &str) -> Option<&SourceDef> {
         self.def.sources.iter().find(|s| s.name.get_ref() == name)
     }
 
     /// What the sources' plans compute, in definition order: every single-source indicator,
     /// and in place of a cross-source one its two sides (`id::numerator`, `id::denominator`).
-    pub fn computed_indicators(&self) -> &[IndicatorDef] {
+    pub(crate) fn computed_indicators(&self) -> &[IndicatorDef] {
         &self.computed
     }
 
     /// The computed indicators (see [`Pipeline::computed_indicators`]) that read `source`.
-    pub fn indicators_of<'a>(&'a self, source: &'a str) -> impl Iterator<Item = &'a IndicatorDef> {
+    pub(crate) fn indicators_of<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> impl Iterator<Item = &'a IndicatorDef> {
         self.computed
             .iter()
             .filter(move |i| i.source_name() == source)
@@ -216,7 +226,7 @@ impl Pipeline {
 
 /// Removes `.` and `dir/..` from a path without touching the file system, so paths read well in
 /// messages (`fixtures/x.csv`, not `pipelines/../fixtures/x.csv`).
-pub fn normalise(path: &Path) -> String {
+pub(crate) fn normalise(path: &Path) -> String {
     let mut parts: Vec<Component> = Vec::new();
     for c in path.components() {
         match c {

@@ -9,7 +9,7 @@ use calamine::{Data, DataType, Reader, open_workbook_auto};
 
 /// How a column's cells become text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CellText<'a> {
+pub(crate) enum CellText<'a> {
     /// As written: numbers in their shortest exact form (`1101`, `165.5`), dates ISO.
     Plain,
     /// A date column: an Excel date, or a serial number (`45382`), written in `format` (default
@@ -20,20 +20,20 @@ pub enum CellText<'a> {
 }
 
 /// One sheet as text.
-pub struct SheetText {
+pub(crate) struct SheetText {
     /// The sheet read (the first one when none is named).
-    pub sheet: String,
+    pub(crate) sheet: String,
     /// The header's Excel row number (1-based).
-    pub header_row: usize,
-    pub header: Vec<String>,
+    pub(crate) header_row: usize,
+    pub(crate) header: Vec<String>,
     /// Every row below the header, blank ones included (all `None`), so row `k` is Excel row
     /// `header_row + 1 + k`.
-    pub rows: Vec<Vec<Option<String>>>,
+    pub(crate) rows: Vec<Vec<Option<String>>>,
 }
 
 impl SheetText {
     /// Rows with at least one value.
-    pub fn data_rows(&self) -> usize {
+    pub(crate) fn data_rows(&self) -> usize {
         self.rows
             .iter()
             .filter(|r| r.iter().any(Option::is_some))
@@ -42,7 +42,7 @@ impl SheetText {
 }
 
 /// True when `path` names a workbook calamine reads.
-pub fn is_workbook(path: &Path) -> bool {
+pub(crate) fn is_workbook(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| ["xlsx", "xlsm", "xls", "ods"].contains(&e.to_ascii_lowercase().as_str()))
@@ -50,7 +50,7 @@ pub fn is_workbook(path: &Path) -> bool {
 
 /// Reads `sheet` (or the first sheet) of the workbook at `path`; `how` says per header name how
 /// its cells become text. The error says what is wrong in words (no such sheet, not a workbook).
-pub fn read_sheet<'a>(
+pub(crate) fn read_sheet<'a>(
     path: &Path,
     sheet: Option<&str>,
     how: &dyn Fn(&str) -> CellText<'a>,

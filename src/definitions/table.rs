@@ -7,30 +7,30 @@ use super::{Diagnostic, Diagnostics};
 
 /// How a definitions table is written, beyond what its header shows.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TableDialect {
+pub(crate) struct TableDialect {
     /// The file's encoding when not UTF-8.
-    pub encoding: Option<&'static encoding_rs::Encoding>,
+    pub(crate) encoding: Option<&'static encoding_rs::Encoding>,
     /// Numbers are written with a decimal comma (`6,5`).
-    pub decimal_comma: bool,
+    pub(crate) decimal_comma: bool,
 }
 
 /// One data row of a definitions table.
-pub struct TableRow {
+pub(crate) struct TableRow {
     /// 1-based line in the file (the header is line 1).
-    pub line: usize,
+    pub(crate) line: usize,
     fields: Vec<String>,
     decimal_comma: bool,
 }
 
 impl TableRow {
     /// The k-th required column, trimmed ("" when the row is short).
-    pub fn get(&self, k: usize) -> &str {
+    pub(crate) fn get(&self, k: usize) -> &str {
         self.fields.get(k).map(String::as_str).unwrap_or("")
     }
 
     /// The k-th column as number text with a decimal point: `6,5` becomes `6.5` in a table
     /// written with decimal commas (`;`-separated, or `[tables] decimal = ","`).
-    pub fn number(&self, k: usize) -> std::borrow::Cow<'_, str> {
+    pub(crate) fn number(&self, k: usize) -> std::borrow::Cow<'_, str> {
         let text = self.get(k);
         if self.decimal_comma && text.contains(',') {
             std::borrow::Cow::Owned(text.replace(',', "."))
@@ -42,7 +42,7 @@ impl TableRow {
 
 /// Reads `path`, checking the header has every `required` column (in any order; other columns
 /// are ignored). Rows the CSV reader cannot read come back as diagnostics beside the good rows.
-pub fn read_table(
+pub(crate) fn read_table(
     path: &Path,
     what: &str,
     required: &[&str],
@@ -53,7 +53,7 @@ pub fn read_table(
 
 /// As [`read_table`], with `optional` columns after the required ones: `row.get(required.len()
 /// + k)` is the k-th optional column, "" when the file does not have it.
-pub fn read_table_with(
+pub(crate) fn read_table_with(
     path: &Path,
     what: &str,
     required: &[&str],

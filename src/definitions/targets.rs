@@ -27,7 +27,7 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
-    pub fn parse(s: &str) -> Option<TargetKind> {
+    pub(crate) fn parse(s: &str) -> Option<TargetKind> {
         Some(match s {
             "floor" => TargetKind::Floor,
             "ceiling" => TargetKind::Ceiling,
@@ -41,7 +41,7 @@ impl TargetKind {
         })
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TargetKind::Floor => "floor",
             TargetKind::Ceiling => "ceiling",
@@ -55,7 +55,7 @@ impl TargetKind {
     }
 
     /// Judged against another value of the indicator rather than a fixed number.
-    pub fn is_relative(self) -> bool {
+    pub(crate) fn is_relative(self) -> bool {
         matches!(
             self,
             TargetKind::Increase
@@ -67,7 +67,7 @@ impl TargetKind {
     }
 
     /// Judged on the unit's rank among the units of its kind.
-    pub fn is_rank(self) -> bool {
+    pub(crate) fn is_rank(self) -> bool {
         matches!(self, TargetKind::TopShare | TargetKind::RankImproves)
     }
 }
@@ -75,20 +75,20 @@ impl TargetKind {
 /// A target default written in the pipeline file, under an indicator: `[indicators.target]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TargetDefault {
-    pub kind: TargetKind,
-    pub value: Option<f64>,
-    pub value_high: Option<f64>,
+pub(crate) struct TargetDefault {
+    pub(crate) kind: TargetKind,
+    pub(crate) value: Option<f64>,
+    pub(crate) value_high: Option<f64>,
     /// A number, or a percentage of the target as text: `"20%"`.
-    pub tolerance: Option<ToleranceDef>,
-    pub compare_to: Option<String>,
+    pub(crate) tolerance: Option<ToleranceDef>,
+    pub(crate) compare_to: Option<String>,
     #[serde(default)]
-    pub note: String,
+    pub(crate) note: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum ToleranceDef {
+pub(crate) enum ToleranceDef {
     Number(f64),
     Text(String),
 }

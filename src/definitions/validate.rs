@@ -11,7 +11,7 @@ use super::{ColumnType, Diagnostic, IndicatorDef, Pipeline, SourceDef, SourceFor
 use crate::period::Month;
 
 /// Compiles one SQL expression with polars' SQL support. The error text is polars' own, trimmed.
-pub fn compile_sql_expr(text: &str) -> Result<Expr, String> {
+pub(crate) fn compile_sql_expr(text: &str) -> Result<Expr, String> {
     polars::sql::sql_expr(text).map_err(|e| e.to_string().trim().to_string())
 }
 
@@ -646,7 +646,7 @@ fn check_goals(p: &Pipeline, out: &mut Vec<Diagnostic>) {
 
 /// `Ok` when `format` reads back a date it writes (so it has a day, a month and a year and no
 /// unknown `%` item); else what is wrong, for a definition error.
-pub fn check_date_format(format: &str) -> Result<(), String> {
+pub(crate) fn check_date_format(format: &str) -> Result<(), String> {
     use std::fmt::Write;
     let probe = chrono::NaiveDate::from_ymd_opt(2024, 3, 31).expect("a valid date");
     let mut text = String::new();

@@ -32,7 +32,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::Error;
 use crate::period::Month;
-pub use org::{UNITS, Unit};
+pub(crate) use org::{UNITS, Unit};
 
 const FIRST_YEAR: i32 = 2022;
 const YEARS: i32 = 3;
@@ -111,7 +111,7 @@ pub enum DataFormat {
 }
 
 /// The sources of the synthetic municipality, in the order of the pipeline file.
-pub const SOURCES: [&str; 9] = [
+pub(crate) const SOURCES: [&str; 9] = [
     "hr_time",
     "ledger",
     "preschool_applications",
@@ -135,7 +135,7 @@ pub fn write_municipality(dir: &Path, scale: u32, seed: u64) -> Result<Vec<PathB
 }
 
 /// The sick-leave step planted in known-truth mode: ×1.5 from this month on.
-pub const PLANTED_FROM: (i32, u32) = (FIRST_YEAR + YEARS - 1, 1);
+pub(crate) const PLANTED_FROM: (i32, u32) = (FIRST_YEAR + YEARS - 1, 1);
 const PLANTED_FACTOR: f64 = 1.5;
 
 /// Known-truth mode: which units get a planted sick-leave change. About a third of the units
@@ -224,7 +224,7 @@ pub fn write_pipeline_dir(
 }
 
 /// The fixtures' pipeline with its paths pointing beside itself, and the sources' format.
-pub fn pipeline_text(format: DataFormat) -> String {
+pub(crate) fn pipeline_text(format: DataFormat) -> String {
     let mut text = PIPELINE.replace("../fixtures/uddevalla/", "");
     if format == DataFormat::Parquet {
         for name in SOURCES {

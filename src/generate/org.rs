@@ -4,15 +4,15 @@
 use super::Table;
 use crate::period::Month;
 
-pub struct Unit {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub parent: &'static str,
-    pub kind: &'static str,
+pub(crate) struct Unit {
+    pub(crate) id: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) parent: &'static str,
+    pub(crate) kind: &'static str,
     /// Employees at scale 1 (enheter only).
-    pub staff: usize,
+    pub(crate) staff: usize,
     /// Cost centre in the HR and ledger systems (enheter only).
-    pub cost_centre: &'static str,
+    pub(crate) cost_centre: &'static str,
 }
 
 const fn u(
@@ -34,13 +34,13 @@ const fn u(
 }
 
 /// The team that books on cost centre 1450 moved from Hemtjänst Centrum to Hemtjänst Norr.
-pub const MOVED_TEAM_CODE: &str = "1450";
-pub const MOVED_TEAM_DATE: (i32, u32) = (2023, 7);
+pub(crate) const MOVED_TEAM_CODE: &str = "1450";
+pub(crate) const MOVED_TEAM_DATE: (i32, u32) = (2023, 7);
 
 impl Unit {
     /// The cost centre this unit's own staff book on in month `m`: Hemtjänst Ljungskile got a
     /// new one at the 2024 reorganisation.
-    pub fn cost_centre_at(&self, m: Month) -> &'static str {
+    pub(crate) fn cost_centre_at(&self, m: Month) -> &'static str {
         if self.id == "SOC-ALD-HTL" && m >= Month::new(2024, 1) {
             "1441"
         } else {
@@ -50,7 +50,7 @@ impl Unit {
 }
 
 #[rustfmt::skip]
-pub static UNITS: &[Unit] = &[
+pub(crate) static UNITS: &[Unit] = &[
     u("UK", "Uddevalla kommun", "", "kommun", 0, ""),
     u("KS", "Kommunstyrelsen", "UK", "namnd", 0, ""),
     u("BUN", "Barn- och utbildningsnämnden", "UK", "namnd", 0, ""),

@@ -65,15 +65,15 @@ fn parse_numbers(raw: Expr, format: NumberFormat, int: bool) -> Expr {
 
 /// How a text source writes values that have more than one way: numbers and dates.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TextFormat<'a> {
-    pub numbers: NumberFormat,
+pub(crate) struct TextFormat<'a> {
+    pub(crate) numbers: NumberFormat,
     /// A chrono format string for dates (default `%Y-%m-%d`).
-    pub date: Option<&'a str>,
+    pub(crate) date: Option<&'a str>,
 }
 
 /// The typed expression for a raw column, or `None` when the raw type can never hold the
 /// declared one (e.g. a Parquet boolean declared as a date).
-pub fn typed_column(
+pub(crate) fn typed_column(
     raw: Expr,
     raw_type: &DataType,
     declared: ColumnType,
@@ -184,7 +184,7 @@ fn padded(v: &str) -> bool {
 }
 
 /// The name [`trimmed`] carries in a plan, by which the SQL printer knows it.
-pub const TRIMMED: &str = "trimmed";
+pub(crate) const TRIMMED: &str = "trimmed";
 
 /// The first day of a year (`2024`, 4 characters) or month (`2024-01`, 7), from text of exactly
 /// `len` characters completed by `rest` to an ISO date; null otherwise.

@@ -13,36 +13,38 @@ use crate::definitions::{Pipeline, SourceDef, SourceFormat};
 /// One input file, as recorded in the manifest.
 #[derive(Debug, Clone)]
 pub struct InputFile {
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Where the scan reads it: the file itself, its UTF-8 copy when it is in another encoding,
     /// or an object's local stand-in (both removed when the last clone of this record goes).
-    pub read_path: PathBuf,
+    pub(crate) read_path: PathBuf,
     _temp_copy: Option<std::sync::Arc<tempfile::TempPath>>,
     /// The path as shown to users (normalised).
-    pub display: String,
-    pub size: u64,
+    pub(crate) display: String,
+    pub(crate) size: u64,
     /// blake3 of the bytes; for an object in a store, of its URL, ETag, version, size and
     /// modification time as the store reports them (the client does not download the data).
-    pub blake3: String,
+    pub(crate) blake3: String,
     /// Data rows (CSV records after the header, or Parquet rows).
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Modification time when hashed: with `size`, tells whether the file changed since.
-    pub modified: Option<std::time::SystemTime>,
+    pub(crate) modified: Option<std::time::SystemTime>,
     /// Where quoted fields span lines (a CSV cell holding a newline), records and lines part
     /// ways: `(record, extra lines)` from that record on (record 0 is the header). Empty for
     /// most files; see [`InputFile::line_of_row`].
-    pub line_shifts: Vec<(u64, u64)>,
+    pub(crate) line_shifts: Vec<(u64, u64)>,
     /// Set when the file is an object in a store (`s3://…`), read by the SQL engines where it
     /// lives; `read_path` is then a local stand-in with its schema and no rows.
-    pub object: Option<StoredObject>,
+    pub(crate) object: Option<StoredObject>,
 }
 
 /// An input that is an object in a store.
 #[derive(Debug, Clone)]
-pub struct StoredObject {
-    pub url: String,
-    pub e_tag: Option<String>,
-    pub version: Option<String>,
+// The URL and version are read by the SQL engines, which only distributed builds have.
+#[cfg_attr(not(feature = "distributed"), allow(dead_code))]
+pub(crate) struct StoredObject {
+    pub(crate) url: String,
+    pub(crate) e_tag: Option<String>,
+    pub(crate) version: Option<String>,
 }
 
 impl InputFile {
@@ -68,12 +70,6 @@ impl InputFile {
             line_shifts: Vec::new(),
             object: Some(object),
         }
-    }
-
-    /// The physical line (1-based, header = line 1) of data row `row` (0-based, as the CSV
-    /// reader numbers rows, blank lines included).
-    pub fn line_of_row(&self, row: u64) -> u64 {
-        line_of_row(&self.line_shifts, row)
     }
 
     /// An error when the file's size or modification time differs from when it was hashed: it
@@ -110,7 +106,7 @@ fn stored_unchanged(object: &StoredObject, size: u64, display: &str) -> Result<(
 }
 
 /// The physical line of data row `row` given a file's line shifts.
-pub fn line_of_row(shifts: &[(u64, u64)], row: u64) -> u64 {
+pub(crate) fn line_of_row(shifts: &[(u64, u64)], row: u64) -> u64 {
     let record = row + 1;
     let at = shifts.partition_point(|&(from, _)| from <= record);
     let shift = if at == 0 { 0 } else { shifts[at - 1].1 };
@@ -170,7 +166,7 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// The files of a source, sorted, each hashed and checked.
-pub fn expand_source(
+pub(crate) fn expand_source(
     pipeline: &Pipeline,
     source: &SourceDef,
 ) -> Result<Vec<InputFile>, IngestError> {
@@ -223,7 +219,7 @@ pub fn expand_source(
 }
 
 /// Whether a source path names objects in a store (`s3://bucket/key`) rather than local files.
-pub fn is_object_url(path: &str) -> bool {
+pub(crate) fn is_object_url(path: &str) -> bool {
     path.split_once("://").is_some_and(|(scheme, _)| {
         !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())
     })

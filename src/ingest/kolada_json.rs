@@ -28,7 +28,7 @@ struct GenderValue {
 }
 
 /// The flattened rows, with `__row` the 1-based position among them.
-pub fn read(path: &Path) -> Result<DataFrame, String> {
+pub(crate) fn read(path: &Path) -> Result<DataFrame, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let response: Response = serde_json::from_reader(std::io::BufReader::new(file))
         .map_err(|e| format!("not a Kolada API v3 /data response: {e}"))?;

@@ -8,11 +8,11 @@
 mod convert;
 mod files;
 mod kolada_json;
-pub mod quality;
+pub(crate) mod quality;
 #[cfg(feature = "distributed")]
-pub mod remote;
+pub(crate) mod remote;
 
-pub use files::{InputFile, StoredObject, expand_source, is_object_url};
+pub(crate) use files::{InputFile, expand_source};
 
 use std::sync::Arc;
 
@@ -23,8 +23,8 @@ use crate::definitions::{CellText, ColumnChecks, ColumnType, SourceDef, read_she
 use crate::org::{CodeMapping, OrgTree};
 use crate::period::{RunMonths, days_since_epoch};
 
-pub use crate::definitions::{NumberFormat, normalise};
-pub use convert::{TRIMMED, TextFormat, typed_column};
+pub(crate) use crate::definitions::normalise;
+pub(crate) use convert::{TRIMMED, TextFormat, typed_column};
 
 #[derive(Debug, Error)]
 pub enum IngestError {
@@ -113,20 +113,20 @@ pub enum IngestError {
 }
 
 /// A source's rows as lazy frames, split by what happens to them.
-pub struct SourceRows {
-    pub name: String,
-    pub files: Vec<InputFile>,
+pub(crate) struct SourceRows {
+    pub(crate) name: String,
+    pub(crate) files: Vec<InputFile>,
     /// Usable rows in the run's months: `__unit`, `__month` and the declared columns, typed.
-    pub usable: LazyFrame,
+    pub(crate) usable: LazyFrame,
     /// `source, file, row, reason` for every row left out.
-    pub rejected: LazyFrame,
+    pub(crate) rejected: LazyFrame,
     /// `__month, rows`: usable rows per month, the run's months and any outside them (those are
     /// kept out of the values, not rejected). The data-quality gates read it.
-    pub month_rows: LazyFrame,
+    pub(crate) month_rows: LazyFrame,
 }
 
 /// Builds the lazy frames for one source. Reads only file headers and hashes the files.
-pub fn scan_source(
+pub(crate) fn scan_source(
     source: &SourceDef,
     tree: &OrgTree,
     mapping: &CodeMapping,
@@ -139,7 +139,7 @@ pub fn scan_source(
 /// [`scan_source`] over rows already read: per file, its raw columns as the file holds them
 /// and `__row` (0-based, the file's row). Engines that find the rejected rows elsewhere
 /// (DataFusion) build their messages here, with the same checks as a polars scan.
-pub fn checked_rows(
+pub(crate) fn checked_rows(
     source: &SourceDef,
     tree: &OrgTree,
     mapping: &CodeMapping,
@@ -322,14 +322,17 @@ fn typed_rows(
 /// (`__raw_<name>`) of every declared column, and `__why` over them — null when the row is
 /// usable so far, else the 1-based number of the first failing check (`BLANK_LINE` for a
 /// blank row) — with each check's message, in order.
-pub struct RowChecks {
-    pub typed: Vec<(String, Expr)>,
-    pub why: Expr,
-    pub messages: Vec<Expr>,
+pub(crate) struct RowChecks {
+    pub(crate) typed: Vec<(String, Expr)>,
+    pub(crate) why: Expr,
+    pub(crate) messages: Vec<Expr>,
 }
 
 /// The row checks of a Parquet source over the columns of `file` (read from its footer).
-pub fn parquet_row_checks(source: &SourceDef, file: &InputFile) -> Result<RowChecks, IngestError> {
+pub(crate) fn parquet_row_checks(
+    source: &SourceDef,
+    file: &InputFile,
+) -> Result<RowChecks, IngestError> {
     let mut lf = LazyFrame::scan_parquet(
         PlRefPath::new(file.read_path.to_string_lossy().to_string()),
         ScanArgsParquet::default(),
@@ -603,7 +606,7 @@ fn place_in_org(
 
 /// The codes of a source's org column with the unit each maps to and the days it does
 /// (inclusive, days since 1970; `None` = open). Undated sources map unit ids, at any date.
-pub fn unit_codes(
+pub(crate) fn unit_codes(
     source: &SourceDef,
     tree: &OrgTree,
     mapping: &CodeMapping,

@@ -12,22 +12,22 @@ use crate::definitions::{GateAction, SourceDef};
 use crate::period::{Month, RunMonths};
 
 /// The default largest share of a source's rows that may be rejected.
-pub const DEFAULT_MAX_REJECTED_SHARE: f64 = 0.05;
+pub(crate) const DEFAULT_MAX_REJECTED_SHARE: f64 = 0.05;
 /// The default freshness limit of a run as of today (live data): last month's rows may be
 /// missing, not more.
-pub const DEFAULT_MAX_LAG_MONTHS: u32 = 1;
+pub(crate) const DEFAULT_MAX_LAG_MONTHS: u32 = 1;
 /// Months of history a month's volume is compared with, at least.
 const VOLUME_HISTORY: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GateOutcome {
+pub(crate) enum GateOutcome {
     Pass,
     Warn,
     Fail,
 }
 
 impl GateOutcome {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             GateOutcome::Pass => "pass",
             GateOutcome::Warn => "warn",
@@ -46,26 +46,26 @@ impl GateOutcome {
 
 /// One gate's verdict on one source.
 #[derive(Debug, Clone)]
-pub struct GateResult {
-    pub source: String,
+pub(crate) struct GateResult {
+    pub(crate) source: String,
     /// `rejected_share`, `freshness` or `volume`.
-    pub gate: &'static str,
-    pub outcome: GateOutcome,
+    pub(crate) gate: &'static str,
+    pub(crate) outcome: GateOutcome,
     /// What was measured, and when the gate did not pass, what to do.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// What one source delivered, as the gates need it.
-pub struct Delivered<'a> {
-    pub rows_read: i64,
+pub(crate) struct Delivered<'a> {
+    pub(crate) rows_read: i64,
     /// `source, file, row, reason` of the rejected rows.
-    pub rejected: &'a DataFrame,
+    pub(crate) rejected: &'a DataFrame,
     /// Usable rows per month of the run, ascending; months without rows left out.
-    pub month_rows: &'a [(Month, i64)],
+    pub(crate) month_rows: &'a [(Month, i64)],
 }
 
 /// Runs every gate of one source. `live` is true when the run is as of today.
-pub fn check_source(
+pub(crate) fn check_source(
     source: &SourceDef,
     delivered: &Delivered,
     months: RunMonths,
@@ -158,7 +158,7 @@ fn top_reasons(rejected: &DataFrame, n: usize) -> PolarsResult<String> {
 
 /// A reason with the values it quotes replaced by `…`, keeping the column name:
 /// `column 'date': expected date, found '2022-01'` → `column 'date': expected date, found '…'`.
-pub fn reason_kind(reason: &str) -> String {
+pub(crate) fn reason_kind(reason: &str) -> String {
     let (head, tail) = match reason.split_once("': ") {
         Some((h, t)) => (format!("{h}': "), t),
         None => (String::new(), reason),

@@ -32,7 +32,7 @@ use crate::definitions::SourceDef;
 
 /// An object URL's bucket and key: `s3://bucket/key` → `("bucket", "key")`. Split by hand,
 /// not by a URL parser, because a key pattern's `?` and `[` are glob characters here.
-pub fn split(url: &str) -> Result<(&str, &str), String> {
+pub(crate) fn split(url: &str) -> Result<(&str, &str), String> {
     let (scheme, rest) = url.split_once("://").ok_or("not a URL")?;
     if scheme != "s3" {
         return Err(format!(
@@ -46,7 +46,7 @@ pub fn split(url: &str) -> Result<(&str, &str), String> {
 }
 
 /// The store of a bucket, configured from the `AWS_*` environment variables.
-pub fn store_for(bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+pub(crate) fn store_for(bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
     let store = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .build()
@@ -55,7 +55,7 @@ pub fn store_for(bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
 }
 
 /// The bucket's root URL (`s3://bucket`), under which a DataFusion session registers the store.
-pub fn bucket_url(bucket: &str) -> Result<Url, String> {
+pub(crate) fn bucket_url(bucket: &str) -> Result<Url, String> {
     Url::parse(&format!("s3://{bucket}")).map_err(|e| e.to_string())
 }
 
@@ -69,7 +69,7 @@ fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
 
 /// The objects matching a source's URL pattern, sorted by key, each with its footer read and a
 /// local stand-in written.
-pub fn expand(source: &SourceDef, pattern: &str) -> Result<Vec<InputFile>, IngestError> {
+pub(crate) fn expand(source: &SourceDef, pattern: &str) -> Result<Vec<InputFile>, IngestError> {
     let name = source.name.get_ref().clone();
     let unreadable = |message: String| IngestError::Unreadable {
         file: pattern.to_string(),
@@ -223,7 +223,7 @@ fn stand_in(footer: &ParquetMetaData) -> Result<tempfile::TempPath, String> {
 }
 
 /// Whether the object still is what was fingerprinted (same ETag, version and size).
-pub fn unchanged(object: &StoredObject, size: u64) -> Result<bool, String> {
+pub(crate) fn unchanged(object: &StoredObject, size: u64) -> Result<bool, String> {
     let (bucket, key) = split(&object.url)?;
     let store = store_for(bucket)?;
     let location = ObjectPath::from(key);

@@ -16,11 +16,11 @@ use crate::{Error, assess, ingest};
 pub struct Loaded {
     pub pipeline: Pipeline,
     pub tree: OrgTree,
-    pub mapping: CodeMapping,
-    pub targets: assess::Targets,
-    pub actions: Vec<assess::Action>,
-    pub analyses: Vec<assess::Analysis>,
-    pub groups: org::Groups,
+    pub(crate) mapping: CodeMapping,
+    pub(crate) targets: assess::Targets,
+    pub(crate) actions: Vec<assess::Action>,
+    pub(crate) analyses: Vec<assess::Analysis>,
+    pub(crate) groups: org::Groups,
 }
 
 /// Reads the pipeline file, org units and code mapping, and runs every check that needs no

@@ -31,10 +31,10 @@ use crate::{Error, assess};
 /// where the status is new since the previously published run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailOn {
-    pub status: assess::Status,
+    pub(crate) status: assess::Status,
     /// Count a cell only when its series (indicator × unit × segment × grain) did not have this
     /// status in the latest period of the previously published run.
-    pub only_new: bool,
+    pub(crate) only_new: bool,
 }
 
 impl FailOn {
@@ -47,7 +47,7 @@ impl FailOn {
         assess::Status::parse(status).map(|status| FailOn { status, only_new })
     }
 
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         if self.only_new {
             format!("new:{}", self.status.as_str())
         } else {
@@ -86,7 +86,11 @@ impl RunOptions {
 }
 
 /// Refuses an as-of date more than a month after `today`, unless allowed.
-pub fn check_as_of(as_of: NaiveDate, today: NaiveDate, allow_future: bool) -> Result<(), Error> {
+pub(crate) fn check_as_of(
+    as_of: NaiveDate,
+    today: NaiveDate,
+    allow_future: bool,
+) -> Result<(), Error> {
     let limit = today
         .checked_add_months(chrono::Months::new(1))
         .unwrap_or(NaiveDate::MAX);
@@ -202,7 +206,7 @@ pub fn run_or_skip(path: &Path, options: &RunOptions) -> Result<RunOutcome, Erro
 }
 
 /// The engine phase 1 runs on: `asked` (the command line), else the pipeline's `[engine]`.
-pub fn resolve_engine(p: &Pipeline, asked: Option<Engine>) -> Result<Engine, Error> {
+pub(crate) fn resolve_engine(p: &Pipeline, asked: Option<Engine>) -> Result<Engine, Error> {
     Ok(match asked {
         Some(e) => e,
         None => match &p.def.engine.name {

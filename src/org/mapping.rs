@@ -10,26 +10,26 @@ use super::OrgTree;
 use crate::definitions::{Diagnostic, Diagnostics, TableDialect, read_table};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MappingEntry {
-    pub source: String,
-    pub code: String,
-    pub unit_id: String,
+pub(crate) struct MappingEntry {
+    pub(crate) source: String,
+    pub(crate) code: String,
+    pub(crate) unit_id: String,
     /// Inclusive; `None` = since always.
-    pub valid_from: Option<NaiveDate>,
+    pub(crate) valid_from: Option<NaiveDate>,
     /// Inclusive; `None` = still valid.
-    pub valid_to: Option<NaiveDate>,
-    pub line: u64,
+    pub(crate) valid_to: Option<NaiveDate>,
+    pub(crate) line: u64,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct CodeMapping {
-    pub entries: Vec<MappingEntry>,
+pub(crate) struct CodeMapping {
+    pub(crate) entries: Vec<MappingEntry>,
 }
 
 impl CodeMapping {
     /// Reads `source, code, unit_id, valid_from, valid_to` and checks every unit exists, dates
     /// parse, and no code has two entries valid on the same day.
-    pub fn load(
+    pub(crate) fn load(
         path: &Path,
         tree: &OrgTree,
         dialect: TableDialect,
@@ -115,7 +115,7 @@ impl CodeMapping {
     }
 
     /// True when some entry is for `key` (a source name or a code system).
-    pub fn has_source(&self, source: &str) -> bool {
+    pub(crate) fn has_source(&self, source: &str) -> bool {
         self.entries.iter().any(|e| e.source == source)
     }
 }

@@ -6,7 +6,7 @@
 
 mod mapping;
 
-pub use mapping::{CodeMapping, MappingEntry};
+pub(crate) use mapping::CodeMapping;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -16,12 +16,12 @@ use polars::prelude::*;
 use crate::definitions::{Diagnostic, Diagnostics, TableDialect, read_table};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrgUnit {
-    pub id: String,
-    pub name: String,
-    pub parent_id: Option<String>,
+pub(crate) struct OrgUnit {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) parent_id: Option<String>,
     /// kommun / namnd / forvaltning / avdelning / enhet, as the file says.
-    pub kind: String,
+    pub(crate) kind: String,
 }
 
 /// A validated org tree: one root or more, every parent known, no cycles.
@@ -98,7 +98,7 @@ fn check_roots(
 impl OrgTree {
     /// Reads `id, name, parent_id, kind` from a CSV file and checks the tree: unique ids, known
     /// parents, no cycles, and exactly one root — or exactly the `roots` declared.
-    pub fn load(
+    pub(crate) fn load(
         path: &Path,
         roots: Option<&[String]>,
         dialect: TableDialect,
@@ -166,7 +166,7 @@ impl OrgTree {
     }
 
     /// Builds a tree from units; errors are `(unit id, message)` for orphans and cycles.
-    pub fn from_units(mut units: Vec<OrgUnit>) -> Result<OrgTree, Vec<(String, String)>> {
+    pub(crate) fn from_units(mut units: Vec<OrgUnit>) -> Result<OrgTree, Vec<(String, String)>> {
         units.sort_by(|a, b| a.id.cmp(&b.id));
         let index: HashMap<String, usize> = units
             .iter()
@@ -214,25 +214,25 @@ impl OrgTree {
         })
     }
 
-    pub fn units(&self) -> &[OrgUnit] {
+    pub(crate) fn units(&self) -> &[OrgUnit] {
         &self.units
     }
 
     /// `" (did you mean 'X'?)"` for the unit id most like `id`, or "".
-    pub fn did_you_mean(&self, id: &str) -> String {
+    pub(crate) fn did_you_mean(&self, id: &str) -> String {
         crate::definitions::did_you_mean(id, self.units.iter().map(|u| u.id.as_str()))
     }
 
-    pub fn get(&self, id: &str) -> Option<&OrgUnit> {
+    pub(crate) fn get(&self, id: &str) -> Option<&OrgUnit> {
         self.index.get(id).map(|&i| &self.units[i])
     }
 
-    pub fn contains(&self, id: &str) -> bool {
+    pub(crate) fn contains(&self, id: &str) -> bool {
         self.index.contains_key(id)
     }
 
     /// Units without a parent.
-    pub fn roots(&self) -> Vec<&OrgUnit> {
+    pub(crate) fn roots(&self) -> Vec<&OrgUnit> {
         self.units
             .iter()
             .filter(|u| u.parent_id.is_none())
@@ -240,7 +240,7 @@ impl OrgTree {
     }
 
     /// The unit and all its ancestors, nearest first.
-    pub fn ancestors_and_self(&self, id: &str) -> Vec<&OrgUnit> {
+    pub(crate) fn ancestors_and_self(&self, id: &str) -> Vec<&OrgUnit> {
         let mut out = Vec::new();
         let mut cur = self.get(id);
         while let Some(u) = cur {
@@ -251,7 +251,7 @@ impl OrgTree {
     }
 
     /// Ids of the unit and everything beneath it, sorted.
-    pub fn subtree(&self, root: &str) -> Vec<&str> {
+    pub(crate) fn subtree(&self, root: &str) -> Vec<&str> {
         self.units
             .iter()
             .filter(|u| self.ancestors_and_self(&u.id).iter().any(|a| a.id == root))
@@ -261,7 +261,7 @@ impl OrgTree {
 
     /// `__unit` → `org_unit_id` for every ancestor including the unit itself: joining rows on
     /// `__unit` makes each row count for its unit and every unit above it.
-    pub fn ancestors_frame(&self) -> PolarsResult<DataFrame> {
+    pub(crate) fn ancestors_frame(&self) -> PolarsResult<DataFrame> {
         let (mut unit, mut ancestor) = (Vec::new(), Vec::new());
         for u in &self.units {
             for a in self.ancestors_and_self(&u.id) {
@@ -273,17 +273,17 @@ impl OrgTree {
     }
 
     /// The position of a unit in [`OrgTree::units`]: the integer key the compute stage groups by.
-    pub fn index_of(&self, id: &str) -> Option<u32> {
+    pub(crate) fn index_of(&self, id: &str) -> Option<u32> {
         self.index.get(id).map(|&i| i as u32)
     }
 
     /// The deepest level of the tree (0 for a tree of roots only).
-    pub fn max_depth(&self) -> u32 {
+    pub(crate) fn max_depth(&self) -> u32 {
         self.depth.iter().copied().max().unwrap_or(0)
     }
 
     /// Parent index per unit index (`None` for roots).
-    pub fn parent_indices(&self) -> Vec<Option<u32>> {
+    pub(crate) fn parent_indices(&self) -> Vec<Option<u32>> {
         self.units
             .iter()
             .map(|u| u.parent_id.as_deref().and_then(|p| self.index_of(p)))
@@ -292,7 +292,7 @@ impl OrgTree {
 
     /// `__unit` → `__ancestor` (both unit indices, u32) for the ancestor at `depth` of every unit
     /// at that depth or deeper: one level of a level-by-level roll-up.
-    pub fn ancestor_at_depth_frame(&self, depth: u32) -> PolarsResult<DataFrame> {
+    pub(crate) fn ancestor_at_depth_frame(&self, depth: u32) -> PolarsResult<DataFrame> {
         let parents = self.parent_indices();
         let (mut unit, mut ancestor) = (Vec::new(), Vec::new());
         for i in 0..self.units.len() as u32 {
@@ -312,7 +312,7 @@ impl OrgTree {
     }
 
     /// The unit at `index` and its ancestors' indices, nearest first.
-    pub fn ancestor_indices(&self, index: u32) -> Vec<u32> {
+    pub(crate) fn ancestor_indices(&self, index: u32) -> Vec<u32> {
         let mut out = Vec::new();
         let mut cur = Some(index as usize);
         while let Some(i) = cur {
@@ -326,7 +326,7 @@ impl OrgTree {
     }
 
     /// `__unit` → `__ancestor` (unit indices, u32) for every ancestor including the unit itself.
-    pub fn ancestor_index_frame(&self) -> PolarsResult<DataFrame> {
+    pub(crate) fn ancestor_index_frame(&self) -> PolarsResult<DataFrame> {
         let parents = self.parent_indices();
         let (mut unit, mut ancestor) = (Vec::new(), Vec::new());
         for i in 0..self.units.len() as u32 {
@@ -341,7 +341,7 @@ impl OrgTree {
     }
 
     /// `__unit` (u32 index) → `org_unit_id`, to turn integer keys back into ids.
-    pub fn unit_ids_frame(&self) -> PolarsResult<DataFrame> {
+    pub(crate) fn unit_ids_frame(&self) -> PolarsResult<DataFrame> {
         df!(
             "__unit" => (0..self.units.len() as u32).collect::<Vec<_>>(),
             "org_unit_id" => self.units.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
@@ -349,7 +349,7 @@ impl OrgTree {
     }
 
     /// `org_unit_id, org_name, org_kind, org_level` (depth, root = 0).
-    pub fn units_frame(&self) -> PolarsResult<DataFrame> {
+    pub(crate) fn units_frame(&self) -> PolarsResult<DataFrame> {
         df!(
             "org_unit_id" => self.units.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
             "org_name" => self.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
@@ -363,7 +363,7 @@ impl OrgTree {
 /// `org_unit_id, parent_id`) is gone from `tree`: their history no longer rolls into that
 /// parent, which is worth a word even when the new tree is valid (a förvaltning deleted by
 /// mistake, its units moved up).
-pub fn vanished_parents(tree: &OrgTree, previous: &DataFrame) -> PolarsResult<Vec<String>> {
+pub(crate) fn vanished_parents(tree: &OrgTree, previous: &DataFrame) -> PolarsResult<Vec<String>> {
     let ids = previous.column("org_unit_id")?.str()?;
     let parents = previous.column("parent_id")?.str()?;
     let mut out = Vec::new();
@@ -389,12 +389,16 @@ pub fn vanished_parents(tree: &OrgTree, previous: &DataFrame) -> PolarsResult<Ve
 /// Named comparison groups of units (Kolada's "Liknande kommuner …"): CSV `group_id, member_id`
 /// (other columns, such as a title, are ignored).
 #[derive(Debug, Clone, Default)]
-pub struct Groups {
-    pub members: BTreeMap<String, Vec<String>>,
+pub(crate) struct Groups {
+    pub(crate) members: BTreeMap<String, Vec<String>>,
 }
 
 impl Groups {
-    pub fn load(path: &Path, tree: &OrgTree, dialect: TableDialect) -> Result<Groups, Diagnostics> {
+    pub(crate) fn load(
+        path: &Path,
+        tree: &OrgTree,
+        dialect: TableDialect,
+    ) -> Result<Groups, Diagnostics> {
         let (rows, mut problems) = read_table(path, "groups", &["group_id", "member_id"], dialect)?;
         let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for row in rows {
@@ -424,7 +428,7 @@ impl Groups {
     }
 
     /// `__reference_group, org_unit_id` for every membership.
-    pub fn frame(&self) -> PolarsResult<DataFrame> {
+    pub(crate) fn frame(&self) -> PolarsResult<DataFrame> {
         let (mut g, mut u) = (Vec::new(), Vec::new());
         for (group, members) in &self.members {
             for m in members {

@@ -16,7 +16,7 @@ fn word(value: &impl serde::Serialize) -> String {
 }
 
 /// `(file name, table)` for each goal-model table the pipeline has.
-pub fn goal_model_tables(
+pub(crate) fn goal_model_tables(
     p: &Pipeline,
     tree: &OrgTree,
     groups: &Groups,
@@ -80,7 +80,7 @@ fn goals(p: &Pipeline) -> PolarsResult<DataFrame> {
 }
 
 /// `org_unit_id, org_name, parent_id, org_kind, org_level, org_path` (`UK/SN/SOC`).
-pub fn org_units(tree: &OrgTree) -> PolarsResult<DataFrame> {
+pub(crate) fn org_units(tree: &OrgTree) -> PolarsResult<DataFrame> {
     let units = tree.units();
     let paths: Vec<String> = units
         .iter()
@@ -121,7 +121,7 @@ fn group_members(groups: &Groups) -> PolarsResult<DataFrame> {
 
 /// Adds `name_col` from `names` (keyed by `key`) right after `key`, for tables read on their own
 /// (a deviation row that says "Sjukfrånvaro", not only `sick_leave_pct`). Row order is kept.
-pub fn with_name(
+pub(crate) fn with_name(
     table: DataFrame,
     names: &DataFrame,
     key: &str,

@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error(
         "another styrkort run is writing to {dir} ({holder}); wait for it to finish, or stop it if it hangs"
     )]
@@ -18,14 +18,14 @@ pub enum LockError {
 }
 
 /// Held until dropped.
-pub struct Lock {
+pub(crate) struct Lock {
     file: File,
     /// What a previous, dead holder wrote, if its lock was taken over.
-    pub taken_over: Option<String>,
+    pub(crate) taken_over: Option<String>,
 }
 
 impl Lock {
-    pub fn acquire(pipeline_dir: &Path, run_id: &str) -> Result<Lock, LockError> {
+    pub(crate) fn acquire(pipeline_dir: &Path, run_id: &str) -> Result<Lock, LockError> {
         let io = |path: &Path, e: std::io::Error| LockError::Io {
             path: path.display().to_string(),
             message: e.to_string(),

@@ -16,8 +16,8 @@ mod goal_model;
 mod lock;
 mod manifest;
 
-pub use goal_model::{goal_model_tables, org_units, with_name};
-pub use lock::{Lock, LockError};
+pub(crate) use goal_model::{goal_model_tables, with_name};
+pub(crate) use lock::Lock;
 pub use manifest::{
     ActionCounts, FileRecord, GateRecord, InputRecord, Manifest, OutputRecord, SourceRecord,
 };
@@ -48,7 +48,7 @@ fn write_err(path: &Path, e: impl std::fmt::Display) -> PublishError {
 }
 
 /// `OUT/<pipeline>`
-pub fn pipeline_dir(out: &Path, pipeline: &str) -> PathBuf {
+pub(crate) fn pipeline_dir(out: &Path, pipeline: &str) -> PathBuf {
     out.join(pipeline)
 }
 
@@ -84,7 +84,7 @@ fn injected_failure(name: &str) -> Option<std::io::Error> {
 }
 
 /// A run folder being filled; nothing is visible at `as_of=` until `publish`.
-pub struct Staging {
+pub(crate) struct Staging {
     runs: PathBuf,
     dir: PathBuf,
     run_name: String,
@@ -94,7 +94,7 @@ pub struct Staging {
 impl Staging {
     /// Starts staging the run `run_id` for `as_of` under `OUT/<pipeline>/` (which the caller
     /// holds the lock on).
-    pub fn new(
+    pub(crate) fn new(
         pipeline_dir: &Path,
         as_of: NaiveDate,
         run_id: &str,
@@ -111,12 +111,12 @@ impl Staging {
         })
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
     /// Writes a table as Parquet and flushes it to disk; returns its record for the manifest.
-    pub fn write_parquet(
+    pub(crate) fn write_parquet(
         &self,
         name: &str,
         df: &mut DataFrame,
@@ -140,7 +140,7 @@ impl Staging {
         })
     }
 
-    pub fn write_json(
+    pub(crate) fn write_json(
         &self,
         name: &str,
         value: &impl serde::Serialize,
@@ -160,7 +160,7 @@ impl Staging {
     /// newest as-of. Both links are made under temporary names first, then renamed into place
     /// one after the other, so nothing that can run out (inodes, space) fails between the two.
     /// Returns the `as_of=` path.
-    pub fn publish(self) -> Result<PathBuf, PublishError> {
+    pub(crate) fn publish(self) -> Result<PathBuf, PublishError> {
         let pipeline_dir = self
             .link
             .parent()
@@ -211,14 +211,14 @@ impl Staging {
     }
 
     /// Removes the staging folder after a failure.
-    pub fn discard(self) {
+    pub(crate) fn discard(self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
 /// Refuses to publish over a real folder or file at `as_of=…` or `latest` (an analyst's copy,
 /// `cp -L` of a run): styrkort only replaces symlinks it made.
-pub fn check_links(pipeline_dir: &Path, as_of_link: &str) -> Result<(), PublishError> {
+pub(crate) fn check_links(pipeline_dir: &Path, as_of_link: &str) -> Result<(), PublishError> {
     for name in [as_of_link, "latest"] {
         let path = pipeline_dir.join(name);
         if let Ok(meta) = fs::symlink_metadata(&path)
@@ -258,7 +258,7 @@ fn temp_link(dir: &Path, name: &str, target: &Path) -> Result<PathBuf, PublishEr
 }
 
 /// Size and blake3 of a file.
-pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
     let mut hasher = blake3::Hasher::new();
     let mut file = fs::File::open(path)?;
     let size = std::io::copy(&mut file, &mut hasher)?;
@@ -273,7 +273,7 @@ fn sync_dir(dir: &Path) {
 
 /// Removes what killed runs left behind: staging folders, temporary links, and run folders no
 /// `as_of=` link points to. Call with the lock held. Returns what was removed.
-pub fn clean_up(pipeline_dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn clean_up(pipeline_dir: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(entries) = fs::read_dir(pipeline_dir) else {
         return removed;

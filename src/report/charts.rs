@@ -15,17 +15,17 @@ const TOP: f64 = 8.0;
 const BOTTOM: f64 = 22.0;
 
 /// One period of an SPC series.
-pub struct SpcPoint {
-    pub period: String,
-    pub value: Option<f64>,
-    pub mean: Option<f64>,
-    pub lpl: Option<f64>,
-    pub upl: Option<f64>,
+pub(crate) struct SpcPoint {
+    pub(crate) period: String,
+    pub(crate) value: Option<f64>,
+    pub(crate) mean: Option<f64>,
+    pub(crate) lpl: Option<f64>,
+    pub(crate) upl: Option<f64>,
     /// `common_cause`, `special_cause_improvement`, `special_cause_concern`, …
-    pub point_type: String,
+    pub(crate) point_type: String,
     /// The seasonal expectation (the baseline's level plus the month's seasonal index), where
     /// the flag found a season.
-    pub expected: Option<f64>,
+    pub(crate) expected: Option<f64>,
 }
 
 /// A linear map from data to pixels.
@@ -84,7 +84,12 @@ fn point_class(point_type: &str) -> &'static str {
 /// The SPC chart of one series: values, mean, process limits, the seasonal expectation (where
 /// the series has a season), the target line, and each value a circle coloured by its point
 /// type. `data-points` says how many values it shows.
-pub fn spc_chart(series: &[SpcPoint], target: Option<f64>, lang: Lang, title: &str) -> Markup {
+pub(crate) fn spc_chart(
+    series: &[SpcPoint],
+    target: Option<f64>,
+    lang: Lang,
+    title: &str,
+) -> Markup {
     let n = series.len().max(1);
     let x = |i: usize| {
         if n == 1 {
@@ -147,7 +152,7 @@ pub fn spc_chart(series: &[SpcPoint], target: Option<f64>, lang: Lang, title: &s
 }
 
 /// Sibling units side by side: one horizontal bar per unit, the target as a line.
-pub fn bar_chart(
+pub(crate) fn bar_chart(
     bars: &[(String, String, f64)],
     target: Option<f64>,
     lang: Lang,
@@ -183,7 +188,7 @@ pub fn bar_chart(
 
 /// A funnel plot for a proportion: each unit at (denominator, value), with the 95 % and 99.8 %
 /// limits around the units' pooled proportion (`scale` = 100 for percentages).
-pub fn funnel_chart(
+pub(crate) fn funnel_chart(
     units: &[(String, String, f64, f64)],
     scale: f64,
     lang: Lang,
@@ -253,7 +258,7 @@ pub fn funnel_chart(
 }
 
 /// A small round icon with a letter, coloured by kind: the NHS variation and assurance icons.
-pub fn icon(kind: &str, letter: &str, label: &str) -> Markup {
+pub(crate) fn icon(kind: &str, letter: &str, label: &str) -> Markup {
     html! {
         svg.icon viewBox="0 0 20 20" role="img" {
             title { (label) }

@@ -141,7 +141,10 @@ fn unit_and_goal(mut lf: LazyFrame, filter: &InspectFilter) -> LazyFrame {
 
 /// The deviations matching `filter`, sorted: not met first, then partly met, no data …; within a
 /// status the worst relative gap first.
-pub fn select_deviations(run_dir: &Path, filter: &InspectFilter) -> Result<DataFrame, Error> {
+pub(crate) fn select_deviations(
+    run_dir: &Path,
+    filter: &InspectFilter,
+) -> Result<DataFrame, Error> {
     let df = read(&run_dir.join("deviations.parquet"))?;
     check_filter(&df, filter)?;
     let mut lf = df.lazy();

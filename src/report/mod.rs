@@ -13,7 +13,7 @@ pub use excel::export_xlsx;
 pub use html::{ReportOptions, html_report};
 pub use inspect::{
     InspectFilter, InspectFormat, deviations_for_programs, render as inspect, render_goals,
-    render_signals, select_deviations,
+    render_signals,
 };
 pub use words::Lang;
 

@@ -18,7 +18,7 @@ impl Lang {
         }
     }
 
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Lang::Sv => "sv",
             Lang::En => "en",
@@ -26,14 +26,14 @@ impl Lang {
     }
 
     /// The Swedish or the English text.
-    pub fn t(self, sv: &'static str, en: &'static str) -> &'static str {
+    pub(crate) fn t(self, sv: &'static str, en: &'static str) -> &'static str {
         match self {
             Lang::Sv => sv,
             Lang::En => en,
         }
     }
 
-    pub fn status(self, status: &str) -> &'static str {
+    pub(crate) fn status(self, status: &str) -> &'static str {
         match status {
             "met" => self.t("Uppfyllt", "Met"),
             "partly_met" => self.t("Delvis uppfyllt", "Partly met"),
@@ -45,7 +45,7 @@ impl Lang {
         }
     }
 
-    pub fn flag(self, flag: &str) -> &'static str {
+    pub(crate) fn flag(self, flag: &str) -> &'static str {
         match flag {
             "act" => self.t("Agera", "Act"),
             "watch" => self.t("Bevaka", "Watch"),
@@ -53,7 +53,7 @@ impl Lang {
         }
     }
 
-    pub fn basis(self, basis: &str) -> &'static str {
+    pub(crate) fn basis(self, basis: &str) -> &'static str {
         match basis {
             "core_mission" => self.t("Kärnuppdrag", "Core mission"),
             "political_decision" => self.t("Politiskt beslut", "Political decision"),
@@ -62,20 +62,7 @@ impl Lang {
         }
     }
 
-    pub fn point_type(self, point_type: &str) -> &'static str {
-        match point_type {
-            "special_cause_improvement" => {
-                self.t("särskild orsak, förbättring", "special cause, improvement")
-            }
-            "special_cause_concern" => self.t("särskild orsak, oroande", "special cause, concern"),
-            "special_cause_neutral_high" | "special_cause_neutral_low" => {
-                self.t("särskild orsak", "special cause")
-            }
-            _ => self.t("slumpmässig variation", "common-cause variation"),
-        }
-    }
-
-    pub fn assurance(self, assurance: &str) -> &'static str {
+    pub(crate) fn assurance(self, assurance: &str) -> &'static str {
         match assurance {
             "consistent_pass" => self.t("når målet konsekvent", "consistently passes the target"),
             "consistent_fail" => {
@@ -86,7 +73,7 @@ impl Lang {
         }
     }
 
-    pub fn outlook(self, outlook: &str) -> &'static str {
+    pub(crate) fn outlook(self, outlook: &str) -> &'static str {
         match outlook {
             "likely" => self.t("troligt att målet nås", "likely to meet the target"),
             "unlikely" => self.t("osannolikt att målet nås", "unlikely to meet the target"),
@@ -96,7 +83,7 @@ impl Lang {
     }
 
     /// A signal's reason (written in English by the engine) in the report's language.
-    pub fn reason(self, reason: &str) -> String {
+    pub(crate) fn reason(self, reason: &str) -> String {
         if self == Lang::En {
             return reason.to_string();
         }
@@ -195,7 +182,7 @@ impl Lang {
 
     /// A number with the language's decimal mark and thousands separator (a narrow space in
     /// Swedish), at most `decimals` decimals.
-    pub fn number(self, value: f64, decimals: usize) -> String {
+    pub(crate) fn number(self, value: f64, decimals: usize) -> String {
         if !value.is_finite() {
             return "–".to_string();
         }
@@ -231,7 +218,7 @@ fn text_is_nonzero(int: &str, frac: Option<&str>) -> bool {
 }
 
 /// Decimals that suit a value's size: 0 from 1,000 up, 1 from 10, 2 below.
-pub fn decimals_for(value: f64) -> usize {
+pub(crate) fn decimals_for(value: f64) -> usize {
     let a = value.abs();
     if a >= 1000.0 {
         0
