@@ -1,6 +1,6 @@
 //! The `styrkort` command: parses arguments, calls the library, maps errors to exit codes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chrono::NaiveDate;
@@ -378,7 +378,17 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     // Set when `--fail-on` finds a status: the run succeeded, but the scheduler should alert.
     let mut alert = false;
-    let result = match cli.command {
+    match execute(cli.command, &mut alert) {
+        Ok(()) if alert => ExitCode::from(3),
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failed(&e, json_logs),
+    }
+}
+
+/// Runs one command, printing what it made. `alert` is set when a run's `--fail-on` found a
+/// status.
+fn execute(command: Command, alert: &mut bool) -> Result<(), styrkort::Error> {
+    match command {
         Command::Run {
             pipeline,
             as_of,
@@ -398,7 +408,7 @@ fn main() -> ExitCode {
             styrkort::run_or_skip(&pipeline, &options).map(|outcome| match outcome {
                 styrkort::RunOutcome::Published(s) => {
                     print_out(&format!("{s}\n"));
-                    alert = !s.fail_on_hits.is_empty();
+                    *alert = !s.fail_on_hits.is_empty();
                 }
                 styrkort::RunOutcome::Unchanged { run_dir } => print_out(&format!(
                     "unchanged: definitions and inputs equal those of the published run {}; nothing to do\n",
@@ -440,19 +450,7 @@ fn main() -> ExitCode {
                 segment,
                 limit,
             };
-            use std::io::IsTerminal;
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            use styrkort::report::InspectFormat;
-            if goals {
-                styrkort::report::render_goals(&dir, &filter, format, color).map(|t| print_out(&t))
-            } else if signals {
-                styrkort::report::render_signals(&dir, &filter, color).map(|t| print_out(&t))
-            } else if format != InspectFormat::Table {
-                styrkort::report::deviations_for_programs(&dir, &filter, format)
-                    .map(|t| print_out(&t))
-            } else {
-                styrkort::report::inspect(&dir, &filter, color).map(|t| print_out(&t))
-            }
+            inspect(&dir, &filter, signals, goals, format)
         }),
         Command::Spc {
             file,
@@ -528,32 +526,54 @@ fn main() -> ExitCode {
                 }
             },
         ),
-    };
-    match result {
-        Ok(()) if alert => ExitCode::from(3),
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            if json_logs {
-                // Only JSON lines on stderr, the error included, with the run id and the stage
-                // that failed when a run failed.
-                match &e {
-                    styrkort::Error::InRun {
-                        run_id,
-                        stage,
-                        inner,
-                    } => tracing::error!(
-                        run_id = %run_id,
-                        stage = *stage,
-                        exit_code = e.exit_code(),
-                        error = %inner,
-                        "run failed"
-                    ),
-                    _ => tracing::error!(exit_code = e.exit_code(), error = %e, "styrkort failed"),
-                }
-            } else {
-                eprintln!("error: {e}");
-            }
-            ExitCode::from(e.exit_code() as u8)
-        }
     }
+}
+
+/// `styrkort inspect`: the deviations, goals or signals of a run, as a table for a person or
+/// as CSV/JSON for a program.
+fn inspect(
+    dir: &Path,
+    filter: &styrkort::report::InspectFilter,
+    signals: bool,
+    goals: bool,
+    format: styrkort::report::InspectFormat,
+) -> Result<(), styrkort::Error> {
+    use std::io::IsTerminal;
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let text = if goals {
+        styrkort::report::render_goals(dir, filter, format, color)?
+    } else if signals {
+        styrkort::report::render_signals(dir, filter, color)?
+    } else if format != styrkort::report::InspectFormat::Table {
+        styrkort::report::deviations_for_programs(dir, filter, format)?
+    } else {
+        styrkort::report::inspect(dir, filter, color)?
+    };
+    print_out(&text);
+    Ok(())
+}
+
+/// Reports a failed command on stderr and gives its exit code.
+fn failed(e: &styrkort::Error, json_logs: bool) -> ExitCode {
+    if json_logs {
+        // Only JSON lines on stderr, the error included, with the run id and the stage
+        // that failed when a run failed.
+        match e {
+            styrkort::Error::InRun {
+                run_id,
+                stage,
+                inner,
+            } => tracing::error!(
+                run_id = %run_id,
+                stage = *stage,
+                exit_code = e.exit_code(),
+                error = %inner,
+                "run failed"
+            ),
+            _ => tracing::error!(exit_code = e.exit_code(), error = %e, "styrkort failed"),
+        }
+    } else {
+        eprintln!("error: {e}");
+    }
+    ExitCode::from(e.exit_code() as u8)
 }

@@ -278,18 +278,126 @@ pub(crate) fn plan_source(
     let first_file = files.first().cloned();
     let rows = scan_source(source, tree, mapping, months, files)?;
     let defs: Vec<&IndicatorDef> = pipeline.indicators_of(&name).collect();
+    let parts = indicator_parts(&defs, tree)?;
+    let mut base = rows.usable.clone();
+    if !parts.filters.is_empty() {
+        base = base.with_columns(parts.filters.clone());
+    }
+    let (total_rows, breakdown_rows) = total_and_breakdown_rows(source, base)?;
+
+    let breakdowns: BTreeSet<String> = defs
+        .iter()
+        .flat_map(|d| d.breakdown.iter().map(|b| b.get_ref().clone()))
+        .collect();
+    let mut segmentations: Vec<(Option<String>, Vec<usize>)> =
+        vec![(None, (0..parts.partial.len()).collect())];
+    for dim in &breakdowns {
+        let members = parts
+            .partial_defs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.breakdown.iter().any(|b| b.get_ref() == dim))
+            .map(|(i, _)| i)
+            .collect();
+        segmentations.push((Some(dim.clone()), members));
+    }
+
+    let mut outputs = Outputs::default();
+    let mut layout = Vec::new();
+    let mut segment_outputs = Vec::new();
+    for (dim, members) in segmentations {
+        if members.is_empty() {
+            continue;
+        }
+        let rows = if dim.is_some() {
+            &breakdown_rows
+        } else {
+            &total_rows
+        };
+        let segment = Segmentation::new(dim);
+        let scalars = segment.plan_scalars(rows, &members, &parts.partial, &mut outputs);
+        let sets = segment.plan_sets(rows, &members, &parts.partial, &mut outputs);
+        segment_outputs.push((
+            segment.name(),
+            members.len(),
+            outputs.frames.len() - scalars - 1,
+        ));
+        layout.push(SegmentLayout {
+            members,
+            scalars,
+            sets,
+        });
+    }
+
+    let direct_output = if parts.direct_defs.is_empty() {
+        None
+    } else {
+        outputs.frames.push(
+            direct::plan(&parts.direct_defs, total_rows, breakdown_rows, tree, months)
+                .map_err(|(indicator, message)| ComputeError::Expression { indicator, message })?,
+        );
+        Some(outputs.frames.len() - 1)
+    };
+
+    let sql = as_sql.then(|| {
+        sql_form(
+            source,
+            tree,
+            mapping,
+            parts.direct.first().map(|(id, _)| id.as_str()),
+            first_file.as_ref(),
+            parts.sql_filters,
+            outputs.sql,
+        )
+    });
+
+    Ok(SourcePlan {
+        sql,
+        source: name.clone(),
+        indicators: defs.iter().map(|d| d.id.get_ref().clone()).collect(),
+        direct: parts.direct,
+        breakdowns: breakdowns.into_iter().collect(),
+        segment_outputs,
+        rows,
+        outputs: outputs.frames,
+        partial: parts.partial,
+        layout,
+        direct_output,
+    })
+}
+
+/// A source's indicators taken apart: each one's row filter (scope and `filter`) as a column,
+/// and its partial states, or why it is computed directly from rows.
+struct IndicatorParts<'a> {
+    partial: Vec<PartialIndicator>,
+    /// The definitions of `partial`, in the same order.
+    partial_defs: Vec<&'a IndicatorDef>,
+    /// Indicators computed directly, with the reason.
+    direct: Vec<(String, String)>,
+    direct_defs: Vec<(usize, &'a IndicatorDef)>,
+    /// `__filter_<slot>` columns of the indicators that select rows.
+    filters: Vec<Expr>,
+    /// The same filters in parts, for the SQL printer: column, `filter`, scope units.
+    sql_filters: Vec<(String, Option<Expr>, Option<Vec<u32>>)>,
+}
+
+fn indicator_parts<'a>(
+    defs: &[&'a IndicatorDef],
+    tree: &OrgTree,
+) -> Result<IndicatorParts<'a>, ComputeError> {
     let expression_err = |ind: &IndicatorDef, message: String| ComputeError::Expression {
         indicator: ind.id.get_ref().clone(),
         message,
     };
-
-    let mut partial = Vec::new();
-    let mut partial_defs = Vec::new();
-    let mut direct_defs = Vec::new();
-    let mut direct = Vec::new();
-    let mut filters = Vec::new();
-    let mut sql_filters = Vec::new();
-    for (slot, ind) in defs.iter().enumerate() {
+    let mut parts = IndicatorParts {
+        partial: Vec::new(),
+        partial_defs: Vec::new(),
+        direct: Vec::new(),
+        direct_defs: Vec::new(),
+        filters: Vec::new(),
+        sql_filters: Vec::new(),
+    };
+    for (slot, &ind) in defs.iter().enumerate() {
         let filter = match &ind.filter {
             Some(f) => Some(
                 crate::definitions::compile_sql_expr(f.get_ref())
@@ -307,75 +415,67 @@ pub(crate) fn plan_source(
             (f, s) => f.or(s),
         };
         if let Some(cond) = condition {
-            filters.push(cond.alias(format!("__filter_{slot}")));
-            sql_filters.push((format!("__filter_{slot}"), filter, units));
+            parts.filters.push(cond.alias(format!("__filter_{slot}")));
+            parts
+                .sql_filters
+                .push((format!("__filter_{slot}"), filter, units));
         }
         match decompose(ind, slot).map_err(|m| expression_err(ind, m))? {
-            Ok(parts) => {
-                partial.push(PartialIndicator {
-                    parts,
+            Ok(decomposed) => {
+                parts.partial.push(PartialIndicator {
+                    parts: decomposed,
                     grains: partial_grains(ind),
                     tree: ind.rollup == Rollup::Rows,
                 });
-                partial_defs.push(*ind);
+                parts.partial_defs.push(ind);
             }
             Err(why) => {
-                direct.push((ind.id.get_ref().clone(), why));
-                direct_defs.push((slot, *ind));
+                parts.direct.push((ind.id.get_ref().clone(), why));
+                parts.direct_defs.push((slot, ind));
             }
         }
     }
-    let mut base = rows.usable.clone();
-    if !filters.is_empty() {
-        base = base.with_columns(filters);
-    }
-    // Sources that carry their own totals (Kolada's gender T): the total segment is those rows,
-    // the breakdowns are the others.
-    let (total_rows, breakdown_rows) = match &source.total_rows {
-        Some(t) => {
-            let cond = crate::definitions::compile_sql_expr(t.get_ref())
-                .map_err(|message| ComputeError::Polars {
-                    source_name: name.clone(),
-                    message,
-                })?
-                .fill_null(lit(false));
-            (
-                base.clone().filter(cond.clone()),
-                base.clone().filter(cond.not()),
-            )
-        }
-        None => (base.clone(), base.clone()),
+    Ok(parts)
+}
+
+/// The rows of the total segment and of the breakdowns: the same rows, except for sources that
+/// carry their own totals (Kolada's gender T), where the total is those rows and the
+/// breakdowns are the others.
+fn total_and_breakdown_rows(
+    source: &SourceDef,
+    base: LazyFrame,
+) -> Result<(LazyFrame, LazyFrame), ComputeError> {
+    let Some(t) = &source.total_rows else {
+        return Ok((base.clone(), base));
     };
+    let cond = crate::definitions::compile_sql_expr(t.get_ref())
+        .map_err(|message| ComputeError::Polars {
+            source_name: source.name.get_ref().clone(),
+            message,
+        })?
+        .fill_null(lit(false));
+    Ok((base.clone().filter(cond.clone()), base.filter(cond.not())))
+}
 
-    let breakdowns: BTreeSet<String> = defs
-        .iter()
-        .flat_map(|d| d.breakdown.iter().map(|b| b.get_ref().clone()))
-        .collect();
-    let mut segmentations: Vec<(Option<String>, Vec<usize>)> =
-        vec![(None, (0..partial.len()).collect())];
-    for dim in &breakdowns {
-        let members = partial_defs
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.breakdown.iter().any(|b| b.get_ref() == dim))
-            .map(|(i, _)| i)
-            .collect();
-        segmentations.push((Some(dim.clone()), members));
-    }
+/// Phase-1 outputs of a source as they are planned: polars frames and, beside each, its SQL
+/// form (the direct path's frame, last, has none).
+#[derive(Default)]
+struct Outputs {
+    frames: Vec<LazyFrame>,
+    sql: Vec<sql::SqlOutput>,
+}
 
-    let mut outputs = Vec::new();
-    let mut sql_outputs = Vec::new();
-    let mut layout = Vec::new();
-    let mut segment_outputs = Vec::new();
-    for (dim, members) in segmentations {
-        if members.is_empty() {
-            continue;
-        }
-        let rows = if dim.is_some() {
-            breakdown_rows.clone()
-        } else {
-            total_rows.clone()
-        };
+/// One segmentation of a source's rows: the total, or by one breakdown column.
+struct Segmentation {
+    dim: Option<String>,
+    /// `__unit, __month` and the breakdown column.
+    keys: Vec<Expr>,
+    /// The `__segment` label of a row.
+    label: Expr,
+}
+
+impl Segmentation {
+    fn new(dim: Option<String>) -> Segmentation {
         let mut keys = vec![col("__unit"), col("__month")];
         let label = match &dim {
             Some(d) => {
@@ -384,47 +484,65 @@ pub(crate) fn plan_source(
             }
             None => lit("total"),
         };
-        let with_label = |lf: LazyFrame, extra: &[&str]| {
-            let mut out = vec![
-                col("__unit"),
-                col("__month"),
-                label.clone().alias("__segment"),
-            ];
-            out.extend(extra.iter().map(|c| col(*c)));
-            lf.select(out)
-        };
-        let scalars: Vec<Expr> = members
-            .iter()
-            .flat_map(|&i| partial[i].parts.scalars.iter().map(|s| s.agg.clone()))
-            .collect();
-        let state_names: Vec<String> = members
-            .iter()
-            .flat_map(|&i| partial[i].parts.scalars.iter().map(|s| s.name.clone()))
-            .collect();
-        let state_refs: Vec<&str> = state_names.iter().map(String::as_str).collect();
-        outputs.push(with_label(
-            rows.clone().group_by(keys.clone()).agg(scalars),
-            &state_refs,
-        ));
-        sql_outputs.push(sql::SqlOutput::Scalars {
-            dim: dim.clone(),
-            states: members
+        Segmentation { dim, keys, label }
+    }
+
+    /// `total` or `by <dim>`, as `explain` prints it.
+    fn name(&self) -> String {
+        match &self.dim {
+            Some(d) => format!("by {d}"),
+            None => "total".to_string(),
+        }
+    }
+
+    /// A grouped frame's `__unit, __month, __segment` and `extra` columns.
+    fn labelled(&self, lf: LazyFrame, extra: &[&str]) -> LazyFrame {
+        let mut out = vec![
+            col("__unit"),
+            col("__month"),
+            self.label.clone().alias("__segment"),
+        ];
+        out.extend(extra.iter().map(|c| col(*c)));
+        lf.select(out)
+    }
+
+    /// Every scalar state of the members in one group-by; returns its output's position.
+    fn plan_scalars(
+        &self,
+        rows: &LazyFrame,
+        members: &[usize],
+        partial: &[PartialIndicator],
+        outputs: &mut Outputs,
+    ) -> usize {
+        let states = || {
+            members
                 .iter()
-                .flat_map(|&i| {
-                    partial[i]
-                        .parts
-                        .scalars
-                        .iter()
-                        .map(|s| (s.name.clone(), s.row.clone()))
-                })
-                .collect(),
+                .flat_map(|&i| partial[i].parts.scalars.iter())
+        };
+        let aggs: Vec<Expr> = states().map(|s| s.agg.clone()).collect();
+        let names: Vec<&str> = states().map(|s| s.name.as_str()).collect();
+        outputs
+            .frames
+            .push(self.labelled(rows.clone().group_by(self.keys.clone()).agg(aggs), &names));
+        outputs.sql.push(sql::SqlOutput::Scalars {
+            dim: self.dim.clone(),
+            states: states().map(|s| (s.name.clone(), s.row.clone())).collect(),
         });
-        let scalars_at = outputs.len() - 1;
-        let mut sets = Vec::new();
-        // Distinct sets with the same row filter share one output (one column of value ids
-        // each), so headcount, its average and the permanent share read the employees of a
-        // month once. Identical sets share a column. Medians keep their own outputs: values
-        // with multiplicities.
+        outputs.frames.len() - 1
+    }
+
+    /// The outputs of the members' set states; per set state, its output and value column.
+    /// Distinct sets with the same row filter share one output (one column of value ids each),
+    /// so headcount, its average and the permanent share read the employees of a month once.
+    /// Identical sets share a column. Medians keep their own outputs: values with
+    /// multiplicities.
+    fn plan_sets(
+        &self,
+        rows: &LazyFrame,
+        members: &[usize],
+        partial: &[PartialIndicator],
+        outputs: &mut Outputs,
+    ) -> Vec<(String, usize, String)> {
         enum SetAt {
             /// Column `column` of the shared distinct output of the rows passing `mask`.
             Distinct {
@@ -434,151 +552,115 @@ pub(crate) fn plan_source(
             /// Column `__v` of output `at`.
             Output(usize),
         }
+        let mut names = Vec::new();
         let mut distinct_groups: BTreeMap<Option<String>, Vec<(String, Expr)>> = BTreeMap::new();
         let mut shared: BTreeMap<String, usize> = BTreeMap::new();
         let mut located: Vec<SetAt> = Vec::new();
-        let mut n_outputs = 0;
-        for &i in &members {
-            for set in &partial[i].parts.sets {
-                let key = format!("{:?}|{:?}|{:?}", set.kind, set.value, set.mask);
-                if let Some(&same) = shared.get(&key) {
-                    let at = match &located[same] {
-                        SetAt::Distinct { mask, column } => SetAt::Distinct {
-                            mask: mask.clone(),
-                            column: column.clone(),
-                        },
-                        SetAt::Output(at) => SetAt::Output(*at),
-                    };
-                    sets.push(set.name.clone());
-                    located.push(at);
-                    continue;
-                }
-                shared.insert(key, located.len());
-                sets.push(set.name.clone());
-                if set.kind == SetKind::Distinct {
-                    let group = distinct_groups.entry(set.mask.clone()).or_default();
-                    let column = format!("__v{}", group.len());
-                    group.push((column.clone(), set.value.clone()));
-                    located.push(SetAt::Distinct {
-                        mask: set.mask.clone(),
-                        column,
-                    });
-                    continue;
-                }
-                let picked = match &set.mask {
-                    Some(m) => rows.clone().filter(col(m.as_str())),
-                    None => rows.clone(),
-                }
-                .filter(set.value.clone().is_not_null());
-                let mut set_keys = keys.clone();
-                set_keys.push(set.value.clone().alias("__v"));
-                outputs.push(with_label(
-                    picked
-                        .group_by(set_keys)
-                        .agg([len().cast(DataType::Int64).alias("__w")]),
-                    &["__v", "__w"],
-                ));
-                sql_outputs.push(sql::SqlOutput::Median {
-                    dim: dim.clone(),
-                    mask: set.mask.clone(),
-                    value: set.value.clone(),
-                });
-                n_outputs += 1;
-                located.push(SetAt::Output(outputs.len() - 1));
+        for set in members.iter().flat_map(|&i| partial[i].parts.sets.iter()) {
+            names.push(set.name.clone());
+            let key = format!("{:?}|{:?}|{:?}", set.kind, set.value, set.mask);
+            if let Some(&same) = shared.get(&key) {
+                let at = match &located[same] {
+                    SetAt::Distinct { mask, column } => SetAt::Distinct {
+                        mask: mask.clone(),
+                        column: column.clone(),
+                    },
+                    SetAt::Output(at) => SetAt::Output(*at),
+                };
+                located.push(at);
+                continue;
             }
+            shared.insert(key, located.len());
+            if set.kind == SetKind::Distinct {
+                let group = distinct_groups.entry(set.mask.clone()).or_default();
+                let column = format!("__v{}", group.len());
+                group.push((column.clone(), set.value.clone()));
+                located.push(SetAt::Distinct {
+                    mask: set.mask.clone(),
+                    column,
+                });
+                continue;
+            }
+            outputs.frames.push(self.median_output(rows, set));
+            outputs.sql.push(sql::SqlOutput::Median {
+                dim: self.dim.clone(),
+                mask: set.mask.clone(),
+                value: set.value.clone(),
+            });
+            located.push(SetAt::Output(outputs.frames.len() - 1));
         }
         let mut group_at: BTreeMap<Option<String>, usize> = BTreeMap::new();
         for (mask, columns) in &distinct_groups {
-            let picked = match mask {
-                Some(m) => rows.clone().filter(col(m.as_str())),
-                None => rows.clone(),
-            };
-            // No group-by: the rows' (unit, month, segment, value ids) go straight out, 16 bytes a
-            // row, and phase 2 removes duplicates while it sorts them. A streaming group-by
-            // would keep a hash entry of ~150 bytes per distinct key instead: it only pays off
-            // when a value repeats more than ten times per unit and month.
-            let mut out = vec![col("__unit"), col("__month")];
-            if dim.is_some() {
-                out.push(label.clone().alias("__segment"));
-            }
-            // Values become dense integer ids on the way in (one dictionary per value column),
-            // so phase 2 sorts small integers instead of text.
-            out.extend(columns.iter().map(|(c, e)| {
-                let dictionary = Arc::new(ValueIds::default());
-                e.clone()
-                    .map(
-                        move |v| dictionary.ids(&v),
-                        |_, f| Ok(Field::new(f.name().clone(), DataType::UInt32)),
-                    )
-                    .alias(c.as_str())
-            }));
-            outputs.push(picked.select(out));
-            sql_outputs.push(sql::SqlOutput::Distinct {
-                dim: dim.clone(),
+            outputs
+                .frames
+                .push(self.distinct_output(rows, mask.as_deref(), columns));
+            outputs.sql.push(sql::SqlOutput::Distinct {
+                dim: self.dim.clone(),
                 mask: mask.clone(),
                 columns: columns.clone(),
             });
-            n_outputs += 1;
-            group_at.insert(mask.clone(), outputs.len() - 1);
+            group_at.insert(mask.clone(), outputs.frames.len() - 1);
         }
-        let sets: Vec<(String, usize, String)> = sets
+        names
             .into_iter()
             .zip(located)
             .map(|(name, at)| match at {
                 SetAt::Distinct { mask, column } => (name, group_at[&mask], column),
                 SetAt::Output(at) => (name, at, "__v".to_string()),
             })
-            .collect();
-        segment_outputs.push((
-            match &dim {
-                Some(d) => format!("by {d}"),
-                None => "total".to_string(),
-            },
-            members.len(),
-            n_outputs,
-        ));
-        layout.push(SegmentLayout {
-            members,
-            scalars: scalars_at,
-            sets,
-        });
+            .collect()
     }
 
-    let direct_output = if direct_defs.is_empty() {
-        None
-    } else {
-        outputs.push(
-            direct::plan(&direct_defs, total_rows, breakdown_rows, tree, months)
-                .map_err(|(indicator, message)| ComputeError::Expression { indicator, message })?,
-        );
-        Some(outputs.len() - 1)
-    };
-
-    let sql = as_sql.then(|| {
-        sql_form(
-            source,
-            tree,
-            mapping,
-            direct.first().map(|(id, _)| id.as_str()),
-            first_file.as_ref(),
-            sql_filters,
-            sql_outputs,
+    /// A median's value multiset: `__unit, __month, __segment, __v, __w` (value, multiplicity).
+    fn median_output(&self, rows: &LazyFrame, set: &partial::SetState) -> LazyFrame {
+        let picked = match &set.mask {
+            Some(m) => rows.clone().filter(col(m.as_str())),
+            None => rows.clone(),
+        }
+        .filter(set.value.clone().is_not_null());
+        let mut keys = self.keys.clone();
+        keys.push(set.value.clone().alias("__v"));
+        self.labelled(
+            picked
+                .group_by(keys)
+                .agg([len().cast(DataType::Int64).alias("__w")]),
+            &["__v", "__w"],
         )
-    });
+    }
 
-    Ok(SourcePlan {
-        sql,
-        source: name.clone(),
-        indicators: defs.iter().map(|d| d.id.get_ref().clone()).collect(),
-        direct,
-        breakdowns: breakdowns.into_iter().collect(),
-        segment_outputs,
-        rows,
-        outputs,
-        partial,
-        layout,
-        direct_output,
-    })
+    /// The distinct sets of the rows passing `mask`: `__unit, __month, [__segment,]` and one
+    /// column of value ids per set.
+    fn distinct_output(
+        &self,
+        rows: &LazyFrame,
+        mask: Option<&str>,
+        columns: &[(String, Expr)],
+    ) -> LazyFrame {
+        let picked = match mask {
+            Some(m) => rows.clone().filter(col(m)),
+            None => rows.clone(),
+        };
+        // No group-by: the rows' (unit, month, segment, value ids) go straight out, 16 bytes a
+        // row, and phase 2 removes duplicates while it sorts them. A streaming group-by
+        // would keep a hash entry of ~150 bytes per distinct key instead: it only pays off
+        // when a value repeats more than ten times per unit and month.
+        let mut out = vec![col("__unit"), col("__month")];
+        if self.dim.is_some() {
+            out.push(self.label.clone().alias("__segment"));
+        }
+        // Values become dense integer ids on the way in (one dictionary per value column),
+        // so phase 2 sorts small integers instead of text.
+        out.extend(columns.iter().map(|(c, e)| {
+            let dictionary = Arc::new(ValueIds::default());
+            e.clone()
+                .map(
+                    move |v| dictionary.ids(&v),
+                    |_, f| Ok(Field::new(f.name().clone(), DataType::UInt32)),
+                )
+                .alias(c.as_str())
+        }));
+        picked.select(out)
+    }
 }
 
 /// Phase 1 of a source as SQL, or why it stays on polars: CSV, Excel and Kolada JSON sources

@@ -140,6 +140,9 @@ type Forecast = (f64, Option<f64>, Option<f64>, Option<String>);
 /// (goal, unit, grain, period) → (status, indicators met, indicators).
 type GoalStates = BTreeMap<(String, String, String, String), (String, f64, f64)>;
 
+/// (goal or indicator id, unit, period) → (text, author, date)
+type Analyses = BTreeMap<(String, String, String), (String, String, String)>;
+
 /// Per source, its commonest kinds of rejected rows: (kind, count, example).
 type RejectedKinds = BTreeMap<String, Vec<(String, usize, String)>>;
 
@@ -205,11 +208,206 @@ struct RunTables {
     goal_status: GoalStates,
     actions: Vec<ActionRow>,
     rejected: RejectedKinds,
-    /// (goal or indicator id, unit, period) → (text, author, date)
-    analyses: BTreeMap<(String, String, String), (String, String, String)>,
+    analyses: Analyses,
 }
 
 use super::read_run_table as read;
+
+/// The units a report is about.
+struct Focus {
+    /// The unit the report is for (`--unit`, else the root) and those beneath it, in tree order.
+    units: Vec<Unit>,
+    /// Every unit's name by id.
+    all_units: BTreeMap<String, String>,
+    focus: String,
+    /// The tree's root above the focus unit.
+    root: String,
+}
+
+fn units_in_focus(org: &DataFrame, options: &ReportOptions) -> Result<Focus, Error> {
+    let (ids, names, parents, kinds, paths) = (
+        strs(org, "org_unit_id")?,
+        strs(org, "org_name")?,
+        strs(org, "parent_id")?,
+        strs(org, "org_kind")?,
+        strs(org, "org_path")?,
+    );
+    let mut all: Vec<Unit> = (0..org.height())
+        .map(|i| Unit {
+            id: text(&ids, i),
+            name: text(&names, i),
+            parent: parents[i].clone(),
+            kind: text(&kinds, i),
+            path: text(&paths, i),
+        })
+        .collect();
+    let all_units: BTreeMap<String, String> =
+        all.iter().map(|u| (u.id.clone(), u.name.clone())).collect();
+    let focus = match &options.unit {
+        Some(u) if all_units.contains_key(u) => u.clone(),
+        Some(u) => {
+            return Err(Error::Usage(format!(
+                "--unit '{u}' is not an org unit of this run (e.g. {})",
+                super::nearest(u, all_units.keys())
+            )));
+        }
+        None => all
+            .iter()
+            .find(|u| u.parent.is_none())
+            .map(|u| u.id.clone())
+            .unwrap_or_default(),
+    };
+    let focus_path = all
+        .iter()
+        .find(|u| u.id == focus)
+        .map(|u| u.path.clone())
+        .unwrap_or_default();
+    let root = all
+        .iter()
+        .find(|u| !u.path.contains('/') && focus_path.starts_with(&u.path))
+        .map(|u| u.id.clone())
+        .unwrap_or_default();
+    all.retain(|u| u.path == focus_path || u.path.starts_with(&format!("{focus_path}/")));
+    all.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Focus {
+        units: all,
+        all_units,
+        focus,
+        root,
+    })
+}
+
+fn goals_of(goals_df: &DataFrame) -> Result<Vec<Goal>, Error> {
+    let g = |n: &str| strs(goals_df, n);
+    let (gid, gname, glevel, gowner, gparent, gbasis, gref, gind) = (
+        g("goal_id")?,
+        g("goal_name")?,
+        g("level")?,
+        g("owner_unit_id")?,
+        g("parent_goal_id")?,
+        g("basis")?,
+        g("reference")?,
+        g("indicator_ids")?,
+    );
+    let goals = (0..goals_df.height())
+        .map(|i| Goal {
+            id: text(&gid, i),
+            name: text(&gname, i),
+            level: text(&glevel, i),
+            owner: text(&gowner, i),
+            parent: gparent[i].clone(),
+            basis: text(&gbasis, i),
+            reference: text(&gref, i),
+            indicators: text(&gind, i)
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        })
+        .collect();
+    Ok(goals)
+}
+
+fn indicators_of(ind: &DataFrame) -> Result<BTreeMap<String, Indicator>, Error> {
+    let (iid, iname, iunit, ikind) = (
+        strs(ind, "indicator_id")?,
+        strs(ind, "indicator_name")?,
+        strs(ind, "unit")?,
+        strs(ind, "stat_kind")?,
+    );
+    let indicators = (0..ind.height())
+        .map(|i| {
+            (
+                text(&iid, i),
+                Indicator {
+                    name: text(&iname, i),
+                    unit: text(&iunit, i),
+                    proportion: ikind[i].as_deref() == Some("proportion"),
+                },
+            )
+        })
+        .collect();
+    Ok(indicators)
+}
+
+fn goal_states_of(gs: &DataFrame) -> Result<GoalStates, Error> {
+    let (sg, su, sgr, sp, ss, sm, sn) = (
+        strs(gs, "goal_id")?,
+        strs(gs, "org_unit_id")?,
+        strs(gs, "grain")?,
+        strs(gs, "period")?,
+        strs(gs, "status")?,
+        nums(gs, "n_met")?,
+        nums(gs, "n_indicators")?,
+    );
+    let goal_status = (0..gs.height())
+        .map(|i| {
+            (
+                (text(&sg, i), text(&su, i), text(&sgr, i), text(&sp, i)),
+                (text(&ss, i), sm[i].unwrap_or(0.0), sn[i].unwrap_or(0.0)),
+            )
+        })
+        .collect();
+    Ok(goal_status)
+}
+
+fn actions_of(act: &DataFrame) -> Result<Vec<ActionRow>, Error> {
+    let a = |n: &str| strs(act, n);
+    let (rt, aid, ag, au, at, ao, ad, ast, agr, ape) = (
+        a("record_type")?,
+        a("action_id")?,
+        a("goal_id")?,
+        a("org_unit_id")?,
+        a("title")?,
+        a("owner")?,
+        a("due")?,
+        a("status")?,
+        a("grain")?,
+        a("period")?,
+    );
+    let days = nums(act, "days_overdue")?;
+    let actions = (0..act.height())
+        .map(|i| ActionRow {
+            record_type: text(&rt, i),
+            id: text(&aid, i),
+            goal: text(&ag, i),
+            unit: text(&au, i),
+            title: text(&at, i),
+            owner: text(&ao, i),
+            due: text(&ad, i),
+            status: text(&ast, i),
+            overdue_days: days[i],
+            grain: text(&agr, i),
+            period: text(&ape, i),
+        })
+        .collect();
+    Ok(actions)
+}
+
+/// The analyses written for the run (the table is absent when there are none).
+fn analyses_of(dir: &Path) -> Result<Analyses, Error> {
+    let mut analyses = BTreeMap::new();
+    if dir.join("analyses.parquet").exists() {
+        let an = read(dir, "analyses.parquet")?;
+        let (ag, ai, au, ap, aa, ad, at) = (
+            strs(&an, "goal_id")?,
+            strs(&an, "indicator_id")?,
+            strs(&an, "org_unit_id")?,
+            strs(&an, "period")?,
+            strs(&an, "author")?,
+            strs(&an, "date")?,
+            strs(&an, "text")?,
+        );
+        for i in 0..an.height() {
+            let id = ag[i].clone().or_else(|| ai[i].clone()).unwrap_or_default();
+            analyses.insert(
+                (id, text(&au, i), text(&ap, i)),
+                (text(&at, i), text(&aa, i), text(&ad, i)),
+            );
+        }
+    }
+    Ok(analyses)
+}
 
 /// The grain of a period label.
 fn grain_of(period: &str) -> &'static str {
@@ -234,51 +432,12 @@ impl RunTables {
                 dir.display()
             ))
         })?;
-        let org = read(dir, "org_units.parquet")?;
-        let (ids, names, parents, kinds, paths) = (
-            strs(&org, "org_unit_id")?,
-            strs(&org, "org_name")?,
-            strs(&org, "parent_id")?,
-            strs(&org, "org_kind")?,
-            strs(&org, "org_path")?,
-        );
-        let mut all: Vec<Unit> = (0..org.height())
-            .map(|i| Unit {
-                id: text(&ids, i),
-                name: text(&names, i),
-                parent: parents[i].clone(),
-                kind: text(&kinds, i),
-                path: text(&paths, i),
-            })
-            .collect();
-        let all_units: BTreeMap<String, String> =
-            all.iter().map(|u| (u.id.clone(), u.name.clone())).collect();
-        let focus = match &options.unit {
-            Some(u) if all_units.contains_key(u) => u.clone(),
-            Some(u) => {
-                return Err(Error::Usage(format!(
-                    "--unit '{u}' is not an org unit of this run (e.g. {})",
-                    super::nearest(u, all_units.keys())
-                )));
-            }
-            None => all
-                .iter()
-                .find(|u| u.parent.is_none())
-                .map(|u| u.id.clone())
-                .unwrap_or_default(),
-        };
-        let focus_path = all
-            .iter()
-            .find(|u| u.id == focus)
-            .map(|u| u.path.clone())
-            .unwrap_or_default();
-        let root = all
-            .iter()
-            .find(|u| !u.path.contains('/') && focus_path.starts_with(&u.path))
-            .map(|u| u.id.clone())
-            .unwrap_or_default();
-        all.retain(|u| u.path == focus_path || u.path.starts_with(&format!("{focus_path}/")));
-        all.sort_by(|a, b| a.path.cmp(&b.path));
+        let Focus {
+            units: all,
+            all_units,
+            focus,
+            root,
+        } = units_in_focus(&read(dir, "org_units.parquet")?, options)?;
         let in_scope: BTreeSet<String> = all.iter().map(|u| u.id.clone()).collect();
         let scope = df!("org_unit_id" => in_scope.iter().map(String::as_str).collect::<Vec<_>>())
             .map_err(data)?;
@@ -323,54 +482,9 @@ impl RunTables {
         let (grain, period) = pick_period(&dev, options.period.as_deref())?;
         let cells = cells_of(&dev)?;
 
-        let goals_df = read(dir, "goals.parquet")?;
-        let g = |n: &str| strs(&goals_df, n);
-        let (gid, gname, glevel, gowner, gparent, gbasis, gref, gind) = (
-            g("goal_id")?,
-            g("goal_name")?,
-            g("level")?,
-            g("owner_unit_id")?,
-            g("parent_goal_id")?,
-            g("basis")?,
-            g("reference")?,
-            g("indicator_ids")?,
-        );
-        let goals = (0..goals_df.height())
-            .map(|i| Goal {
-                id: text(&gid, i),
-                name: text(&gname, i),
-                level: text(&glevel, i),
-                owner: text(&gowner, i),
-                parent: gparent[i].clone(),
-                basis: text(&gbasis, i),
-                reference: text(&gref, i),
-                indicators: text(&gind, i)
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            })
-            .collect();
+        let goals = goals_of(&read(dir, "goals.parquet")?)?;
 
-        let ind = read(dir, "indicators.parquet")?;
-        let (iid, iname, iunit, ikind) = (
-            strs(&ind, "indicator_id")?,
-            strs(&ind, "indicator_name")?,
-            strs(&ind, "unit")?,
-            strs(&ind, "stat_kind")?,
-        );
-        let indicators = (0..ind.height())
-            .map(|i| {
-                (
-                    text(&iid, i),
-                    Indicator {
-                        name: text(&iname, i),
-                        unit: text(&iunit, i),
-                        proportion: ikind[i].as_deref() == Some("proportion"),
-                    },
-                )
-            })
-            .collect();
+        let indicators = indicators_of(&read(dir, "indicators.parquet")?)?;
 
         let sig = keep(
             read(dir, "signals.parquet")?,
@@ -385,76 +499,13 @@ impl RunTables {
                 .and(col("period").eq(lit(period.as_str())))
                 .or(col("grain").eq(lit("year"))),
         )?;
-        let (sg, su, sgr, sp, ss, sm, sn) = (
-            strs(&gs, "goal_id")?,
-            strs(&gs, "org_unit_id")?,
-            strs(&gs, "grain")?,
-            strs(&gs, "period")?,
-            strs(&gs, "status")?,
-            nums(&gs, "n_met")?,
-            nums(&gs, "n_indicators")?,
-        );
-        let goal_status = (0..gs.height())
-            .map(|i| {
-                (
-                    (text(&sg, i), text(&su, i), text(&sgr, i), text(&sp, i)),
-                    (text(&ss, i), sm[i].unwrap_or(0.0), sn[i].unwrap_or(0.0)),
-                )
-            })
-            .collect();
+        let goal_status = goal_states_of(&gs)?;
 
         let act = keep(read(dir, "actions.parquet")?, lit(true))?;
-        let a = |n: &str| strs(&act, n);
-        let (rt, aid, ag, au, at, ao, ad, ast, agr, ape) = (
-            a("record_type")?,
-            a("action_id")?,
-            a("goal_id")?,
-            a("org_unit_id")?,
-            a("title")?,
-            a("owner")?,
-            a("due")?,
-            a("status")?,
-            a("grain")?,
-            a("period")?,
-        );
-        let days = nums(&act, "days_overdue")?;
-        let actions = (0..act.height())
-            .map(|i| ActionRow {
-                record_type: text(&rt, i),
-                id: text(&aid, i),
-                goal: text(&ag, i),
-                unit: text(&au, i),
-                title: text(&at, i),
-                owner: text(&ao, i),
-                due: text(&ad, i),
-                status: text(&ast, i),
-                overdue_days: days[i],
-                grain: text(&agr, i),
-                period: text(&ape, i),
-            })
-            .collect();
+        let actions = actions_of(&act)?;
 
         let rejected = rejected_reasons(&read(dir, "rejected_rows.parquet")?)?;
-        let mut analyses = BTreeMap::new();
-        if dir.join("analyses.parquet").exists() {
-            let an = read(dir, "analyses.parquet")?;
-            let (ag, ai, au, ap, aa, ad, at) = (
-                strs(&an, "goal_id")?,
-                strs(&an, "indicator_id")?,
-                strs(&an, "org_unit_id")?,
-                strs(&an, "period")?,
-                strs(&an, "author")?,
-                strs(&an, "date")?,
-                strs(&an, "text")?,
-            );
-            for i in 0..an.height() {
-                let id = ag[i].clone().or_else(|| ai[i].clone()).unwrap_or_default();
-                analyses.insert(
-                    (id, text(&au, i), text(&ap, i)),
-                    (text(&at, i), text(&aa, i), text(&ad, i)),
-                );
-            }
-        }
+        let analyses = analyses_of(dir)?;
         Ok(RunTables {
             manifest,
             focus,
