@@ -633,17 +633,163 @@ pub fn flag_xmr(spc: &SpcResult, runs_signal: bool, periods: &[String]) -> (&'st
     ("none", "common-cause variation".into())
 }
 
+/// One series' row of `signals.parquet`.
+struct SignalRow {
+    indicator: String,
+    unit: String,
+    segment: String,
+    grain: String,
+    latest_period: String,
+    latest_value: Option<f64>,
+    n_points: u32,
+    variation_icon: Option<&'static str>,
+    latest_point_type: String,
+    latest_special_cause: String,
+    target: Option<f64>,
+    assurance: Option<&'static str>,
+    runs_signal: bool,
+    run_chart_signal: bool,
+    longest_run: Option<u32>,
+    n_crossings: Option<u32>,
+    /// 95 % lower and upper, 99.8 % lower and upper.
+    ci: [Option<f64>; 4],
+    significance_vs_target: Option<&'static str>,
+    parent_value: Option<f64>,
+    funnel_band: Option<&'static str>,
+    trend: &'static str,
+    mk_s: Option<f64>,
+    mk_p: Option<f64>,
+    kendall_tau_b: Option<f64>,
+    sens_slope: Option<f64>,
+    ols_slope: Option<f64>,
+    ols_p: Option<f64>,
+    chart: &'static str,
+    seasonal: Option<bool>,
+    season_p: Option<f64>,
+    autocorrelation: Option<f64>,
+    ewma_signal: Option<bool>,
+    flag: &'static str,
+    reason: String,
+    spc_warnings: Option<String>,
+}
+
+/// The readings of one series: intervals against its target and its parent's value, the
+/// trend, the chart it is judged on and the flag with its reason.
+fn signal_row(
+    s: &Series,
+    a: &Analysis,
+    ind: &IndicatorDef,
+    parent_value: Option<f64>,
+) -> SignalRow {
+    let (spc, runs) = (&a.spc, &a.runs);
+    let polarity = ind.polarity;
+    let latest_value = s.values.last().copied().flatten();
+    let (i95, i998) = match (ind.stat_kind, s.latest_counts, latest_value) {
+        (Some(kind), Some(counts), Some(_)) => (
+            interval(kind, ind.scale, counts, 0.95),
+            interval(kind, ind.scale, counts, 0.998),
+        ),
+        _ => (None, None),
+    };
+    // The short-segment note is on every young series; the others say where styrkort chose
+    // a result where the reference implementation stops.
+    let notes: Vec<&str> = a
+        .spc
+        .warnings
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !w.starts_with("Some groups have"))
+        .collect();
+    let latest_part = runs.last();
+    let signal = latest_part.is_some_and(|r| r.runs_signal);
+    let trend_worse =
+        a.mk.as_ref()
+            .is_some_and(|m| worse_trend(m, direction(polarity)));
+    // The drift reading for long series; for a proportion or rate too short for it,
+    // Laney's chart, whose limits follow each period's size; else the XmR chart.
+    let (chart, (flag_value, reason)) = match (&a.drift, &a.prime) {
+        (None, Some((kind, prime))) => (
+            kind.label(),
+            flag_prime(prime, *kind, direction(polarity), spc, signal, &s.periods),
+        ),
+        (drift, _) => (
+            if drift.is_some() { "ewma" } else { "xmr" },
+            flag(
+                spc,
+                drift.as_ref(),
+                &s.values,
+                signal,
+                trend_worse,
+                &s.periods,
+            ),
+        ),
+    };
+    let finite = |x: Option<f64>| x.filter(|t| t.is_finite());
+    SignalRow {
+        indicator: s.indicator.clone(),
+        unit: s.unit.clone(),
+        segment: s.segment.clone(),
+        grain: s.grain.clone(),
+        latest_period: s.periods.last().cloned().unwrap_or_default(),
+        latest_value,
+        n_points: s.values.iter().filter(|v| v.is_some()).count() as u32,
+        variation_icon: spc.variation_icon.map(|i| i.label()),
+        latest_point_type: spc
+            .last_point_type
+            .map(|t| t.label())
+            .unwrap_or("")
+            .to_string(),
+        latest_special_cause: spc
+            .points
+            .last()
+            .map(|p| p.special_cause.label())
+            .unwrap_or("")
+            .to_string(),
+        target: s.target,
+        assurance: spc.assurance.map(|a| a.label()),
+        runs_signal: signal,
+        run_chart_signal: a.run_chart.last().is_some_and(|r| r.runs_signal),
+        longest_run: latest_part.and_then(|r| r.longest_run).map(|x| x as u32),
+        n_crossings: latest_part.and_then(|r| r.n_crossings).map(|x| x as u32),
+        ci: [
+            i95.and_then(|i| i.0),
+            i95.map(|i| i.1),
+            i998.and_then(|i| i.0),
+            i998.map(|i| i.1),
+        ],
+        significance_vs_target: match (i95, s.target) {
+            (Some((l, u)), Some(t)) => Some(compare(l, Some(u), t).label()),
+            _ => None,
+        },
+        parent_value,
+        funnel_band: parent_value.and_then(|b| funnel_band(i95, i998, b)),
+        trend: trend_reading(a.mk.as_ref(), polarity),
+        mk_s: a.mk.as_ref().map(|m| m.s),
+        mk_p: a.mk.as_ref().map(|m| m.p),
+        kendall_tau_b: finite(a.mk.as_ref().map(|m| m.tau_b)),
+        sens_slope: finite(a.mk.as_ref().map(|m| m.sens_slope)),
+        ols_slope: finite(a.line.as_ref().map(|l| l.slope)),
+        ols_p: finite(a.line.as_ref().map(|l| l.pvalue)),
+        chart,
+        seasonal: a.drift.as_ref().map(|d| d.season.is_some()),
+        season_p: a
+            .drift
+            .as_ref()
+            .and_then(|d| d.season.as_ref())
+            .map(|x| x.p),
+        autocorrelation: finite(a.drift.as_ref().map(|d| d.r1)),
+        ewma_signal: a.drift.as_ref().map(|d| !d.alarms.is_empty()),
+        flag: flag_value,
+        reason,
+        spc_warnings: (!notes.is_empty()).then(|| notes.join("; ")),
+    }
+}
+
 fn series_frame(
     series: &[Series],
     analysed: &[Analysis],
     by_indicator: &BTreeMap<&str, &IndicatorDef>,
 ) -> PolarsResult<DataFrame> {
-    let mut cols: [Vec<String>; 8] = Default::default();
-    let (mut n_points, mut runs_signal, mut longest, mut crossings) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut latest_value, mut target) = (Vec::new(), Vec::new());
-    let (mut icon, mut assurance, mut flag_col) = (Vec::new(), Vec::new(), Vec::new());
-    let mut chart_col: Vec<&str> = Vec::new();
     let latest: std::collections::HashMap<(&str, &str, &str), Option<f64>> = series
         .iter()
         .map(|s| {
@@ -653,176 +799,65 @@ fn series_frame(
             )
         })
         .collect();
-    let mut ci: [Vec<Option<f64>>; 4] = Default::default();
-    let (mut significance, mut band, mut benchmark) = (Vec::new(), Vec::new(), Vec::new());
-    let mut run_chart_signal = Vec::new();
-    let mut warnings: Vec<Option<String>> = Vec::new();
-    let (mut seasonal, mut season_p, mut autocorrelation, mut ewma_signal) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut trend, mut mk_s, mut mk_p, mut tau_b, mut sen, mut ols_slope, mut ols_p) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
-    for (s, a) in series.iter().zip(analysed) {
-        let (spc, runs) = (&a.spc, &a.runs);
-        let ind = by_indicator[s.indicator.as_str()];
-        let polarity = ind.polarity;
-        let (i95, i998) = match (
-            ind.stat_kind,
-            s.latest_counts,
-            s.values.last().copied().flatten(),
-        ) {
-            (Some(kind), Some(counts), Some(_)) => (
-                interval(kind, ind.scale, counts, 0.95),
-                interval(kind, ind.scale, counts, 0.998),
-            ),
-            _ => (None, None),
+    let rows: Vec<SignalRow> = series
+        .iter()
+        .zip(analysed)
+        .map(|(s, a)| {
+            let parent_value = s.parent.as_deref().and_then(|p| {
+                latest
+                    .get(&(s.indicator.as_str(), p, s.segment.as_str()))
+                    .copied()
+                    .flatten()
+            });
+            signal_row(s, a, by_indicator[s.indicator.as_str()], parent_value)
+        })
+        .collect();
+    macro_rules! column {
+        ($field:ident) => {
+            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
-        ci[0].push(i95.and_then(|i| i.0));
-        ci[1].push(i95.map(|i| i.1));
-        ci[2].push(i998.and_then(|i| i.0));
-        ci[3].push(i998.map(|i| i.1));
-        significance.push(match (i95, s.target) {
-            (Some((l, u)), Some(t)) => Some(compare(l, Some(u), t).label()),
-            _ => None,
-        });
-        let parent_value = s.parent.as_deref().and_then(|p| {
-            latest
-                .get(&(s.indicator.as_str(), p, s.segment.as_str()))
-                .copied()
-                .flatten()
-        });
-        benchmark.push(parent_value);
-        band.push(parent_value.and_then(|b| funnel_band(i95, i998, b)));
-        run_chart_signal.push(a.run_chart.last().is_some_and(|r| r.runs_signal));
-        // The short-segment note is on every young series; the others say where styrkort chose
-        // a result where the reference implementation stops.
-        let notes: Vec<&str> = a
-            .spc
-            .warnings
-            .iter()
-            .map(String::as_str)
-            .filter(|w| !w.starts_with("Some groups have"))
-            .collect();
-        warnings.push((!notes.is_empty()).then(|| notes.join("; ")));
-        trend.push(trend_reading(a.mk.as_ref(), polarity));
-        mk_s.push(a.mk.as_ref().map(|m| m.s));
-        mk_p.push(a.mk.as_ref().map(|m| m.p));
-        tau_b.push(a.mk.as_ref().map(|m| m.tau_b).filter(|t| t.is_finite()));
-        sen.push(
-            a.mk.as_ref()
-                .map(|m| m.sens_slope)
-                .filter(|t| t.is_finite()),
-        );
-        ols_slope.push(a.line.as_ref().map(|l| l.slope).filter(|t| t.is_finite()));
-        ols_p.push(a.line.as_ref().map(|l| l.pvalue).filter(|t| t.is_finite()));
-        let latest_part = runs.last();
-        let signal = latest_part.is_some_and(|r| r.runs_signal);
-        let trend_worse =
-            a.mk.as_ref()
-                .is_some_and(|m| worse_trend(m, direction(polarity)));
-        // The drift reading for long series; for a proportion or rate too short for it,
-        // Laney's chart, whose limits follow each period's size; else the XmR chart.
-        let (chart, (f, reason)) = match (&a.drift, &a.prime) {
-            (None, Some((kind, prime))) => (
-                kind.label(),
-                flag_prime(prime, *kind, direction(polarity), spc, signal, &s.periods),
-            ),
-            (drift, _) => (
-                if drift.is_some() { "ewma" } else { "xmr" },
-                flag(
-                    spc,
-                    drift.as_ref(),
-                    &s.values,
-                    signal,
-                    trend_worse,
-                    &s.periods,
-                ),
-            ),
+        ($field:ident [$k:expr]) => {
+            rows.iter().map(|r| r.$field[$k]).collect::<Vec<_>>()
         };
-        chart_col.push(chart);
-        seasonal.push(a.drift.as_ref().map(|d| d.season.is_some()));
-        season_p.push(
-            a.drift
-                .as_ref()
-                .and_then(|d| d.season.as_ref())
-                .map(|x| x.p),
-        );
-        autocorrelation.push(a.drift.as_ref().map(|d| d.r1).filter(|r| r.is_finite()));
-        ewma_signal.push(a.drift.as_ref().map(|d| !d.alarms.is_empty()));
-        cols[0].push(s.indicator.clone());
-        cols[1].push(s.unit.clone());
-        cols[2].push(s.segment.clone());
-        cols[3].push(s.grain.clone());
-        cols[4].push(s.periods.last().cloned().unwrap_or_default());
-        cols[5].push(
-            spc.last_point_type
-                .map(|t| t.label())
-                .unwrap_or("")
-                .to_string(),
-        );
-        cols[6].push(reason);
-        cols[7].push(
-            spc.points
-                .last()
-                .map(|p| p.special_cause.label())
-                .unwrap_or("")
-                .to_string(),
-        );
-        n_points.push(s.values.iter().filter(|v| v.is_some()).count() as u32);
-        runs_signal.push(signal);
-        longest.push(latest_part.and_then(|r| r.longest_run).map(|x| x as u32));
-        crossings.push(latest_part.and_then(|r| r.n_crossings).map(|x| x as u32));
-        latest_value.push(s.values.last().copied().flatten());
-        target.push(s.target);
-        icon.push(spc.variation_icon.map(|i| i.label()));
-        assurance.push(spc.assurance.map(|a| a.label()));
-        flag_col.push(f);
     }
-    let [ind, unit, seg, grain, period, ptype, reason, cause] = cols;
     df!(
-        "indicator_id" => ind,
-        "org_unit_id" => unit,
-        "segment" => seg,
-        "grain" => grain,
-        "latest_period" => period,
-        "latest_value" => latest_value,
-        "n_points" => n_points,
-        "variation_icon" => icon,
-        "latest_point_type" => ptype,
-        "latest_special_cause" => cause,
-        "target" => target,
-        "assurance" => assurance,
-        "runs_signal" => runs_signal,
-        "run_chart_signal" => run_chart_signal,
-        "longest_run" => longest,
-        "n_crossings" => crossings,
-        "ci95_lower" => ci[0].clone(),
-        "ci95_upper" => ci[1].clone(),
-        "ci998_lower" => ci[2].clone(),
-        "ci998_upper" => ci[3].clone(),
-        "significance_vs_target" => significance,
-        "parent_value" => benchmark,
-        "funnel_band" => band,
-        "trend" => trend,
-        "mk_s" => mk_s,
-        "mk_p" => mk_p,
-        "kendall_tau_b" => tau_b,
-        "sens_slope" => sen,
-        "ols_slope" => ols_slope,
-        "ols_p" => ols_p,
-        "chart" => chart_col,
-        "seasonal" => seasonal,
-        "season_p" => season_p,
-        "autocorrelation" => autocorrelation,
-        "ewma_signal" => ewma_signal,
-        "flag" => flag_col,
-        "reason" => reason,
-        "spc_warnings" => warnings,
+        "indicator_id" => column!(indicator),
+        "org_unit_id" => column!(unit),
+        "segment" => column!(segment),
+        "grain" => column!(grain),
+        "latest_period" => column!(latest_period),
+        "latest_value" => column!(latest_value),
+        "n_points" => column!(n_points),
+        "variation_icon" => column!(variation_icon),
+        "latest_point_type" => column!(latest_point_type),
+        "latest_special_cause" => column!(latest_special_cause),
+        "target" => column!(target),
+        "assurance" => column!(assurance),
+        "runs_signal" => column!(runs_signal),
+        "run_chart_signal" => column!(run_chart_signal),
+        "longest_run" => column!(longest_run),
+        "n_crossings" => column!(n_crossings),
+        "ci95_lower" => column!(ci[0]),
+        "ci95_upper" => column!(ci[1]),
+        "ci998_lower" => column!(ci[2]),
+        "ci998_upper" => column!(ci[3]),
+        "significance_vs_target" => column!(significance_vs_target),
+        "parent_value" => column!(parent_value),
+        "funnel_band" => column!(funnel_band),
+        "trend" => column!(trend),
+        "mk_s" => column!(mk_s),
+        "mk_p" => column!(mk_p),
+        "kendall_tau_b" => column!(kendall_tau_b),
+        "sens_slope" => column!(sens_slope),
+        "ols_slope" => column!(ols_slope),
+        "ols_p" => column!(ols_p),
+        "chart" => column!(chart),
+        "seasonal" => column!(seasonal),
+        "season_p" => column!(season_p),
+        "autocorrelation" => column!(autocorrelation),
+        "ewma_signal" => column!(ewma_signal),
+        "flag" => column!(flag),
+        "reason" => column!(reason),
+        "spc_warnings" => column!(spc_warnings),
     )
 }

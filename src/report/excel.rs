@@ -131,8 +131,98 @@ fn write_sheet(
     Ok(())
 }
 
-/// Writes the workbook for the run in `run_dir` to `path`.
-pub fn export_xlsx(run_dir: &Path, path: &Path) -> Result<(), Error> {
+/// Columns of the "Mål" sheet: table column, Swedish heading.
+const GOAL_COLUMNS: &[(&str, &str)] = &[
+    ("goal_id", "Mål-id"),
+    ("goal_name", "Mål"),
+    ("org_unit_id", "Enhet-id"),
+    ("org_name", "Enhet"),
+    ("grain", "Periodtyp"),
+    ("period", "Period"),
+    ("status", "Status"),
+    ("n_indicators", "Antal nyckeltal"),
+    ("n_met", "Uppfyllda"),
+    ("n_partly_met", "Delvis uppfyllda"),
+    ("n_not_met", "Ej uppfyllda"),
+    ("n_no_data", "Uppgift saknas"),
+    ("share_met", "Andel uppfyllda"),
+];
+
+/// The "Nyckeltal" sheet's leading columns; one column per period follows.
+const VALUE_KEY_COLUMNS: &[(&str, &str)] = &[
+    ("indicator_id", "Nyckeltal-id"),
+    ("indicator_name", "Nyckeltal"),
+    ("org_unit_id", "Enhet-id"),
+    ("org_name", "Enhet"),
+    ("grain", "Periodtyp"),
+];
+
+const DEVIATION_COLUMNS: &[(&str, &str)] = &[
+    ("indicator_id", "Nyckeltal-id"),
+    ("indicator_name", "Nyckeltal"),
+    ("org_unit_id", "Enhet-id"),
+    ("org_name", "Enhet"),
+    ("grain", "Periodtyp"),
+    ("period", "Period"),
+    ("period_start", "Från"),
+    ("period_end", "Till"),
+    ("value", "Värde"),
+    ("target_kind", "Måltyp"),
+    ("target_value", "Målvärde"),
+    ("status", "Status"),
+    ("gap", "Avvikelse"),
+    ("change", "Förändring"),
+    ("yoy_change", "Mot förra året"),
+    ("n_rows", "Antal rader"),
+];
+
+const ACTION_COLUMNS: &[(&str, &str)] = &[
+    ("record_type", "Typ"),
+    ("action_id", "Åtgärd-id"),
+    ("title", "Åtgärd"),
+    ("goal_id", "Mål-id"),
+    ("goal_name", "Mål"),
+    ("org_unit_id", "Enhet-id"),
+    ("org_name", "Enhet"),
+    ("owner", "Ansvarig"),
+    ("start", "Start"),
+    ("due", "Klart senast"),
+    ("status", "Status"),
+    ("overdue", "Försenad"),
+    ("days_overdue", "Dagar försenad"),
+    ("grain", "Periodtyp"),
+    ("period", "Period"),
+];
+
+const SIGNAL_COLUMNS: &[(&str, &str)] = &[
+    ("indicator_id", "Nyckeltal-id"),
+    ("indicator_name", "Nyckeltal"),
+    ("org_unit_id", "Enhet-id"),
+    ("org_name", "Enhet"),
+    ("grain", "Periodtyp"),
+    ("latest_period", "Senaste period"),
+    ("latest_value", "Senaste värde"),
+    ("flag", "Signal"),
+    ("reason", "Skäl"),
+    ("variation_icon", "Variation"),
+    ("assurance", "Måluppfyllelse"),
+    ("trend", "Trend"),
+    ("forecast_year_end", "Prognos helår"),
+];
+
+/// The tables of the workbook's sheets, read from a run folder with names beside the ids.
+struct SheetTables {
+    /// Goal status in the latest period.
+    goal_status: DataFrame,
+    /// Values, one column per period.
+    values: DataFrame,
+    /// Deviations in the latest period.
+    latest: DataFrame,
+    actions: DataFrame,
+    signals: DataFrame,
+}
+
+fn sheet_tables(run_dir: &Path) -> Result<SheetTables, Error> {
     let collect = |lf: LazyFrame| lf.collect().map_err(data);
     let indicators = collect(read(run_dir, "indicators.parquet")?)?;
     let goals = collect(read(run_dir, "goals.parquet")?)?;
@@ -144,6 +234,9 @@ pub fn export_xlsx(run_dir: &Path, path: &Path) -> Result<(), Error> {
             .try_fold(df, |df, (names, key, name)| with_name(df, names, key, name))
             .map_err(data)
     };
+    let goal_names = (&goals, "goal_id", "goal_name");
+    let unit_names = (&units, "org_unit_id", "org_name");
+    let indicator_names = (&indicators, "indicator_id", "indicator_name");
 
     let goal_status = collect(
         read(run_dir, "goal_status.parquet")?
@@ -153,20 +246,9 @@ pub fn export_xlsx(run_dir: &Path, path: &Path) -> Result<(), Error> {
                 SortMultipleOptions::default(),
             ),
     )?;
-    let goal_status = named(
-        goal_status,
-        &[
-            (&goals, "goal_id", "goal_name"),
-            (&units, "org_unit_id", "org_name"),
-        ],
-    )?;
-
     let deviations =
         collect(read(run_dir, "deviations.parquet")?.filter(col("segment").eq(lit("total"))))?;
-    let deviations = named(
-        deviations,
-        &[(&indicators, "indicator_id", "indicator_name")],
-    )?;
+    let deviations = named(deviations, &[indicator_names])?;
     let latest = collect(
         deviations
             .clone()
@@ -177,17 +259,6 @@ pub fn export_xlsx(run_dir: &Path, path: &Path) -> Result<(), Error> {
                 SortMultipleOptions::default(),
             ),
     )?;
-    let wide = values_by_period(deviations.lazy())?;
-
-    let actions = collect(read(run_dir, "actions.parquet")?)?;
-    let actions = named(
-        actions,
-        &[
-            (&goals, "goal_id", "goal_name"),
-            (&units, "org_unit_id", "org_name"),
-        ],
-    )?;
-
     let signals = collect(
         read(run_dir, "signals.parquet")?
             .filter(col("segment").eq(lit("total")))
@@ -196,123 +267,65 @@ pub fn export_xlsx(run_dir: &Path, path: &Path) -> Result<(), Error> {
                 SortMultipleOptions::default(),
             ),
     )?;
-    let signals = named(
-        signals,
-        &[
-            (&indicators, "indicator_id", "indicator_name"),
-            (&units, "org_unit_id", "org_name"),
-        ],
-    )?;
+    Ok(SheetTables {
+        goal_status: named(goal_status, &[goal_names, unit_names])?,
+        values: values_by_period(deviations.lazy())?,
+        latest,
+        actions: named(
+            collect(read(run_dir, "actions.parquet")?)?,
+            &[goal_names, unit_names],
+        )?,
+        signals: named(signals, &[indicator_names, unit_names])?,
+    })
+}
 
+/// Writes the workbook for the run in `run_dir` to `path`.
+pub fn export_xlsx(run_dir: &Path, path: &Path) -> Result<(), Error> {
+    let tables = sheet_tables(run_dir)?;
     let mut workbook = Workbook::new();
     write_sheet(
         &mut workbook,
         "Mål",
-        &goal_status,
-        &[
-            ("goal_id", "Mål-id"),
-            ("goal_name", "Mål"),
-            ("org_unit_id", "Enhet-id"),
-            ("org_name", "Enhet"),
-            ("grain", "Periodtyp"),
-            ("period", "Period"),
-            ("status", "Status"),
-            ("n_indicators", "Antal nyckeltal"),
-            ("n_met", "Uppfyllda"),
-            ("n_partly_met", "Delvis uppfyllda"),
-            ("n_not_met", "Ej uppfyllda"),
-            ("n_no_data", "Uppgift saknas"),
-            ("share_met", "Andel uppfyllda"),
-        ],
+        &tables.goal_status,
+        GOAL_COLUMNS,
         path,
     )?;
-    let mut wide_columns: Vec<(String, String)> = [
-        ("indicator_id", "Nyckeltal-id"),
-        ("indicator_name", "Nyckeltal"),
-        ("org_unit_id", "Enhet-id"),
-        ("org_name", "Enhet"),
-        ("grain", "Periodtyp"),
-    ]
-    .iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect();
-    wide_columns.extend(
-        wide.get_column_names()
+    // The period columns are headed by their labels.
+    let mut value_columns = VALUE_KEY_COLUMNS.to_vec();
+    value_columns.extend(
+        tables
+            .values
+            .get_column_names()
             .iter()
-            .skip(5)
-            .map(|c| (c.to_string(), c.to_string())),
+            .skip(VALUE_KEY_COLUMNS.len())
+            .map(|c| (c.as_str(), c.as_str())),
     );
-    let wide_refs: Vec<(&str, &str)> = wide_columns
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    write_sheet(&mut workbook, "Nyckeltal", &wide, &wide_refs, path)?;
+    write_sheet(
+        &mut workbook,
+        "Nyckeltal",
+        &tables.values,
+        &value_columns,
+        path,
+    )?;
     write_sheet(
         &mut workbook,
         "Avvikelser",
-        &latest,
-        &[
-            ("indicator_id", "Nyckeltal-id"),
-            ("indicator_name", "Nyckeltal"),
-            ("org_unit_id", "Enhet-id"),
-            ("org_name", "Enhet"),
-            ("grain", "Periodtyp"),
-            ("period", "Period"),
-            ("period_start", "Från"),
-            ("period_end", "Till"),
-            ("value", "Värde"),
-            ("target_kind", "Måltyp"),
-            ("target_value", "Målvärde"),
-            ("status", "Status"),
-            ("gap", "Avvikelse"),
-            ("change", "Förändring"),
-            ("yoy_change", "Mot förra året"),
-            ("n_rows", "Antal rader"),
-        ],
+        &tables.latest,
+        DEVIATION_COLUMNS,
         path,
     )?;
     write_sheet(
         &mut workbook,
         "Åtgärder",
-        &actions,
-        &[
-            ("record_type", "Typ"),
-            ("action_id", "Åtgärd-id"),
-            ("title", "Åtgärd"),
-            ("goal_id", "Mål-id"),
-            ("goal_name", "Mål"),
-            ("org_unit_id", "Enhet-id"),
-            ("org_name", "Enhet"),
-            ("owner", "Ansvarig"),
-            ("start", "Start"),
-            ("due", "Klart senast"),
-            ("status", "Status"),
-            ("overdue", "Försenad"),
-            ("days_overdue", "Dagar försenad"),
-            ("grain", "Periodtyp"),
-            ("period", "Period"),
-        ],
+        &tables.actions,
+        ACTION_COLUMNS,
         path,
     )?;
     write_sheet(
         &mut workbook,
         "Signaler",
-        &signals,
-        &[
-            ("indicator_id", "Nyckeltal-id"),
-            ("indicator_name", "Nyckeltal"),
-            ("org_unit_id", "Enhet-id"),
-            ("org_name", "Enhet"),
-            ("grain", "Periodtyp"),
-            ("latest_period", "Senaste period"),
-            ("latest_value", "Senaste värde"),
-            ("flag", "Signal"),
-            ("reason", "Skäl"),
-            ("variation_icon", "Variation"),
-            ("assurance", "Måluppfyllelse"),
-            ("trend", "Trend"),
-            ("forecast_year_end", "Prognos helår"),
-        ],
+        &tables.signals,
+        SIGNAL_COLUMNS,
         path,
     )?;
     workbook.save(path).map_err(xlsx(path))?;
