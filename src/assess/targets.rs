@@ -11,7 +11,8 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::definitions::{
-    Diagnostic, Diagnostics, Pipeline, Polarity, TargetKind, ToleranceDef, read_table_with,
+    Diagnostic, Diagnostics, IndicatorDef, Pipeline, Polarity, TargetKind, ToleranceDef,
+    read_table_with,
 };
 use crate::org::{Groups, OrgTree};
 
@@ -514,6 +515,43 @@ fn check(
             )
         })?)
     };
+    check_kind(
+        kind,
+        (value, value_high),
+        compare_to.as_ref(),
+        indicator,
+        tree,
+        groups,
+    )?;
+    let compare_to = match kind {
+        TargetKind::Increase | TargetKind::Decrease => compare_to.or(Some(CompareTo::PreviousYear)),
+        _ => compare_to,
+    };
+    Ok(Target {
+        indicator_id: raw.indicator_id.to_string(),
+        org_unit_id: (!raw.org_unit_id.is_empty()).then(|| raw.org_unit_id.to_string()),
+        period,
+        grain,
+        kind,
+        value,
+        value_high,
+        tolerance,
+        compare_to,
+        note: raw.note.to_string(),
+        origin,
+    })
+}
+
+/// What a target of `kind` needs beside its kind: values, a comparison it can make, and an
+/// indicator with a polarity where better must be known.
+fn check_kind(
+    kind: TargetKind,
+    (value, value_high): (Option<f64>, Option<f64>),
+    compare_to: Option<&CompareTo>,
+    indicator: &IndicatorDef,
+    tree: &OrgTree,
+    groups: &Groups,
+) -> Result<(), String> {
     match kind {
         TargetKind::Floor | TargetKind::Ceiling if value.is_none() => {
             return Err(format!("a {} target needs a value", kind.as_str()));
@@ -530,7 +568,7 @@ fn check(
             return Err(format!(
                 "a {} target needs a polarity, and indicator '{}' is neutral",
                 kind.as_str(),
-                raw.indicator_id
+                indicator.id.get_ref()
             ));
         }
         TargetKind::Range => match (value, value_high) {
@@ -538,7 +576,7 @@ fn check(
             (Some(_), Some(_)) => return Err("a range needs value <= value_high".into()),
             _ => return Err("a range target needs value and value_high".into()),
         },
-        TargetKind::Increase | TargetKind::Decrease => match &compare_to {
+        TargetKind::Increase | TargetKind::Decrease => match compare_to {
             None | Some(CompareTo::PreviousYear) | Some(CompareTo::PreviousPeriod) => {}
             Some(other) => {
                 return Err(format!(
@@ -549,7 +587,7 @@ fn check(
             }
         },
         TargetKind::Benchmark => {
-            match &compare_to {
+            match compare_to {
                 Some(CompareTo::Parent) => {}
                 Some(CompareTo::National) if tree.roots().len() == 1 => {}
                 Some(CompareTo::National) => {
@@ -578,29 +616,13 @@ fn check(
             if indicator.polarity == Polarity::Neutral {
                 return Err(format!(
                     "a benchmark target needs a polarity, and indicator '{}' is neutral",
-                    raw.indicator_id
+                    indicator.id.get_ref()
                 ));
             }
         }
         _ => {}
     }
-    let compare_to = match kind {
-        TargetKind::Increase | TargetKind::Decrease => compare_to.or(Some(CompareTo::PreviousYear)),
-        _ => compare_to,
-    };
-    Ok(Target {
-        indicator_id: raw.indicator_id.to_string(),
-        org_unit_id: (!raw.org_unit_id.is_empty()).then(|| raw.org_unit_id.to_string()),
-        period,
-        grain,
-        kind,
-        value,
-        value_high,
-        tolerance,
-        compare_to,
-        note: raw.note.to_string(),
-        origin,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

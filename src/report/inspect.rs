@@ -514,6 +514,39 @@ pub fn render_goals(
     ))
 }
 
+/// A target as a controller reads it: `≥ 90`, `≤ 5`, `80–95`, the rank it needs, or what it is
+/// compared with, and its tolerance.
+fn target_text(
+    kind: Option<&str>,
+    (target, high): (Option<f64>, Option<f64>),
+    (rank, rank_of): (Option<u32>, Option<u32>),
+    compare_to: Option<&str>,
+    tolerance: Option<&str>,
+) -> String {
+    let Some(kind) = kind else {
+        return "–".to_string();
+    };
+    let fmt = |x: Option<f64>| x.map(format_number).unwrap_or_else(|| "–".into());
+    let place = |r: Option<u32>| r.map_or("–".into(), |r| r.to_string());
+    let mut text = match kind {
+        "floor" => format!("≥ {}", fmt(target)),
+        "ceiling" => format!("≤ {}", fmt(target)),
+        "range" => format!("{}–{}", fmt(target), fmt(high)),
+        "top_share" => format!(
+            "rank {} of {}, needs ≤ {}",
+            place(rank),
+            place(rank_of),
+            fmt(target)
+        ),
+        "rank_improves" => format!("rank {}, needs < {} (last year)", place(rank), fmt(target)),
+        other => format!("{other} vs {} ({})", compare_to.unwrap_or(""), fmt(target)),
+    };
+    if let Some(tol) = tolerance {
+        text.push_str(&format!(" ±{tol}"));
+    }
+    text
+}
+
 /// The table as text; `color` adds terminal colours to the status column.
 pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<String, Error> {
     let rows = select_deviations(run_dir, filter)?;
@@ -580,36 +613,13 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
     for i in 0..shown {
         let st = status.get(i).unwrap_or("");
         let status_cell = status_cell(st, color);
-        let target_text = match kind.get(i) {
-            None => "–".to_string(),
-            Some(k) => {
-                let mut t = match k {
-                    "floor" => format!("≥ {}", fmt(target.get(i))),
-                    "ceiling" => format!("≤ {}", fmt(target.get(i))),
-                    "range" => format!("{}–{}", fmt(target.get(i)), fmt(high.get(i))),
-                    "top_share" => format!(
-                        "rank {} of {}, needs ≤ {}",
-                        rank.get(i).map_or("–".into(), |r| r.to_string()),
-                        rank_of.get(i).map_or("–".into(), |r| r.to_string()),
-                        fmt(target.get(i))
-                    ),
-                    "rank_improves" => format!(
-                        "rank {}, needs < {} (last year)",
-                        rank.get(i).map_or("–".into(), |r| r.to_string()),
-                        fmt(target.get(i))
-                    ),
-                    other => format!(
-                        "{other} vs {} ({})",
-                        compare_to.get(i).unwrap_or(""),
-                        fmt(target.get(i))
-                    ),
-                };
-                if let Some(tol) = tolerance.get(i) {
-                    t.push_str(&format!(" ±{tol}"));
-                }
-                t
-            }
-        };
+        let target_text = target_text(
+            kind.get(i),
+            (target.get(i), high.get(i)),
+            (rank.get(i), rank_of.get(i)),
+            compare_to.get(i),
+            tolerance.get(i),
+        );
         let ind = indicator.get(i).unwrap_or("");
         let ind_cell = match names.get(ind) {
             Some(n) => format!("{n} ({ind})"),
