@@ -106,113 +106,11 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
     duplicates(p, "source", p.def.sources.iter().map(|s| &s.name), out);
     for s in &p.def.sources {
         let item = format!("source '{}'", s.name.get_ref());
-        let cols = s.columns.get_ref();
-        match cols.get(s.date_column.get_ref()).map(|c| c.ty()) {
-            None => out.push(p.diag_at(
-                s.date_column.span(),
-                &item,
-                format!(
-                    "date_column '{}' is not among the declared columns",
-                    s.date_column.get_ref()
-                ),
-            )),
-            Some(ColumnType::Date | ColumnType::Year | ColumnType::Month) => {}
-            Some(t) => out.push(p.diag_at(
-                s.date_column.span(),
-                &item,
-                format!(
-                    "date_column '{}' is declared as {}, expected date, month or year",
-                    s.date_column.get_ref(),
-                    t.as_str()
-                ),
-            )),
-        }
-        match cols.get(s.org_column.get_ref()).map(|c| c.ty()) {
-            None => out.push(p.diag_at(
-                s.org_column.span(),
-                &item,
-                format!(
-                    "org_column '{}' is not among the declared columns",
-                    s.org_column.get_ref()
-                ),
-            )),
-            Some(ColumnType::String) => {}
-            Some(t) => out.push(p.diag_at(
-                s.org_column.span(),
-                &item,
-                format!(
-                    "org_column '{}' is declared as {}, expected string",
-                    s.org_column.get_ref(),
-                    t.as_str()
-                ),
-            )),
-        }
+        check_key_columns(p, s, &item, out);
         if let Some(t) = &s.total_rows {
             check_expression(p, &item, "total_rows", at(t), Some(s), out);
         }
-        // Text settings apply to CSV files; an Excel sheet's numbers and dates are typed cells.
-        if let Some(d) = &s.dialect
-            && !super::DIALECTS.contains(&d.get_ref().as_str())
-        {
-            out.push(p.diag_at(
-                d.span(),
-                &item,
-                format!(
-                    "dialect '{}' is not one styrkort knows: {}",
-                    d.get_ref(),
-                    super::DIALECTS.join(", ")
-                ),
-            ));
-        }
-        let csv_only = [
-            ("dialect", &s.dialect),
-            ("delimiter", &s.delimiter),
-            ("decimal", &s.decimal),
-            ("thousands", &s.thousands),
-            ("encoding", &s.encoding),
-        ];
-        if s.format != SourceFormat::Csv {
-            for (key, setting) in csv_only {
-                if let Some(v) = setting {
-                    out.push(p.diag_at(v.span(), &item, format!("{key} applies to csv sources")));
-                }
-            }
-        }
-        if let Some(sheet) = &s.sheet
-            && s.format != SourceFormat::Xlsx
-        {
-            out.push(p.diag_at(sheet.span(), &item, "sheet applies to xlsx sources"));
-        }
-        if let Some(d) = &s.delimiter {
-            let ok = d.get_ref() == "\\t"
-                || d.get_ref() == "\t"
-                || (d.get_ref().len() == 1 && d.get_ref().is_ascii());
-            if !ok || d.get_ref() == "\"" {
-                out.push(p.diag_at(
-                    d.span(),
-                    &item,
-                    format!("delimiter '{}' must be one ASCII character such as ';' or \"\\t\" for a tab", d.get_ref()),
-                ));
-            }
-        }
-        check_text_dialect(p, &item, &s.encoding, &s.decimal, out);
-        if let Some(t) = &s.thousands {
-            let decimal = s
-                .decimal
-                .as_ref()
-                .map(|d| d.get_ref().as_str())
-                .unwrap_or(".");
-            if t.get_ref().chars().count() != 1 || t.get_ref() == decimal {
-                out.push(p.diag_at(
-                    t.span(),
-                    &item,
-                    format!(
-                        "thousands '{}' must be one character other than the decimal mark '{decimal}' (\" \" for a space)",
-                        t.get_ref()
-                    ),
-                ));
-            }
-        }
+        check_text_settings(p, s, &item, out);
         if let Some(share) = &s.max_rejected_share
             && !(0.0..=1.0).contains(share.get_ref())
         {
@@ -225,46 +123,168 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 ),
             ));
         }
-        for (name, decl) in cols {
-            if let Some(c) = decl.checks() {
-                let numeric = matches!(c.ty, ColumnType::Int | ColumnType::Float);
-                if (c.min.is_some() || c.max.is_some()) && !numeric {
-                    out.push(p.diag_at(
-                        s.columns.span(),
-                        &item,
-                        format!("column '{name}': min and max apply to int and float columns"),
-                    ));
-                }
-                if let Some(format) = &c.format {
-                    if c.ty != ColumnType::Date {
-                        out.push(p.diag_at(
-                            s.columns.span(),
-                            &item,
-                            format!("column '{name}': format applies to date columns"),
-                        ));
-                    } else if let Err(why) = check_date_format(format) {
-                        out.push(p.diag_at(
-                            s.columns.span(),
-                            &item,
-                            format!("column '{name}': format '{format}' {why}"),
-                        ));
-                    }
-                }
-                if c.values.is_some() && c.ty != ColumnType::String {
-                    out.push(p.diag_at(
-                        s.columns.span(),
-                        &item,
-                        format!("column '{name}': values applies to string columns"),
-                    ));
-                }
+        check_columns(p, s, &item, out);
+    }
+}
+
+/// A source's date column must be declared as a date, month or year, its org column as text.
+fn check_key_columns(p: &Pipeline, s: &SourceDef, item: &str, out: &mut Vec<Diagnostic>) {
+    let cols = s.columns.get_ref();
+    match cols.get(s.date_column.get_ref()).map(|c| c.ty()) {
+        None => out.push(p.diag_at(
+            s.date_column.span(),
+            item,
+            format!(
+                "date_column '{}' is not among the declared columns",
+                s.date_column.get_ref()
+            ),
+        )),
+        Some(ColumnType::Date | ColumnType::Year | ColumnType::Month) => {}
+        Some(t) => out.push(p.diag_at(
+            s.date_column.span(),
+            item,
+            format!(
+                "date_column '{}' is declared as {}, expected date, month or year",
+                s.date_column.get_ref(),
+                t.as_str()
+            ),
+        )),
+    }
+    match cols.get(s.org_column.get_ref()).map(|c| c.ty()) {
+        None => out.push(p.diag_at(
+            s.org_column.span(),
+            item,
+            format!(
+                "org_column '{}' is not among the declared columns",
+                s.org_column.get_ref()
+            ),
+        )),
+        Some(ColumnType::String) => {}
+        Some(t) => out.push(p.diag_at(
+            s.org_column.span(),
+            item,
+            format!(
+                "org_column '{}' is declared as {}, expected string",
+                s.org_column.get_ref(),
+                t.as_str()
+            ),
+        )),
+    }
+}
+
+/// How a text file is written (dialect, delimiter, decimal mark, thousands separator,
+/// encoding) applies to CSV sources only, and each setting must be one a reader can use.
+fn check_text_settings(p: &Pipeline, s: &SourceDef, item: &str, out: &mut Vec<Diagnostic>) {
+    // Text settings apply to CSV files; an Excel sheet's numbers and dates are typed cells.
+    if let Some(d) = &s.dialect
+        && !super::DIALECTS.contains(&d.get_ref().as_str())
+    {
+        out.push(p.diag_at(
+            d.span(),
+            item,
+            format!(
+                "dialect '{}' is not one styrkort knows: {}",
+                d.get_ref(),
+                super::DIALECTS.join(", ")
+            ),
+        ));
+    }
+    let csv_only = [
+        ("dialect", &s.dialect),
+        ("delimiter", &s.delimiter),
+        ("decimal", &s.decimal),
+        ("thousands", &s.thousands),
+        ("encoding", &s.encoding),
+    ];
+    if s.format != SourceFormat::Csv {
+        for (key, setting) in csv_only {
+            if let Some(v) = setting {
+                out.push(p.diag_at(v.span(), item, format!("{key} applies to csv sources")));
             }
-            if name.starts_with("__") {
+        }
+    }
+    if let Some(sheet) = &s.sheet
+        && s.format != SourceFormat::Xlsx
+    {
+        out.push(p.diag_at(sheet.span(), item, "sheet applies to xlsx sources"));
+    }
+    if let Some(d) = &s.delimiter {
+        let ok = d.get_ref() == "\\t"
+            || d.get_ref() == "\t"
+            || (d.get_ref().len() == 1 && d.get_ref().is_ascii());
+        if !ok || d.get_ref() == "\"" {
+            out.push(p.diag_at(
+                d.span(),
+                item,
+                format!(
+                    "delimiter '{}' must be one ASCII character such as ';' or \"\\t\" for a tab",
+                    d.get_ref()
+                ),
+            ));
+        }
+    }
+    check_text_dialect(p, item, &s.encoding, &s.decimal, out);
+    if let Some(t) = &s.thousands {
+        let decimal = s
+            .decimal
+            .as_ref()
+            .map(|d| d.get_ref().as_str())
+            .unwrap_or(".");
+        if t.get_ref().chars().count() != 1 || t.get_ref() == decimal {
+            out.push(p.diag_at(
+                t.span(),
+                item,
+                format!(
+                    "thousands '{}' must be one character other than the decimal mark '{decimal}' (\" \" for a space)",
+                    t.get_ref()
+                ),
+            ));
+        }
+    }
+}
+
+/// Each declared column's checks must suit its type, and its name must not be one of ours.
+fn check_columns(p: &Pipeline, s: &SourceDef, item: &str, out: &mut Vec<Diagnostic>) {
+    let cols = s.columns.get_ref();
+    for (name, decl) in cols {
+        if let Some(c) = decl.checks() {
+            let numeric = matches!(c.ty, ColumnType::Int | ColumnType::Float);
+            if (c.min.is_some() || c.max.is_some()) && !numeric {
                 out.push(p.diag_at(
                     s.columns.span(),
-                    &item,
-                    format!("column '{name}': names starting with '__' are reserved for styrkort"),
+                    item,
+                    format!("column '{name}': min and max apply to int and float columns"),
                 ));
             }
+            if let Some(format) = &c.format {
+                if c.ty != ColumnType::Date {
+                    out.push(p.diag_at(
+                        s.columns.span(),
+                        item,
+                        format!("column '{name}': format applies to date columns"),
+                    ));
+                } else if let Err(why) = check_date_format(format) {
+                    out.push(p.diag_at(
+                        s.columns.span(),
+                        item,
+                        format!("column '{name}': format '{format}' {why}"),
+                    ));
+                }
+            }
+            if c.values.is_some() && c.ty != ColumnType::String {
+                out.push(p.diag_at(
+                    s.columns.span(),
+                    item,
+                    format!("column '{name}': values applies to string columns"),
+                ));
+            }
+        }
+        if name.starts_with("__") {
+            out.push(p.diag_at(
+                s.columns.span(),
+                item,
+                format!("column '{name}': names starting with '__' are reserved for styrkort"),
+            ));
         }
     }
 }
