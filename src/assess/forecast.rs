@@ -15,7 +15,7 @@ use polars::prelude::*;
 
 use super::status::{Status, judge};
 use super::targets::Targets;
-use crate::definitions::Pipeline;
+use crate::definitions::{IndicatorDef, Pipeline};
 use crate::org::OrgTree;
 use crate::period::{Grain, Month, Period, RunMonths};
 
@@ -38,6 +38,81 @@ pub(crate) fn forecasts(
         return out.frame();
     }
     let ytd = |y: i32, month: u32| Period::ytd(Month::new(y, month)).label;
+    let cells = ytd_cells(deviations)?;
+    let mut keys: Vec<&Key> = cells
+        .keys()
+        .filter(|(_, p)| *p == ytd(year, m))
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort();
+    for key in keys {
+        let Some(ind) = pipeline
+            .def
+            .indicators
+            .iter()
+            .find(|i| i.id.get_ref() == &key.0)
+        else {
+            continue;
+        };
+        if ind.stock.is_some() {
+            continue; // a stock's year is its last month, not a sum
+        }
+        let (Some(num_now), den_now, rows_now) = cells[&(key.clone(), ytd(year, m))] else {
+            continue;
+        };
+        if rows_now == 0 {
+            continue;
+        }
+        let estimates = year_end_estimates(
+            &cells,
+            key,
+            ind,
+            months.first.year()..year,
+            m,
+            (num_now, den_now),
+        );
+        if estimates.is_empty() {
+            continue;
+        }
+        let point = estimates.iter().sum::<f64>() / estimates.len() as f64;
+        let low = estimates.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = estimates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let target = targets
+            .resolve(
+                tree,
+                &key.0,
+                &key.1,
+                crate::period::Grain::Year,
+                &Period::year(year).label,
+            )
+            .map(|t| &targets.list[t])
+            .filter(|t| !t.kind.is_relative());
+        let outlook = target.map(|t| {
+            let met = |v: f64| judge(Some(v), Some(t), None, ind.polarity).status == Status::Met;
+            match (met(low), met(high)) {
+                (true, true) => "likely",
+                (false, false) => "unlikely",
+                _ => "uncertain",
+            }
+        });
+        out.push(
+            key,
+            Period::year(year).label,
+            point,
+            low,
+            high,
+            estimates.len() as u32,
+            target.map(|t| t.kind.as_str()),
+            target.and_then(|t| t.value),
+            outlook,
+        );
+    }
+    out.frame()
+}
+
+/// Every year-to-date cell of the deviations: (indicator, unit, segment) and period →
+/// (numerator, denominator, rows).
+fn ytd_cells(deviations: &DataFrame) -> PolarsResult<HashMap<(Key, String), Cell>> {
     let rows = deviations
         .clone()
         .lazy()
@@ -76,91 +151,45 @@ pub(crate) fn forecasts(
             (num.get(i), den.get(i), n_rows.get(i).unwrap_or(0)),
         );
     }
-    let mut keys: Vec<&Key> = cells
-        .keys()
-        .filter(|(_, p)| *p == ytd(year, m))
-        .map(|(k, _)| k)
-        .collect();
-    keys.sort();
-    for key in keys {
-        let Some(ind) = pipeline
-            .def
-            .indicators
-            .iter()
-            .find(|i| i.id.get_ref() == &key.0)
-        else {
+    Ok(cells)
+}
+
+/// One year-end estimate per earlier year that has both the same months and the whole year:
+/// this year's sums scaled by that year's ratio of whole year to same months.
+fn year_end_estimates(
+    cells: &HashMap<(Key, String), Cell>,
+    key: &Key,
+    ind: &IndicatorDef,
+    earlier_years: std::ops::Range<i32>,
+    m: u32,
+    (num_now, den_now): (f64, Option<f64>),
+) -> Vec<f64> {
+    let ytd = |y: i32, month: u32| Period::ytd(Month::new(y, month)).label;
+    let mut estimates = Vec::new();
+    for earlier in earlier_years {
+        let (Some(&(Some(n_part), d_part, _)), Some(&(Some(n_full), d_full, _))) = (
+            cells.get(&(key.clone(), ytd(earlier, m))),
+            cells.get(&(key.clone(), ytd(earlier, 12))),
+        ) else {
             continue;
         };
-        if ind.stock.is_some() {
-            continue; // a stock's year is its last month, not a sum
-        }
-        let (Some(num_now), den_now, rows_now) = cells[&(key.clone(), ytd(year, m))] else {
-            continue;
-        };
-        if rows_now == 0 {
-            continue;
-        }
-        let mut estimates = Vec::new();
-        for earlier in months.first.year()..year {
-            let (Some(&(Some(n_part), d_part, _)), Some(&(Some(n_full), d_full, _))) = (
-                cells.get(&(key.clone(), ytd(earlier, m))),
-                cells.get(&(key.clone(), ytd(earlier, 12))),
-            ) else {
-                continue;
-            };
-            let numerator = year_end(num_now, n_part, n_full);
-            let value = match (den_now, d_part, d_full) {
-                (Some(dn), Some(dp), Some(df)) => {
-                    let denominator = year_end(dn, dp, df);
-                    if denominator == 0.0 {
-                        continue;
-                    }
-                    ind.scale * numerator / denominator
+        let numerator = year_end(num_now, n_part, n_full);
+        let value = match (den_now, d_part, d_full) {
+            (Some(dn), Some(dp), Some(df)) => {
+                let denominator = year_end(dn, dp, df);
+                if denominator == 0.0 {
+                    continue;
                 }
-                (None, _, _) if ind.denominator.is_none() => ind.scale * numerator,
-                _ => continue,
-            };
-            if value.is_finite() {
-                estimates.push(value);
+                ind.scale * numerator / denominator
             }
+            (None, _, _) if ind.denominator.is_none() => ind.scale * numerator,
+            _ => continue,
+        };
+        if value.is_finite() {
+            estimates.push(value);
         }
-        if estimates.is_empty() {
-            continue;
-        }
-        let point = estimates.iter().sum::<f64>() / estimates.len() as f64;
-        let low = estimates.iter().copied().fold(f64::INFINITY, f64::min);
-        let high = estimates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let target = targets
-            .resolve(
-                tree,
-                &key.0,
-                &key.1,
-                crate::period::Grain::Year,
-                &Period::year(year).label,
-            )
-            .map(|t| &targets.list[t])
-            .filter(|t| !t.kind.is_relative());
-        let outlook = target.map(|t| {
-            let met = |v: f64| judge(Some(v), Some(t), None, ind.polarity).status == Status::Met;
-            match (met(low), met(high)) {
-                (true, true) => "likely",
-                (false, false) => "unlikely",
-                _ => "uncertain",
-            }
-        });
-        out.push(
-            key,
-            Period::year(year).label,
-            point,
-            low,
-            high,
-            estimates.len() as u32,
-            target.map(|t| t.kind.as_str()),
-            target.and_then(|t| t.value),
-            outlook,
-        );
     }
-    out.frame()
+    estimates
 }
 
 /// This year's `now` carried to year end by an earlier year's `part` (same months) and `full`.

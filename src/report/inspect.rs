@@ -365,14 +365,9 @@ pub fn deviations_for_programs(
     )
 }
 
-/// The goal view: each goal's status per unit in the latest period of each grain (or
-/// `filter.period`), with names, counts and the analysis text where one exists.
-pub fn render_goals(
-    run_dir: &Path,
-    filter: &InspectFilter,
-    format: InspectFormat,
-    color: bool,
-) -> Result<String, Error> {
+/// The goal status rows `inspect --goals` shows: the filter's period (else each grain's latest),
+/// grain, goal, unit (and the units beneath it) and statuses, in goal and tree order.
+fn goal_rows(run_dir: &Path, filter: &InspectFilter) -> Result<DataFrame, Error> {
     let deviations = read(&run_dir.join("deviations.parquet"))?;
     check_filter(&deviations, filter)?;
     let paths = deviations
@@ -420,6 +415,18 @@ pub fn render_goals(
         rows.with_column(Column::new("analysis".into(), empty))
             .map_err(Error::from)?;
     }
+    Ok(rows)
+}
+
+/// The goal view: each goal's status per unit in the latest period of each grain (or
+/// `filter.period`), with names, counts and the analysis text where one exists.
+pub fn render_goals(
+    run_dir: &Path,
+    filter: &InspectFilter,
+    format: InspectFormat,
+    color: bool,
+) -> Result<String, Error> {
+    let rows = goal_rows(run_dir, filter)?;
     let columns = [
         "status",
         "goal_id",
