@@ -871,88 +871,22 @@ fn execute(
     if let Some(Err(why)) = &plan.sql {
         tracing::info!(engine = "polars", why = %why, "source read by polars");
     }
-    let expected: Vec<Schema> = match &plan.sql {
-        Some(Ok(_)) => plan
-            .outputs
-            .iter()
-            .map(|lf| lf.clone().collect_schema().map(|s| (*s).clone()))
-            .collect::<PolarsResult<_>>()
-            .map_err(polars_err)?,
-        _ => Vec::new(),
-    };
-    let answers = phase1.answers(
-        &source,
-        plan.sql.as_ref().and_then(|s| s.as_ref().ok()),
-        &expected,
-        &plan.rows.files,
-        (months.first.0, months.last.0),
-    );
-    let (out, rejected, per_month, distinct) = match answers {
-        None => {
-            let why = match &plan.sql {
-                Some(Err(why)) => Some(why.as_str()),
-                _ => None,
-            };
-            // Moved, not cloned: the plans run once and are dropped with their frames.
-            let mut plans = std::mem::take(&mut plan.outputs);
-            plans.push(std::mem::take(&mut plan.rows.rejected));
-            plans.push(std::mem::take(&mut plan.rows.month_rows));
-            phase1_on_polars(&source, plans, &plan.rows.files, why)?
-        }
-        Some(answers) => {
-            let answers = answers.map_err(|message| ComputeError::Polars {
-                source_name: source.clone(),
-                message,
-            })?;
-            let rows = &plan.rows;
-            phase1_from_sql(
-                answers,
-                source_def,
-                tree,
-                mapping,
-                months,
-                rows,
-                &phase1.engine,
-            )?
-        }
-    };
+    let (out, rejected, per_month, distinct) =
+        run_phase1(&mut plan, source_def, tree, mapping, months, phase1)?;
     debug_assert_eq!(out.len(), n_outputs);
     let phase1_ms = started.elapsed().as_millis() as u64;
     let partial_rows: usize = out.iter().map(|f| f.height()).sum();
 
-    let segments: Vec<SegmentPartials> = plan
-        .layout
-        .into_iter()
-        .map(|l| SegmentPartials {
-            members: l.members,
-            scalars: out[l.scalars].clone(),
-            sets: l
-                .sets
-                .into_iter()
-                .map(|(name, at, column)| {
-                    // A SQL engine answers each distinct column on its own.
-                    let frame = distinct
-                        .get(&(at, column.clone()))
-                        .cloned()
-                        .unwrap_or_else(|| out[at].clone());
-                    (name, (at, column, frame))
-                })
-                .collect(),
-        })
-        .collect();
-    let mut values = if plan.partial.is_empty() {
-        None
-    } else {
-        Some(rollup::roll_up(&plan.partial, segments, tree, months).map_err(polars_err)?)
-    };
-    if let Some(at) = plan.direct_output {
-        let direct = out[at].clone();
-        values = Some(match values {
-            Some(v) => v.vstack(&direct).map_err(polars_err)?,
-            None => direct,
-        });
-    }
-    let values = values.unwrap_or_else(finish::empty_raw);
+    let values = run_phase2(
+        &plan.partial,
+        plan.layout,
+        plan.direct_output,
+        &out,
+        &distinct,
+        tree,
+        months,
+    )
+    .map_err(polars_err)?;
     let (month_rows, outside_months) = split_month_rows(&per_month, months).map_err(polars_err)?;
     tracing::info!(
         rows_read = plan.rows.files.iter().map(|f| f.rows).sum::<u64>(),
@@ -976,6 +910,112 @@ fn execute(
         outside_months,
         month_rows,
     })
+}
+
+/// Phase 1 of a source: on the SQL engine when one was asked for and the source has an SQL
+/// form, else on polars (then the plan's frames are moved out and run once).
+fn run_phase1(
+    plan: &mut SourcePlan,
+    source_def: &SourceDef,
+    tree: &OrgTree,
+    mapping: &CodeMapping,
+    months: RunMonths,
+    phase1: &Phase1,
+) -> Result<Phase1Frames, ComputeError> {
+    let polars_err = |e: PolarsError| ComputeError::Polars {
+        source_name: plan.source.clone(),
+        message: e.to_string(),
+    };
+    let expected: Vec<Schema> = match &plan.sql {
+        Some(Ok(_)) => plan
+            .outputs
+            .iter()
+            .map(|lf| lf.clone().collect_schema().map(|s| (*s).clone()))
+            .collect::<PolarsResult<_>>()
+            .map_err(polars_err)?,
+        _ => Vec::new(),
+    };
+    let answers = phase1.answers(
+        &plan.source,
+        plan.sql.as_ref().and_then(|s| s.as_ref().ok()),
+        &expected,
+        &plan.rows.files,
+        (months.first.0, months.last.0),
+    );
+    match answers {
+        None => {
+            let why = match &plan.sql {
+                Some(Err(why)) => Some(why.as_str()),
+                _ => None,
+            };
+            // Moved, not cloned: the plans run once and are dropped with their frames.
+            let mut plans = std::mem::take(&mut plan.outputs);
+            plans.push(std::mem::take(&mut plan.rows.rejected));
+            plans.push(std::mem::take(&mut plan.rows.month_rows));
+            phase1_on_polars(&plan.source, plans, &plan.rows.files, why)
+        }
+        Some(answers) => {
+            let answers = answers.map_err(|message| ComputeError::Polars {
+                source_name: plan.source.clone(),
+                message,
+            })?;
+            let rows = &plan.rows;
+            phase1_from_sql(
+                answers,
+                source_def,
+                tree,
+                mapping,
+                months,
+                rows,
+                &phase1.engine,
+            )
+        }
+    }
+}
+
+/// Phase 2 of a source: its partial states merged over the tree and periods, and the direct
+/// path's cells beside them.
+fn run_phase2(
+    partial: &[PartialIndicator],
+    layout: Vec<SegmentLayout>,
+    direct_output: Option<usize>,
+    out: &[DataFrame],
+    distinct: &BTreeMap<(usize, String), DataFrame>,
+    tree: &OrgTree,
+    months: RunMonths,
+) -> PolarsResult<DataFrame> {
+    let segments: Vec<SegmentPartials> = layout
+        .into_iter()
+        .map(|l| SegmentPartials {
+            members: l.members,
+            scalars: out[l.scalars].clone(),
+            sets: l
+                .sets
+                .into_iter()
+                .map(|(name, at, column)| {
+                    // A SQL engine answers each distinct column on its own.
+                    let frame = distinct
+                        .get(&(at, column.clone()))
+                        .cloned()
+                        .unwrap_or_else(|| out[at].clone());
+                    (name, (at, column, frame))
+                })
+                .collect(),
+        })
+        .collect();
+    let mut values = if partial.is_empty() {
+        None
+    } else {
+        Some(rollup::roll_up(partial, segments, tree, months)?)
+    };
+    if let Some(at) = direct_output {
+        let direct = out[at].clone();
+        values = Some(match values {
+            Some(v) => v.vstack(&direct)?,
+            None => direct,
+        });
+    }
+    Ok(values.unwrap_or_else(finish::empty_raw))
 }
 
 /// The run's months with their row counts (ascending), and the rows of all other months.
