@@ -88,6 +88,59 @@ pub(crate) fn load_all(
         }
         None => CodeMapping::default(),
     };
+    problems.extend(org_references(&pipeline, &tree, &mapping, mapping_loaded));
+    let groups = match &pipeline.def.org.groups {
+        Some(g) => match org::Groups::load(&pipeline.resolve(g), &tree, pipeline.table_dialect()) {
+            Ok(g) => g,
+            Err(d) => {
+                problems.extend(d.0);
+                org::Groups::default()
+            }
+        },
+        None => org::Groups::default(),
+    };
+    let targets = match assess::Targets::load(&pipeline, &tree, &groups) {
+        Ok(t) => t,
+        Err(d) => {
+            problems.extend(d.0);
+            assess::Targets::default()
+        }
+    };
+    let actions = match assess::load_actions(&pipeline, &tree) {
+        Ok(a) => a,
+        Err(d) => {
+            problems.extend(d.0);
+            Vec::new()
+        }
+    };
+    let analyses = match assess::load_analyses(&pipeline, &tree) {
+        Ok(a) => a,
+        Err(d) => {
+            problems.extend(d.0);
+            Vec::new()
+        }
+    };
+    let org = OrgParts {
+        tree,
+        mapping,
+        targets,
+        actions,
+        analyses,
+        groups,
+    };
+    Ok((pipeline, Some(org), problems))
+}
+
+/// What the pipeline names in the org tree and code mapping but they lack: scope roots, goal
+/// owners, and sources whose codes the mapping has no entries for (checked only when the
+/// mapping loaded, so a broken mapping is reported once).
+fn org_references(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    mapping: &CodeMapping,
+    mapping_loaded: bool,
+) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
     for ind in &pipeline.def.indicators {
         if let Some(scope) = &ind.scope {
             for root in scope.get_ref().roots() {
@@ -136,46 +189,7 @@ pub(crate) fn load_all(
             ));
         }
     }
-    let groups = match &pipeline.def.org.groups {
-        Some(g) => match org::Groups::load(&pipeline.resolve(g), &tree, pipeline.table_dialect()) {
-            Ok(g) => g,
-            Err(d) => {
-                problems.extend(d.0);
-                org::Groups::default()
-            }
-        },
-        None => org::Groups::default(),
-    };
-    let targets = match assess::Targets::load(&pipeline, &tree, &groups) {
-        Ok(t) => t,
-        Err(d) => {
-            problems.extend(d.0);
-            assess::Targets::default()
-        }
-    };
-    let actions = match assess::load_actions(&pipeline, &tree) {
-        Ok(a) => a,
-        Err(d) => {
-            problems.extend(d.0);
-            Vec::new()
-        }
-    };
-    let analyses = match assess::load_analyses(&pipeline, &tree) {
-        Ok(a) => a,
-        Err(d) => {
-            problems.extend(d.0);
-            Vec::new()
-        }
-    };
-    let org = OrgParts {
-        tree,
-        mapping,
-        targets,
-        actions,
-        analyses,
-        groups,
-    };
-    Ok((pipeline, Some(org), problems))
+    problems
 }
 
 /// Code-mapping entries for a source the pipeline does not define: a typo (`hr_tiem`) would
