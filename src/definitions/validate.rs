@@ -129,46 +129,29 @@ fn check_sources(p: &Pipeline, out: &mut Vec<Diagnostic>) {
 
 /// A source's date column must be declared as a date, month or year, its org column as text.
 fn check_key_columns(p: &Pipeline, s: &SourceDef, item: &str, out: &mut Vec<Diagnostic>) {
-    let cols = s.columns.get_ref();
-    match cols.get(s.date_column.get_ref()).map(|c| c.ty()) {
-        None => out.push(p.diag_at(
-            s.date_column.span(),
-            item,
-            format!(
-                "date_column '{}' is not among the declared columns",
-                s.date_column.get_ref()
+    let keys: [(&str, &Spanned<String>, &[ColumnType], &str); 2] = [
+        (
+            "date_column",
+            &s.date_column,
+            &[ColumnType::Date, ColumnType::Year, ColumnType::Month],
+            "date, month or year",
+        ),
+        ("org_column", &s.org_column, &[ColumnType::String], "string"),
+    ];
+    for (key, column, allowed, expected) in keys {
+        let message = match s.columns.get_ref().get(column.get_ref()).map(|c| c.ty()) {
+            None => format!(
+                "{key} '{}' is not among the declared columns",
+                column.get_ref()
             ),
-        )),
-        Some(ColumnType::Date | ColumnType::Year | ColumnType::Month) => {}
-        Some(t) => out.push(p.diag_at(
-            s.date_column.span(),
-            item,
-            format!(
-                "date_column '{}' is declared as {}, expected date, month or year",
-                s.date_column.get_ref(),
+            Some(t) if allowed.contains(&t) => continue,
+            Some(t) => format!(
+                "{key} '{}' is declared as {}, expected {expected}",
+                column.get_ref(),
                 t.as_str()
             ),
-        )),
-    }
-    match cols.get(s.org_column.get_ref()).map(|c| c.ty()) {
-        None => out.push(p.diag_at(
-            s.org_column.span(),
-            item,
-            format!(
-                "org_column '{}' is not among the declared columns",
-                s.org_column.get_ref()
-            ),
-        )),
-        Some(ColumnType::String) => {}
-        Some(t) => out.push(p.diag_at(
-            s.org_column.span(),
-            item,
-            format!(
-                "org_column '{}' is declared as {}, expected string",
-                s.org_column.get_ref(),
-                t.as_str()
-            ),
-        )),
+        };
+        out.push(p.diag_at(column.span(), item, message));
     }
 }
 

@@ -161,8 +161,7 @@ fn trimmed(raw: Expr) -> Expr {
     raw.map_with_fmt_str(
         |c| {
             let text = c.str()?;
-            let padded = text.downcast_iter().any(|a| a.values_iter().any(padded));
-            if !padded {
+            if !text.downcast_iter().any(|a| a.values_iter().any(padded)) {
                 return Ok(c);
             }
             let out: StringChunked = text.apply_values(|v| std::borrow::Cow::Borrowed(v.trim()));

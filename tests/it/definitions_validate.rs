@@ -523,3 +523,45 @@ fn a_misspelt_id_names_the_one_it_resembles() {
         "unknown source 'hrr' (did you mean 'hr'?)",
     );
 }
+
+#[test]
+fn a_sources_date_and_org_columns_must_be_declared_with_their_types() {
+    // The date column declared as text, the org column as a number.
+    let f = Fixture::new();
+    f.file("hr.csv", HR);
+    let source = HR_SOURCE
+        .replace("month = \"date\"", "month = \"string\"")
+        .replace("unit = \"string\"", "unit = \"int\"");
+    f.pipeline(&(source + &ok_indicator()));
+    expect(
+        &f,
+        ("pipeline.toml", "date_column = \"month\""),
+        "source 'hr'",
+        "date_column 'month' is declared as string, expected date, month or year",
+    );
+    expect(
+        &f,
+        ("pipeline.toml", "org_column = \"unit\""),
+        "source 'hr'",
+        "org_column 'unit' is declared as int, expected string",
+    );
+    // Key columns that are not declared at all.
+    let f = Fixture::new();
+    f.file("hr.csv", HR);
+    let source = HR_SOURCE
+        .replace("date_column = \"month\"", "date_column = \"day\"")
+        .replace("org_column = \"unit\"", "org_column = \"team\"");
+    f.pipeline(&(source + &ok_indicator()));
+    expect(
+        &f,
+        ("pipeline.toml", "date_column = \"day\""),
+        "source 'hr'",
+        "date_column 'day' is not among the declared columns",
+    );
+    expect(
+        &f,
+        ("pipeline.toml", "org_column = \"team\""),
+        "source 'hr'",
+        "org_column 'team' is not among the declared columns",
+    );
+}
