@@ -1,6 +1,6 @@
 //! The `styrkort` command: parses arguments, calls the library, maps errors to exit codes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::NaiveDate;
@@ -54,64 +54,14 @@ enum Command {
     /// Compute every indicator and write OUT/<pipeline>/as_of=<date>/ (indicator_values.parquet,
     /// rejected_rows.parquet, manifest.json).
     #[command(after_help = EXIT_CODES)]
-    Run {
-        /// The pipeline file, e.g. pipelines/uddevalla.toml.
-        pipeline: PathBuf,
-        /// Report periods up to the last complete month before this date (YYYY-MM-DD).
-        /// Default: the pipeline's periods.default_as_of, else today.
-        #[arg(long, value_parser = parse_date)]
-        as_of: Option<NaiveDate>,
-        /// Output directory.
-        #[arg(long, default_value = "out")]
-        out: PathBuf,
-        /// Exit with code 3 when any of these statuses occurs in the latest period of any grain
-        /// (e.g. `--fail-on not_met` or `--fail-on not_met,no_data`), for schedulers that alert.
-        /// `new:STATUS` counts only series whose status became STATUS since the previously
-        /// published run (`--fail-on new:not_met`: alert when something newly misses its
-        /// target, not every night for the same misses). Results are published all the same.
-        #[arg(long, value_delimiter = ',', value_parser = parse_fail_on)]
-        fail_on: Vec<styrkort::FailOn>,
-        /// Do nothing (exit 0) when the definitions, every input file and the styrkort version
-        /// equal those of the run already published for this as-of date.
-        #[arg(long)]
-        skip_unchanged: bool,
-        /// Accept an --as-of more than a month after today (refused by default, as a typo).
-        #[arg(long)]
-        allow_future: bool,
-        /// Where phase 1 (the scan into partial states) runs: polars (default), datafusion
-        /// (in-process), or ballista://host:port (a Ballista cluster; Parquet sources only,
-        /// the others are read here). Overrides the pipeline's [engine]. Needs a build with
-        /// `--features distributed`.
-        #[arg(long, value_parser = parse_engine)]
-        engine: Option<styrkort::compute::Engine>,
-    },
+    Run(RunArgs),
     /// Check the definitions, org tree, code mapping and source headers without computing.
     #[command(after_help = EXIT_CODES)]
-    Validate {
-        /// The pipeline file.
-        pipeline: PathBuf,
-        /// Where runs are published: the org tree is compared with the latest run there (a
-        /// unit whose parent has disappeared is a warning).
-        #[arg(long, default_value = "out")]
-        out: PathBuf,
-    },
+    Validate(ValidateArgs),
     /// Show, per source, which indicators share its one scan and how each is computed in two
     /// phases (partial states per unit and month, then the roll-up).
     #[command(after_help = EXIT_CODES)]
-    Explain {
-        /// The pipeline file.
-        pipeline: PathBuf,
-        /// As for `run`: decides which periods the plan covers.
-        #[arg(long, value_parser = parse_date)]
-        as_of: Option<NaiveDate>,
-        /// Where phase 1 would run (as for `run`); SQL engines show their statements with
-        /// --verbose.
-        #[arg(long, value_parser = parse_engine)]
-        engine: Option<styrkort::compute::Engine>,
-        /// Also print polars' optimised plan of each source's scan (long), or the SQL.
-        #[arg(long)]
-        verbose: bool,
-    },
+    Explain(ExplainArgs),
     /// Show a run's deviations as a table: by default the latest period of each grain, every
     /// status but no_target, not met first and the worst gap first.
     #[command(
@@ -119,70 +69,13 @@ enum Command {
 styrkort inspect --pipeline pipelines/uddevalla.toml --unit SOC --grain year\n  \
 styrkort inspect out/uddevalla/as_of=2025-01-01 --goal BUN-2 --period 2024"
     )]
-    Inspect {
-        #[command(flatten)]
-        run: RunFolder,
-        /// Only these statuses (comma-separated): met, partly_met, not_met, no_data, no_target, not_assessable.
-        #[arg(long, value_delimiter = ',', value_parser = parse_status)]
-        status: Vec<styrkort::assess::Status>,
-        /// Only this org unit and the units beneath it.
-        #[arg(long)]
-        unit: Option<String>,
-        /// Only indicators that measure this goal.
-        #[arg(long)]
-        goal: Option<String>,
-        /// Only this indicator.
-        #[arg(long)]
-        indicator: Option<String>,
-        /// Only this grain: month, quarter, tertial, year or ytd.
-        #[arg(long)]
-        grain: Option<String>,
-        /// This period (e.g. 2024, 2024-T2, 2024-03) instead of the latest of each grain.
-        #[arg(long)]
-        period: Option<String>,
-        /// `total` (default), a breakdown segment such as gender=K, or `all`.
-        #[arg(long, default_value = "total")]
-        segment: String,
-        /// At most this many rows (0 = all).
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// List the series flagged act or watch by the statistical reading, with the reason.
-        #[arg(long, conflicts_with = "goals")]
-        signals: bool,
-        /// The goal view: each goal's status per unit, with names, counts and analysis texts.
-        #[arg(long)]
-        goals: bool,
-        /// table (default), csv or json (every row, for programs; not with --signals).
-        #[arg(long, default_value = "table", value_parser = parse_inspect_format)]
-        format: styrkort::report::InspectFormat,
-    },
+    Inspect(InspectArgs),
     /// Run the SPC, runs and trend analysis on any series in a CSV with the columns
     /// `series, date, value` and optionally `target` (empty cells are missing values).
     #[command(
         after_help = "Example:\n  styrkort spc waits.csv --direction decrease --rebase 2024-01-01 --format json"
     )]
-    Spc {
-        /// The CSV file.
-        file: PathBuf,
-        /// Which way is better: increase, decrease or neutral.
-        #[arg(long, default_value = "neutral", value_parser = parse_direction)]
-        direction: styrkort::assess::stats::Direction,
-        /// Dates where the process changed: limits are recomputed from the first point on or after each.
-        #[arg(long, num_args = 1.., value_parser = parse_date)]
-        rebase: Vec<NaiveDate>,
-        /// Compute the limits from the first N points of each segment only.
-        #[arg(long)]
-        fix_after: Option<usize>,
-        /// Keep large moving ranges in the limits (as the MDC Excel tool does).
-        #[arg(long)]
-        no_screen: bool,
-        /// Significance level of the trend test.
-        #[arg(long, default_value_t = 0.05)]
-        alpha: f64,
-        /// Output: table, csv or json.
-        #[arg(long, default_value = "table", value_parser = parse_format)]
-        format: styrkort::report::Format,
-    },
+    Spc(SpcArgs),
     /// Write the controller's report of a run: one self-contained HTML file (inline CSS and SVG,
     /// nothing fetched, opens offline, can be e-mailed), Swedish by default — the goal tree with
     /// statuses, each goal's indicators, an SPC chart per indicator and unit, units compared,
@@ -192,34 +85,13 @@ styrkort inspect out/uddevalla/as_of=2025-01-01 --goal BUN-2 --period 2024"
 styrkort report --pipeline pipelines/uddevalla.toml --unit SN --period 2024-T2 -o sn.html\n  \
 styrkort report out/uddevalla/latest --lang en -o report.html"
     )]
-    Report {
-        #[command(flatten)]
-        run: RunFolder,
-        /// This unit (e.g. a nämnd, SN) and everything beneath it; default the whole kommun.
-        #[arg(long)]
-        unit: Option<String>,
-        /// The period (2024-T2, 2024, 2024-03); default the latest tertial.
-        #[arg(long)]
-        period: Option<String>,
-        /// sv (default) or en.
-        #[arg(long, default_value = "sv", value_parser = parse_lang)]
-        lang: styrkort::report::Lang,
-        /// The HTML file to write.
-        #[arg(short = 'o', long, default_value = "rapport.html")]
-        output: PathBuf,
-    },
+    Report(ReportArgs),
     /// Write a run as an Excel workbook: sheets Mål, Nyckeltal (values by period), Avvikelser,
     /// Åtgärder and Signaler, with Swedish headers, numbers as numbers and dates as dates.
     #[command(
         after_help = "Example:\n  styrkort export out/uddevalla/latest --xlsx uppfoljning.xlsx"
     )]
-    Export {
-        #[command(flatten)]
-        run: RunFolder,
-        /// The workbook to write.
-        #[arg(long)]
-        xlsx: PathBuf,
-    },
+    Export(ExportArgs),
     /// Start a pipeline for your own kommun: writes a commented pipeline.toml (Swedish comments),
     /// org_units.csv with the five-nämnd skeleton, code_mapping.csv, targets.csv, actions.csv and
     /// one example source, into an empty folder. `styrkort run DIR/pipeline.toml` works at once;
@@ -227,50 +99,219 @@ styrkort report out/uddevalla/latest --lang en -o report.html"
     #[command(
         after_help = "Example:\n  styrkort init min-kommun --name min-kommun\n  styrkort run min-kommun/pipeline.toml"
     )]
-    Init {
-        /// The folder to write (new or empty).
-        dir: PathBuf,
-        /// The pipeline's name (names its output folder).
-        #[arg(long, default_value = "min-kommun")]
-        name: String,
-    },
-    /// Write a synthetic municipality's org tree and operational data (the fixtures' generator),
-    /// with targets, actions and a ready-to-run pipeline.toml: `styrkort run OUT/pipeline.toml`.
-    /// Scale 1 with seed 1 is exactly fixtures/uddevalla; scale 100 gives about 100 times the rows.
+    Init(InitArgs),
     /// Start a Ballista cluster inside this process — a scheduler and executors on 127.0.0.1 —
     /// to try `run --engine ballista://…` on one machine. Prints the scheduler's address and
     /// runs until stopped (Ctrl-C). Real clusters run Ballista's own binaries.
     #[cfg(feature = "distributed")]
     #[command(after_help = "Example:\n  styrkort cluster --executors 2 &\n  \
 styrkort run pipelines/uddevalla.toml --engine ballista://127.0.0.1:PORT")]
-    Cluster {
-        /// Executors to start.
-        #[arg(long, default_value_t = 2)]
-        executors: usize,
-        /// Task slots (parallel tasks) per executor.
-        #[arg(long, default_value_t = 1)]
-        slots: usize,
-    },
-    Generate {
-        /// Multiplies the number of employees, clients, pupils, cases and contacts.
-        #[arg(long, default_value_t = 1)]
-        scale: u32,
-        /// Random seed; the same scale and seed always give the same files.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Directory to write into (created if missing): the sources, org units, code mapping,
-        /// targets, actions and a ready-to-run `pipeline.toml`.
-        #[arg(long)]
-        out: PathBuf,
-        /// File format of the generated sources.
-        #[arg(long, value_enum, default_value_t = styrkort::generate::DataFormat::Csv)]
-        format: styrkort::generate::DataFormat,
-        /// Plant a sick-leave step (×1.5 from January of the last year) in about a third of the
-        /// units, chosen by the seed, and write `truth.csv` saying which: for measuring how
-        /// often the flag catches a real change and how often it cries wolf.
-        #[arg(long)]
-        known_truth: bool,
-    },
+    Cluster(ClusterArgs),
+    /// Write a synthetic municipality's org tree and operational data (the fixtures' generator),
+    /// with targets, actions and a ready-to-run pipeline.toml: `styrkort run OUT/pipeline.toml`.
+    /// Scale 1 with seed 1 is exactly fixtures/uddevalla; scale 100 gives about 100 times the rows.
+    Generate(GenerateArgs),
+}
+
+/// The arguments of `styrkort run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The pipeline file, e.g. pipelines/uddevalla.toml.
+    pipeline: PathBuf,
+    /// Report periods up to the last complete month before this date (YYYY-MM-DD).
+    /// Default: the pipeline's periods.default_as_of, else today.
+    #[arg(long, value_parser = parse_date)]
+    as_of: Option<NaiveDate>,
+    /// Output directory.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// Exit with code 3 when any of these statuses occurs in the latest period of any grain
+    /// (e.g. `--fail-on not_met` or `--fail-on not_met,no_data`), for schedulers that alert.
+    /// `new:STATUS` counts only series whose status became STATUS since the previously
+    /// published run (`--fail-on new:not_met`: alert when something newly misses its
+    /// target, not every night for the same misses). Results are published all the same.
+    #[arg(long, value_delimiter = ',', value_parser = parse_fail_on)]
+    fail_on: Vec<styrkort::FailOn>,
+    /// Do nothing (exit 0) when the definitions, every input file and the styrkort version
+    /// equal those of the run already published for this as-of date.
+    #[arg(long)]
+    skip_unchanged: bool,
+    /// Accept an --as-of more than a month after today (refused by default, as a typo).
+    #[arg(long)]
+    allow_future: bool,
+    /// Where phase 1 (the scan into partial states) runs: polars (default), datafusion
+    /// (in-process), or ballista://host:port (a Ballista cluster; Parquet sources only,
+    /// the others are read here). Overrides the pipeline's [engine]. Needs a build with
+    /// `--features distributed`.
+    #[arg(long, value_parser = parse_engine)]
+    engine: Option<styrkort::compute::Engine>,
+}
+
+/// The arguments of `styrkort validate`.
+#[derive(clap::Args)]
+struct ValidateArgs {
+    /// The pipeline file.
+    pipeline: PathBuf,
+    /// Where runs are published: the org tree is compared with the latest run there (a
+    /// unit whose parent has disappeared is a warning).
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+}
+
+/// The arguments of `styrkort explain`.
+#[derive(clap::Args)]
+struct ExplainArgs {
+    /// The pipeline file.
+    pipeline: PathBuf,
+    /// As for `run`: decides which periods the plan covers.
+    #[arg(long, value_parser = parse_date)]
+    as_of: Option<NaiveDate>,
+    /// Where phase 1 would run (as for `run`); SQL engines show their statements with
+    /// --verbose.
+    #[arg(long, value_parser = parse_engine)]
+    engine: Option<styrkort::compute::Engine>,
+    /// Also print polars' optimised plan of each source's scan (long), or the SQL.
+    #[arg(long)]
+    verbose: bool,
+}
+
+/// The arguments of `styrkort inspect`.
+#[derive(clap::Args)]
+struct InspectArgs {
+    #[command(flatten)]
+    run: RunFolder,
+    /// Only these statuses (comma-separated): met, partly_met, not_met, no_data, no_target, not_assessable.
+    #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+    status: Vec<styrkort::assess::Status>,
+    /// Only this org unit and the units beneath it.
+    #[arg(long)]
+    unit: Option<String>,
+    /// Only indicators that measure this goal.
+    #[arg(long)]
+    goal: Option<String>,
+    /// Only this indicator.
+    #[arg(long)]
+    indicator: Option<String>,
+    /// Only this grain: month, quarter, tertial, year or ytd.
+    #[arg(long)]
+    grain: Option<String>,
+    /// This period (e.g. 2024, 2024-T2, 2024-03) instead of the latest of each grain.
+    #[arg(long)]
+    period: Option<String>,
+    /// `total` (default), a breakdown segment such as gender=K, or `all`.
+    #[arg(long, default_value = "total")]
+    segment: String,
+    /// At most this many rows (0 = all).
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// List the series flagged act or watch by the statistical reading, with the reason.
+    #[arg(long, conflicts_with = "goals")]
+    signals: bool,
+    /// The goal view: each goal's status per unit, with names, counts and analysis texts.
+    #[arg(long)]
+    goals: bool,
+    /// table (default), csv or json (every row, for programs; not with --signals).
+    #[arg(long, default_value = "table", value_parser = parse_inspect_format)]
+    format: styrkort::report::InspectFormat,
+}
+
+/// The arguments of `styrkort spc`.
+#[derive(clap::Args)]
+struct SpcArgs {
+    /// The CSV file.
+    file: PathBuf,
+    /// Which way is better: increase, decrease or neutral.
+    #[arg(long, default_value = "neutral", value_parser = parse_direction)]
+    direction: styrkort::assess::stats::Direction,
+    /// Dates where the process changed: limits are recomputed from the first point on or after each.
+    #[arg(long, num_args = 1.., value_parser = parse_date)]
+    rebase: Vec<NaiveDate>,
+    /// Compute the limits from the first N points of each segment only.
+    #[arg(long)]
+    fix_after: Option<usize>,
+    /// Keep large moving ranges in the limits (as the MDC Excel tool does).
+    #[arg(long)]
+    no_screen: bool,
+    /// Significance level of the trend test.
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
+    /// Output: table, csv or json.
+    #[arg(long, default_value = "table", value_parser = parse_format)]
+    format: styrkort::report::Format,
+}
+
+/// The arguments of `styrkort report`.
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    run: RunFolder,
+    /// This unit (e.g. a nämnd, SN) and everything beneath it; default the whole kommun.
+    #[arg(long)]
+    unit: Option<String>,
+    /// The period (2024-T2, 2024, 2024-03); default the latest tertial.
+    #[arg(long)]
+    period: Option<String>,
+    /// sv (default) or en.
+    #[arg(long, default_value = "sv", value_parser = parse_lang)]
+    lang: styrkort::report::Lang,
+    /// The HTML file to write.
+    #[arg(short = 'o', long, default_value = "rapport.html")]
+    output: PathBuf,
+}
+
+/// The arguments of `styrkort export`.
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    run: RunFolder,
+    /// The workbook to write.
+    #[arg(long)]
+    xlsx: PathBuf,
+}
+
+/// The arguments of `styrkort init`.
+#[derive(clap::Args)]
+struct InitArgs {
+    /// The folder to write (new or empty).
+    dir: PathBuf,
+    /// The pipeline's name (names its output folder).
+    #[arg(long, default_value = "min-kommun")]
+    name: String,
+}
+
+#[cfg(feature = "distributed")]
+/// The arguments of `styrkort cluster`.
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// Executors to start.
+    #[arg(long, default_value_t = 2)]
+    executors: usize,
+    /// Task slots (parallel tasks) per executor.
+    #[arg(long, default_value_t = 1)]
+    slots: usize,
+}
+
+/// The arguments of `styrkort generate`.
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Multiplies the number of employees, clients, pupils, cases and contacts.
+    #[arg(long, default_value_t = 1)]
+    scale: u32,
+    /// Random seed; the same scale and seed always give the same files.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory to write into (created if missing): the sources, org units, code mapping,
+    /// targets, actions and a ready-to-run `pipeline.toml`.
+    #[arg(long)]
+    out: PathBuf,
+    /// File format of the generated sources.
+    #[arg(long, value_enum, default_value_t = styrkort::generate::DataFormat::Csv)]
+    format: styrkort::generate::DataFormat,
+    /// Plant a sick-leave step (×1.5 from January of the last year) in about a third of the
+    /// units, chosen by the seed, and write `truth.csv` saying which: for measuring how
+    /// often the flag catches a real change and how often it cries wolf.
+    #[arg(long)]
+    known_truth: bool,
 }
 
 /// The run folder `inspect` reads: given, or found from the pipeline's name and as-of date.
@@ -389,156 +430,165 @@ fn main() -> ExitCode {
 /// status.
 fn execute(command: Command, alert: &mut bool) -> Result<(), styrkort::Error> {
     match command {
-        Command::Run {
-            pipeline,
-            as_of,
-            out,
-            fail_on,
-            skip_unchanged,
-            allow_future,
-            engine,
-        } => {
-            let options = styrkort::RunOptions {
-                fail_on,
-                skip_unchanged,
-                allow_future,
-                engine,
-                ..styrkort::RunOptions::new(as_of, out)
-            };
-            styrkort::run_or_skip(&pipeline, &options).map(|outcome| match outcome {
-                styrkort::RunOutcome::Published(s) => {
-                    print_out(&format!("{s}\n"));
-                    *alert = !s.fail_on_hits.is_empty();
-                }
-                styrkort::RunOutcome::Unchanged { run_dir } => print_out(&format!(
-                    "unchanged: definitions and inputs equal those of the published run {}; nothing to do\n",
-                    run_dir.display()
-                )),
-            })
-        }
-        Command::Validate { pipeline, out } => {
+        Command::Run(args) => run(args, alert),
+        Command::Validate(ValidateArgs { pipeline, out }) => {
             styrkort::validate_against(&pipeline, Some(&out)).map(|v| print_out(&v.to_string()))
         }
-        Command::Explain {
+        Command::Explain(ExplainArgs {
             pipeline,
             as_of,
             engine,
             verbose,
-        } => styrkort::explain(&pipeline, as_of, engine, verbose)
+        }) => styrkort::explain(&pipeline, as_of, engine, verbose)
             .map(|e| print_out(&styrkort::report::explained(&e))),
-        Command::Inspect {
-            run,
-            status,
-            unit,
-            goal,
-            indicator,
-            grain,
-            period,
-            segment,
-            limit,
-            signals,
-            goals,
-            format,
-        } => inspect_run_dir(run).and_then(|dir| {
-            let filter = styrkort::report::InspectFilter {
-                statuses: status,
-                unit,
-                goal,
-                indicator,
-                grain,
-                period,
-                segment,
-                limit,
-            };
-            inspect(&dir, &filter, signals, goals, format)
-        }),
-        Command::Spc {
-            file,
-            direction,
-            rebase,
-            fix_after,
-            no_screen,
-            alpha,
-            format,
-        } => styrkort::report::spc_report(
-            &file,
-            &styrkort::report::AdhocOptions {
-                direction,
-                rebase,
-                fix_after,
-                screen_outliers: !no_screen,
-                alpha,
-                format,
-            },
-        )
-        .map(|t| print_out(&t)),
-        Command::Report {
-            run,
-            unit,
-            period,
-            lang,
-            output,
-        } => inspect_run_dir(run).and_then(|dir| {
-            let options = styrkort::report::ReportOptions { unit, period, lang };
-            let page = styrkort::report::html_report(&dir, &options)?;
-            std::fs::write(&output, page).map_err(styrkort::Error::io("write", &output))?;
-            print_out(&format!("wrote {}\n", output.display()));
-            Ok(())
-        }),
-        Command::Export { run, xlsx } => inspect_run_dir(run).and_then(|dir| {
+        Command::Inspect(args) => inspect(args),
+        Command::Spc(args) => spc(args),
+        Command::Report(args) => report(args),
+        Command::Export(ExportArgs { run, xlsx }) => inspect_run_dir(run).and_then(|dir| {
             styrkort::report::export_xlsx(&dir, &xlsx)?;
             print_out(&format!("wrote {}\n", xlsx.display()));
             Ok(())
         }),
-        Command::Init { dir, name } => {
-            styrkort::generate::write_starter(&dir, &name).map(|files| {
-                for f in files {
-                    print_out(&format!("wrote {}\n", f.display()));
-                }
-                print_out(&format!(
-                    "next: styrkort run {}\n",
-                    dir.join("pipeline.toml").display()
-                ));
-            })
+        Command::Init(InitArgs { dir, name }) => {
+            let files = styrkort::generate::write_starter(&dir, &name)?;
+            print_wrote(&files);
+            print_out(&format!(
+                "next: styrkort run {}\n",
+                dir.join("pipeline.toml").display()
+            ));
+            Ok(())
         }
         #[cfg(feature = "distributed")]
-        Command::Cluster { executors, slots } => {
-            match styrkort::compute::cluster::LocalCluster::start(executors, slots) {
-                Ok(cluster) => {
-                    print_out(&format!("{}\n", cluster.url()));
-                    loop {
-                        std::thread::park();
-                    }
-                }
-                Err(e) => Err(styrkort::Error::Usage(e)),
+        Command::Cluster(ClusterArgs { executors, slots }) => {
+            let cluster = styrkort::compute::cluster::LocalCluster::start(executors, slots)
+                .map_err(styrkort::Error::Usage)?;
+            print_out(&format!("{}\n", cluster.url()));
+            loop {
+                std::thread::park();
             }
         }
-        Command::Generate {
+        Command::Generate(GenerateArgs {
             scale,
             seed,
             out,
             format,
             known_truth,
-        } => styrkort::generate::write_pipeline_dir(&out, scale, seed, format, known_truth).map(
-            |files| {
-                for f in files {
-                    print_out(&format!("wrote {}\n", f.display()));
-                }
-            },
-        ),
+        }) => {
+            let files =
+                styrkort::generate::write_pipeline_dir(&out, scale, seed, format, known_truth)?;
+            print_wrote(&files);
+            Ok(())
+        }
+    }
+}
+
+/// `styrkort run`: publishes a run (or says why nothing was done).
+fn run(args: RunArgs, alert: &mut bool) -> Result<(), styrkort::Error> {
+    let RunArgs {
+        pipeline,
+        as_of,
+        out,
+        fail_on,
+        skip_unchanged,
+        allow_future,
+        engine,
+    } = args;
+    let options = styrkort::RunOptions {
+        fail_on,
+        skip_unchanged,
+        allow_future,
+        engine,
+        ..styrkort::RunOptions::new(as_of, out)
+    };
+    match styrkort::run_or_skip(&pipeline, &options)? {
+        styrkort::RunOutcome::Published(summary) => {
+            print_out(&format!("{summary}\n"));
+            *alert = !summary.fail_on_hits.is_empty();
+        }
+        styrkort::RunOutcome::Unchanged { run_dir } => print_out(&format!(
+            "unchanged: definitions and inputs equal those of the published run {}; nothing to do\n",
+            run_dir.display()
+        )),
+    }
+    Ok(())
+}
+
+/// `styrkort spc`: the statistical reading of the series in a CSV file.
+fn spc(args: SpcArgs) -> Result<(), styrkort::Error> {
+    let SpcArgs {
+        file,
+        direction,
+        rebase,
+        fix_after,
+        no_screen,
+        alpha,
+        format,
+    } = args;
+    let options = styrkort::report::AdhocOptions {
+        direction,
+        rebase,
+        fix_after,
+        screen_outliers: !no_screen,
+        alpha,
+        format,
+    };
+    print_out(&styrkort::report::spc_report(&file, &options)?);
+    Ok(())
+}
+
+/// `styrkort report`: the controller's HTML report of a run.
+fn report(args: ReportArgs) -> Result<(), styrkort::Error> {
+    let ReportArgs {
+        run,
+        unit,
+        period,
+        lang,
+        output,
+    } = args;
+    let dir = inspect_run_dir(run)?;
+    let options = styrkort::report::ReportOptions { unit, period, lang };
+    let page = styrkort::report::html_report(&dir, &options)?;
+    std::fs::write(&output, page).map_err(styrkort::Error::io("write", &output))?;
+    print_out(&format!("wrote {}\n", output.display()));
+    Ok(())
+}
+
+fn print_wrote(files: &[PathBuf]) {
+    for f in files {
+        print_out(&format!("wrote {}\n", f.display()));
     }
 }
 
 /// `styrkort inspect`: the deviations, goals or signals of a run, as a table for a person or
 /// as CSV/JSON for a program.
-fn inspect(
-    dir: &Path,
-    filter: &styrkort::report::InspectFilter,
-    signals: bool,
-    goals: bool,
-    format: styrkort::report::InspectFormat,
-) -> Result<(), styrkort::Error> {
+fn inspect(args: InspectArgs) -> Result<(), styrkort::Error> {
     use std::io::IsTerminal;
+    let InspectArgs {
+        run,
+        status,
+        unit,
+        goal,
+        indicator,
+        grain,
+        period,
+        segment,
+        limit,
+        signals,
+        goals,
+        format,
+    } = args;
+    let dir = inspect_run_dir(run)?;
+    let dir = dir.as_path();
+    let filter = &styrkort::report::InspectFilter {
+        statuses: status,
+        unit,
+        goal,
+        indicator,
+        grain,
+        period,
+        segment,
+        limit,
+    };
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let text = if goals {
         styrkort::report::render_goals(dir, filter, format, color)?

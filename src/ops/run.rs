@@ -358,8 +358,7 @@ fn run_in_span(
         mut signals,
     } = named;
     let mut rejected = checked.rejected;
-    let staging = Staging::new(&pipeline_dir, as_of, &run_id)?;
-    let mut tables: [(&str, &mut DataFrame); 6] = [
+    let mut tables: Vec<(&str, &mut DataFrame)> = vec![
         ("indicator_values.parquet", &mut values),
         ("rejected_rows.parquet", &mut rejected),
         ("deviations.parquet", &mut deviations),
@@ -367,51 +366,30 @@ fn run_in_span(
         ("actions.parquet", &mut actions),
         ("signals.parquet", &mut signals),
     ];
-    let mut outputs = Vec::new();
-    let written = (|| -> Result<Manifest, Error> {
-        let model_tables = model.iter_mut().map(|(name, df)| (*name, df));
-        for (name, df) in tables
-            .iter_mut()
-            .map(|(n, d)| (*n, &mut **d))
-            .chain(model_tables)
-        {
-            outputs.push(staging.write_parquet(name, df)?);
-            test_pause(&format!("after_{name}"));
-        }
-        stages.lap("write_tables");
-        warnings.extend(source_warnings(&results));
-        let manifest = Manifest {
-            run_id: run_id.clone(),
-            pipeline: p.def.name.get_ref().clone(),
-            as_of: as_of.to_string(),
-            first_period: months.first.label(),
-            last_period: months.last.label(),
-            styrkort_version: env!("CARGO_PKG_VERSION").to_string(),
-            started_at: started_at.to_rfc3339(),
-            finished_at: chrono::Utc::now().to_rfc3339(),
-            definitions_hash: definitions_hash.clone(),
-            definitions: definitions.clone(),
-            sources: source_records(p, &results, &checked.gates),
-            outputs: outputs.clone(),
-            status_counts: counts.status.clone(),
-            goal_status_counts: counts.goal_status.clone(),
-            actions: counts.actions.clone(),
-            signal_flags: counts.flags.clone(),
-            durations_ms: stages.done.clone(),
-            warnings: warnings.clone(),
-        };
-        staging.write_json("manifest.json", &manifest)?;
-        Ok(manifest)
-    })();
-    let manifest = match written {
-        Ok(m) => m,
-        Err(e) => {
-            staging.discard();
-            return Err(e);
-        }
+    tables.extend(model.iter_mut().map(|(name, df)| (*name, df)));
+    warnings.extend(source_warnings(&results));
+    // Filled in as the tables are written: outputs, durations, finish time.
+    let manifest = Manifest {
+        run_id: run_id.clone(),
+        pipeline: p.def.name.get_ref().clone(),
+        as_of: as_of.to_string(),
+        first_period: months.first.label(),
+        last_period: months.last.label(),
+        styrkort_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: started_at.to_rfc3339(),
+        finished_at: String::new(),
+        definitions_hash,
+        definitions,
+        sources: source_records(p, &results, &checked.gates),
+        outputs: Vec::new(),
+        status_counts: counts.status,
+        goal_status_counts: counts.goal_status,
+        actions: counts.actions,
+        signal_flags: counts.flags,
+        durations_ms: Vec::new(),
+        warnings,
     };
-    let run_dir = staging.publish()?;
-    publish::clean_up(&pipeline_dir);
+    let (run_dir, manifest) = publish_run(&pipeline_dir, as_of, tables, manifest, stages)?;
     drop(lock);
     let summary = RunSummary {
         run_dir,
@@ -432,6 +410,38 @@ fn run_in_span(
         "run published"
     );
     Ok(RunOutcome::Published(Box::new(summary)))
+}
+
+/// Stage `write_tables`, then publishing: every table and the manifest (completed with the
+/// outputs, the stage durations and the finish time) written to a staging folder, which is then
+/// moved into place at once. On any failure the staging folder is discarded: nothing is
+/// published and earlier runs stay as they were.
+fn publish_run(
+    pipeline_dir: &Path,
+    as_of: NaiveDate,
+    tables: Vec<(&str, &mut DataFrame)>,
+    mut manifest: Manifest,
+    stages: &mut Stages,
+) -> Result<(PathBuf, Manifest), Error> {
+    let staging = Staging::new(pipeline_dir, as_of, &manifest.run_id)?;
+    let write = || -> Result<(), Error> {
+        for (name, df) in tables {
+            manifest.outputs.push(staging.write_parquet(name, df)?);
+            test_pause(&format!("after_{name}"));
+        }
+        stages.lap("write_tables");
+        manifest.durations_ms = stages.done.clone();
+        manifest.finished_at = chrono::Utc::now().to_rfc3339();
+        staging.write_json("manifest.json", &manifest)?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        staging.discard();
+        return Err(e);
+    }
+    let run_dir = staging.publish()?;
+    publish::clean_up(pipeline_dir);
+    Ok((run_dir, manifest))
 }
 
 /// Stage `compute_sources`: phase 1 on the chosen engine, phase 2 here, per source; then every

@@ -580,96 +580,11 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
         "Δ year",
         "open action",
     ]);
+    let columns = DeviationColumns::read(&rows)?;
     let names = indicator_names(run_dir);
     let covering = open_actions(run_dir)?;
-    let text = |name: &str| text_column(&rows, name);
-    let num = |name: &str| -> Result<Float64Chunked, Error> {
-        rows.column(name)
-            .and_then(|c| c.f64().cloned())
-            .map_err(Error::from)
-    };
-    let goal_ids = text("goal_ids")?;
-    let (status, indicator, unit, name, period, segment, kind, tolerance, compare_to) = (
-        text("status")?,
-        text("indicator_id")?,
-        text("org_unit_id")?,
-        text("org_name")?,
-        text("period")?,
-        text("segment")?,
-        text("target_kind")?,
-        text("tolerance")?,
-        text("compare_to")?,
-    );
-    let (value, target, high, gap, gap_pct, change, yoy) = (
-        num("value")?,
-        num("target_value")?,
-        num("target_value_high")?,
-        num("gap")?,
-        num("gap_pct")?,
-        num("change")?,
-        num("yoy_change")?,
-    );
-    let fmt = |x: Option<f64>| x.map(format_number).unwrap_or_else(|| "–".into());
-    let ranks = |name: &str| -> Result<UInt32Chunked, Error> {
-        rows.column(name)
-            .and_then(|c| c.cast(&DataType::UInt32))
-            .and_then(|c| c.u32().cloned())
-            .map_err(Error::from)
-    };
-    let (rank, rank_of) = (ranks("rank")?, ranks("rank_of")?);
     for i in 0..shown {
-        let st = status.get(i).unwrap_or("");
-        let status_cell = status_cell(st, color);
-        let target_text = target_text(
-            kind.get(i),
-            (target.get(i), high.get(i)),
-            (rank.get(i), rank_of.get(i)),
-            compare_to.get(i),
-            tolerance.get(i),
-        );
-        let ind = indicator.get(i).unwrap_or("");
-        let ind_cell = match names.get(ind) {
-            Some(n) => format!("{n} ({ind})"),
-            None => ind.to_string(),
-        };
-        // For a row not met: the open actions on one of its goals at its unit.
-        let action = if st == "not_met" {
-            let ids = actions_on(
-                &covering,
-                goal_ids.get(i).unwrap_or(""),
-                unit.get(i).unwrap_or(""),
-            );
-            if ids.is_empty() {
-                "none".to_string()
-            } else {
-                ids.join(", ")
-            }
-        } else {
-            String::new()
-        };
-        table.add_row(vec![
-            status_cell,
-            Cell::new(ind_cell),
-            Cell::new(format!(
-                "{} ({})",
-                name.get(i).unwrap_or(""),
-                unit.get(i).unwrap_or("")
-            )),
-            Cell::new(period.get(i).unwrap_or("")),
-            Cell::new(segment.get(i).unwrap_or("")),
-            Cell::new(fmt(value.get(i))),
-            Cell::new(target_text),
-            Cell::new(fmt(gap.get(i))),
-            Cell::new(
-                gap_pct
-                    .get(i)
-                    .map(|g| format!("{g:.1}"))
-                    .unwrap_or_else(|| "–".into()),
-            ),
-            Cell::new(fmt(change.get(i))),
-            Cell::new(fmt(yoy.get(i))),
-            Cell::new(action),
-        ]);
+        table.add_row(columns.cells(i, &names, &covering, color));
     }
     let mut out = format!(
         "deviations in {} — {} — {} row(s){}\n",
@@ -689,6 +604,122 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
     out.push_str(&table.to_string());
     out.push('\n');
     Ok(out)
+}
+
+/// The columns of the deviations table that `render` shows.
+struct DeviationColumns {
+    goal_ids: StringChunked,
+    status: StringChunked,
+    indicator: StringChunked,
+    unit: StringChunked,
+    name: StringChunked,
+    period: StringChunked,
+    segment: StringChunked,
+    kind: StringChunked,
+    tolerance: StringChunked,
+    compare_to: StringChunked,
+    value: Float64Chunked,
+    target: Float64Chunked,
+    high: Float64Chunked,
+    gap: Float64Chunked,
+    gap_pct: Float64Chunked,
+    change: Float64Chunked,
+    yoy: Float64Chunked,
+    rank: UInt32Chunked,
+    rank_of: UInt32Chunked,
+}
+
+impl DeviationColumns {
+    fn read(rows: &DataFrame) -> Result<DeviationColumns, Error> {
+        let text = |name: &str| text_column(rows, name);
+        let num = |name: &str| -> Result<Float64Chunked, Error> {
+            rows.column(name)
+                .and_then(|c| c.f64().cloned())
+                .map_err(Error::from)
+        };
+        let rank = |name: &str| -> Result<UInt32Chunked, Error> {
+            rows.column(name)
+                .and_then(|c| c.cast(&DataType::UInt32))
+                .and_then(|c| c.u32().cloned())
+                .map_err(Error::from)
+        };
+        Ok(DeviationColumns {
+            goal_ids: text("goal_ids")?,
+            status: text("status")?,
+            indicator: text("indicator_id")?,
+            unit: text("org_unit_id")?,
+            name: text("org_name")?,
+            period: text("period")?,
+            segment: text("segment")?,
+            kind: text("target_kind")?,
+            tolerance: text("tolerance")?,
+            compare_to: text("compare_to")?,
+            value: num("value")?,
+            target: num("target_value")?,
+            high: num("target_value_high")?,
+            gap: num("gap")?,
+            gap_pct: num("gap_pct")?,
+            change: num("change")?,
+            yoy: num("yoy_change")?,
+            rank: rank("rank")?,
+            rank_of: rank("rank_of")?,
+        })
+    }
+
+    /// Row `i` as table cells; a row not met names the open actions on one of its goals at its
+    /// unit (or says there are none).
+    fn cells(
+        &self,
+        i: usize,
+        names: &std::collections::BTreeMap<String, String>,
+        covering: &std::collections::BTreeMap<(String, String), Vec<String>>,
+        color: bool,
+    ) -> Vec<Cell> {
+        let fmt = |x: Option<f64>| x.map(format_number).unwrap_or_else(|| "–".into());
+        let st = self.status.get(i).unwrap_or("");
+        let unit = self.unit.get(i).unwrap_or("");
+        let target_text = target_text(
+            self.kind.get(i),
+            (self.target.get(i), self.high.get(i)),
+            (self.rank.get(i), self.rank_of.get(i)),
+            self.compare_to.get(i),
+            self.tolerance.get(i),
+        );
+        let ind = self.indicator.get(i).unwrap_or("");
+        let ind_cell = match names.get(ind) {
+            Some(n) => format!("{n} ({ind})"),
+            None => ind.to_string(),
+        };
+        let action = if st == "not_met" {
+            let ids = actions_on(covering, self.goal_ids.get(i).unwrap_or(""), unit);
+            if ids.is_empty() {
+                "none".to_string()
+            } else {
+                ids.join(", ")
+            }
+        } else {
+            String::new()
+        };
+        vec![
+            status_cell(st, color),
+            Cell::new(ind_cell),
+            Cell::new(format!("{} ({unit})", self.name.get(i).unwrap_or(""))),
+            Cell::new(self.period.get(i).unwrap_or("")),
+            Cell::new(self.segment.get(i).unwrap_or("")),
+            Cell::new(fmt(self.value.get(i))),
+            Cell::new(target_text),
+            Cell::new(fmt(self.gap.get(i))),
+            Cell::new(
+                self.gap_pct
+                    .get(i)
+                    .map(|g| format!("{g:.1}"))
+                    .unwrap_or_else(|| "–".into()),
+            ),
+            Cell::new(fmt(self.change.get(i))),
+            Cell::new(fmt(self.yoy.get(i))),
+            Cell::new(action),
+        ]
+    }
 }
 
 /// Indicator id → name, from the run's `indicators.parquet` (empty for runs made before it).
