@@ -484,23 +484,14 @@ fn execute(command: Command, alert: &mut bool) -> Result<(), styrkort::Error> {
 
 /// `styrkort run`: publishes a run (or says why nothing was done).
 fn run(args: RunArgs, alert: &mut bool) -> Result<(), styrkort::Error> {
-    let RunArgs {
-        pipeline,
-        as_of,
-        out,
-        fail_on,
-        skip_unchanged,
-        allow_future,
-        engine,
-    } = args;
     let options = styrkort::RunOptions {
-        fail_on,
-        skip_unchanged,
-        allow_future,
-        engine,
-        ..styrkort::RunOptions::new(as_of, out)
+        fail_on: args.fail_on,
+        skip_unchanged: args.skip_unchanged,
+        allow_future: args.allow_future,
+        engine: args.engine,
+        ..styrkort::RunOptions::new(args.as_of, args.out)
     };
-    match styrkort::run_or_skip(&pipeline, &options)? {
+    match styrkort::run_or_skip(&args.pipeline, &options)? {
         styrkort::RunOutcome::Published(summary) => {
             print_out(&format!("{summary}\n"));
             *alert = !summary.fail_on_hits.is_empty();
@@ -515,24 +506,15 @@ fn run(args: RunArgs, alert: &mut bool) -> Result<(), styrkort::Error> {
 
 /// `styrkort spc`: the statistical reading of the series in a CSV file.
 fn spc(args: SpcArgs) -> Result<(), styrkort::Error> {
-    let SpcArgs {
-        file,
-        direction,
-        rebase,
-        fix_after,
-        no_screen,
-        alpha,
-        format,
-    } = args;
     let options = styrkort::report::AdhocOptions {
-        direction,
-        rebase,
-        fix_after,
-        screen_outliers: !no_screen,
-        alpha,
-        format,
+        direction: args.direction,
+        rebase: args.rebase,
+        fix_after: args.fix_after,
+        screen_outliers: !args.no_screen,
+        alpha: args.alpha,
+        format: args.format,
     };
-    print_out(&styrkort::report::spc_report(&file, &options)?);
+    print_out(&styrkort::report::spc_report(&args.file, &options)?);
     Ok(())
 }
 
@@ -545,8 +527,8 @@ fn report(args: ReportArgs) -> Result<(), styrkort::Error> {
         lang,
         output,
     } = args;
-    let dir = inspect_run_dir(run)?;
     let options = styrkort::report::ReportOptions { unit, period, lang };
+    let dir = inspect_run_dir(run)?;
     let page = styrkort::report::html_report(&dir, &options)?;
     std::fs::write(&output, page).map_err(styrkort::Error::io("write", &output))?;
     print_out(&format!("wrote {}\n", output.display()));
@@ -563,32 +545,19 @@ fn print_wrote(files: &[PathBuf]) {
 /// as CSV/JSON for a program.
 fn inspect(args: InspectArgs) -> Result<(), styrkort::Error> {
     use std::io::IsTerminal;
-    let InspectArgs {
-        run,
-        status,
-        unit,
-        goal,
-        indicator,
-        grain,
-        period,
-        segment,
-        limit,
-        signals,
-        goals,
-        format,
-    } = args;
-    let dir = inspect_run_dir(run)?;
-    let dir = dir.as_path();
+    let (signals, goals, format) = (args.signals, args.goals, args.format);
     let filter = &styrkort::report::InspectFilter {
-        statuses: status,
-        unit,
-        goal,
-        indicator,
-        grain,
-        period,
-        segment,
-        limit,
+        statuses: args.status,
+        unit: args.unit,
+        goal: args.goal,
+        indicator: args.indicator,
+        grain: args.grain,
+        period: args.period,
+        segment: args.segment,
+        limit: args.limit,
     };
+    let dir = inspect_run_dir(args.run)?;
+    let dir = dir.as_path();
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let text = if goals {
         styrkort::report::render_goals(dir, filter, format, color)?

@@ -23,6 +23,7 @@ mod cross;
 #[cfg(feature = "distributed")]
 mod datafusion;
 mod direct;
+mod distinct;
 mod engine;
 mod expr;
 mod finish;
@@ -40,6 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
+use polars_arrow::array::Array;
 use rayon::prelude::*;
 
 use crate::definitions::{IndicatorDef, Pipeline, Rollup, SourceDef};
@@ -64,7 +66,22 @@ pub enum ComputeError {
 /// Dense ids for the values of one distinct set: equal values get equal ids (null stays null).
 /// Shared by the threads of the streaming scan; ids depend on arrival order, counts do not.
 #[derive(Default)]
-struct ValueIds(Mutex<PlHashMap<String, u32>>);
+struct ValueIds(Mutex<IdMaps>);
+
+/// Value → id. A string of at most 12 bytes (most ids and codes) is held whole in its 16-byte
+/// polars view, zero-padded, so it is keyed by the view as one integer: no string is hashed,
+/// compared or copied for it. Longer strings are keyed by their text.
+#[derive(Default)]
+struct IdMaps {
+    inline: PlHashMap<u128, u32>,
+    long: PlHashMap<String, u32>,
+}
+
+impl IdMaps {
+    fn next(&self) -> u32 {
+        (self.inline.len() + self.long.len()) as u32
+    }
+}
 
 impl ValueIds {
     fn ids(&self, values: &Column) -> PolarsResult<Column> {
@@ -74,35 +91,52 @@ impl ValueIds {
             values.cast(&DataType::String)?
         };
         let text = text.str()?;
-        let mut ids = self
+        let mut maps = self
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // A value often repeats on consecutive rows (an employee's months in a row): the
-        // previous row's id is reused without hashing.
-        let mut last: Option<(&str, u32)> = None;
-        let out: UInt32Chunked = text
-            .iter()
-            .map(|v| {
-                let v = v?;
-                if let Some((same, id)) = last
-                    && same == v
-                {
-                    return Some(id);
+        let mut out = UInt32Chunked::full_null(text.name().clone(), 0);
+        for chunk in text.downcast_iter() {
+            let mut ids = Vec::with_capacity(chunk.len());
+            // A value often repeats on consecutive rows (an employee's months in a row): the
+            // previous row's id is reused when the view is the same. Equal views are equal
+            // strings (inline: the bytes; otherwise: the same place in the same buffer).
+            let mut last: Option<(u128, u32)> = None;
+            for (i, view) in chunk.views().iter().enumerate() {
+                if !chunk.is_valid(i) {
+                    ids.push(0);
+                    continue;
                 }
-                let id = match ids.get(v) {
-                    Some(&id) => id,
-                    None => {
-                        let id = ids.len() as u32;
-                        ids.insert(v.to_string(), id);
-                        id
+                let key = view.as_u128();
+                let id = match last {
+                    Some((same, id)) if same == key => id,
+                    _ if view.is_inline() => {
+                        let next = maps.next();
+                        *maps.inline.entry(key).or_insert(next)
+                    }
+                    _ => {
+                        let value = chunk.value(i);
+                        match maps.long.get(value) {
+                            Some(&id) => id,
+                            None => {
+                                let id = maps.next();
+                                maps.long.insert(value.to_string(), id);
+                                id
+                            }
+                        }
                     }
                 };
-                last = Some((v, id));
-                Some(id)
-            })
-            .collect();
-        Ok(out.with_name(text.name().clone()).into_column())
+                last = Some((key, id));
+                ids.push(id);
+            }
+            let name = text.name().clone();
+            out.append_owned(UInt32Chunked::from_vec_validity(
+                name,
+                ids,
+                chunk.validity().cloned(),
+            ))?;
+        }
+        Ok(out.into_column())
     }
 }
 
@@ -216,11 +250,11 @@ fn in_scope(tree: &OrgTree, units: &[u32]) -> Expr {
     col("__unit").map(
         move |units| {
             let units = units.u32()?;
-            let out: BooleanChunked = units
-                .iter()
-                .map(|u| Some(u.is_some_and(|u| inside[u as usize])))
-                .collect();
-            Ok(out.with_name(units.name().clone()).into_column())
+            let out = BooleanChunked::from_iter_values(
+                units.name().clone(),
+                units.iter().map(|u| u.is_some_and(|u| inside[u as usize])),
+            );
+            Ok(out.into_column())
         },
         |_, f| Ok(Field::new(f.name().clone(), DataType::Boolean)),
     )
@@ -280,6 +314,9 @@ pub(crate) fn plan_source(
     let defs: Vec<&IndicatorDef> = pipeline.indicators_of(&name).collect();
     let parts = indicator_parts(&defs, tree)?;
     let mut base = rows.usable.clone();
+    if !parts.scopes.is_empty() {
+        base = base.with_columns(parts.scopes.clone());
+    }
     if !parts.filters.is_empty() {
         base = base.with_columns(parts.filters.clone());
     }
@@ -375,7 +412,10 @@ struct IndicatorParts<'a> {
     /// Indicators computed directly, with the reason.
     direct: Vec<(String, String)>,
     direct_defs: Vec<(usize, &'a IndicatorDef)>,
-    /// `__filter_<slot>` columns of the indicators that select rows.
+    /// `__scope_<k>` columns: one per distinct set of scope units, shared by the indicators
+    /// with that scope (it is a lookup on every row, so it is done once).
+    scopes: Vec<Expr>,
+    /// `__filter_<slot>` columns of the indicators that select rows (using `scopes`).
     filters: Vec<Expr>,
     /// The same filters in parts, for the SQL printer: column, `filter`, scope units.
     sql_filters: Vec<(String, Option<Expr>, Option<Vec<u32>>)>,
@@ -394,9 +434,11 @@ fn indicator_parts<'a>(
         partial_defs: Vec::new(),
         direct: Vec::new(),
         direct_defs: Vec::new(),
+        scopes: Vec::new(),
         filters: Vec::new(),
         sql_filters: Vec::new(),
     };
+    let mut scope_columns: BTreeMap<Vec<u32>, String> = BTreeMap::new();
     for (slot, &ind) in defs.iter().enumerate() {
         let filter = match &ind.filter {
             Some(f) => Some(
@@ -409,7 +451,13 @@ fn indicator_parts<'a>(
             .scope
             .as_ref()
             .map(|s| scope_units(tree, &s.get_ref().roots()));
-        let scope = units.as_ref().map(|u| in_scope(tree, u));
+        let scope = units.as_ref().map(|u| {
+            let next = scope_columns.len();
+            col(scope_columns
+                .entry(u.clone())
+                .or_insert_with(|| format!("__scope_{next}"))
+                .as_str())
+        });
         let condition = match (filter.clone().map(|f| f.fill_null(lit(false))), scope) {
             (Some(f), Some(s)) => Some(s.and(f)),
             (f, s) => f.or(s),
@@ -435,6 +483,10 @@ fn indicator_parts<'a>(
             }
         }
     }
+    parts.scopes = scope_columns
+        .into_iter()
+        .map(|(units, name)| in_scope(tree, &units).alias(name))
+        .collect();
     Ok(parts)
 }
 

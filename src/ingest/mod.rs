@@ -17,6 +17,8 @@ pub(crate) use files::{InputFile, expand_source};
 use std::sync::Arc;
 
 use polars::prelude::*;
+use polars_arrow::array::Array;
+use polars_arrow::bitmap::MutableBitmap;
 use thiserror::Error;
 
 use crate::definitions::{CellText, ColumnChecks, ColumnType, SourceDef, read_sheet};
@@ -671,35 +673,49 @@ impl UnitLookup {
     fn place(&self, codes: &Column, dates: &Column) -> PolarsResult<Column> {
         let codes = codes.str()?;
         let days = dates.cast(&DataType::Int32)?;
-        let days = days.i32()?;
-        // Exports are mostly sorted by unit, so a run of rows shares one code: it is looked up
-        // once per run.
-        let mut last: Option<(&str, Option<&Vec<Validity>>)> = None;
-        let out: UInt32Chunked = codes
+        let days = days.i32()?.rechunk();
+        let mut days = days.iter();
+        let mut units: Vec<u32> = Vec::with_capacity(codes.len());
+        let mut placed = MutableBitmap::with_capacity(codes.len());
+        for chunk in codes.downcast_iter() {
+            // Exports are mostly sorted by unit, so a run of rows shares one code: it is looked
+            // up once per run, recognised by its view (equal views are equal strings).
+            let mut last: Option<(u128, Option<&Vec<Validity>>)> = None;
+            for (i, view) in chunk.views().iter().enumerate() {
+                let day = days.next().flatten();
+                let unit = if chunk.is_valid(i) {
+                    let key = view.as_u128();
+                    let ranges = match last {
+                        Some((same, ranges)) if same == key => ranges,
+                        _ => {
+                            let ranges = self.codes.get(chunk.value(i));
+                            last = Some((key, ranges));
+                            ranges
+                        }
+                    };
+                    ranges.and_then(|ranges| self.unit_on(ranges, day))
+                } else {
+                    None
+                };
+                units.push(unit.unwrap_or(0));
+                placed.push(unit.is_some());
+            }
+        }
+        Ok(
+            UInt32Chunked::from_vec_validity(codes.name().clone(), units, Some(placed.into()))
+                .into_column(),
+        )
+    }
+
+    /// The unit of a code's ranges on a day (an undated source's code is a unit id).
+    fn unit_on(&self, ranges: &[Validity], day: Option<i32>) -> Option<u32> {
+        if !self.dated {
+            return ranges.first().map(|r| r.2);
+        }
+        let day = day?;
+        ranges
             .iter()
-            .zip(days.iter())
-            .map(|(code, day)| {
-                let code = code?;
-                let ranges = match last {
-                    Some((same, ranges)) if same == code => ranges,
-                    _ => {
-                        let ranges = self.codes.get(code);
-                        last = Some((code, ranges));
-                        ranges
-                    }
-                }?;
-                if !self.dated {
-                    return ranges.first().map(|r| r.2);
-                }
-                let day = day?;
-                ranges
-                    .iter()
-                    .find(|(from, to, _)| {
-                        from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t)
-                    })
-                    .map(|r| r.2)
-            })
-            .collect();
-        Ok(out.with_name(codes.name().clone()).into_column())
+            .find(|(from, to, _)| from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t))
+            .map(|r| r.2)
     }
 }
