@@ -53,24 +53,17 @@ pub(super) fn distinct_counts(
         first: months.first.0,
         n_months: n_months as u32,
     };
+    let walk = Walk {
+        layout,
+        chains: &chains,
+        segments: &segments,
+        months,
+        grains,
+    };
     let out = if layout.bits() <= 64 {
-        walk_grains::<u64>(
-            rows.into_keys(layout)?,
-            layout,
-            &chains,
-            &segments,
-            months,
-            grains,
-        )
+        walk.counts::<u64>(rows)?
     } else {
-        walk_grains::<u128>(
-            rows.into_keys(layout)?,
-            layout,
-            &chains,
-            &segments,
-            months,
-            grains,
-        )
+        walk.counts::<u128>(rows)?
     };
     out.frame()
 }
@@ -267,29 +260,39 @@ impl RowColumns<'_> {
     }
 }
 
-/// Each grain is one walk over the sorted keys; grains are independent, so they run side by
-/// side and their rows are put together in grain order (the same output on any thread count).
-fn walk_grains<K: PackedKey>(
-    keys: Vec<K>,
+/// What the walks over a set's sorted keys share.
+struct Walk<'a> {
     layout: KeyLayout,
-    chains: &[Vec<u32>],
-    segments: &[String],
+    chains: &'a [Vec<u32>],
+    segments: &'a [String],
     months: RunMonths,
-    grains: &[Grain],
-) -> CountsOut {
-    let walk = SortedValues {
-        keys: &keys,
-        layout,
-        chains,
-        segments,
-        months,
-    };
-    let per_grain: Vec<CountsOut> = grains.par_iter().map(|&grain| walk.counts(grain)).collect();
-    let mut out = CountsOut::default();
-    for part in per_grain {
-        out.append(part);
+    grains: &'a [Grain],
+}
+
+impl Walk<'_> {
+    /// The rows' keys sorted, then one walk per grain; grains are independent, so they run side
+    /// by side and their rows are put together in grain order (the same output on any thread
+    /// count).
+    fn counts<K: PackedKey>(&self, rows: RowColumns) -> PolarsResult<CountsOut> {
+        let keys: Vec<K> = rows.into_keys(self.layout)?;
+        let sorted = SortedValues {
+            keys: &keys,
+            layout: self.layout,
+            chains: self.chains,
+            segments: self.segments,
+            months: self.months,
+        };
+        let per_grain: Vec<CountsOut> = self
+            .grains
+            .par_iter()
+            .map(|&grain| sorted.counts(grain))
+            .collect();
+        let mut out = CountsOut::default();
+        for part in per_grain {
+            out.append(part);
+        }
+        Ok(out)
     }
-    out
 }
 
 /// Sorted keys with what is needed to count them per ancestor and period.
