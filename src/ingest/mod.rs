@@ -673,8 +673,7 @@ impl UnitLookup {
     fn place(&self, codes: &Column, dates: &Column) -> PolarsResult<Column> {
         let codes = codes.str()?;
         let days = dates.cast(&DataType::Int32)?;
-        let days = days.i32()?.rechunk();
-        let mut days = days.iter();
+        let mut days = days.i32()?.iter();
         let mut units: Vec<u32> = Vec::with_capacity(codes.len());
         let mut placed = MutableBitmap::with_capacity(codes.len());
         for chunk in codes.downcast_iter() {

@@ -12,7 +12,15 @@ use common::Fixture;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const KS: [&str; 5] = ["a", "b", "c", "d", "e"];
+// Two values longer than 12 bytes, with the same first bytes: polars keeps short texts whole
+// in their view and long ones in a buffer, and the distinct-value ids treat the two apart.
+const KS: [&str; 5] = [
+    "a",
+    "b",
+    "c",
+    "long-value-number-one",
+    "long-value-number-two",
+];
 const GS: [&str; 2] = ["K", "M"];
 
 #[derive(Debug, Clone)]
