@@ -133,6 +133,23 @@ fn deviations(
     values: &DataFrame,
     months: RunMonths,
 ) -> PolarsResult<DataFrame> {
+    let frame = with_history_and_targets(tree, targets, values, months)?;
+    let mut frame = with_reference_values(frame, values, tree, groups, targets)?;
+    let ranks = ranks(pipeline, &frame)?;
+    frame.hstack_mut(ranks.columns())?;
+    let judged = judge_rows(pipeline, targets, &frame)?;
+    frame.hstack_mut(judged.columns())?;
+    with_changes_and_context(pipeline, tree, frame, months)
+}
+
+/// `values` with each cell's previous-period and last-year values beside it, and the index of
+/// the target that applies to it (`__target`).
+fn with_history_and_targets(
+    tree: &OrgTree,
+    targets: &Targets,
+    values: &DataFrame,
+    months: RunMonths,
+) -> PolarsResult<DataFrame> {
     let value_at = |period_col: &str, name: &str| {
         values.clone().lazy().select([
             col("indicator_id"),
@@ -160,7 +177,8 @@ fn deviations(
         .select(cols(&CELL_KEY[..4]))
         .collect()?;
     let assignments = targets.assignments(tree, &cells)?;
-    let frame = values
+    let cell_keys = cols(&CELL_KEY[..4]);
+    values
         .clone()
         .lazy()
         .join(
@@ -183,32 +201,25 @@ fn deviations(
         )
         .join(
             assignments.lazy(),
-            [
-                col("indicator_id"),
-                col("org_unit_id"),
-                col("grain"),
-                col("period"),
-            ],
-            [
-                col("indicator_id"),
-                col("org_unit_id"),
-                col("grain"),
-                col("period"),
-            ],
+            cell_keys.clone(),
+            cell_keys,
             JoinArgs::new(JoinType::Left),
         )
-        .collect()?;
+        .collect()
+}
 
-    let frame = with_reference_values(frame, values, tree, groups, targets)?;
-
-    let mut frame = frame;
-    let ranks = ranks(pipeline, &frame)?;
-    frame.hstack_mut(ranks.columns())?;
-    let judged = judge_rows(pipeline, targets, &frame)?;
+/// The judged frame with the changes against the previous period and last year, the goals each
+/// indicator measures, the unit's place in the tree and whether the period is the latest: the
+/// published columns of `deviations` (without the signal columns), in cell order.
+fn with_changes_and_context(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    frame: DataFrame,
+    months: RunMonths,
+) -> PolarsResult<DataFrame> {
     let goal_ids = goal_ids_frame(pipeline)?;
     let org_paths = org_paths_frame(tree)?;
     frame
-        .hstack(judged.columns())?
         .lazy()
         .with_columns([
             (col("value") - col("previous_value")).alias("change"),

@@ -180,70 +180,74 @@ pub(crate) fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResu
     let alpha = pipeline.def.alpha();
     let analysed: Vec<Analysis> = series
         .par_iter()
-        .map(|s| {
-            let ind = by_indicator[s.indicator.as_str()];
-            let opts = SpcOptions {
-                direction: direction(ind.polarity),
-                target: s.target,
-                rebase_at: rebase_indices(ind, &s.period_months),
-                fix_after: ind.spc_baseline,
-                screen_outliers: true,
-            };
-            let spc = xmr(&s.values, &opts);
-            // Calendar months for a monthly series, so a season can be found.
-            let months: Vec<u32> = s
-                .period_months
-                .iter()
-                .map(|m| m.rem_euclid(12) as u32)
-                .collect();
-            let drift = opts
-                .rebase_at
-                .is_empty()
-                .then(|| {
-                    drift(
-                        &s.values,
-                        (s.grain == "month").then_some(months.as_slice()),
-                        opts.direction,
-                        &DriftOptions::default(),
-                    )
-                })
-                .flatten();
-            let runs = anhoej(&s.values, Centre::Mean, &opts.rebase_at, None, true);
-            let run_chart = anhoej(&s.values, Centre::Median, &opts.rebase_at, None, true);
-            let mk = mann_kendall(&s.values, alpha);
-            let t: Vec<Option<f64>> = (0..s.values.len()).map(|i| Some(i as f64)).collect();
-            let present: Vec<usize> = (0..s.values.len())
-                .filter(|&i| s.values[i].is_some())
-                .collect();
-            // OLS over the points that have values, against their positions in time.
-            let line = ols(
-                &present.iter().map(|&i| t[i]).collect::<Vec<_>>(),
-                &present.iter().map(|&i| s.values[i]).collect::<Vec<_>>(),
-            )
-            .ok()
-            .filter(|_| present.len() >= 3);
-            let prime = ind.stat_kind.and_then(|k| {
-                let kind = match k {
-                    StatKind::Proportion => PrimeKind::Proportion,
-                    StatKind::Rate => PrimeKind::Rate,
-                };
-                prime_chart(&s.counts, kind, true).map(|c| (kind, c))
-            });
-            Analysis {
-                spc,
-                drift,
-                runs,
-                run_chart,
-                mk,
-                line,
-                prime,
-            }
-        })
+        .map(|s| analyse(s, by_indicator[s.indicator.as_str()], alpha))
         .collect();
     Ok(Signals {
         points: point_frame(&series, &analysed)?,
         series: series_frame(&series, &analysed, &by_indicator)?,
     })
+}
+
+/// Every statistical reading of one series of indicator `ind`: the XmR chart, the drift
+/// reading, the runs rules (around the mean and, as a run chart, the median), the Mann-Kendall
+/// trend at `alpha`, the fitted line and, for a proportion or rate, the prime chart.
+fn analyse(s: &Series, ind: &IndicatorDef, alpha: f64) -> Analysis {
+    let opts = SpcOptions {
+        direction: direction(ind.polarity),
+        target: s.target,
+        rebase_at: rebase_indices(ind, &s.period_months),
+        fix_after: ind.spc_baseline,
+        screen_outliers: true,
+    };
+    let spc = xmr(&s.values, &opts);
+    // Calendar months for a monthly series, so a season can be found.
+    let months: Vec<u32> = s
+        .period_months
+        .iter()
+        .map(|m| m.rem_euclid(12) as u32)
+        .collect();
+    let drift = opts
+        .rebase_at
+        .is_empty()
+        .then(|| {
+            drift(
+                &s.values,
+                (s.grain == "month").then_some(months.as_slice()),
+                opts.direction,
+                &DriftOptions::default(),
+            )
+        })
+        .flatten();
+    let runs = anhoej(&s.values, Centre::Mean, &opts.rebase_at, None, true);
+    let run_chart = anhoej(&s.values, Centre::Median, &opts.rebase_at, None, true);
+    let mk = mann_kendall(&s.values, alpha);
+    let t: Vec<Option<f64>> = (0..s.values.len()).map(|i| Some(i as f64)).collect();
+    let present: Vec<usize> = (0..s.values.len())
+        .filter(|&i| s.values[i].is_some())
+        .collect();
+    // OLS over the points that have values, against their positions in time.
+    let line = ols(
+        &present.iter().map(|&i| t[i]).collect::<Vec<_>>(),
+        &present.iter().map(|&i| s.values[i]).collect::<Vec<_>>(),
+    )
+    .ok()
+    .filter(|_| present.len() >= 3);
+    let prime = ind.stat_kind.and_then(|k| {
+        let kind = match k {
+            StatKind::Proportion => PrimeKind::Proportion,
+            StatKind::Rate => PrimeKind::Rate,
+        };
+        prime_chart(&s.counts, kind, true).map(|c| (kind, c))
+    });
+    Analysis {
+        spc,
+        drift,
+        runs,
+        run_chart,
+        mk,
+        line,
+        prime,
+    }
 }
 
 /// The index of the first period at or after each `rebase` month of the indicator.
@@ -684,6 +688,7 @@ fn signal_row(
     let (spc, runs) = (&a.spc, &a.runs);
     let polarity = ind.polarity;
     let latest_value = s.values.last().copied().flatten();
+    // The latest value's 95 % and 99.8 % intervals, for a proportion or rate with its counts.
     let (i95, i998) = match (ind.stat_kind, s.latest_counts, latest_value) {
         (Some(kind), Some(counts), Some(_)) => (
             interval(kind, ind.scale, counts, 0.95),
@@ -702,28 +707,7 @@ fn signal_row(
         .collect();
     let latest_part = runs.last();
     let signal = latest_part.is_some_and(|r| r.runs_signal);
-    let trend_worse =
-        a.mk.as_ref()
-            .is_some_and(|m| worse_trend(m, direction(polarity)));
-    // The drift reading for long series; for a proportion or rate too short for it,
-    // Laney's chart, whose limits follow each period's size; else the XmR chart.
-    let (chart, (flag_value, reason)) = match (&a.drift, &a.prime) {
-        (None, Some((kind, prime))) => (
-            kind.label(),
-            flag_prime(prime, *kind, direction(polarity), spc, signal, &s.periods),
-        ),
-        (drift, _) => (
-            if drift.is_some() { "ewma" } else { "xmr" },
-            flag(
-                spc,
-                drift.as_ref(),
-                &s.values,
-                signal,
-                trend_worse,
-                &s.periods,
-            ),
-        ),
-    };
+    let (chart, (flag_value, reason)) = chart_and_flag(s, a, polarity, signal);
     let finite = |x: Option<f64>| x.filter(|t| t.is_finite());
     SignalRow {
         indicator: s.indicator.clone(),
@@ -782,6 +766,45 @@ fn signal_row(
         flag: flag_value,
         reason,
         spc_warnings: (!notes.is_empty()).then(|| notes.join("; ")),
+    }
+}
+
+/// The chart a series is judged on, and its flag and reason: the drift reading for long series;
+/// for a proportion or rate too short for it, Laney's chart, whose limits follow each period's
+/// size; else the XmR chart. `runs_signal`: the latest part's runs rules signal.
+fn chart_and_flag(
+    s: &Series,
+    a: &Analysis,
+    polarity: Polarity,
+    runs_signal: bool,
+) -> (&'static str, (&'static str, String)) {
+    let spc = &a.spc;
+    let trend_worse =
+        a.mk.as_ref()
+            .is_some_and(|m| worse_trend(m, direction(polarity)));
+    match (&a.drift, &a.prime) {
+        (None, Some((kind, prime))) => (
+            kind.label(),
+            flag_prime(
+                prime,
+                *kind,
+                direction(polarity),
+                spc,
+                runs_signal,
+                &s.periods,
+            ),
+        ),
+        (drift, _) => (
+            if drift.is_some() { "ewma" } else { "xmr" },
+            flag(
+                spc,
+                drift.as_ref(),
+                &s.values,
+                runs_signal,
+                trend_worse,
+                &s.periods,
+            ),
+        ),
     }
 }
 

@@ -464,57 +464,37 @@ fn check(
             raw.period
         )
     })?;
-    let grain = match raw.grain {
-        "" => None,
-        g => Some(
+    let grain = blank_or(
+        "grain",
+        raw.grain,
+        "blank (every grain), month, quarter, tertial, year or ytd",
+        |g| {
             crate::period::Grain::ALL
                 .into_iter()
                 .find(|x| x.as_str() == g)
-                .ok_or_else(|| {
-                    format!(
-                        "column 'grain': expected blank (every grain), month, quarter, tertial, year or ytd, found '{g}'"
-                    )
-                })?,
-        ),
-    };
+        },
+    )?;
     let kind = TargetKind::parse(raw.kind).ok_or_else(|| {
         format!(
             "column 'kind': expected floor, ceiling, range, increase, decrease, benchmark, top_share or rank_improves, found '{}'",
             raw.kind
         )
     })?;
-    let number = |name: &str, text: &str| -> Result<Option<f64>, String> {
-        if text.is_empty() {
-            return Ok(None);
-        }
-        text.parse::<f64>()
-            .ok()
-            .filter(|x| x.is_finite())
-            .map(Some)
-            .ok_or_else(|| format!("column '{name}': expected a number, found '{text}'"))
-    };
-    let value = number("value", raw.value)?;
-    let value_high = number("value_high", raw.value_high)?;
-    let tolerance = if raw.tolerance.is_empty() {
-        None
-    } else {
-        Some(Tolerance::parse(raw.tolerance).ok_or_else(|| {
-            format!(
-                "column 'tolerance': expected a non-negative number or a percentage such as 20%, found '{}'",
-                raw.tolerance
-            )
-        })?)
-    };
-    let compare_to = if raw.compare_to.is_empty() {
-        None
-    } else {
-        Some(CompareTo::parse(raw.compare_to).ok_or_else(|| {
-            format!(
-                "column 'compare_to': expected previous_year, previous_period, parent or unit:<id>, found '{}'",
-                raw.compare_to
-            )
-        })?)
-    };
+    let number = |text: &str| text.parse::<f64>().ok().filter(|x| x.is_finite());
+    let value = blank_or("value", raw.value, "a number", number)?;
+    let value_high = blank_or("value_high", raw.value_high, "a number", number)?;
+    let tolerance = blank_or(
+        "tolerance",
+        raw.tolerance,
+        "a non-negative number or a percentage such as 20%",
+        Tolerance::parse,
+    )?;
+    let compare_to = blank_or(
+        "compare_to",
+        raw.compare_to,
+        "previous_year, previous_period, parent or unit:<id>",
+        CompareTo::parse,
+    )?;
     check_kind(
         kind,
         (value, value_high),
@@ -540,6 +520,22 @@ fn check(
         note: raw.note.to_string(),
         origin,
     })
+}
+
+/// A column that may be blank: `None` when it is, else what `parse` makes of `text`, or an
+/// error naming the column, what it expected and what it found.
+fn blank_or<T>(
+    column: &str,
+    text: &str,
+    expected: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    parse(text)
+        .map(Some)
+        .ok_or_else(|| format!("column '{column}': expected {expected}, found '{text}'"))
 }
 
 /// What a target of `kind` needs beside its kind: values, a comparison it can make, and an

@@ -97,6 +97,41 @@ pub(crate) fn finish_values(
             JoinArgs::new(JoinType::Left),
         );
 
+    let period_frame = months.period_frame(&Grain::ALL)?;
+    let out = filled
+        .with_columns(cell_values())
+        .join(
+            tree.units_frame()?.lazy(),
+            [col("org_unit_id")],
+            [col("org_unit_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            period_frame.lazy(),
+            [col("grain"), col("period")],
+            [col("grain"), col("period")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .select(
+            VALUE_COLUMNS
+                .iter()
+                .map(|c| col(*c))
+                .chain([col("__non_finite")])
+                .collect::<Vec<_>>(),
+        )
+        .sort(
+            CELL_KEY,
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()?;
+    warn_non_finite(&out)?;
+    out.drop("__non_finite")
+}
+
+/// A filled cell's published `value`, `numerator`, `denominator` and `n_rows` from its raw
+/// aggregates and its indicator's rules (`scale`, `__has_denominator`, `__zero_when_empty`), and
+/// `__non_finite`: whether an aggregate was not finite (and is null now).
+fn cell_values() -> [Expr; 5] {
     let n = col("n_rows").fill_null(lit(0i64));
     let empty = n.clone().eq(lit(0i64));
     let zero = col("__zero_when_empty");
@@ -130,45 +165,16 @@ pub(crate) fn finish_values(
             .then(e)
             .otherwise(lit(NULL).cast(DataType::Float64))
     };
-
-    let period_frame = months.period_frame(&Grain::ALL)?;
-    let out = filled
-        .with_columns([
-            bad.clone().alias("__non_finite"),
-            when(bad)
-                .then(lit(NULL).cast(DataType::Float64))
-                .otherwise(value)
-                .alias("value"),
-            finite(numerator).alias("numerator"),
-            finite(denominator).alias("denominator"),
-            n.alias("n_rows"),
-        ])
-        .join(
-            tree.units_frame()?.lazy(),
-            [col("org_unit_id")],
-            [col("org_unit_id")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            period_frame.lazy(),
-            [col("grain"), col("period")],
-            [col("grain"), col("period")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .select(
-            VALUE_COLUMNS
-                .iter()
-                .map(|c| col(*c))
-                .chain([col("__non_finite")])
-                .collect::<Vec<_>>(),
-        )
-        .sort(
-            CELL_KEY,
-            SortMultipleOptions::default().with_maintain_order(true),
-        )
-        .collect()?;
-    warn_non_finite(&out)?;
-    out.drop("__non_finite")
+    [
+        bad.clone().alias("__non_finite"),
+        when(bad)
+            .then(lit(NULL).cast(DataType::Float64))
+            .otherwise(value)
+            .alias("value"),
+        finite(numerator).alias("numerator"),
+        finite(denominator).alias("denominator"),
+        n.alias("n_rows"),
+    ]
 }
 
 /// Logs the cells whose aggregate was not finite (set to null), with up to five examples.
@@ -335,18 +341,6 @@ fn with_unweighted_means(
     if means.is_empty() {
         return Ok(raw.with_column(no_units));
     }
-    let parents: BTreeSet<&str> = tree
-        .units()
-        .iter()
-        .filter_map(|u| u.parent_id.as_deref())
-        .collect();
-    let leaves: Vec<&str> = tree
-        .units()
-        .iter()
-        .map(|u| u.id.as_str())
-        .filter(|id| !parents.contains(id))
-        .collect();
-    let leaf_frame = df!("org_unit_id" => leaves.clone(), "__leaf" => vec![true; leaves.len()])?;
     let mean_rules = df!(
         "indicator_id" => means.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
         "__mean_has_den" => means.iter().map(|r| r.has_denominator).collect::<Vec<_>>(),
@@ -359,7 +353,7 @@ fn with_unweighted_means(
             JoinArgs::new(JoinType::Left),
         )
         .join(
-            leaf_frame.lazy(),
+            leaf_units_frame(tree)?.lazy(),
             [col("org_unit_id")],
             [col("org_unit_id")],
             JoinArgs::new(JoinType::Left),
@@ -383,6 +377,31 @@ fn with_unweighted_means(
                 .alias("n_units"),
         )
         .select(out_cols.clone());
+    let above = means_above_leaves(tagged, tree)?.select(out_cols);
+    concat([kept, above], UnionArgs::default())
+}
+
+/// `org_unit_id, __leaf = true` for every unit without children.
+fn leaf_units_frame(tree: &OrgTree) -> PolarsResult<DataFrame> {
+    let parents: BTreeSet<&str> = tree
+        .units()
+        .iter()
+        .filter_map(|u| u.parent_id.as_deref())
+        .collect();
+    let leaves: Vec<&str> = tree
+        .units()
+        .iter()
+        .map(|u| u.id.as_str())
+        .filter(|id| !parents.contains(id))
+        .collect();
+    df!("org_unit_id" => leaves.clone(), "__leaf" => vec![true; leaves.len()])
+}
+
+/// Every unit above leaves, per cell of an `unweighted_mean` indicator: the mean of the finite
+/// values of the leaves beneath it (`numerator`; `denominator` 1 for a ratio), their rows and
+/// their number (`n_units`). `tagged` is the raw frame with `__mean`, `__leaf` and
+/// `__mean_has_den`.
+fn means_above_leaves(tagged: LazyFrame, tree: &OrgTree) -> PolarsResult<LazyFrame> {
     let leaf_value = when(col("__mean_has_den"))
         .then(col("numerator") / col("denominator"))
         .otherwise(col("numerator"));
@@ -394,7 +413,7 @@ fn with_unweighted_means(
             col("__unit").alias("__leaf_unit"),
             col("org_unit_id").alias("__ancestor"),
         ]);
-    let above = tagged
+    Ok(tagged
         .filter(
             col("__mean")
                 .and(col("__leaf"))
@@ -426,9 +445,7 @@ fn with_unweighted_means(
                 .then(lit(1.0f64))
                 .otherwise(lit(NULL).cast(DataType::Float64))
                 .alias("denominator"),
-        )
-        .select(out_cols.clone());
-    concat([kept, above], UnionArgs::default())
+        ))
 }
 
 /// Every (indicator, unit in scope, declared grain's period, segment) cell. Segments are the

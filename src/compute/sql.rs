@@ -377,6 +377,29 @@ impl SqlSource {
     /// Every statement of the source (see [`SourceStatements`]).
     pub(crate) fn statements(&self, table: &str) -> Result<SourceStatements, String> {
         let cte = self.rows_cte(table, false)?;
+        let (states, dims, scalar_outputs) = self.states_statement(&cte)?;
+        Ok(SourceStatements {
+            states,
+            dims,
+            scalar_outputs,
+            sets: self.set_statements(&cte)?,
+        })
+    }
+
+    /// The one grouping-sets statement of the scalar states (see [`SourceStatements::states`]),
+    /// with the breakdown dimensions in key order and each segmentation's state names.
+    #[allow(clippy::type_complexity)] // the three fields of `SourceStatements` it fills
+    fn states_statement(
+        &self,
+        cte: &str,
+    ) -> Result<
+        (
+            String,
+            Vec<String>,
+            Vec<(usize, Option<String>, Vec<String>)>,
+        ),
+        String,
+    > {
         let mut dims: Vec<String> = Vec::new();
         for out in &self.outputs {
             if let SqlOutput::Scalars { dim: Some(d), .. } = out
@@ -424,7 +447,12 @@ impl SqlSource {
             selects = selects.iter().map(|s| format!("{s}, ")).collect::<String>(),
             sets = sets.join(", "),
         );
+        Ok((states, dims, scalar_outputs))
+    }
 
+    /// `(output, column, statement)` of each distinct set and value multiset (see
+    /// [`SourceStatements::sets`]).
+    fn set_statements(&self, cte: &str) -> Result<Vec<(usize, String, String)>, String> {
         let mut set_statements = Vec::new();
         for (at, out) in self.outputs.iter().enumerate() {
             let (dim, mask) = match out {
@@ -479,12 +507,7 @@ impl SqlSource {
                 SqlOutput::Scalars { .. } => unreachable!("skipped above"),
             }
         }
-        Ok(SourceStatements {
-            states,
-            dims,
-            scalar_outputs,
-            sets: set_statements,
-        })
+        Ok(set_statements)
     }
 
     /// The file's rejected rows in file order: `__rn` (1-based row) and the raw columns.

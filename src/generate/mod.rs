@@ -353,27 +353,13 @@ fn hr_time(rng: &mut ChaCha8Rng, scale: usize, planted: &[&str]) -> Table {
             // A team in Hemtjänst Norr books on the cost centre that moved there in 2023.
             let moved_team = unit.id == "SOC-ALD-HTN" && k < 4 * scale;
             let employee = format!("E{next_id:06}");
-            let gender = if rng.random_bool(if care { 0.8 } else { 0.55 }) {
-                "K"
-            } else {
-                "M"
-            };
-            let employment = if rng.random_bool(0.85) {
-                "permanent"
-            } else {
-                "temporary"
-            };
-            let rate = if rng.random_bool(0.7) { 1.0 } else { 0.75 };
-            let start = if rng.random_bool(0.8) {
-                0
-            } else {
-                rng.random_range(0..all.len())
-            };
-            let end = if rng.random_bool(0.85) {
-                all.len() - 1
-            } else {
-                rng.random_range(start..all.len())
-            };
+            let Staffing {
+                gender,
+                employment,
+                rate,
+                start,
+                end,
+            } = Staffing::draw(rng, care, all.len());
             for (i, &m) in all.iter().enumerate().take(end + 1).skip(start) {
                 let scheduled = (165.0 * rate * 2.0f64).round() / 2.0;
                 let step = planted.contains(&unit.id)
@@ -382,18 +368,7 @@ fn hr_time(rng: &mut ChaCha8Rng, scale: usize, planted: &[&str]) -> Table {
                 let sick_rate = unit_sick_rate(unit.id, i, all.len())
                     * sick_season(m)
                     * if step { PLANTED_FACTOR } else { 1.0 };
-                let sick = if rng.random_bool(0.3) {
-                    (scheduled * sick_rate / 0.3 * rng.random_range(0.5..1.5)).min(scheduled)
-                } else {
-                    0.0
-                };
-                let sick = (sick * 2.0).round() / 2.0;
-                let overtime = if rng.random_bool(0.2) {
-                    rng.random_range(1.0..15.0)
-                } else {
-                    0.0
-                };
-                let overtime = (overtime * 2.0f64).round() / 2.0;
+                let (sick, overtime) = month_hours(rng, scheduled, sick_rate);
                 t.push(vec![
                     date(m.first_day()),
                     if moved_team {
@@ -413,7 +388,73 @@ fn hr_time(rng: &mut ChaCha8Rng, scale: usize, planted: &[&str]) -> Table {
             }
         }
     }
-    // Rows a real HR export has: an unknown cost centre and a row without a month.
+    hr_time_bad_rows(&mut t, &all, scale);
+    t
+}
+
+/// One employee's gender, employment, rate of full time and first and last month (indices into
+/// the `n_months` generated months). `care`: a care unit, where more staff are women.
+struct Staffing {
+    gender: &'static str,
+    employment: &'static str,
+    rate: f64,
+    start: usize,
+    end: usize,
+}
+
+impl Staffing {
+    fn draw(rng: &mut ChaCha8Rng, care: bool, n_months: usize) -> Staffing {
+        let gender = if rng.random_bool(if care { 0.8 } else { 0.55 }) {
+            "K"
+        } else {
+            "M"
+        };
+        let employment = if rng.random_bool(0.85) {
+            "permanent"
+        } else {
+            "temporary"
+        };
+        let rate = if rng.random_bool(0.7) { 1.0 } else { 0.75 };
+        let start = if rng.random_bool(0.8) {
+            0
+        } else {
+            rng.random_range(0..n_months)
+        };
+        let end = if rng.random_bool(0.85) {
+            n_months - 1
+        } else {
+            rng.random_range(start..n_months)
+        };
+        Staffing {
+            gender,
+            employment,
+            rate,
+            start,
+            end,
+        }
+    }
+}
+
+/// One month's sick and overtime hours, in half hours: sick leave in about three months of ten,
+/// at `sick_rate` of `scheduled` on average; overtime in one of five.
+fn month_hours(rng: &mut ChaCha8Rng, scheduled: f64, sick_rate: f64) -> (f64, f64) {
+    let sick = if rng.random_bool(0.3) {
+        (scheduled * sick_rate / 0.3 * rng.random_range(0.5..1.5)).min(scheduled)
+    } else {
+        0.0
+    };
+    let sick = (sick * 2.0).round() / 2.0;
+    let overtime = if rng.random_bool(0.2) {
+        rng.random_range(1.0..15.0)
+    } else {
+        0.0
+    };
+    let overtime = (overtime * 2.0f64).round() / 2.0;
+    (sick, overtime)
+}
+
+/// Rows a real HR export has: an unknown cost centre and a row without a month.
+fn hr_time_bad_rows(t: &mut Table, all: &[Month], scale: usize) {
     for k in 0..(3 * scale) {
         let m = all[(7 + 11 * k) % all.len()];
         t.push(vec![
@@ -441,7 +482,6 @@ fn hr_time(rng: &mut ChaCha8Rng, scale: usize, planted: &[&str]) -> Table {
             "0.0".into(),
         ]);
     }
-    t
 }
 
 /// Sick leave's season: a winter peak (January, +30 %) and a summer low (July, −30 %), as

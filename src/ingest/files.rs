@@ -327,34 +327,9 @@ fn inspect(path: &Path, source: &SourceDef) -> Result<InputFile, IngestError> {
     let mut decoded = None;
     let rows = match format {
         SourceFormat::Csv if encoding.is_some() || source.fallback_encoding().is_some() => {
-            // Another encoding: decode the whole file once into a UTF-8 copy the scan reads.
-            // A dialect's fallback applies only to a file that is not UTF-8 already.
-            let mut bytes = Vec::new();
-            reader
-                .read_to_end(&mut bytes)
-                .map_err(|e| unreadable(e.to_string()))?;
-            let encoding = encoding.or_else(|| {
-                std::str::from_utf8(&bytes)
-                    .is_err()
-                    .then(|| source.fallback_encoding())
-                    .flatten()
-            });
-            match encoding {
-                None => csv_rows(bytes.as_slice(), path, &display, delimiter)?,
-                Some(encoding) => {
-                    let (text, _, _) = encoding.decode(&bytes);
-                    let mut copy = tempfile::Builder::new()
-                        .prefix("styrkort-")
-                        .suffix(".csv")
-                        .tempfile()
-                        .map_err(|e| unreadable(format!("cannot write its UTF-8 copy: {e}")))?;
-                    std::io::Write::write_all(&mut copy, text.as_bytes())
-                        .map_err(|e| unreadable(format!("cannot write its UTF-8 copy: {e}")))?;
-                    let rows = csv_rows(text.as_bytes(), copy.path(), &display, delimiter)?;
-                    decoded = Some(std::sync::Arc::new(copy.into_temp_path()));
-                    rows
-                }
-            }
+            let (rows, copy) = decoded_csv_rows(&mut reader, path, &display, source)?;
+            decoded = copy;
+            rows
         }
         SourceFormat::Csv => csv_rows(&mut reader, path, &display, delimiter)?,
         SourceFormat::KoladaJson => {
@@ -402,6 +377,45 @@ fn inspect(path: &Path, source: &SourceDef) -> Result<InputFile, IngestError> {
     }
     file.check_unchanged()?;
     Ok(file)
+}
+
+/// The rows of a CSV in an encoding other than UTF-8 (declared, or the dialect's fallback for a
+/// file that is not UTF-8 already): the whole file is decoded once into a UTF-8 temporary copy,
+/// returned for the scan to read instead of the file (none when it was UTF-8 after all).
+fn decoded_csv_rows(
+    reader: &mut impl Read,
+    path: &Path,
+    display: &str,
+    source: &SourceDef,
+) -> Result<(u64, Option<std::sync::Arc<tempfile::TempPath>>), IngestError> {
+    let unreadable = |message: String| IngestError::Unreadable {
+        file: display.to_string(),
+        message,
+    };
+    let delimiter = source.delimiter_byte();
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let encoding = source.text_encoding().or_else(|| {
+        std::str::from_utf8(&bytes)
+            .is_err()
+            .then(|| source.fallback_encoding())
+            .flatten()
+    });
+    let Some(encoding) = encoding else {
+        return Ok((csv_rows(bytes.as_slice(), path, display, delimiter)?, None));
+    };
+    let (text, _, _) = encoding.decode(&bytes);
+    let mut copy = tempfile::Builder::new()
+        .prefix("styrkort-")
+        .suffix(".csv")
+        .tempfile()
+        .map_err(|e| unreadable(format!("cannot write its UTF-8 copy: {e}")))?;
+    std::io::Write::write_all(&mut copy, text.as_bytes())
+        .map_err(|e| unreadable(format!("cannot write its UTF-8 copy: {e}")))?;
+    let rows = csv_rows(text.as_bytes(), copy.path(), display, delimiter)?;
+    Ok((rows, Some(std::sync::Arc::new(copy.into_temp_path()))))
 }
 
 /// A CSV whose first 64 KiB hold a NUL byte is not text: refused at once, before a reader

@@ -357,24 +357,7 @@ fn row_checks(
     };
     let schema = lf.collect_schema().map_err(unreadable)?;
     let declared = source.columns.get_ref();
-    let missing: Vec<&str> = declared
-        .keys()
-        .map(String::as_str)
-        .filter(|c| !schema.contains(c))
-        .collect();
-    if !missing.is_empty() {
-        return Err(IngestError::MissingColumns {
-            file: file.display.clone(),
-            source_name: source.name.get_ref().clone(),
-            missing: missing.join(", "),
-            found: schema
-                .iter_names()
-                .filter(|n| n.as_str() != "__row")
-                .map(|n| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
-    }
+    check_declared_present(source, file, &schema)?;
 
     let mut select: Vec<(String, Expr)> = Vec::new();
     // Reasons in priority order; the first that applies is the row's reason.
@@ -429,6 +412,52 @@ fn row_checks(
             .keys()
             .map(|name| (raw_name(name), col(name.as_str()))),
     );
+    let (why, messages) = first_failing_check(reasons, declared.keys());
+    // Typed values first, then the checks over them, so each conversion runs once per value.
+    Ok(RowChecks {
+        typed: select,
+        why,
+        messages,
+    })
+}
+
+/// Every declared column is in the file's `schema`; else the error lists the missing ones and
+/// the columns the file has.
+fn check_declared_present(
+    source: &SourceDef,
+    file: &InputFile,
+    schema: &Schema,
+) -> Result<(), IngestError> {
+    let missing: Vec<&str> = source
+        .columns
+        .get_ref()
+        .keys()
+        .map(String::as_str)
+        .filter(|c| !schema.contains(c))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(IngestError::MissingColumns {
+        file: file.display.clone(),
+        source_name: source.name.get_ref().clone(),
+        missing: missing.join(", "),
+        found: schema
+            .iter_names()
+            .filter(|n| n.as_str() != "__row")
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// `reasons` (condition, message), in priority order, as one expression: the 1-based number of
+/// the first that applies to the row ([`BLANK_LINE`] for a blank line, null for a good row),
+/// with the messages in the same order.
+fn first_failing_check<'a>(
+    reasons: Vec<(Expr, Expr)>,
+    declared: impl Iterator<Item = &'a String>,
+) -> (Expr, Vec<Expr>) {
     // Per row only the number of the first failing check (cheap); the message with the raw
     // value is built later for rejected rows alone.
     let (conds, messages): (Vec<Expr>, Vec<Expr>) = reasons.into_iter().unzip();
@@ -439,21 +468,15 @@ fn row_checks(
         .fold(lit(NULL).cast(DataType::UInt32), |otherwise, (k, cond)| {
             when(cond).then(lit(k as u32 + 1)).otherwise(otherwise)
         });
-    // Typed values first, then the checks over them, so each conversion runs once per value.
     // A blank line (every field empty) is not a row: check 0 keeps it out of the usable rows
     // without making it a phantom "missing date" rejection (a filter here would copy every
     // column of every batch).
     let blank = declared
-        .keys()
         .map(|name| col(raw_name(name)).is_null())
         .reduce(|a, b| a.and(b))
         .unwrap_or(lit(false));
     let why = when(blank).then(lit(BLANK_LINE)).otherwise(why);
-    Ok(RowChecks {
-        typed: select,
-        why,
-        messages,
-    })
+    (why, messages)
 }
 
 /// An Excel source's sheet as text columns (dates written as the declared column reads them)

@@ -320,8 +320,9 @@ fn run_in_span(
 
     let inputs = expand_inputs(p)?;
     let definitions = definition_files(p)?;
-    let definitions_hash = combined_hash(&definitions);
-    if options.skip_unchanged && published_is_current(&run_dir, &definitions_hash, &inputs) {
+    if options.skip_unchanged
+        && published_is_current(&run_dir, &combined_hash(&definitions), &inputs)
+    {
         tracing::info!(run_dir = %run_dir.display(), "inputs and definitions unchanged: nothing to do");
         return Ok(RunOutcome::Unchanged { run_dir });
     }
@@ -335,13 +336,14 @@ fn run_in_span(
     warnings.extend(checked.warnings.iter().cloned());
     stages.lap("quality_gates");
 
-    let mut values = finish(p, &loaded, &results, months)?;
+    let values = finish(p, &loaded, &results, months)?;
     stages.lap("finish_values");
 
     let previous = publish::pipeline_dir(&options.out, p.def.name.get_ref()).join("latest");
     let assessed = assess_values(&loaded, &values, months, as_of, &options.fail_on, &previous)?;
     stages.lap("assess");
 
+    let (value_rows, rejected_rows) = (values.height(), checked.rejected.height());
     let Assessed {
         deviations,
         goal_status,
@@ -349,45 +351,18 @@ fn run_in_span(
         signals,
         counts,
     } = assessed;
-    let named = NamedTables::new(&loaded, deviations, goal_status, actions, signals)?;
-    let NamedTables {
-        mut model,
-        mut deviations,
-        mut goal_status,
-        mut actions,
-        mut signals,
-    } = named;
-    let mut rejected = checked.rejected;
-    let mut tables: Vec<(&str, &mut DataFrame)> = vec![
-        ("indicator_values.parquet", &mut values),
-        ("rejected_rows.parquet", &mut rejected),
-        ("deviations.parquet", &mut deviations),
-        ("goal_status.parquet", &mut goal_status),
-        ("actions.parquet", &mut actions),
-        ("signals.parquet", &mut signals),
-    ];
-    tables.extend(model.iter_mut().map(|(name, df)| (*name, df)));
+    let tables = NamedTables::new(&loaded, deviations, goal_status, actions, signals)?
+        .into_outputs(values, checked.rejected);
     warnings.extend(source_warnings(&results));
-    // Filled in as the tables are written: outputs, durations, finish time.
+    let fail_on_hits = counts.fail_on_hits.clone();
     let manifest = Manifest {
-        run_id: run_id.clone(),
-        pipeline: p.def.name.get_ref().clone(),
-        as_of: as_of.to_string(),
-        first_period: months.first.label(),
-        last_period: months.last.label(),
-        styrkort_version: env!("CARGO_PKG_VERSION").to_string(),
-        started_at: started_at.to_rfc3339(),
-        finished_at: String::new(),
-        definitions_hash,
-        definitions,
         sources: source_records(p, &results, &checked.gates),
-        outputs: Vec::new(),
         status_counts: counts.status,
         goal_status_counts: counts.goal_status,
         actions: counts.actions,
         signal_flags: counts.flags,
-        durations_ms: Vec::new(),
         warnings,
+        ..draft_manifest(p, &run_id, started_at, as_of, months, definitions)
     };
     let (run_dir, manifest) = publish_run(&pipeline_dir, as_of, tables, manifest, stages)?;
     drop(lock);
@@ -396,11 +371,11 @@ fn run_in_span(
         indicators: p.def.indicators.len(),
         units: loaded.tree.units().len(),
         periods: (months.last.0 - months.first.0 + 1) as usize,
-        value_rows: values.height(),
-        rejected_rows: rejected.height(),
+        value_rows,
+        rejected_rows,
         elapsed_ms: started.elapsed().as_millis() as u64,
         manifest,
-        fail_on_hits: counts.fail_on_hits,
+        fail_on_hits,
     };
     tracing::info!(
         path = %summary.run_dir.display(),
@@ -412,6 +387,39 @@ fn run_in_span(
     Ok(RunOutcome::Published(Box::new(summary)))
 }
 
+/// The manifest as far as the run's identity and definitions go: the stage results (sources,
+/// counts, warnings) are set by the caller, and `publish_run` fills in the outputs, the stage
+/// durations and the finish time.
+fn draft_manifest(
+    p: &Pipeline,
+    run_id: &str,
+    started_at: chrono::DateTime<chrono::Utc>,
+    as_of: NaiveDate,
+    months: RunMonths,
+    definitions: Vec<FileRecord>,
+) -> Manifest {
+    Manifest {
+        run_id: run_id.to_string(),
+        pipeline: p.def.name.get_ref().clone(),
+        as_of: as_of.to_string(),
+        first_period: months.first.label(),
+        last_period: months.last.label(),
+        styrkort_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: started_at.to_rfc3339(),
+        finished_at: String::new(),
+        definitions_hash: combined_hash(&definitions),
+        definitions,
+        sources: Vec::new(),
+        outputs: Vec::new(),
+        status_counts: BTreeMap::new(),
+        goal_status_counts: BTreeMap::new(),
+        actions: Default::default(),
+        signal_flags: BTreeMap::new(),
+        durations_ms: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
 /// Stage `write_tables`, then publishing: every table and the manifest (completed with the
 /// outputs, the stage durations and the finish time) written to a staging folder, which is then
 /// moved into place at once. On any failure the staging folder is discarded: nothing is
@@ -419,14 +427,14 @@ fn run_in_span(
 fn publish_run(
     pipeline_dir: &Path,
     as_of: NaiveDate,
-    tables: Vec<(&str, &mut DataFrame)>,
+    tables: Vec<(&str, DataFrame)>,
     mut manifest: Manifest,
     stages: &mut Stages,
 ) -> Result<(PathBuf, Manifest), Error> {
     let staging = Staging::new(pipeline_dir, as_of, &manifest.run_id)?;
     let write = || -> Result<(), Error> {
-        for (name, df) in tables {
-            manifest.outputs.push(staging.write_parquet(name, df)?);
+        for (name, mut df) in tables {
+            manifest.outputs.push(staging.write_parquet(name, &mut df)?);
             test_pause(&format!("after_{name}"));
         }
         stages.lap("write_tables");
@@ -689,6 +697,25 @@ impl NamedTables {
             ));
         }
         Ok(NamedTables { model, ..tables })
+    }
+
+    /// Every table the run publishes, in the order they are written: the values, the rejected
+    /// rows, the assessment tables, then the goal model.
+    fn into_outputs(
+        self,
+        values: DataFrame,
+        rejected: DataFrame,
+    ) -> Vec<(&'static str, DataFrame)> {
+        let mut tables = vec![
+            ("indicator_values.parquet", values),
+            ("rejected_rows.parquet", rejected),
+            ("deviations.parquet", self.deviations),
+            ("goal_status.parquet", self.goal_status),
+            ("actions.parquet", self.actions),
+            ("signals.parquet", self.signals),
+        ];
+        tables.extend(self.model);
+        tables
     }
 }
 

@@ -446,12 +446,31 @@ pub fn render_goals(
         return machine_output(&rows, &columns, format);
     }
     let total = rows.height();
-    let shown = if filter.limit == 0 {
-        total
+    let (shown, left_out) = shown_rows(total, filter.limit);
+    let table = goals_table(&rows, shown, color)?;
+    Ok(format!(
+        "goals in {} — {} row(s){}\n{table}\n",
+        run_dir.display(),
+        total,
+        left_out
+    ))
+}
+
+/// How many of `total` rows are shown under `--limit` (0 shows all), and the heading's note
+/// when some are left out.
+fn shown_rows(total: usize, limit: usize) -> (usize, String) {
+    let shown = if limit == 0 { total } else { total.min(limit) };
+    let note = if shown < total {
+        format!(", showing the first {shown} (--limit 0 for all)")
     } else {
-        total.min(filter.limit)
+        String::new()
     };
-    let t = |c: &str| text_column(&rows, c);
+    (shown, note)
+}
+
+/// The first `shown` goal rows as the terminal table.
+fn goals_table(rows: &DataFrame, shown: usize, color: bool) -> Result<Table, Error> {
+    let t = |c: &str| text_column(rows, c);
     let (status, goal, goal_name, unit, unit_name, grain, period) = (
         t("status")?,
         t("goal_id")?,
@@ -509,16 +528,97 @@ pub fn render_goals(
             Cell::new(note),
         ]);
     }
-    Ok(format!(
-        "goals in {} — {} row(s){}\n{table}\n",
-        run_dir.display(),
-        total,
-        if shown < total {
-            format!(", showing the first {shown} (--limit 0 for all)")
-        } else {
-            String::new()
+    Ok(table)
+}
+
+/// The flagged series (flag watch or act) of the run, with the units' names and the goals of
+/// their indicators, filtered as asked; act before watch.
+fn flagged_series(run_dir: &Path, filter: &InspectFilter) -> Result<DataFrame, Error> {
+    let signals = read(&run_dir.join("signals.parquet"))?;
+    let deviations = read(&run_dir.join("deviations.parquet"))?;
+    check_filter(&deviations, filter)?;
+    let paths = deviations
+        .lazy()
+        .select([
+            col("org_unit_id"),
+            col("org_name"),
+            col("org_path"),
+            col("indicator_id"),
+            col("goal_ids"),
+        ])
+        .unique(None, UniqueKeepStrategy::Any);
+    let mut lf = signals
+        .lazy()
+        .join(
+            paths,
+            [col("org_unit_id"), col("indicator_id")],
+            [col("org_unit_id"), col("indicator_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .filter(col("flag").neq(lit("none")));
+    if filter.segment != "all" {
+        lf = lf.filter(col("segment").eq(lit(filter.segment.as_str())));
+    }
+    lf = unit_and_goal(lf, filter);
+    lf.sort(
+        ["flag", "indicator_id", "org_unit_id", "segment"],
+        SortMultipleOptions::default(),
+    )
+    .collect()
+    .map_err(Error::from)
+}
+
+/// The first `shown` flagged series as the terminal table.
+fn signals_table(rows: &DataFrame, shown: usize, color: bool) -> Result<Table, Error> {
+    let text = |name: &str| text_column(rows, name);
+    let (flag, ind, unit, name, seg, period, icon, trend, reason) = (
+        text("flag")?,
+        text("indicator_id")?,
+        text("org_unit_id")?,
+        text("org_name")?,
+        text("segment")?,
+        text("latest_period")?,
+        text("variation_icon")?,
+        text("trend")?,
+        text("reason")?,
+    );
+    let mut table = new_table(color);
+    table.set_header([
+        "flag",
+        "indicator",
+        "unit",
+        "segment",
+        "latest",
+        "icon",
+        "trend",
+        "reason",
+    ]);
+    for i in 0..shown {
+        let f = flag.get(i).unwrap_or("");
+        let mut cell = Cell::new(f);
+        if color {
+            cell = cell.fg(if f == "act" {
+                Color::Red
+            } else {
+                Color::Yellow
+            });
         }
-    ))
+        table.add_row(vec![
+            cell,
+            Cell::new(ind.get(i).unwrap_or("")),
+            Cell::new(format!(
+                "{} ({})",
+                name.get(i).unwrap_or(""),
+                unit.get(i).unwrap_or("")
+            )),
+            Cell::new(seg.get(i).unwrap_or("")),
+            Cell::new(period.get(i).unwrap_or("")),
+            Cell::new(icon.get(i).unwrap_or("")),
+            Cell::new(trend.get(i).unwrap_or("")),
+            Cell::new(reason.get(i).unwrap_or("")),
+        ]);
+    }
+    Ok(table)
 }
 
 /// A target as a controller reads it: `≥ 90`, `≤ 5`, `80–95`, the rank it needs, or what it is
@@ -558,11 +658,7 @@ fn target_text(
 pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<String, Error> {
     let rows = select_deviations(run_dir, filter)?;
     let total = rows.height();
-    let shown = if filter.limit == 0 {
-        total
-    } else {
-        total.min(filter.limit)
-    };
+    let (shown, left_out) = shown_rows(total, filter.limit);
     let rows = rows.head(Some(shown));
 
     let mut table = new_table(color);
@@ -595,11 +691,7 @@ pub fn render(run_dir: &Path, filter: &InspectFilter, color: bool) -> Result<Str
             .map(|p| format!("period {p}"))
             .unwrap_or_else(|| "latest period of each grain".into()),
         total,
-        if shown < total {
-            format!(", showing the first {shown} (--limit 0 for all)")
-        } else {
-            String::new()
-        }
+        left_out
     );
     out.push_str(&table.to_string());
     out.push('\n');
@@ -780,101 +872,14 @@ pub fn render_signals(
     filter: &InspectFilter,
     color: bool,
 ) -> Result<String, Error> {
-    let signals = read(&run_dir.join("signals.parquet"))?;
-    let deviations = read(&run_dir.join("deviations.parquet"))?;
-    check_filter(&deviations, filter)?;
-    let paths = deviations
-        .lazy()
-        .select([
-            col("org_unit_id"),
-            col("org_name"),
-            col("org_path"),
-            col("indicator_id"),
-            col("goal_ids"),
-        ])
-        .unique(None, UniqueKeepStrategy::Any);
-    let mut lf = signals
-        .lazy()
-        .join(
-            paths,
-            [col("org_unit_id"), col("indicator_id")],
-            [col("org_unit_id"), col("indicator_id")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .filter(col("flag").neq(lit("none")));
-    if filter.segment != "all" {
-        lf = lf.filter(col("segment").eq(lit(filter.segment.as_str())));
-    }
-    lf = unit_and_goal(lf, filter);
-    let rows = lf
-        .sort(
-            ["flag", "indicator_id", "org_unit_id", "segment"],
-            SortMultipleOptions::default(),
-        )
-        .collect()
-        .map_err(Error::from)?;
+    let rows = flagged_series(run_dir, filter)?;
     let total = rows.height();
-    let shown = if filter.limit == 0 {
-        total
-    } else {
-        total.min(filter.limit)
-    };
-    let text = |name: &str| text_column(&rows, name);
-    let (flag, ind, unit, name, seg, period, icon, trend, reason) = (
-        text("flag")?,
-        text("indicator_id")?,
-        text("org_unit_id")?,
-        text("org_name")?,
-        text("segment")?,
-        text("latest_period")?,
-        text("variation_icon")?,
-        text("trend")?,
-        text("reason")?,
-    );
-    let mut table = new_table(color);
-    table.set_header([
-        "flag",
-        "indicator",
-        "unit",
-        "segment",
-        "latest",
-        "icon",
-        "trend",
-        "reason",
-    ]);
-    for i in 0..shown {
-        let f = flag.get(i).unwrap_or("");
-        let mut cell = Cell::new(f);
-        if color {
-            cell = cell.fg(if f == "act" {
-                Color::Red
-            } else {
-                Color::Yellow
-            });
-        }
-        table.add_row(vec![
-            cell,
-            Cell::new(ind.get(i).unwrap_or("")),
-            Cell::new(format!(
-                "{} ({})",
-                name.get(i).unwrap_or(""),
-                unit.get(i).unwrap_or("")
-            )),
-            Cell::new(seg.get(i).unwrap_or("")),
-            Cell::new(period.get(i).unwrap_or("")),
-            Cell::new(icon.get(i).unwrap_or("")),
-            Cell::new(trend.get(i).unwrap_or("")),
-            Cell::new(reason.get(i).unwrap_or("")),
-        ]);
-    }
+    let (shown, left_out) = shown_rows(total, filter.limit);
+    let table = signals_table(&rows, shown, color)?;
     Ok(format!(
         "flagged series in {} — {} series{}\n{table}\n",
         run_dir.display(),
         total,
-        if shown < total {
-            format!(", showing the first {shown} (--limit 0 for all)")
-        } else {
-            String::new()
-        }
+        left_out
     ))
 }

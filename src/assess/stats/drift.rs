@@ -169,24 +169,7 @@ pub fn drift(
         .collect();
     let y = |i: usize| values[i].expect("present");
 
-    // Season: the baseline's points by calendar month, with two years of them at least.
-    let season = month_of_year
-        .filter(|_| baseline.len() >= 24)
-        .and_then(|months| {
-            let groups: Vec<Vec<Point>> = (0..12u32)
-                .map(|m| {
-                    baseline
-                        .iter()
-                        .filter(|&&i| months[i] == m)
-                        .map(|&i| Point {
-                            t: i as f64,
-                            y: y(i),
-                        })
-                        .collect()
-                })
-                .collect();
-            season_test(&groups, opts.season_p)
-        });
+    let season = baseline_season(&baseline, &y, month_of_year, opts.season_p);
     let adjusted = |i: usize| match (&season, month_of_year) {
         (Some(s), Some(months)) => y(i) - s.indices[months[i] as usize],
         _ => y(i),
@@ -230,32 +213,18 @@ pub fn drift(
     let watch_width = ewma_half_width(sd, lambda, opts.watch_l, phi, mean_error(phi));
     let point_limit = opts.point_l * sd * (1.0 + mean_error(phi_act)).sqrt();
 
-    // A neutral indicator has no worse side: like the XmR chart's "neither", nothing is alarmed.
-    let worse = |d: f64| match improvement {
-        Direction::Increase => d < 0.0,
-        Direction::Decrease => d > 0.0,
-        Direction::Neutral => false,
+    let limits = Limits {
+        mean,
+        lambda,
+        act: half_width,
+        watch: watch_width,
+        point: point_limit,
     };
-    let (mut alarms, mut watch_alarms) = (Vec::new(), Vec::new());
-    let mut z = mean;
-    let usable = sd.is_finite() && sd > 0.0;
-    for point in &window {
-        let (i, x) = (point.t as usize, point.y);
-        z = lambda * x + (1.0 - lambda) * z;
-        if !usable {
-            continue;
-        }
-        let ewma_out = (z - mean).abs() > half_width && worse(z - mean);
-        // A single point far out is worth watching, not acting on: one month is not a shift,
-        // and in a skewed small-unit share it is the tail (the XmR chart still marks it).
-        let point_out = (x - mean).abs() > point_limit && worse(x - mean);
-        if ewma_out {
-            alarms.push(i);
-        }
-        if ewma_out || point_out || ((z - mean).abs() > watch_width && worse(z - mean)) {
-            watch_alarms.push(i);
-        }
-    }
+    let (alarms, watch_alarms) = if sd.is_finite() && sd > 0.0 {
+        limits.alarms(&window, improvement)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     Some(DriftReading {
         judged_from,
         season,
@@ -266,6 +235,74 @@ pub fn drift(
         alarms,
         watch_alarms,
     })
+}
+
+/// The season of the baseline's points by calendar month (`y(i)` is point i's value), when the
+/// series is monthly and the baseline holds two years at least.
+fn baseline_season(
+    baseline: &[usize],
+    y: &dyn Fn(usize) -> f64,
+    month_of_year: Option<&[u32]>,
+    season_p: f64,
+) -> Option<Season> {
+    let months = month_of_year.filter(|_| baseline.len() >= 24)?;
+    let groups: Vec<Vec<Point>> = (0..12u32)
+        .map(|m| {
+            baseline
+                .iter()
+                .filter(|&&i| months[i] == m)
+                .map(|&i| Point {
+                    t: i as f64,
+                    y: y(i),
+                })
+                .collect()
+        })
+        .collect();
+    season_test(&groups, season_p)
+}
+
+/// The EWMA's centre and smoothing, and the half-widths of its act and watch limits and of the
+/// single-point limit around the centre.
+struct Limits {
+    mean: f64,
+    lambda: f64,
+    act: f64,
+    watch: f64,
+    point: f64,
+}
+
+impl Limits {
+    /// The judged points (`t` is the index in the series) beyond the act limit, and those
+    /// worth watching: beyond the watch limit, a single point beyond the point limit, or an
+    /// alarm. Only deviations to the worse side of `improvement` count.
+    fn alarms(&self, window: &[Point], improvement: Direction) -> (Vec<usize>, Vec<usize>) {
+        // A neutral indicator has no worse side: like the XmR chart's "neither", nothing is
+        // alarmed.
+        let worse = |d: f64| match improvement {
+            Direction::Increase => d < 0.0,
+            Direction::Decrease => d > 0.0,
+            Direction::Neutral => false,
+        };
+        let (mean, lambda) = (self.mean, self.lambda);
+        let (mut alarms, mut watch_alarms) = (Vec::new(), Vec::new());
+        let mut z = mean;
+        for point in window {
+            let (i, x) = (point.t as usize, point.y);
+            z = lambda * x + (1.0 - lambda) * z;
+            let ewma_out = (z - mean).abs() > self.act && worse(z - mean);
+            // A single point far out is worth watching, not acting on: one month is not a
+            // shift, and in a skewed small-unit share it is the tail (the XmR chart still marks
+            // it).
+            let point_out = (x - mean).abs() > self.point && worse(x - mean);
+            if ewma_out {
+                alarms.push(i);
+            }
+            if ewma_out || point_out || ((z - mean).abs() > self.watch && worse(z - mean)) {
+                watch_alarms.push(i);
+            }
+        }
+        (alarms, watch_alarms)
+    }
 }
 
 /// The autocorrelation the `act` limits are built with: φ measured on every point (baseline and

@@ -96,51 +96,12 @@ pub fn anhoej(
             Centre::Mean => mean(&base_present),
         };
         let (lcl, ucl) = match (centre, cl) {
-            (Centre::Mean, Some(cl)) => {
-                let mut ranges: Vec<f64> = base
-                    .windows(2)
-                    .filter_map(|w| Some((w[1]? - w[0]?).abs()))
-                    .collect();
-                let mut amr = mean(&ranges);
-                if screen && let Some(a) = amr {
-                    ranges.retain(|&r| r < 3.267 * a);
-                    amr = mean(&ranges);
-                }
-                match amr {
-                    Some(a) => {
-                        let sigma = a / 1.128;
-                        (Some(cl - 3.0 * sigma), Some(cl + 3.0 * sigma))
-                    }
-                    None => (None, None),
-                }
-            }
+            (Centre::Mean, Some(cl)) => three_sigma_limits(base, cl, screen),
             _ => (None, None),
         };
-        let sides: Vec<i8> = part
-            .iter()
-            .flatten()
-            .filter_map(|&y| {
-                let d = y - cl?;
-                if d > 0.0 {
-                    Some(1)
-                } else if d < 0.0 {
-                    Some(-1)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let sides = sides_of_centre(part, cl);
         let n_useful = sides.len();
-        let (mut longest, mut runs, mut current) = (0usize, 0usize, 0usize);
-        for (i, s) in sides.iter().enumerate() {
-            if i == 0 || sides[i - 1] != *s {
-                runs += 1;
-                current = 1;
-            } else {
-                current += 1;
-            }
-            longest = longest.max(current);
-        }
+        let (longest, runs) = longest_run_and_runs(&sides);
         let useful = n_useful > 0;
         let (longest_max, crossings, crossings_lim) = (
             useful.then(|| longest_run_max(n_useful)),
@@ -171,4 +132,59 @@ pub fn anhoej(
         });
     }
     out
+}
+
+/// The individuals chart's limits around `cl`: 3σ with σ from the mean moving range of `base`
+/// (ranges only between neighbours that are both present; with `screen`, ranges of 3.267 times
+/// the mean or more are left out and the mean taken again).
+fn three_sigma_limits(base: &[Option<f64>], cl: f64, screen: bool) -> (Option<f64>, Option<f64>) {
+    let mut ranges: Vec<f64> = base
+        .windows(2)
+        .filter_map(|w| Some((w[1]? - w[0]?).abs()))
+        .collect();
+    let mut amr = mean(&ranges);
+    if screen && let Some(a) = amr {
+        ranges.retain(|&r| r < 3.267 * a);
+        amr = mean(&ranges);
+    }
+    match amr {
+        Some(a) => {
+            let sigma = a / 1.128;
+            (Some(cl - 3.0 * sigma), Some(cl + 3.0 * sigma))
+        }
+        None => (None, None),
+    }
+}
+
+/// The side of the centre line each present point lies on (1 above, −1 below); points on the
+/// line are not useful and left out, as is everything when there is no centre.
+fn sides_of_centre(part: &[Option<f64>], cl: Option<f64>) -> Vec<i8> {
+    part.iter()
+        .flatten()
+        .filter_map(|&y| {
+            let d = y - cl?;
+            if d > 0.0 {
+                Some(1)
+            } else if d < 0.0 {
+                Some(-1)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// The longest run of points on one side, and the number of runs.
+fn longest_run_and_runs(sides: &[i8]) -> (usize, usize) {
+    let (mut longest, mut runs, mut current) = (0usize, 0usize, 0usize);
+    for (i, s) in sides.iter().enumerate() {
+        if i == 0 || sides[i - 1] != *s {
+            runs += 1;
+            current = 1;
+        } else {
+            current += 1;
+        }
+        longest = longest.max(current);
+    }
+    (longest, runs)
 }
