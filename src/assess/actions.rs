@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::definitions::{Diagnostic, Diagnostics, Pipeline, read_table};
+use crate::definitions::{Diagnostic, Diagnostics, Pipeline, TableRow, read_table};
 use crate::org::OrgTree;
 use crate::period::days_since_epoch;
 
@@ -67,6 +67,18 @@ impl Action {
     }
 }
 
+/// The columns of the actions file, in the order `action_of_row` reads them.
+const ACTION_COLUMNS: [&str; 8] = [
+    "action_id",
+    "goal_id",
+    "org_unit_id",
+    "title",
+    "owner",
+    "start",
+    "due",
+    "status",
+];
+
 /// Reads the actions CSV the pipeline names (none: no actions).
 pub(crate) fn load_actions(
     pipeline: &Pipeline,
@@ -76,99 +88,93 @@ pub(crate) fn load_actions(
         return Ok(Vec::new());
     };
     let path = pipeline.resolve(file);
-    let required = [
-        "action_id",
-        "goal_id",
-        "org_unit_id",
-        "title",
-        "owner",
-        "start",
-        "due",
-        "status",
-    ];
-    let (rows, mut problems) = read_table(&path, "actions", &required, pipeline.table_dialect())?;
+    let (rows, mut problems) =
+        read_table(&path, "actions", &ACTION_COLUMNS, pipeline.table_dialect())?;
     let goals = pipeline.goal_ids();
     let mut actions = Vec::new();
     let mut ids = BTreeSet::new();
     for row in &rows {
-        let line = row.line;
-        let f = |k: usize| row.get(k).to_string();
-        let item = format!("action '{}'", f(0));
-        let mut bad = |message: String| {
-            problems.push(Diagnostic::at_line(&path, line, item.clone(), message))
-        };
-        let date = |k: usize| -> Result<Option<NaiveDate>, String> {
-            let text = f(k);
-            if text.is_empty() {
-                return Ok(None);
-            }
-            NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                .map(Some)
-                .map_err(|_| {
-                    format!(
-                        "column '{}': expected a date YYYY-MM-DD, found '{text}'",
-                        required[k]
-                    )
-                })
-        };
-        if f(0).is_empty() {
-            bad("column 'action_id': empty".into());
-            continue;
+        match action_of_row(row, pipeline, tree, &goals, &mut ids) {
+            Ok(action) => actions.push(action),
+            Err(message) => problems.push(Diagnostic::at_line(
+                &path,
+                row.line,
+                format!("action '{}'", row.get(0)),
+                message,
+            )),
         }
-        if !ids.insert(f(0)) {
-            bad("duplicate action_id".into());
-            continue;
-        }
-        if !goals.contains(f(1).as_str()) {
-            bad(format!(
-                "column 'goal_id': unknown goal '{}'{}",
-                f(1),
-                pipeline.goal_hint(&f(1))
-            ));
-            continue;
-        }
-        if !tree.contains(&f(2)) {
-            bad(format!(
-                "column 'org_unit_id': unknown org unit '{}'{}",
-                f(2),
-                tree.did_you_mean(&f(2))
-            ));
-            continue;
-        }
-        let Some(status) = ActionStatus::parse(&f(7)) else {
-            bad(format!(
-                "column 'status': expected planned, ongoing, done, delayed or cancelled, found '{}'",
-                f(7)
-            ));
-            continue;
-        };
-        let (start, due) = match (date(5), date(6)) {
-            (Ok(s), Ok(Some(d))) => (s, d),
-            (Ok(_), Ok(None)) => {
-                bad("column 'due': a due date is required".into());
-                continue;
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                bad(e);
-                continue;
-            }
-        };
-        actions.push(Action {
-            action_id: f(0),
-            goal_id: f(1),
-            org_unit_id: f(2),
-            title: f(3),
-            owner: f(4),
-            start,
-            due,
-            status,
-        });
     }
     if problems.is_empty() {
         Ok(actions)
     } else {
         Err(Diagnostics(problems))
     }
+}
+
+/// One row of the actions file as an action, or what is wrong with it: an empty or repeated id
+/// (`ids` holds those seen), an unknown goal or unit, a status or date that does not read.
+fn action_of_row(
+    row: &TableRow,
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    goals: &BTreeSet<&str>,
+    ids: &mut BTreeSet<String>,
+) -> Result<Action, String> {
+    let f = |k: usize| row.get(k).to_string();
+    let date = |k: usize| -> Result<Option<NaiveDate>, String> {
+        let text = f(k);
+        if text.is_empty() {
+            return Ok(None);
+        }
+        NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| {
+                format!(
+                    "column '{}': expected a date YYYY-MM-DD, found '{text}'",
+                    ACTION_COLUMNS[k]
+                )
+            })
+    };
+    if f(0).is_empty() {
+        return Err("column 'action_id': empty".into());
+    }
+    if !ids.insert(f(0)) {
+        return Err("duplicate action_id".into());
+    }
+    if !goals.contains(f(1).as_str()) {
+        return Err(format!(
+            "column 'goal_id': unknown goal '{}'{}",
+            f(1),
+            pipeline.goal_hint(&f(1))
+        ));
+    }
+    if !tree.contains(&f(2)) {
+        return Err(format!(
+            "column 'org_unit_id': unknown org unit '{}'{}",
+            f(2),
+            tree.did_you_mean(&f(2))
+        ));
+    }
+    let Some(status) = ActionStatus::parse(&f(7)) else {
+        return Err(format!(
+            "column 'status': expected planned, ongoing, done, delayed or cancelled, found '{}'",
+            f(7)
+        ));
+    };
+    let start = date(5)?;
+    let Some(due) = date(6)? else {
+        return Err("column 'due': a due date is required".into());
+    };
+    Ok(Action {
+        action_id: f(0),
+        goal_id: f(1),
+        org_unit_id: f(2),
+        title: f(3),
+        owner: f(4),
+        start,
+        due,
+        status,
+    })
 }
 
 /// `actions.parquet`: every action with `overdue` and `days_overdue`, then one row per not-met

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::targets::PeriodSpec;
-use crate::definitions::{Diagnostic, Diagnostics, Pipeline, read_table};
+use crate::definitions::{Diagnostic, Diagnostics, Pipeline, TableRow, read_table};
 use crate::org::OrgTree;
 
 /// One analysis text.
@@ -61,45 +61,11 @@ pub(crate) fn load_analyses(
             row.get(5),
             row.get(6),
         );
-        let mut row_problems = Vec::new();
-        match (goal.is_empty(), indicator.is_empty()) {
-            (true, true) | (false, false) => row_problems.push(bad(
-                "give either goal_id or indicator_id (one of them), not both or neither".into(),
-            )),
-            _ => {}
-        }
-        if !goal.is_empty() && !goals.contains(goal) {
-            row_problems.push(bad(format!(
-                "column 'goal_id': unknown goal '{goal}'{}",
-                pipeline.goal_hint(goal)
-            )));
-        }
-        if !indicator.is_empty() && !indicators.contains(indicator) {
-            row_problems.push(bad(format!(
-                "column 'indicator_id': unknown indicator '{indicator}'{}",
-                pipeline.indicator_hint(indicator)
-            )));
-        }
-        if !tree.contains(unit) {
-            row_problems.push(bad(format!(
-                "column 'org_unit_id': unknown org unit '{unit}'{}",
-                tree.did_you_mean(unit)
-            )));
-        }
-        if period.is_empty() || PeriodSpec::parse(period).is_none() {
-            row_problems.push(bad(format!(
-                "column 'period': expected a period such as 2024-T2, 2024 or 2024-03, found '{period}'"
-            )));
-        }
-        let parsed_date = NaiveDate::parse_from_str(date, "%Y-%m-%d");
-        if parsed_date.is_err() {
-            row_problems.push(bad(format!(
-                "column 'date': expected a date YYYY-MM-DD, found '{date}'"
-            )));
-        }
-        if text.is_empty() {
-            row_problems.push(bad("column 'text': empty".into()));
-        }
+        let mut row_problems: Vec<Diagnostic> =
+            problems_of_row(row, pipeline, tree, &goals, &indicators)
+                .into_iter()
+                .map(bad)
+                .collect();
         let key = (
             goal.to_string(),
             indicator.to_string(),
@@ -121,7 +87,7 @@ pub(crate) fn load_analyses(
             org_unit_id: unit.to_string(),
             period: period.to_string(),
             author: author.to_string(),
-            date: parsed_date.expect("checked above"),
+            date: NaiveDate::parse_from_str(date, "%Y-%m-%d").expect("checked above"),
             text: text.to_string(),
         });
     }
@@ -130,6 +96,63 @@ pub(crate) fn load_analyses(
     } else {
         Err(Diagnostics(problems))
     }
+}
+
+/// What is wrong with one row of the analyses file, each problem on its own; none when it reads.
+/// (A second text for the same keys is found by the caller, who sees every row.)
+fn problems_of_row(
+    row: &TableRow,
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    goals: &BTreeSet<&str>,
+    indicators: &BTreeSet<&str>,
+) -> Vec<String> {
+    let (goal, indicator, unit, period, date, text) = (
+        row.get(0),
+        row.get(1),
+        row.get(2),
+        row.get(3),
+        row.get(5),
+        row.get(6),
+    );
+    let mut problems = Vec::new();
+    if goal.is_empty() == indicator.is_empty() {
+        problems.push(
+            "give either goal_id or indicator_id (one of them), not both or neither".to_string(),
+        );
+    }
+    if !goal.is_empty() && !goals.contains(goal) {
+        problems.push(format!(
+            "column 'goal_id': unknown goal '{goal}'{}",
+            pipeline.goal_hint(goal)
+        ));
+    }
+    if !indicator.is_empty() && !indicators.contains(indicator) {
+        problems.push(format!(
+            "column 'indicator_id': unknown indicator '{indicator}'{}",
+            pipeline.indicator_hint(indicator)
+        ));
+    }
+    if !tree.contains(unit) {
+        problems.push(format!(
+            "column 'org_unit_id': unknown org unit '{unit}'{}",
+            tree.did_you_mean(unit)
+        ));
+    }
+    if period.is_empty() || PeriodSpec::parse(period).is_none() {
+        problems.push(format!(
+            "column 'period': expected a period such as 2024-T2, 2024 or 2024-03, found '{period}'"
+        ));
+    }
+    if NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
+        problems.push(format!(
+            "column 'date': expected a date YYYY-MM-DD, found '{date}'"
+        ));
+    }
+    if text.is_empty() {
+        problems.push("column 'text': empty".into());
+    }
+    problems
 }
 
 /// `analyses.parquet`: every text with its keys.

@@ -92,6 +92,42 @@ pub(crate) fn goal_status(
     tree: &OrgTree,
     deviations: &DataFrame,
 ) -> PolarsResult<DataFrame> {
+    let by_indicator = statuses_by_indicator(deviations)?;
+    let results = roll_up_goals(pipeline, tree, &by_indicator);
+    let mut goal_ids: Vec<&String> = results.keys().collect();
+    goal_ids.sort();
+    let cells: Vec<(&String, &CellKey, &GoalCell)> = goal_ids
+        .into_iter()
+        .flat_map(|g| results[g].iter().map(move |(k, c)| (g, k, c)))
+        .collect();
+    let count = |f: fn(&GoalCell) -> u32| cells.iter().map(|(_, _, c)| f(c)).collect::<Vec<u32>>();
+    let counts = [
+        count(|c| c.n_indicators),
+        count(|c| c.n_met),
+        count(|c| c.n_partly_met),
+        count(|c| c.n_not_met),
+        count(|c| c.n_no_data),
+    ];
+    let [a, b, c, d, e] = counts;
+    df!(
+        "goal_id" => cells.iter().map(|(g, _, _)| g.as_str()).collect::<Vec<_>>(),
+        "org_unit_id" => cells.iter().map(|(_, k, _)| k.0.as_str()).collect::<Vec<_>>(),
+        "grain" => cells.iter().map(|(_, k, _)| k.1.as_str()).collect::<Vec<_>>(),
+        "period" => cells.iter().map(|(_, k, _)| k.2.as_str()).collect::<Vec<_>>(),
+        "status" => cells.iter().map(|(_, _, c)| c.status.as_str()).collect::<Vec<_>>(),
+        "n_indicators" => a,
+        "n_met" => b,
+        "n_partly_met" => c,
+        "n_not_met" => d,
+        "n_no_data" => e,
+        "share_met" => cells.iter().map(|(_, _, c)| c.share_met).collect::<Vec<_>>(),
+    )
+}
+
+/// Each indicator's status per (unit, grain, period) cell, from the total segment's deviations.
+fn statuses_by_indicator(
+    deviations: &DataFrame,
+) -> PolarsResult<HashMap<String, BTreeMap<CellKey, Status>>> {
     let totals = deviations
         .clone()
         .lazy()
@@ -111,7 +147,16 @@ pub(crate) fn goal_status(
             .or_default()
             .insert((get(1), get(2), get(3)), status);
     }
+    Ok(by_indicator)
+}
 
+/// Every goal's cells, sub-goals first: the statuses of its indicators and of its sub-goals at
+/// the units under its owner, rolled up by the goal's rule and weights.
+fn roll_up_goals(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    by_indicator: &HashMap<String, BTreeMap<CellKey, Status>>,
+) -> HashMap<String, BTreeMap<CellKey, GoalCell>> {
     let goals = &pipeline.def.goals;
     let mut results: HashMap<String, BTreeMap<CellKey, GoalCell>> = HashMap::new();
     for goal in children_first(goals) {
@@ -148,35 +193,7 @@ pub(crate) fn goal_status(
             .collect();
         results.insert(goal.id.get_ref().clone(), rolled);
     }
-
-    let mut goal_ids: Vec<&String> = results.keys().collect();
-    goal_ids.sort();
-    let cells: Vec<(&String, &CellKey, &GoalCell)> = goal_ids
-        .into_iter()
-        .flat_map(|g| results[g].iter().map(move |(k, c)| (g, k, c)))
-        .collect();
-    let count = |f: fn(&GoalCell) -> u32| cells.iter().map(|(_, _, c)| f(c)).collect::<Vec<u32>>();
-    let counts = [
-        count(|c| c.n_indicators),
-        count(|c| c.n_met),
-        count(|c| c.n_partly_met),
-        count(|c| c.n_not_met),
-        count(|c| c.n_no_data),
-    ];
-    let [a, b, c, d, e] = counts;
-    df!(
-        "goal_id" => cells.iter().map(|(g, _, _)| g.as_str()).collect::<Vec<_>>(),
-        "org_unit_id" => cells.iter().map(|(_, k, _)| k.0.as_str()).collect::<Vec<_>>(),
-        "grain" => cells.iter().map(|(_, k, _)| k.1.as_str()).collect::<Vec<_>>(),
-        "period" => cells.iter().map(|(_, k, _)| k.2.as_str()).collect::<Vec<_>>(),
-        "status" => cells.iter().map(|(_, _, c)| c.status.as_str()).collect::<Vec<_>>(),
-        "n_indicators" => a,
-        "n_met" => b,
-        "n_partly_met" => c,
-        "n_not_met" => d,
-        "n_no_data" => e,
-        "share_met" => cells.iter().map(|(_, _, c)| c.share_met).collect::<Vec<_>>(),
-    )
+    results
 }
 
 /// Goals ordered so that every sub-goal comes before its parent (the goal tree is checked for

@@ -19,7 +19,7 @@ pub use status::{Judgement, Status, judge};
 pub(crate) use targets::Targets;
 pub use targets::{CompareTo, PeriodSpec, Target, Tolerance};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -267,30 +267,9 @@ fn with_reference_values(
     groups: &Groups,
     targets: &Targets,
 ) -> PolarsResult<DataFrame> {
-    let unit_col = frame.column("org_unit_id")?.str()?.clone();
-    let target_col = frame.column("__target")?.u32()?.clone();
-    let reference_unit: Vec<Option<String>> = unit_col
-        .iter()
-        .zip(target_col.iter())
-        .map(|(unit, t)| {
-            let target = &targets.list[t? as usize];
-            match &target.compare_to {
-                Some(CompareTo::Parent) => tree.get(unit?)?.parent_id.clone(),
-                Some(CompareTo::Unit(u)) => Some(u.clone()),
-                Some(CompareTo::National) => tree.roots().first().map(|r| r.id.clone()),
-                _ => None,
-            }
-        })
-        .collect();
-    frame.with_column(Column::new("__reference_unit".into(), reference_unit))?;
-    let reference_group: Vec<Option<String>> = target_col
-        .iter()
-        .map(|t| match &targets.list[t? as usize].compare_to {
-            Some(CompareTo::Group(g)) => Some(g.clone()),
-            _ => None,
-        })
-        .collect();
-    frame.with_column(Column::new("__reference_group".into(), reference_group))?;
+    let (reference_unit, reference_group) = reference_columns(&frame, tree, targets)?;
+    frame.with_column(reference_unit)?;
+    frame.with_column(reference_group)?;
     let reference = values.clone().lazy().select([
         col("indicator_id"),
         col("org_unit_id").alias("__reference_unit"),
@@ -347,6 +326,41 @@ fn with_reference_values(
         )
         .with_column(col("__reference_value").fill_null(col("__group_value")))
         .collect()
+}
+
+/// `__reference_unit` and `__reference_group`: the unit (parent, named unit or the root) or the
+/// group each row's target compares with, if it compares with one.
+fn reference_columns(
+    frame: &DataFrame,
+    tree: &OrgTree,
+    targets: &Targets,
+) -> PolarsResult<(Column, Column)> {
+    let unit_col = frame.column("org_unit_id")?.str()?.clone();
+    let target_col = frame.column("__target")?.u32()?.clone();
+    let reference_unit: Vec<Option<String>> = unit_col
+        .iter()
+        .zip(target_col.iter())
+        .map(|(unit, t)| {
+            let target = &targets.list[t? as usize];
+            match &target.compare_to {
+                Some(CompareTo::Parent) => tree.get(unit?)?.parent_id.clone(),
+                Some(CompareTo::Unit(u)) => Some(u.clone()),
+                Some(CompareTo::National) => tree.roots().first().map(|r| r.id.clone()),
+                _ => None,
+            }
+        })
+        .collect();
+    let reference_group: Vec<Option<String>> = target_col
+        .iter()
+        .map(|t| match &targets.list[t? as usize].compare_to {
+            Some(CompareTo::Group(g)) => Some(g.clone()),
+            _ => None,
+        })
+        .collect();
+    Ok((
+        Column::new("__reference_unit".into(), reference_unit),
+        Column::new("__reference_group".into(), reference_group),
+    ))
 }
 
 /// Status, gap and the target's description for every row.
@@ -477,7 +491,6 @@ impl JudgedColumns {
 /// polarity, ties share the better rank — and the unit's rank the same period a year earlier.
 /// Neutral indicators are not ranked.
 fn ranks(pipeline: &Pipeline, frame: &DataFrame) -> PolarsResult<DataFrame> {
-    use std::collections::HashMap;
     let polarity: HashMap<&str, Polarity> = pipeline
         .def
         .indicators
@@ -485,18 +498,16 @@ fn ranks(pipeline: &Pipeline, frame: &DataFrame) -> PolarsResult<DataFrame> {
         .map(|i| (i.id.get_ref().as_str(), i.polarity))
         .collect();
     let s = |n: &str| frame.column(n).and_then(|c| c.str().cloned());
-    let (ind, unit, kind, grain, period, seg, last_year) = (
+    let (ind, kind, grain, period, seg) = (
         s("indicator_id")?,
-        s("org_unit_id")?,
         s("org_kind")?,
         s("grain")?,
         s("period")?,
         s("segment")?,
-        s("__last_year")?,
     );
     let value = frame.column("value")?.f64()?;
     let n = frame.height();
-    // Five text keys: indicator, grain, period, segment and org kind (or unit, for `by_cell`).
+    // Five text keys: indicator, grain, period, segment and org kind.
     type Key5<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
     let mut groups: HashMap<Key5, Vec<(usize, f64)>> = HashMap::new();
     for i in 0..n {
@@ -532,6 +543,24 @@ fn ranks(pipeline: &Pipeline, frame: &DataFrame) -> PolarsResult<DataFrame> {
             of[i] = Some(members.len() as u32);
         }
     }
+    let last = last_year_ranks(frame, &rank)?;
+    df!("rank" => rank, "rank_of" => of, "last_year_rank" => last)
+}
+
+/// Each row's rank in the same cell a year earlier (`__last_year` is that period's label), from
+/// the ranks of this run's rows.
+fn last_year_ranks(frame: &DataFrame, rank: &[Option<u32>]) -> PolarsResult<Vec<Option<u32>>> {
+    let s = |n: &str| frame.column(n).and_then(|c| c.str().cloned());
+    let (ind, unit, grain, period, seg, last_year) = (
+        s("indicator_id")?,
+        s("org_unit_id")?,
+        s("grain")?,
+        s("period")?,
+        s("segment")?,
+        s("__last_year")?,
+    );
+    // Indicator, unit, grain, period, segment.
+    type Key5<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
     let mut by_cell: HashMap<Key5, u32> = HashMap::new();
     for (i, r) in rank.iter().enumerate() {
         if let (Some(r), Some(id), Some(u), Some(g), Some(p), Some(sg)) = (
@@ -545,7 +574,7 @@ fn ranks(pipeline: &Pipeline, frame: &DataFrame) -> PolarsResult<DataFrame> {
             by_cell.insert((id, u, g, p, sg), r);
         }
     }
-    let last: Vec<Option<u32>> = (0..n)
+    Ok((0..frame.height())
         .map(|i| {
             by_cell
                 .get(&(
@@ -557,8 +586,7 @@ fn ranks(pipeline: &Pipeline, frame: &DataFrame) -> PolarsResult<DataFrame> {
                 ))
                 .copied()
         })
-        .collect();
-    df!("rank" => rank, "rank_of" => of, "last_year_rank" => last)
+        .collect())
 }
 
 /// `indicator_id, goal_ids`: the goals each indicator measures, comma-separated.

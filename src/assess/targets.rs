@@ -204,6 +204,39 @@ struct RawTarget<'a> {
     note: &'a str,
 }
 
+/// The required columns of the targets file, in the order `read_csv` reads them; `grain` is an
+/// optional tenth.
+const TARGET_COLUMNS: [&str; 9] = [
+    "indicator_id",
+    "org_unit_id",
+    "period",
+    "kind",
+    "value",
+    "value_high",
+    "tolerance",
+    "compare_to",
+    "note",
+];
+
+impl RawTarget<'_> {
+    /// How a problem names the target: `target <indicator>/<unit>/<period>`, `*` for a blank.
+    fn item(&self) -> String {
+        let or_any = |s: &str| {
+            if s.is_empty() {
+                "*".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        format!(
+            "target {}/{}/{}",
+            self.indicator_id,
+            or_any(self.org_unit_id),
+            or_any(self.period)
+        )
+    }
+}
+
 impl Targets {
     /// Reads the targets CSV (if the pipeline names one) and the indicators' defaults.
     pub(crate) fn load(
@@ -344,21 +377,10 @@ fn read_csv(
     targets: &mut Targets,
     problems: &mut Vec<Diagnostic>,
 ) {
-    let required = [
-        "indicator_id",
-        "org_unit_id",
-        "period",
-        "kind",
-        "value",
-        "value_high",
-        "tolerance",
-        "compare_to",
-        "note",
-    ];
     let rows = match read_table_with(
         path,
         "targets",
-        &required,
+        &TARGET_COLUMNS,
         &["grain"],
         pipeline.table_dialect(),
     ) {
@@ -389,20 +411,7 @@ fn read_csv(
             note: f(8),
             grain: f(9),
         };
-        let item = format!(
-            "target {}/{}/{}",
-            raw.indicator_id,
-            if raw.org_unit_id.is_empty() {
-                "*"
-            } else {
-                raw.org_unit_id
-            },
-            if raw.period.is_empty() {
-                "*"
-            } else {
-                raw.period
-            }
-        );
+        let item = raw.item();
         let origin = format!("{}:{line}", path.display());
         match check(pipeline, tree, groups, &raw, origin) {
             Err(message) => problems.push(Diagnostic::at_line(path, line as usize, item, message)),

@@ -100,42 +100,12 @@ impl SqlEngine {
         let statements = sql.statements(&table)?;
         tracing::debug!(statement = %statements.states, "phase 1 as SQL");
 
-        // Every statement of the source at once: on a cluster each is a job, and their
-        // scheduling overlaps instead of adding up. Dropping the set (a timeout) cancels them.
-        let mut running = tokio::task::JoinSet::new();
         let all = std::iter::once(statements.states.clone())
             .chain(statements.sets.iter().map(|(_, _, s)| s.clone()));
-        for (k, statement) in all.enumerate() {
-            let ctx = ctx.clone();
-            running.spawn(async move { (k, query(&ctx, &statement).await) });
-        }
-        let mut answered: Vec<Option<DataFrame>> = vec![None; statements.sets.len() + 1];
-        while let Some(done) = running.join_next().await {
-            let (k, frame) = done.map_err(|e| e.to_string())?;
-            answered[k] = Some(frame?);
-        }
-        let mut answered = answered.into_iter().map(|f| f.unwrap_or_default());
+        let mut answered = query_all(&ctx, all).await?.into_iter();
         let states = answered.next().unwrap_or_default();
-        let mut keys = vec!["__unit".to_string(), "__month".to_string()];
-        keys.extend(statements.dims.iter().cloned());
-        keys.push("__state".to_string());
-        // grouping(k1, …, kn) sets bit n-1-i when key i is left out of the set.
-        let set_id = |grouped: &[&str]| -> i64 {
-            keys.iter()
-                .enumerate()
-                .filter(|(_, k)| !grouped.contains(&k.as_str()))
-                .map(|(i, _)| 1i64 << (keys.len() - 1 - i))
-                .sum()
-        };
-        let set_of = states
-            .column("__set")
-            .and_then(|c| c.cast(&DataType::Int64))
-            .map_err(|e| e.to_string())?;
-        let in_set = |id: i64| -> PolarsResult<DataFrame> {
-            let mask = set_of.i64()?.equal(id);
-            states.filter(&mask)
-        };
-        let counts = in_set(set_id(&["__month", "__state"])).map_err(|e| e.to_string())?;
+        let grouping = GroupingSets::new(states, &statements.dims)?;
+        let counts = grouping.rows(&["__month", "__state"])?;
         let (usable, rejected_count) = row_counts(&counts)?;
 
         let in_months = || {
@@ -150,7 +120,7 @@ impl SqlEngine {
             if let Some(d) = dim {
                 grouped.push(d.as_str());
             }
-            let frame = in_set(set_id(&grouped)).map_err(|e| e.to_string())?;
+            let frame = grouping.rows(&grouped)?;
             let mut select = vec![col("__unit"), col("__month"), segment(dim.as_deref())];
             select.extend(names.iter().map(|n| col(n.as_str())));
             let frame = frame
@@ -361,6 +331,73 @@ async fn query(ctx: &SessionContext, statement: &str) -> Result<DataFrame, Strin
     let schema: arrow_types::SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await.map_err(|e| e.to_string())?;
     to_polars(&schema, &batches)
+}
+
+/// Every statement at once, the answers in the statements' order: on a cluster each is a job,
+/// and their scheduling overlaps instead of adding up. Dropping the set (a timeout) cancels
+/// them.
+async fn query_all(
+    ctx: &SessionContext,
+    statements: impl Iterator<Item = String>,
+) -> Result<Vec<DataFrame>, String> {
+    let mut running = tokio::task::JoinSet::new();
+    let mut n = 0;
+    for (k, statement) in statements.enumerate() {
+        let ctx = ctx.clone();
+        running.spawn(async move { (k, query(&ctx, &statement).await) });
+        n += 1;
+    }
+    let mut answered: Vec<Option<DataFrame>> = vec![None; n];
+    while let Some(done) = running.join_next().await {
+        let (k, frame) = done.map_err(|e| e.to_string())?;
+        answered[k] = Some(frame?);
+    }
+    Ok(answered
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect())
+}
+
+/// The answer of the grouping-sets statement (see `SourceStatements::states`), split by set.
+struct GroupingSets {
+    /// The key columns in `grouping()` order.
+    keys: Vec<String>,
+    states: DataFrame,
+    set_of: Int64Chunked,
+}
+
+impl GroupingSets {
+    fn new(states: DataFrame, dims: &[String]) -> Result<GroupingSets, String> {
+        let mut keys = vec!["__unit".to_string(), "__month".to_string()];
+        keys.extend(dims.iter().cloned());
+        keys.push("__state".to_string());
+        let set_of = states
+            .column("__set")
+            .and_then(|c| c.cast(&DataType::Int64))
+            .and_then(|c| c.i64().cloned())
+            .map_err(|e| e.to_string())?;
+        Ok(GroupingSets {
+            keys,
+            states,
+            set_of,
+        })
+    }
+
+    /// The rows of the set that groups by exactly the keys `grouped`.
+    fn rows(&self, grouped: &[&str]) -> Result<DataFrame, String> {
+        // grouping(k1, …, kn) sets bit n-1-i when key i is left out of the set.
+        let n = self.keys.len();
+        let id: i64 = self
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| !grouped.contains(&k.as_str()))
+            .map(|(i, _)| 1i64 << (n - 1 - i))
+            .sum();
+        self.states
+            .filter(&self.set_of.equal(id))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Casts every column to the type the polars engine gives it.

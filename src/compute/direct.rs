@@ -12,7 +12,8 @@ use super::expr::{IndicatorAggs, compile_indicator};
 use super::grains_needed;
 use crate::definitions::IndicatorDef;
 use crate::org::OrgTree;
-use crate::period::RunMonths;
+use crate::period::{Grain, RunMonths};
+use crate::schema::RAW_COLUMNS;
 
 /// The direct plan for `defs` (with their slot in the source), over the source's rows (with the
 /// `__filter_{slot}` columns added). Output: the raw long format, one row per cell with rows.
@@ -30,45 +31,7 @@ pub(crate) fn plan(
         .map(|(slot, ind)| compile_indicator(ind, *slot).map_err(|m| (ind.id.get_ref().clone(), m)))
         .collect::<Result<_, _>>()?;
     let grains = grains_needed(defs.iter().map(|(_, d)| *d));
-    let membership = months.membership_frame(&grains).map_err(internal)?;
-    let ancestors = tree
-        .ancestor_index_frame()
-        .map_err(internal)?
-        .lazy()
-        .select([col("__unit"), col("__ancestor").alias("__org_unit")]);
-    let membership = membership.lazy().select([
-        col("__month"),
-        col("grain").alias("__grain"),
-        col("period").alias("__period"),
-    ]);
-    let explode = |rows: LazyFrame| {
-        let exploded = rows
-            .join(
-                ancestors.clone(),
-                [col("__unit")],
-                [col("__unit")],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .join(
-                membership.clone(),
-                [col("__month")],
-                [col("__month")],
-                JoinArgs::new(JoinType::Inner),
-            );
-        let own_masks: Vec<Expr> = aggs
-            .iter()
-            .filter_map(|a| {
-                a.own_mask
-                    .as_ref()
-                    .map(|(n, e)| e.clone().alias(n.as_str()))
-            })
-            .collect();
-        if own_masks.is_empty() {
-            exploded
-        } else {
-            exploded.with_columns(own_masks)
-        }
-    };
+    let explode = exploder(tree, months, &grains, &aggs).map_err(internal)?;
     let (total_rows, breakdown_rows) = (explode(total_rows), explode(breakdown_rows));
     let keys = || vec![col("__org_unit"), col("__grain"), col("__period")];
     let mut long = vec![grouped(
@@ -105,16 +68,56 @@ pub(crate) fn plan(
             [col("__unit")],
             JoinArgs::new(JoinType::Inner),
         )
-        .select([
-            col("indicator_id"),
-            col("org_unit_id"),
-            col("grain"),
-            col("period"),
-            col("segment"),
-            col("numerator"),
-            col("denominator"),
-            col("n_rows"),
-        ]))
+        .select(RAW_COLUMNS.map(col)))
+}
+
+/// What makes the direct path's rows: each row once per ancestor of its unit (`__org_unit`, the
+/// unit itself included) and per period of `grains` its month belongs to (`__grain`,
+/// `__period`), with each indicator's own-row mask.
+fn exploder<'a>(
+    tree: &OrgTree,
+    months: RunMonths,
+    grains: &[Grain],
+    aggs: &'a [IndicatorAggs],
+) -> PolarsResult<impl Fn(LazyFrame) -> LazyFrame + 'a> {
+    let membership = months.membership_frame(grains)?;
+    let ancestors = tree
+        .ancestor_index_frame()?
+        .lazy()
+        .select([col("__unit"), col("__ancestor").alias("__org_unit")]);
+    let membership = membership.lazy().select([
+        col("__month"),
+        col("grain").alias("__grain"),
+        col("period").alias("__period"),
+    ]);
+    Ok(move |rows: LazyFrame| {
+        let exploded = rows
+            .join(
+                ancestors.clone(),
+                [col("__unit")],
+                [col("__unit")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .join(
+                membership.clone(),
+                [col("__month")],
+                [col("__month")],
+                JoinArgs::new(JoinType::Inner),
+            );
+        let own_masks: Vec<Expr> = aggs
+            .iter()
+            .filter_map(|a| {
+                a.own_mask
+                    .as_ref()
+                    .map(|(n, e)| e.clone().alias(n.as_str()))
+            })
+            .collect();
+        if own_masks.is_empty() {
+            exploded
+        } else {
+            exploded.with_columns(own_masks)
+        }
+    })
 }
 
 /// One group-by computing every member indicator, unpivoted to one row per indicator.

@@ -326,45 +326,13 @@ pub(crate) fn plan_source(
         .iter()
         .flat_map(|d| d.breakdown.iter().map(|b| b.get_ref().clone()))
         .collect();
-    let mut segmentations: Vec<(Option<String>, Vec<usize>)> =
-        vec![(None, (0..parts.partial.len()).collect())];
-    for dim in &breakdowns {
-        let members = parts
-            .partial_defs
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.breakdown.iter().any(|b| b.get_ref() == dim))
-            .map(|(i, _)| i)
-            .collect();
-        segmentations.push((Some(dim.clone()), members));
-    }
-
     let mut outputs = Outputs::default();
-    let mut layout = Vec::new();
-    let mut segment_outputs = Vec::new();
-    for (dim, members) in segmentations {
-        if members.is_empty() {
-            continue;
-        }
-        let rows = if dim.is_some() {
-            &breakdown_rows
-        } else {
-            &total_rows
-        };
-        let segment = Segmentation::new(dim);
-        let scalars = segment.plan_scalars(rows, &members, &parts.partial, &mut outputs);
-        let sets = segment.plan_sets(rows, &members, &parts.partial, &mut outputs);
-        segment_outputs.push((
-            segment.name(),
-            members.len(),
-            outputs.frames.len() - scalars - 1,
-        ));
-        layout.push(SegmentLayout {
-            members,
-            scalars,
-            sets,
-        });
-    }
+    let (layout, segment_outputs) = plan_segmentations(
+        &parts,
+        &breakdowns,
+        (&total_rows, &breakdown_rows),
+        &mut outputs,
+    );
 
     let direct_output = if parts.direct_defs.is_empty() {
         None
@@ -401,6 +369,57 @@ pub(crate) fn plan_source(
         layout,
         direct_output,
     })
+}
+
+/// Phase 1's outputs of every segmentation (the total, then each breakdown dimension) with
+/// partial indicators in it: its scalar states and its distinct sets and value multisets,
+/// planned over `total_rows` or `breakdown_rows`. Returns each segmentation's layout and, for
+/// `explain`, its name and its numbers of indicators and of set outputs.
+#[allow(clippy::type_complexity)] // the two lists `SourcePlan` keeps
+fn plan_segmentations(
+    parts: &IndicatorParts,
+    breakdowns: &BTreeSet<String>,
+    (total_rows, breakdown_rows): (&LazyFrame, &LazyFrame),
+    outputs: &mut Outputs,
+) -> (Vec<SegmentLayout>, Vec<(String, usize, usize)>) {
+    let mut segmentations: Vec<(Option<String>, Vec<usize>)> =
+        vec![(None, (0..parts.partial.len()).collect())];
+    for dim in breakdowns {
+        let members = parts
+            .partial_defs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.breakdown.iter().any(|b| b.get_ref() == dim))
+            .map(|(i, _)| i)
+            .collect();
+        segmentations.push((Some(dim.clone()), members));
+    }
+    let mut layout = Vec::new();
+    let mut segment_outputs = Vec::new();
+    for (dim, members) in segmentations {
+        if members.is_empty() {
+            continue;
+        }
+        let rows = if dim.is_some() {
+            breakdown_rows
+        } else {
+            total_rows
+        };
+        let segment = Segmentation::new(dim);
+        let scalars = segment.plan_scalars(rows, &members, &parts.partial, outputs);
+        let sets = segment.plan_sets(rows, &members, &parts.partial, outputs);
+        segment_outputs.push((
+            segment.name(),
+            members.len(),
+            outputs.frames.len() - scalars - 1,
+        ));
+        layout.push(SegmentLayout {
+            members,
+            scalars,
+            sets,
+        });
+    }
+    (layout, segment_outputs)
 }
 
 /// A source's indicators taken apart: each one's row filter (scope and `filter`) as a column,

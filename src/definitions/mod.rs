@@ -17,7 +17,7 @@ pub(crate) use diagnostic::{did_you_mean, line_col};
 pub use engine::Engine;
 pub use model::*;
 pub(crate) use sheet::{CellText, read_sheet};
-pub(crate) use table::{TableDialect, read_table, read_table_with};
+pub(crate) use table::{TableDialect, TableRow, read_table, read_table_with};
 pub use targets::TargetKind;
 pub(crate) use targets::{TargetDefault, ToleranceDef};
 pub(crate) use validate::compile_sql_expr;

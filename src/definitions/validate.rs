@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::Expr;
 use toml::Spanned;
 
-use super::{ColumnType, Diagnostic, IndicatorDef, Pipeline, SourceDef, SourceFormat};
+use super::{ColumnType, Diagnostic, GoalDef, IndicatorDef, Pipeline, SourceDef, SourceFormat};
 use crate::period::Month;
 
 /// Compiles one SQL expression with polars' SQL support. The error text is polars' own, trimmed.
@@ -574,27 +574,7 @@ fn check_goals(p: &Pipeline, out: &mut Vec<Diagnostic>) {
         {
             out.push(p.diag_at(g.id.span(), &item, "met_share must be in (0, 1]"));
         }
-        for (id, w) in &g.weights {
-            let member = g.indicators.iter().any(|i| i.get_ref() == id)
-                || p.def.goals.iter().any(|c| {
-                    c.id.get_ref() == id
-                        && c.parent.as_ref().map(|x| x.get_ref()) == Some(g.id.get_ref())
-                });
-            if !member {
-                out.push(p.diag_at(
-                    g.id.span(),
-                    &item,
-                    format!("weights names '{id}', which is neither an indicator of the goal nor a sub-goal"),
-                ));
-            }
-            if !(w.is_finite() && *w > 0.0) {
-                out.push(p.diag_at(
-                    g.id.span(),
-                    &item,
-                    format!("weight of '{id}' must be a positive number"),
-                ));
-            }
-        }
+        check_goal_weights(p, g, &item, out);
         if let Some(parent) = &g.parent
             && !goal_ids.contains(parent.get_ref().as_str())
         {
@@ -605,7 +585,48 @@ fn check_goals(p: &Pipeline, out: &mut Vec<Diagnostic>) {
             ));
         }
     }
-    // A goal whose parent chain comes back to itself can never be rolled up.
+    check_goal_cycles(p, out);
+    for ind in &p.def.indicators {
+        if !measured.contains(ind.id.get_ref().as_str()) {
+            out.push(p.diag_at(
+                ind.id.span(),
+                format!("indicator '{}'", ind.id.get_ref()),
+                "indicator measures no goal: list it under some goal's `indicators`",
+            ));
+        }
+    }
+}
+
+/// A goal's weights name its indicators or sub-goals, each with a positive weight.
+fn check_goal_weights(p: &Pipeline, g: &GoalDef, item: &str, out: &mut Vec<Diagnostic>) {
+    for (id, w) in &g.weights {
+        let member = g.indicators.iter().any(|i| i.get_ref() == id)
+            || p.def.goals.iter().any(|c| {
+                c.id.get_ref() == id
+                    && c.parent.as_ref().map(|x| x.get_ref()) == Some(g.id.get_ref())
+            });
+        if !member {
+            out.push(p.diag_at(
+                g.id.span(),
+                item,
+                format!(
+                    "weights names '{id}', which is neither an indicator of the goal nor a sub-goal"
+                ),
+            ));
+        }
+        if !(w.is_finite() && *w > 0.0) {
+            out.push(p.diag_at(
+                g.id.span(),
+                item,
+                format!("weight of '{id}' must be a positive number"),
+            ));
+        }
+    }
+}
+
+/// No goal is its own ancestor: a goal whose parent chain comes back to itself can never be
+/// rolled up.
+fn check_goal_cycles(p: &Pipeline, out: &mut Vec<Diagnostic>) {
     let parent_of: BTreeMap<&str, &str> = p
         .def
         .goals
@@ -634,15 +655,6 @@ fn check_goals(p: &Pipeline, out: &mut Vec<Diagnostic>) {
                 break;
             }
             cur = next;
-        }
-    }
-    for ind in &p.def.indicators {
-        if !measured.contains(ind.id.get_ref().as_str()) {
-            out.push(p.diag_at(
-                ind.id.span(),
-                format!("indicator '{}'", ind.id.get_ref()),
-                "indicator measures no goal: list it under some goal's `indicators`",
-            ));
         }
     }
 }

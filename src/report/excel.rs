@@ -69,65 +69,81 @@ fn write_sheet(
             .map_err(data)?
             .as_materialized_series()
             .clone();
-        let coloured = matches!(*column, "status" | "flag");
-        match series.dtype() {
-            DataType::String => {
-                for (r, v) in series.str().map_err(data)?.iter().enumerate() {
-                    let Some(v) = v else { continue };
-                    let row = r as u32 + 1;
-                    match status_color(v).filter(|_| coloured) {
-                        Some(color) => sheet
-                            .write_string_with_format(
-                                row,
-                                col_no,
-                                v,
-                                &Format::new().set_background_color(color),
-                            )
-                            .map_err(&err)?,
-                        None => sheet.write_string(row, col_no, v).map_err(&err)?,
-                    };
-                }
-            }
-            DataType::Date => {
-                let days = series.cast(&DataType::Int32).map_err(data)?;
-                for (r, v) in days.i32().map_err(data)?.iter().enumerate() {
-                    let Some(d) = v else { continue };
-                    let day = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
-                        + chrono::Days::new(d as u64);
-                    let value = ExcelDateTime::parse_from_str(&day.format("%Y-%m-%d").to_string())
-                        .map_err(&err)?;
-                    sheet
-                        .write_datetime_with_format(r as u32 + 1, col_no, value, &date)
-                        .map_err(&err)?;
-                }
-            }
-            DataType::Boolean => {
-                for (r, v) in series.bool().map_err(data)?.iter().enumerate() {
-                    if let Some(v) = v {
-                        sheet.write_boolean(r as u32 + 1, col_no, v).map_err(&err)?;
-                    }
-                }
-            }
-            dt if dt.is_primitive_numeric() => {
-                let values = series.cast(&DataType::Float64).map_err(data)?;
-                for (r, v) in values.f64().map_err(data)?.iter().enumerate() {
-                    if let Some(v) = v.filter(|v| v.is_finite()) {
-                        sheet.write_number(r as u32 + 1, col_no, v).map_err(&err)?;
-                    }
-                }
-            }
-            other => {
-                return Err(Error::Data(format!(
-                    "column '{column}' of type {other} has no Excel form"
-                )));
-            }
-        }
+        write_column(sheet, col_no, column, &series, &date, path)?;
     }
     sheet.set_freeze_panes(1, 0).map_err(&err)?;
     let last_col = columns.len().saturating_sub(1) as u16;
     sheet
         .autofilter(0, 0, df.height().max(1) as u32, last_col)
         .map_err(&err)?;
+    Ok(())
+}
+
+/// Writes one column's values below its header (row 0) in column `col_no`: text as text,
+/// numbers as numbers (not finite ones left empty), dates as dates in `date`, booleans as
+/// booleans; a `status` or `flag` column coloured by value.
+fn write_column(
+    sheet: &mut Worksheet,
+    col_no: u16,
+    column: &str,
+    series: &Series,
+    date: &Format,
+    path: &Path,
+) -> Result<(), Error> {
+    let err = xlsx(path);
+    let coloured = matches!(column, "status" | "flag");
+    match series.dtype() {
+        DataType::String => {
+            for (r, v) in series.str().map_err(data)?.iter().enumerate() {
+                let Some(v) = v else { continue };
+                let row = r as u32 + 1;
+                match status_color(v).filter(|_| coloured) {
+                    Some(color) => sheet
+                        .write_string_with_format(
+                            row,
+                            col_no,
+                            v,
+                            &Format::new().set_background_color(color),
+                        )
+                        .map_err(&err)?,
+                    None => sheet.write_string(row, col_no, v).map_err(&err)?,
+                };
+            }
+        }
+        DataType::Date => {
+            let days = series.cast(&DataType::Int32).map_err(data)?;
+            for (r, v) in days.i32().map_err(data)?.iter().enumerate() {
+                let Some(d) = v else { continue };
+                let day = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
+                    + chrono::Days::new(d as u64);
+                let value = ExcelDateTime::parse_from_str(&day.format("%Y-%m-%d").to_string())
+                    .map_err(&err)?;
+                sheet
+                    .write_datetime_with_format(r as u32 + 1, col_no, value, &date)
+                    .map_err(&err)?;
+            }
+        }
+        DataType::Boolean => {
+            for (r, v) in series.bool().map_err(data)?.iter().enumerate() {
+                if let Some(v) = v {
+                    sheet.write_boolean(r as u32 + 1, col_no, v).map_err(&err)?;
+                }
+            }
+        }
+        dt if dt.is_primitive_numeric() => {
+            let values = series.cast(&DataType::Float64).map_err(data)?;
+            for (r, v) in values.f64().map_err(data)?.iter().enumerate() {
+                if let Some(v) = v.filter(|v| v.is_finite()) {
+                    sheet.write_number(r as u32 + 1, col_no, v).map_err(&err)?;
+                }
+            }
+        }
+        other => {
+            return Err(Error::Data(format!(
+                "column '{column}' of type {other} has no Excel form"
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -424,6 +424,57 @@ fn grain_of(period: &str) -> &'static str {
     }
 }
 
+/// The units a report covers, to filter the tables by.
+struct UnitScope(DataFrame);
+
+impl UnitScope {
+    fn new(units: &BTreeSet<String>) -> Result<UnitScope, Error> {
+        let ids: Vec<&str> = units.iter().map(String::as_str).collect();
+        Ok(UnitScope(df!("org_unit_id" => ids).map_err(data)?))
+    }
+
+    /// The rows of `df` that pass `extra` and belong to a unit in scope (an inner join on the
+    /// unit ids).
+    fn keep(&self, df: DataFrame, extra: Expr) -> Result<DataFrame, Error> {
+        df.lazy()
+            .filter(extra)
+            .join(
+                self.0.clone().lazy(),
+                [col("org_unit_id")],
+                [col("org_unit_id")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .collect()
+            .map_err(data)
+    }
+}
+
+/// The total segment's deviations of the units in scope and of the root too (Riket in a Kolada
+/// pipeline): the national value beside a unit's.
+fn total_deviations(
+    dir: &Path,
+    scope: &UnitScope,
+    root: &str,
+    root_in_scope: bool,
+) -> Result<DataFrame, Error> {
+    let total = col("segment").eq(lit("total"));
+    let dev = scope.keep(read(dir, "deviations.parquet")?, total.clone())?;
+    if root_in_scope {
+        return Ok(dev);
+    }
+    let root_rows = read(dir, "deviations.parquet")?
+        .lazy()
+        .filter(total.and(col("org_unit_id").eq(lit(root))))
+        .collect()
+        .map_err(data)?;
+    dev.vstack(
+        &root_rows
+            .select(dev.get_column_names().into_iter().cloned())
+            .map_err(data)?,
+    )
+    .map_err(data)
+}
+
 impl RunTables {
     fn read(dir: &Path, options: &ReportOptions) -> Result<RunTables, Error> {
         let manifest = Manifest::read(dir).ok_or_else(|| {
@@ -439,46 +490,9 @@ impl RunTables {
             root,
         } = units_in_focus(&read(dir, "org_units.parquet")?, options)?;
         let in_scope: BTreeSet<String> = all.iter().map(|u| u.id.clone()).collect();
-        let scope = df!("org_unit_id" => in_scope.iter().map(String::as_str).collect::<Vec<_>>())
-            .map_err(data)?;
-        // The rows of units in scope (an inner join on the unit ids).
-        let keep = |df: DataFrame, extra: Expr| -> Result<DataFrame, Error> {
-            df.lazy()
-                .filter(extra)
-                .join(
-                    scope.clone().lazy(),
-                    [col("org_unit_id")],
-                    [col("org_unit_id")],
-                    JoinArgs::new(JoinType::Inner),
-                )
-                .collect()
-                .map_err(data)
-        };
-
-        // The root's values too (Riket in a Kolada pipeline): the national value beside a unit's.
-        let dev = keep(
-            read(dir, "deviations.parquet")?,
-            col("segment").eq(lit("total")),
-        )?;
-        let dev = if in_scope.contains(&root) {
-            dev
-        } else {
-            let root_rows = read(dir, "deviations.parquet")?
-                .lazy()
-                .filter(
-                    col("segment")
-                        .eq(lit("total"))
-                        .and(col("org_unit_id").eq(lit(root.as_str()))),
-                )
-                .collect()
-                .map_err(data)?;
-            dev.vstack(
-                &root_rows
-                    .select(dev.get_column_names().into_iter().cloned())
-                    .map_err(data)?,
-            )
-            .map_err(data)?
-        };
+        let scope = UnitScope::new(&in_scope)?;
+        let keep = |df: DataFrame, extra: Expr| scope.keep(df, extra);
+        let dev = total_deviations(dir, &scope, &root, in_scope.contains(&root))?;
         let (grain, period) = pick_period(&dev, options.period.as_deref())?;
         let cells = cells_of(&dev)?;
 

@@ -9,6 +9,95 @@ pub enum Lang {
     En,
 }
 
+/// The Swedish of the phrases the flag reasons are written in, replaced in this order (a
+/// phrase before any shorter one it contains).
+const REASON_PHRASES: &[(&str, &str)] = &[
+    (
+        "the seasonally adjusted series",
+        "den säsongsjusterade serien",
+    ),
+    ("the series", "serien"),
+    (
+        " has moved to the worse side of its baseline ",
+        " har rört sig åt det sämre hållet jämfört med sin baslinje ",
+    ),
+    (
+        " was on the worse side of its baseline ",
+        " låg på den sämre sidan om sin baslinje ",
+    ),
+    (" in period ", " under perioden "),
+    (
+        " is near the worse-side limit of its baseline ",
+        " ligger nära gränsen åt det sämre hållet för sin baslinje ",
+    ),
+    (
+        ", after a significant deteriorating trend",
+        ", efter en signifikant trend åt det sämre hållet",
+    ),
+    // Before " in the latest period", which it contains.
+    ("not in the latest period", "inte i senaste perioden"),
+    (" in the latest period", " i senaste perioden"),
+    ("EWMA beyond its limit", "EWMA bortom sin gräns"),
+    (
+        "; limits widened for lag-1 autocorrelation ",
+        "; gränserna vidgade för autokorrelation ",
+    ),
+    (
+        "common-cause variation around its seasonal pattern",
+        "slumpmässig variation kring säsongsmönstret",
+    ),
+    (
+        "consistently failing the target: it lies outside the process limits, so the process must change to meet it",
+        "når konsekvent inte målvärdet: det ligger utanför processgränserna, så processen måste förändras för att nå det",
+    ),
+    (
+        "non-random runs around the mean (Anhøj rules): the process may be shifting",
+        "icke-slumpmässiga serier kring medelvärdet (Anhøjs regler): processen kan vara på väg att förändras",
+    ),
+    (
+        "hit and miss: the target lies within the process limits",
+        "ibland, ibland inte: målvärdet ligger inom processgränserna",
+    ),
+    ("common-cause variation", "slumpmässig variation"),
+    (
+        "the latest value is above the upper process limit",
+        "senaste värdet ligger över den övre processgränsen",
+    ),
+    (
+        "the latest value is below the lower process limit",
+        "senaste värdet ligger under den nedre processgränsen",
+    ),
+    (
+        "values in a row above the upper process limit",
+        "värden i rad över den övre processgränsen",
+    ),
+    (
+        "values in a row below the lower process limit",
+        "värden i rad under den nedre processgränsen",
+    ),
+    (" limits)", "-gränser)"),
+    ("below the lower ", "under den nedre "),
+    ("above the upper ", "över den övre "),
+    (" limit), ", "-gränsen), "),
+    ("p′ limit", "p′-gränsen"),
+    ("u′ limit", "u′-gränsen"),
+    ("periods rising in a row", "perioder i rad med ökning"),
+    ("periods falling in a row", "perioder i rad med minskning"),
+    ("periods above the mean", "perioder i rad över medelvärdet"),
+    ("periods below the mean", "perioder i rad under medelvärdet"),
+    (
+        "2 of the last 3 values near a process limit",
+        "2 av de 3 senaste värdena nära en processgräns",
+    ),
+    ("the latest value is ", "senaste värdet ligger "),
+    ("concern at ", "oroande vid "),
+    ("concern: ", "oroande: "),
+    (", since ", ", sedan "),
+    ("no values", "inga värden"),
+    ("seasonal", "säsongsjusterat"),
+    ("expected", "förväntat"),
+];
+
 impl Lang {
     pub fn parse(text: &str) -> Option<Lang> {
         match text {
@@ -87,94 +176,8 @@ impl Lang {
         if self == Lang::En {
             return reason.to_string();
         }
-        const PHRASES: &[(&str, &str)] = &[
-            (
-                "the seasonally adjusted series",
-                "den säsongsjusterade serien",
-            ),
-            ("the series", "serien"),
-            (
-                " has moved to the worse side of its baseline ",
-                " har rört sig åt det sämre hållet jämfört med sin baslinje ",
-            ),
-            (
-                " was on the worse side of its baseline ",
-                " låg på den sämre sidan om sin baslinje ",
-            ),
-            (" in period ", " under perioden "),
-            (
-                " is near the worse-side limit of its baseline ",
-                " ligger nära gränsen åt det sämre hållet för sin baslinje ",
-            ),
-            (
-                ", after a significant deteriorating trend",
-                ", efter en signifikant trend åt det sämre hållet",
-            ),
-            // Before " in the latest period", which it contains.
-            ("not in the latest period", "inte i senaste perioden"),
-            (" in the latest period", " i senaste perioden"),
-            ("EWMA beyond its limit", "EWMA bortom sin gräns"),
-            (
-                "; limits widened for lag-1 autocorrelation ",
-                "; gränserna vidgade för autokorrelation ",
-            ),
-            (
-                "common-cause variation around its seasonal pattern",
-                "slumpmässig variation kring säsongsmönstret",
-            ),
-            (
-                "consistently failing the target: it lies outside the process limits, so the process must change to meet it",
-                "når konsekvent inte målvärdet: det ligger utanför processgränserna, så processen måste förändras för att nå det",
-            ),
-            (
-                "non-random runs around the mean (Anhøj rules): the process may be shifting",
-                "icke-slumpmässiga serier kring medelvärdet (Anhøjs regler): processen kan vara på väg att förändras",
-            ),
-            (
-                "hit and miss: the target lies within the process limits",
-                "ibland, ibland inte: målvärdet ligger inom processgränserna",
-            ),
-            ("common-cause variation", "slumpmässig variation"),
-            (
-                "the latest value is above the upper process limit",
-                "senaste värdet ligger över den övre processgränsen",
-            ),
-            (
-                "the latest value is below the lower process limit",
-                "senaste värdet ligger under den nedre processgränsen",
-            ),
-            (
-                "values in a row above the upper process limit",
-                "värden i rad över den övre processgränsen",
-            ),
-            (
-                "values in a row below the lower process limit",
-                "värden i rad under den nedre processgränsen",
-            ),
-            (" limits)", "-gränser)"),
-            ("below the lower ", "under den nedre "),
-            ("above the upper ", "över den övre "),
-            (" limit), ", "-gränsen), "),
-            ("p′ limit", "p′-gränsen"),
-            ("u′ limit", "u′-gränsen"),
-            ("periods rising in a row", "perioder i rad med ökning"),
-            ("periods falling in a row", "perioder i rad med minskning"),
-            ("periods above the mean", "perioder i rad över medelvärdet"),
-            ("periods below the mean", "perioder i rad under medelvärdet"),
-            (
-                "2 of the last 3 values near a process limit",
-                "2 av de 3 senaste värdena nära en processgräns",
-            ),
-            ("the latest value is ", "senaste värdet ligger "),
-            ("concern at ", "oroande vid "),
-            ("concern: ", "oroande: "),
-            (", since ", ", sedan "),
-            ("no values", "inga värden"),
-            ("seasonal", "säsongsjusterat"),
-            ("expected", "förväntat"),
-        ];
         let mut out = reason.to_string();
-        for (en, sv) in PHRASES.iter().copied() {
+        for (en, sv) in REASON_PHRASES.iter().copied() {
             out = out.replace(en, sv);
         }
         out
