@@ -119,7 +119,7 @@ fn write_column(
                 let value = ExcelDateTime::parse_from_str(&day.format("%Y-%m-%d").to_string())
                     .map_err(&err)?;
                 sheet
-                    .write_datetime_with_format(r as u32 + 1, col_no, value, &date)
+                    .write_datetime_with_format(r as u32 + 1, col_no, value, date)
                     .map_err(&err)?;
             }
         }
