@@ -17,3 +17,14 @@ pub use spc::{
     VariationIcon, xmr,
 };
 pub use trend::{MannKendall, Ols, TheilSen, kendall_tau_exact, mann_kendall, ols, theil_sen};
+
+/// The first index of each part of a series of `n` points split at `breaks` (rebase points):
+/// 0, then every break inside the series, in order and once each.
+fn part_starts(breaks: &[usize], n: usize) -> Vec<usize> {
+    let mut starts: Vec<usize> = std::iter::once(0)
+        .chain(breaks.iter().copied().filter(|&s| s > 0 && s < n))
+        .collect();
+    starts.sort();
+    starts.dedup();
+    starts
+}

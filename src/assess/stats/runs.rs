@@ -74,16 +74,7 @@ pub fn anhoej(
     freeze: Option<usize>,
     screen: bool,
 ) -> Vec<RunsPart> {
-    let mut starts: Vec<usize> = std::iter::once(0)
-        .chain(
-            parts_at
-                .iter()
-                .copied()
-                .filter(|&s| s > 0 && s < values.len()),
-        )
-        .collect();
-    starts.sort();
-    starts.dedup();
+    let starts = super::part_starts(parts_at, values.len());
     let freeze = if starts.len() > 1 { None } else { freeze };
     let mut out = Vec::new();
     for (k, &start) in starts.iter().enumerate() {

@@ -452,16 +452,7 @@ pub fn xmr(values: &[Option<f64>], opts: &SpcOptions) -> SpcResult {
     if !values.is_empty() && values.iter().all(Option::is_none) {
         warnings.push("the series has no values".to_string());
     }
-    let mut starts: Vec<usize> = std::iter::once(0)
-        .chain(
-            opts.rebase_at
-                .iter()
-                .copied()
-                .filter(|&s| s > 0 && s < values.len()),
-        )
-        .collect();
-    starts.sort();
-    starts.dedup();
+    let starts = super::part_starts(&opts.rebase_at, values.len());
     let mut points = Vec::with_capacity(values.len());
     let mut segments = Vec::new();
     for (group, &start) in starts.iter().enumerate() {
