@@ -38,6 +38,11 @@ impl Grain {
             Grain::Ytd => "ytd",
         }
     }
+
+    /// The grain named `s` (`month`, `quarter`, `tertial`, `year`, `ytd`).
+    pub(crate) fn parse(s: &str) -> Option<Grain> {
+        Grain::ALL.into_iter().find(|g| g.as_str() == s)
+    }
 }
 
 /// A calendar month, as `year * 12 + (month - 1)`.

@@ -486,6 +486,9 @@ impl JudgedColumns {
     }
 }
 
+/// Five text keys of a row (which five: see where it is used).
+type Key5<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
 /// `rank, rank_of, last_year_rank`: each value's rank among the units of the same kind (all
 /// kommuner, say) for the same indicator, period and segment — 1 is the best in the indicator's
 /// polarity, ties share the better rank — and the unit's rank the same period a year earlier.
@@ -507,8 +510,7 @@ fn ranks(pipeline: &Pipeline, frame: &DataFrame) -> PolarsResult<DataFrame> {
     );
     let value = frame.column("value")?.f64()?;
     let n = frame.height();
-    // Five text keys: indicator, grain, period, segment and org kind.
-    type Key5<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+    // Keys: indicator, grain, period, segment and org kind.
     let mut groups: HashMap<Key5, Vec<(usize, f64)>> = HashMap::new();
     for i in 0..n {
         let (Some(id), Some(v)) = (ind.get(i), value.get(i)) else {
@@ -559,8 +561,7 @@ fn last_year_ranks(frame: &DataFrame, rank: &[Option<u32>]) -> PolarsResult<Vec<
         s("segment")?,
         s("__last_year")?,
     );
-    // Indicator, unit, grain, period, segment.
-    type Key5<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+    // Keys: indicator, unit, grain, period, segment.
     let mut by_cell: HashMap<Key5, u32> = HashMap::new();
     for (i, r) in rank.iter().enumerate() {
         if let (Some(r), Some(id), Some(u), Some(g), Some(p), Some(sg)) = (

@@ -221,13 +221,9 @@ const TARGET_COLUMNS: [&str; 9] = [
 impl RawTarget<'_> {
     /// How a problem names the target: `target <indicator>/<unit>/<period>`, `*` for a blank.
     fn item(&self) -> String {
-        let or_any = |s: &str| {
-            if s.is_empty() {
-                "*".to_string()
-            } else {
-                s.to_string()
-            }
-        };
+        fn or_any(s: &str) -> &str {
+            if s.is_empty() { "*" } else { s }
+        }
         format!(
             "target {}/{}/{}",
             self.indicator_id,
@@ -350,10 +346,7 @@ impl Targets {
             else {
                 continue;
             };
-            let Some(g) = crate::period::Grain::ALL
-                .into_iter()
-                .find(|g| g.as_str() == c)
-            else {
+            let Some(g) = crate::period::Grain::parse(c) else {
                 continue;
             };
             if let Some(t) = self.resolve(tree, a, b, g, d) {
@@ -477,11 +470,7 @@ fn check(
         "grain",
         raw.grain,
         "blank (every grain), month, quarter, tertial, year or ytd",
-        |g| {
-            crate::period::Grain::ALL
-                .into_iter()
-                .find(|x| x.as_str() == g)
-        },
+        crate::period::Grain::parse,
     )?;
     let kind = TargetKind::parse(raw.kind).ok_or_else(|| {
         format!(

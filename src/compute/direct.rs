@@ -74,12 +74,12 @@ pub(crate) fn plan(
 /// What makes the direct path's rows: each row once per ancestor of its unit (`__org_unit`, the
 /// unit itself included) and per period of `grains` its month belongs to (`__grain`,
 /// `__period`), with each indicator's own-row mask.
-fn exploder<'a>(
+fn exploder(
     tree: &OrgTree,
     months: RunMonths,
     grains: &[Grain],
-    aggs: &'a [IndicatorAggs],
-) -> PolarsResult<impl Fn(LazyFrame) -> LazyFrame + 'a> {
+    aggs: &[IndicatorAggs],
+) -> PolarsResult<impl Fn(LazyFrame) -> LazyFrame + use<>> {
     let membership = months.membership_frame(grains)?;
     let ancestors = tree
         .ancestor_index_frame()?
@@ -90,6 +90,14 @@ fn exploder<'a>(
         col("grain").alias("__grain"),
         col("period").alias("__period"),
     ]);
+    let own_masks: Vec<Expr> = aggs
+        .iter()
+        .filter_map(|a| {
+            a.own_mask
+                .as_ref()
+                .map(|(n, e)| e.clone().alias(n.as_str()))
+        })
+        .collect();
     Ok(move |rows: LazyFrame| {
         let exploded = rows
             .join(
@@ -104,18 +112,10 @@ fn exploder<'a>(
                 [col("__month")],
                 JoinArgs::new(JoinType::Inner),
             );
-        let own_masks: Vec<Expr> = aggs
-            .iter()
-            .filter_map(|a| {
-                a.own_mask
-                    .as_ref()
-                    .map(|(n, e)| e.clone().alias(n.as_str()))
-            })
-            .collect();
         if own_masks.is_empty() {
             exploded
         } else {
-            exploded.with_columns(own_masks)
+            exploded.with_columns(own_masks.clone())
         }
     })
 }

@@ -394,7 +394,8 @@ fn leaf_units_frame(tree: &OrgTree) -> PolarsResult<DataFrame> {
         .map(|u| u.id.as_str())
         .filter(|id| !parents.contains(id))
         .collect();
-    df!("org_unit_id" => leaves.clone(), "__leaf" => vec![true; leaves.len()])
+    let n = leaves.len();
+    df!("org_unit_id" => leaves, "__leaf" => vec![true; n])
 }
 
 /// Every unit above leaves, per cell of an `unweighted_mean` indicator: the mean of the finite

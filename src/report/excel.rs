@@ -37,8 +37,8 @@ fn status_color(value: &str) -> Option<Color> {
     }
 }
 
-/// Writes `df`'s columns `(column, header)` to a new sheet: text as text, numbers as numbers,
-/// dates as dates, booleans as booleans; columns named `status` or `flag` coloured by value.
+/// Writes `df`'s columns `(column, header)` to a new sheet (each as `write_column` does), with
+/// the header row frozen and filtered.
 fn write_sheet(
     workbook: &mut Workbook,
     name: &str,

@@ -458,11 +458,12 @@ fn total_deviations(
     root_in_scope: bool,
 ) -> Result<DataFrame, Error> {
     let total = col("segment").eq(lit("total"));
-    let dev = scope.keep(read(dir, "deviations.parquet")?, total.clone())?;
+    let all = read(dir, "deviations.parquet")?;
+    let dev = scope.keep(all.clone(), total.clone())?;
     if root_in_scope {
         return Ok(dev);
     }
-    let root_rows = read(dir, "deviations.parquet")?
+    let root_rows = all
         .lazy()
         .filter(total.and(col("org_unit_id").eq(lit(root))))
         .collect()
