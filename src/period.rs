@@ -265,7 +265,22 @@ pub(crate) fn months_of_days(days: &Int32Chunked) -> Int32Chunked {
     let starts: Vec<i32> = (first.0..=last.0)
         .map(|m| days_since_epoch(Month(m).first_day()))
         .collect();
-    days.apply_values(|d| first.0 + starts.partition_point(|&s| s <= d) as i32 - 1)
+    let month_of = |d: i32| first.0 + starts.partition_point(|&s| s <= d) as i32 - 1;
+    let (min, max) = (days.min().unwrap_or(0), days.max().unwrap_or(0));
+    let span = max as i64 - min as i64 + 1;
+    if span > 1 << 16 {
+        return days.apply_values(month_of);
+    }
+    // Runs on every row of every source: one look-up per row in a table of the days the column
+    // spans (a few thousand) instead of a binary search. A null's slot may hold any value; it
+    // falls outside the table and gets a value that is never read.
+    let table: Vec<i32> = (min..=max).map(month_of).collect();
+    days.apply_values(|d| {
+        table
+            .get(d.wrapping_sub(min) as u32 as usize)
+            .copied()
+            .unwrap_or(0)
+    })
 }
 
 /// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
@@ -281,9 +296,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn months_of_days_match_the_calendar_over_a_short_span() {
+        // 1999-12-01 to 2030-01-31 (2000 a leap year): under 2^16 days, so the day table is
+        // used; checked against chrono day by day, nulls between holding far-off values.
+        let first = days_since_epoch(NaiveDate::from_ymd_opt(1999, 12, 1).unwrap());
+        let last = days_since_epoch(NaiveDate::from_ymd_opt(2030, 1, 31).unwrap());
+        let mut values = Vec::new();
+        let mut valid = Vec::new();
+        for d in first..=last {
+            values.extend([d, i32::MIN, i32::MAX]);
+            valid.extend([true, false, false]);
+        }
+        let column = Int32Chunked::from_vec_validity(
+            "d".into(),
+            values.clone(),
+            Some(polars_arrow::bitmap::Bitmap::from_iter(
+                valid.iter().copied(),
+            )),
+        );
+        let months: Vec<Option<i32>> = months_of_days(&column).iter().collect();
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let expected: Vec<Option<i32>> = values
+            .iter()
+            .zip(&valid)
+            .map(|(&d, &ok)| ok.then(|| Month::of_date(epoch + chrono::Duration::days(d as i64)).0))
+            .collect();
+        assert_eq!(months, expected);
+        assert_eq!(months[0], Some(Month::new(1999, 12).0));
+        assert_eq!(months[months.len() - 3], Some(Month::new(2030, 1).0));
+    }
+
+    #[test]
     fn months_of_days_match_the_calendar() {
-        // Every day from 1899-12-01 to 2101-01-31 (leap years, 1900 not one, 2000 one), checked
-        // against chrono day by day, with a null between.
+        // Every day from 1899-12-01 to 2101-01-31 (leap years, 1900 not one, 2000 one; over
+        // 2^16 days, so by binary search), checked against chrono day by day, with a null between.
         let first = days_since_epoch(NaiveDate::from_ymd_opt(1899, 12, 1).unwrap());
         let last = days_since_epoch(NaiveDate::from_ymd_opt(2101, 1, 31).unwrap());
         let days: Vec<Option<i32>> = (first..=last).flat_map(|d| [Some(d), None]).collect();

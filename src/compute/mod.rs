@@ -41,7 +41,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
-use polars_arrow::array::Array;
+use polars_arrow::array::{Array, BooleanArray};
+use polars_arrow::bitmap::Bitmap;
 use rayon::prelude::*;
 
 use crate::definitions::{IndicatorDef, Pipeline, Rollup, SourceDef};
@@ -250,10 +251,22 @@ fn in_scope(tree: &OrgTree, units: &[u32]) -> Expr {
     col("__unit").map(
         move |units| {
             let units = units.u32()?;
-            let out = BooleanChunked::from_iter_values(
-                units.name().clone(),
-                units.iter().map(|u| u.is_some_and(|u| inside[u as usize])),
-            );
+            // Chunk by chunk over the plain values, the validity applied as a bitmap: this runs
+            // on every row of a scoped source, and an iterator of optional values costs several
+            // times more than the lookup.
+            let chunks = units.downcast_iter().map(|chunk| {
+                let looked_up: Bitmap = chunk
+                    .values()
+                    .iter()
+                    .map(|&u| inside.get(u as usize).copied().unwrap_or(false))
+                    .collect();
+                let bits = match chunk.validity() {
+                    Some(valid) => &looked_up & valid,
+                    None => looked_up,
+                };
+                BooleanArray::from_data_default(bits, None)
+            });
+            let out = BooleanChunked::from_chunk_iter(units.name().clone(), chunks);
             Ok(out.into_column())
         },
         |_, f| Ok(Field::new(f.name().clone(), DataType::Boolean)),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 use polars_arrow::array::Array;
-use polars_arrow::bitmap::MutableBitmap;
+use polars_arrow::bitmap::{Bitmap, MutableBitmap};
 use thiserror::Error;
 
 use crate::definitions::{CellText, ColumnChecks, ColumnType, SourceDef, read_sheet};
@@ -696,7 +696,14 @@ impl UnitLookup {
     fn place(&self, codes: &Column, dates: &Column) -> PolarsResult<Column> {
         let codes = codes.str()?;
         let days = dates.cast(&DataType::Int32)?;
-        let mut days = days.i32()?.iter();
+        // One chunk read as plain values and validity: an iterator of optional values across
+        // chunks costs more per row than the look-up itself.
+        let days = days.i32()?.rechunk();
+        let (day_values, day_valid): (&[i32], Option<&Bitmap>) = match days.downcast_iter().next() {
+            Some(chunk) => (chunk.values().as_slice(), chunk.validity()),
+            None => (&[], None),
+        };
+        let mut row = 0;
         let mut units: Vec<u32> = Vec::with_capacity(codes.len());
         let mut placed = MutableBitmap::with_capacity(codes.len());
         for chunk in codes.downcast_iter() {
@@ -704,7 +711,10 @@ impl UnitLookup {
             // up once per run, recognised by its view (equal views are equal strings).
             let mut last: Option<(u128, Option<&Vec<Validity>>)> = None;
             for (i, view) in chunk.views().iter().enumerate() {
-                let day = days.next().flatten();
+                let day = day_valid
+                    .is_none_or(|valid| valid.get_bit(row))
+                    .then(|| day_values[row]);
+                row += 1;
                 let unit = if chunk.is_valid(i) {
                     let key = view.as_u128();
                     let ranges = match last {
