@@ -251,29 +251,31 @@ impl RunMonths {
 
 /// The month (`year * 12 + month - 1`) of each date in a column of days since 1970, nulls kept.
 /// Every source row passes through this once: chrono runs once per month the column spans
-/// (polars' `dt().year()` and `dt().month()` call it twice per row), and each row is placed by a
-/// binary search over the months' first days. Days outside chrono's calendar give null.
+/// (polars' `dt().year()` and `dt().month()` call it twice per row), and each row is placed by
+/// one look-up in a table of the days the column spans (a few thousand), or by a binary search
+/// over the months' first days when it spans more than 2^16 days. Days outside chrono's
+/// calendar give null.
 pub(crate) fn months_of_days(days: &Int32Chunked) -> Int32Chunked {
     let to_month = |d: i32| {
         NaiveDate::from_num_days_from_ce_opt(d.saturating_add(EPOCH_DAYS_FROM_CE))
             .map(Month::of_date)
     };
-    let (Some(first), Some(last)) = (days.min().and_then(to_month), days.max().and_then(to_month))
-    else {
+    let bounds = days
+        .min()
+        .zip(days.max())
+        .and_then(|(min, max)| Some((min, max, to_month(min)?, to_month(max)?)));
+    let Some((min, max, first, last)) = bounds else {
         return days.apply(|d| d.and_then(to_month).map(|m| m.0));
     };
     let starts: Vec<i32> = (first.0..=last.0)
         .map(|m| days_since_epoch(Month(m).first_day()))
         .collect();
     let month_of = |d: i32| first.0 + starts.partition_point(|&s| s <= d) as i32 - 1;
-    let (min, max) = (days.min().unwrap_or(0), days.max().unwrap_or(0));
-    let span = max as i64 - min as i64 + 1;
-    if span > 1 << 16 {
+    if max as i64 - min as i64 >= 1 << 16 {
         return days.apply_values(month_of);
     }
-    // Runs on every row of every source: one look-up per row in a table of the days the column
-    // spans (a few thousand) instead of a binary search. A null's slot may hold any value; it
-    // falls outside the table and gets a value that is never read.
+    // A null's slot may hold any value; it falls outside the table and gets a value that is
+    // never read.
     let table: Vec<i32> = (min..=max).map(month_of).collect();
     days.apply_values(|d| {
         table
