@@ -171,6 +171,9 @@ pub(crate) struct SourcePlan {
     partial: Vec<PartialIndicator>,
     layout: Vec<SegmentLayout>,
     direct_output: Option<usize>,
+    /// On polars: the total's scalar output again with `__rows` (usable rows per unit and
+    /// month) added, and its position; the rows per month are summed from it.
+    counted: Option<(usize, LazyFrame)>,
 }
 
 /// One source's fused plan, as `styrkort explain` prints it.
@@ -346,6 +349,20 @@ pub(crate) fn plan_source(
         (&total_rows, &breakdown_rows),
         &mut outputs,
     );
+    // With any two-phase indicator the first segmentation is the total, over every usable row
+    // unless the source carries its own totals: its group-by also counts the rows.
+    let counted = match layout.first() {
+        Some(total) if source.total_rows.is_none() && !parts.partial.is_empty() => Some((
+            total.scalars,
+            Segmentation::new(None).scalar_frame(
+                &total_rows,
+                &total.members,
+                &parts.partial,
+                Some(("__rows", len().cast(DataType::Int64))),
+            ),
+        )),
+        _ => None,
+    };
 
     let direct_output = if parts.direct_defs.is_empty() {
         None
@@ -381,6 +398,7 @@ pub(crate) fn plan_source(
         partial: parts.partial,
         layout,
         direct_output,
+        counted,
     })
 }
 
@@ -603,16 +621,35 @@ impl Segmentation {
                 .iter()
                 .flat_map(|&i| partial[i].parts.scalars.iter())
         };
-        let aggs: Vec<Expr> = states().map(|s| s.agg.clone()).collect();
-        let names: Vec<&str> = states().map(|s| s.name.as_str()).collect();
         outputs
             .frames
-            .push(self.labelled(rows.clone().group_by(self.keys.clone()).agg(aggs), &names));
+            .push(self.scalar_frame(rows, members, partial, None));
         outputs.sql.push(sql::SqlOutput::Scalars {
             dim: self.dim.clone(),
             states: states().map(|s| (s.name.clone(), s.row.clone())).collect(),
         });
         outputs.frames.len() - 1
+    }
+
+    /// The members' scalar states grouped per unit, month and segment, and `extra` (a name
+    /// and an aggregation) after them.
+    fn scalar_frame(
+        &self,
+        rows: &LazyFrame,
+        members: &[usize],
+        partial: &[PartialIndicator],
+        extra: Option<(&str, Expr)>,
+    ) -> LazyFrame {
+        let states = members
+            .iter()
+            .flat_map(|&i| partial[i].parts.scalars.iter());
+        let mut aggs: Vec<Expr> = states.clone().map(|s| s.agg.clone()).collect();
+        let mut names: Vec<&str> = states.map(|s| s.name.as_str()).collect();
+        if let Some((name, agg)) = extra {
+            aggs.push(agg.alias(name));
+            names.push(name);
+        }
+        self.labelled(rows.clone().group_by(self.keys.clone()).agg(aggs), &names)
     }
 
     /// The outputs of the members' set states; per set state, its output and value column.
@@ -1035,8 +1072,24 @@ fn run_phase1(
             // Moved, not cloned: the plans run once and are dropped with their frames.
             let mut plans = std::mem::take(&mut plan.outputs);
             plans.push(std::mem::take(&mut plan.rows.rejected));
-            plans.push(std::mem::take(&mut plan.rows.month_rows));
-            phase1_on_polars(&plan.source, plans, &plan.rows.files, why)
+            let counted = plan.counted.take();
+            // Rows per month: from the total's group-by when it counts every usable row (one
+            // group-by less over all rows), else on their own.
+            match counted {
+                Some((at, frame)) => {
+                    plans[at] = frame;
+                    plans.push(std::mem::take(&mut plan.rows.outside_month_rows));
+                    let (mut out, rejected, outside, distinct) =
+                        phase1_on_polars(&plan.source, plans, &plan.rows.files, why)?;
+                    let per_month =
+                        counted_month_rows(&mut out[at], outside).map_err(polars_err)?;
+                    Ok((out, rejected, per_month, distinct))
+                }
+                None => {
+                    plans.push(std::mem::take(&mut plan.rows.month_rows));
+                    phase1_on_polars(&plan.source, plans, &plan.rows.files, why)
+                }
+            }
         }
         Some(answers) => {
             let answers = answers.map_err(|message| ComputeError::Polars {
@@ -1100,6 +1153,19 @@ fn run_phase2(
         });
     }
     Ok(values.unwrap_or_else(finish::empty_raw))
+}
+
+/// `__month, rows` of every usable row: the run's months summed from the total's `__rows`
+/// (taken out of `scalars`, which is then as planned), the others from `outside`.
+fn counted_month_rows(scalars: &mut DataFrame, outside: DataFrame) -> PolarsResult<DataFrame> {
+    let inside = scalars
+        .select(["__month", "__rows"])?
+        .lazy()
+        .group_by([col("__month")])
+        .agg([col("__rows").sum().alias("rows")])
+        .collect()?;
+    scalars.drop_in_place("__rows")?;
+    inside.vstack(&outside)
 }
 
 /// The run's months with their row counts (ascending), and the rows of all other months.

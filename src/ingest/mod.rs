@@ -125,6 +125,10 @@ pub(crate) struct SourceRows {
     /// `__month, rows`: usable rows per month, the run's months and any outside them (those are
     /// kept out of the values, not rejected). The data-quality gates read it.
     pub(crate) month_rows: LazyFrame,
+    /// The same for the months outside the run only: with the usable rows counted per unit and
+    /// month in the compute stage's own group-by, this completes `month_rows` without a
+    /// group-by of its own over every row.
+    pub(crate) outside_month_rows: LazyFrame,
 }
 
 /// Builds the lazy frames for one source. Reads only file headers and hashes the files.
@@ -162,11 +166,13 @@ fn rows_of(
 ) -> Result<SourceRows, IngestError> {
     let mut per_file = Vec::with_capacity(files.len());
     let mut messages = Vec::new();
+    let mut numbering = Vec::with_capacity(files.len());
     for (k, file) in files.iter().enumerate() {
         let preloaded = raw.as_ref().map(|frames| frames[k].clone());
-        let (rows, m) = typed_rows(source, file, preloaded)?;
+        let (rows, m, n) = typed_rows(source, file, preloaded)?;
         per_file.push(rows);
         messages = m;
+        numbering.push(n);
     }
     let rows = concat(per_file, UnionArgs::default()).map_err(|e| IngestError::Unreadable {
         file: source.path.get_ref().clone(),
@@ -219,19 +225,22 @@ fn rows_of(
         .select([
             lit(source.name.get_ref().as_str()).alias("source"),
             col("__file").alias("file"),
-            col("__row").alias("row"),
+            row_numbers(numbering).alias("row"),
             reason.alias("reason"),
         ]);
-    let month_rows = rows
-        .filter(ok)
-        .group_by([col("__month")])
-        .agg([len().cast(DataType::Int64).alias("rows")]);
+    let per_month = |rows: LazyFrame| {
+        rows.group_by([col("__month")])
+            .agg([len().cast(DataType::Int64).alias("rows")])
+    };
+    let outside_month_rows = per_month(rows.clone().filter(ok.clone().and(in_months.not())));
+    let month_rows = per_month(rows.filter(ok));
     Ok(SourceRows {
         name: source.name.get_ref().clone(),
         files,
         usable,
         rejected,
         month_rows,
+        outside_month_rows,
     })
 }
 
@@ -243,7 +252,7 @@ fn typed_rows(
     source: &SourceDef,
     file: &InputFile,
     preloaded: Option<DataFrame>,
-) -> Result<(LazyFrame, Vec<Expr>), IngestError> {
+) -> Result<(LazyFrame, Vec<Expr>, RowNumbering), IngestError> {
     let unreadable = |e: PolarsError| IngestError::Unreadable {
         file: file.display.clone(),
         message: e.to_string(),
@@ -296,28 +305,59 @@ fn typed_rows(
             1,
         ),
     };
-    let row = if file.line_shifts.is_empty() {
-        col("__row").cast(DataType::Int64) + lit(first_row)
-    } else {
-        // A quoted field spans lines somewhere: map row numbers to physical lines.
-        let shifts = std::sync::Arc::new(file.line_shifts.clone());
-        col("__row").cast(DataType::Int64).map(
-            move |rows| {
-                let rows = rows.i64()?;
-                let lines: Int64Chunked = rows
-                    .iter()
-                    .map(|r| r.map(|r| files::line_of_row(&shifts, r as u64) as i64))
-                    .collect();
-                Ok(lines.with_name(rows.name().clone()).into_column())
-            },
-            |_, f| Ok(Field::new(f.name().clone(), DataType::Int64)),
-        )
-    };
     let checks = row_checks(source, file, &mut lf)?;
-    let mut select = vec![lit(file_label.as_str()).alias("__file"), row.alias("__row")];
+    // `__row` stays the scan's 0-based index: only rejected rows need their line or row number,
+    // so it is worked out for them alone (`row_numbers`), not for every row.
+    let mut select = vec![lit(file_label.as_str()).alias("__file"), col("__row")];
     select.extend(checks.typed.into_iter().map(|(name, e)| e.alias(name)));
     let lf = lf.select(select).with_column(checks.why.alias("__why"));
-    Ok((lf, checks.messages))
+    let numbering = RowNumbering {
+        label: file_label,
+        first_row,
+        line_shifts: file.line_shifts.clone(),
+    };
+    Ok((lf, checks.messages, numbering))
+}
+
+/// How one file's 0-based scan index becomes the number a person finds the row at: the line in
+/// a CSV (the header, and the extra lines of quoted fields that span lines, counted), the row in
+/// a Parquet file, the row on a sheet.
+struct RowNumbering {
+    /// The file's `__file` label.
+    label: String,
+    /// The number of the first row (2 in a CSV: line 1 is the header).
+    first_row: i64,
+    /// Where quoted fields spanning lines shift the lines (`files::line_of_row`); empty when none do.
+    line_shifts: Vec<(u64, u64)>,
+}
+
+/// `__file, __row` → the row number of each row, per its file's numbering.
+fn row_numbers(numbering: Vec<RowNumbering>) -> Expr {
+    let numbering = Arc::new(numbering);
+    map_multiple(
+        move |columns| {
+            let files = columns[0].cast(&DataType::String)?;
+            let files = files.str()?;
+            let rows = columns[1].cast(&DataType::Int64)?;
+            let rows = rows.i64()?;
+            let numbers: Int64Chunked = files
+                .iter()
+                .zip(rows.iter())
+                .map(|(file, row)| {
+                    let (file, row) = (file?, row?);
+                    let n = numbering.iter().find(|n| n.label == file)?;
+                    Some(if n.line_shifts.is_empty() {
+                        row + n.first_row
+                    } else {
+                        files::line_of_row(&n.line_shifts, row as u64) as i64
+                    })
+                })
+                .collect();
+            Ok(numbers.with_name(rows.name().clone()).into_column())
+        },
+        [col("__file"), col("__row")],
+        |_, fields| Ok(Field::new(fields[1].name().clone(), DataType::Int64)),
+    )
 }
 
 /// A source's row checks over one file's columns: the typed value and the raw copy
@@ -412,7 +452,12 @@ fn row_checks(
             .keys()
             .map(|name| (raw_name(name), col(name.as_str()))),
     );
-    let (why, messages) = first_failing_check(reasons, declared.keys());
+    let blank = if has_a_column_without_nulls(source, file) {
+        None
+    } else {
+        Some(declared.keys())
+    };
+    let (why, messages) = first_failing_check(reasons, blank);
     // Typed values first, then the checks over them, so each conversion runs once per value.
     Ok(RowChecks {
         typed: select,
@@ -451,12 +496,45 @@ fn check_declared_present(
     })
 }
 
+/// True when the footer of a local Parquet file shows a declared column without a null in any
+/// row group: then no row can have every declared column empty, so the blank-line check (which
+/// reads every declared column) can be left out, and a column no indicator uses is not decoded
+/// at all. False when that cannot be told (CSV, a sheet, an object in a store, a footer without
+/// null counts, an unreadable footer: the scan reports that one).
+fn has_a_column_without_nulls(source: &SourceDef, file: &InputFile) -> bool {
+    if source.format != crate::definitions::SourceFormat::Parquet || file.object.is_some() {
+        return false;
+    }
+    let Ok(reader) = std::fs::File::open(&file.read_path) else {
+        return false;
+    };
+    let mut reader = ParquetReader::new(reader);
+    let Ok(footer) = reader.get_metadata() else {
+        return false;
+    };
+    source.columns.get_ref().keys().any(|name| {
+        footer.row_groups.iter().all(|group| {
+            group
+                .columns_under_root_iter(name)
+                .is_some_and(|mut chunks| {
+                    chunks.all(|chunk| {
+                        matches!(
+                            chunk.statistics(&footer.footer_buf),
+                            Some(Ok(stats)) if stats.null_count() == Some(0)
+                        )
+                    })
+                })
+        })
+    })
+}
+
 /// `reasons` (condition, message), in priority order, as one expression: the 1-based number of
 /// the first that applies to the row ([`BLANK_LINE`] for a blank line, null for a good row),
-/// with the messages in the same order.
+/// with the messages in the same order. `declared` are the columns whose being all empty makes
+/// a blank line; `None` when no row of the file can be blank.
 fn first_failing_check<'a>(
     reasons: Vec<(Expr, Expr)>,
-    declared: impl Iterator<Item = &'a String>,
+    declared: Option<impl Iterator<Item = &'a String>>,
 ) -> (Expr, Vec<Expr>) {
     // Per row only the number of the first failing check (cheap); the message with the raw
     // value is built later for rejected rows alone.
@@ -471,6 +549,9 @@ fn first_failing_check<'a>(
     // A blank line (every field empty) is not a row: check 0 keeps it out of the usable rows
     // without making it a phantom "missing date" rejection (a filter here would copy every
     // column of every batch).
+    let Some(declared) = declared else {
+        return (why, messages);
+    };
     let blank = declared
         .map(|name| col(raw_name(name)).is_null())
         .reduce(|a, b| a.and(b))

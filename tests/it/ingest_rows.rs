@@ -222,6 +222,138 @@ fn parquet_sources_are_read_with_their_own_types() {
     );
 }
 
+#[test]
+fn parquet_rows_are_named_by_their_row_in_each_file_and_an_empty_row_is_not_a_row() {
+    let f = Fixture::new();
+    let write = |name: &str, mut df: DataFrame| {
+        let dates = df.column("month").unwrap().cast(&DataType::Date).unwrap();
+        df.with_column(dates).unwrap();
+        let file = std::fs::File::create(f.path(name)).unwrap();
+        ParquetWriter::new(file).finish(&mut df).unwrap();
+    };
+    // No empty cell: its footer shows no row can be blank, so columns no indicator needs
+    // (person, gender) are not read. Row 3 has an unknown unit.
+    write(
+        "hr_a.parquet",
+        df!(
+            "month" => ["2024-01-01", "2024-01-01", "2024-02-01", "2024-02-01"],
+            "unit" => ["A1", "A2", "ZZ", "A1"],
+            "person" => ["p1", "p2", "p3", "p1"],
+            "gender" => ["K", "M", "K", "K"],
+            "hours" => [100.0, 300.0, 10.0, 50.0],
+            "sick" => [5i64, 6, 1, 1],
+        )
+        .unwrap(),
+    );
+    // Row 2 is empty in every column (not a row, not rejected); row 4 has no date (rejected).
+    write(
+        "hr_b.parquet",
+        df!(
+            "month" => [Some("2024-01-01"), None, Some("2024-02-01"), None],
+            "unit" => [Some("A1"), None, Some("A2"), Some("A1")],
+            "person" => [Some("p4"), None, None, Some("p5")],
+            "gender" => [Some("K"), None, Some("M"), Some("K")],
+            "hours" => [Some(20.0), None, Some(40.0), Some(70.0)],
+            "sick" => [Some(2i64), None, Some(3), Some(1)],
+        )
+        .unwrap(),
+    );
+    let source = HR_SOURCE
+        .replace("path = \"hr.csv\"", "path = \"hr_*.parquet\"")
+        .replace("format = \"csv\"", "format = \"parquet\"")
+        .replace(
+            "org_column = \"unit\"",
+            "org_column = \"unit\"\nmax_rejected_share = 1",
+        );
+    let pipeline = f.pipeline(
+        &(source + &indicator("hours", "numerator = \"sum(hours)\"\ngrains = [\"month\"]")),
+    );
+    let summary = f.run("2024-03-01").unwrap();
+    let rejected = read_parquet(&summary.run_dir.join("rejected_rows.parquet"))
+        .sort(["file", "row"], Default::default())
+        .unwrap();
+    let files: Vec<String> = strings(&rejected, "file");
+    let rows: Vec<i64> = rejected
+        .column("row")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let reasons = strings(&rejected, "reason");
+    assert_eq!(rows, [3, 4], "{rejected}"); // 1-based rows of each file
+    assert!(files[0].ends_with("hr_a.parquet") && files[1].ends_with("hr_b.parquet"));
+    assert!(
+        reasons[0].starts_with("column 'unit': unknown org code 'ZZ'"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[1], "column 'month': missing date");
+
+    let out = read_parquet(&summary.run_dir.join("indicator_values.parquet"));
+    assert_close(value(&out, "hours", "A1", "month", "2024-01"), 100.0 + 20.0);
+    assert_close(value(&out, "hours", "A2", "month", "2024-01"), 300.0);
+    assert_close(value(&out, "hours", "A1", "month", "2024-02"), 50.0);
+    assert_close(value(&out, "hours", "A2", "month", "2024-02"), 40.0);
+    assert_close(value(&out, "hours", "K", "month", "2024-01"), 420.0);
+
+    // hr_a is read for the date, the unit and the two numbers (their conversion is checked);
+    // hr_b for every column, to tell its empty row from a row with values.
+    let explained = styrkort::explain(&pipeline, None, None, true).unwrap();
+    let plan = &explained[0].polars_plan;
+    assert!(plan.contains("PROJECT 4/6 COLUMNS"), "{plan}");
+    assert!(plan.contains("PROJECT 6/6 COLUMNS"), "{plan}");
+}
+
+#[test]
+fn rows_per_month_count_every_usable_row_whatever_the_indicators_filter() {
+    // Usable rows: 4 in January and February, 6 in March, 1 in April; the indicator counts only
+    // gender K (2, 2, 3, 1), but the volume gate must see every usable row: April is below half
+    // the median of the months before it (4). December 2023 is outside the run; the unknown
+    // unit's row is rejected; neither counts.
+    let mut csv = String::from("month,unit,person,gender,hours,sick\n");
+    for (month, k, m) in [("01", 2, 2), ("02", 2, 2), ("03", 3, 3), ("04", 1, 0)] {
+        for (gender, n) in [("K", k), ("M", m)] {
+            for i in 0..n {
+                csv += &format!("2024-{month}-0{},A1,p{i},{gender},10,1\n", i + 1);
+            }
+        }
+    }
+    csv += "2023-12-01,A1,p1,K,10,1\n2024-04-02,ZZ,p1,M,10,1\n2024-04-03,ZZ,p2,M,10,1\n";
+    let f = Fixture::new();
+    f.file("hr.csv", &csv);
+    let source = HR_SOURCE.replace(
+        "org_column = \"unit\"",
+        "org_column = \"unit\"\nmax_rejected_share = 1",
+    );
+    f.pipeline(
+        &(source
+            + &indicator(
+                "hours_k",
+                "numerator = \"sum(hours)\"\nfilter = \"gender = 'K'\"\ngrains = [\"month\"]",
+            )),
+    );
+    let summary = f.run("2024-05-01").unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(summary.run_dir.join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let source = &manifest["sources"][0];
+    assert_eq!(source["rows_rejected"], 2);
+    assert_eq!(source["rows_outside_periods"], 1);
+    assert_eq!(source["latest_month"], "2024-04");
+    let volume = &source["gates"][1];
+    assert_eq!(volume["gate"], "volume");
+    assert!(
+        volume["message"]
+            .as_str()
+            .unwrap()
+            .contains("2024-04 has 1 rows (median of the months before: 4)"),
+        "{volume}"
+    );
+    let out = read_parquet(&summary.run_dir.join("indicator_values.parquet"));
+    assert_close(value(&out, "hours_k", "A1", "month", "2024-03"), 30.0);
+}
+
 /// The source settings a Swedish Excel export needs, on the HR source.
 fn dialect_fixture(file: &str, settings: &str) -> Fixture {
     let f = Fixture::new();
