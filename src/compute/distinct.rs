@@ -146,6 +146,19 @@ impl KeyLayout {
         (key << self.unit_bits) | row.unit as u128
     }
 
+    /// The key with month and unit shifted out: segment and value, for comparing runs.
+    fn value_part(&self, key: u128) -> u128 {
+        key >> (self.unit_bits + self.month_bits)
+    }
+
+    fn month_of(&self, key: u128) -> u32 {
+        ((key >> self.unit_bits) & ((1u128 << self.month_bits) - 1)) as u32
+    }
+
+    fn unit_of(&self, key: u128) -> u32 {
+        (key & ((1u128 << self.unit_bits) - 1)) as u32
+    }
+
     fn unpack(&self, key: u128) -> KeyRow {
         let field = |shift: u32, bits: u32| ((key >> shift) & ((1u128 << bits) - 1)) as u32;
         let month_at = self.unit_bits;
@@ -363,16 +376,20 @@ impl<K: PackedKey> SortedValues<'_, K> {
         group: impl Fn(u32) -> G,
     ) -> impl Iterator<Item = std::ops::Range<usize>> {
         let mut start = 0;
+        let layout = self.layout;
         std::iter::from_fn(move || {
             if start >= self.keys.len() {
                 return None;
             }
-            let head = self.row(start);
-            let head_group = group(head.month);
+            // Compared as shifted keys, not unpacked rows: this runs once per row of the set.
+            let head = self.keys[start].wide();
+            let head_value = layout.value_part(head);
+            let head_group = group(layout.month_of(head));
             let mut end = start + 1;
             while end < self.keys.len() {
-                let r = self.row(end);
-                if r.seg != head.seg || r.value != head.value || group(r.month) != head_group {
+                let key = self.keys[end].wide();
+                if layout.value_part(key) != head_value || group(layout.month_of(key)) != head_group
+                {
                     break;
                 }
                 end += 1;
@@ -398,14 +415,21 @@ impl<K: PackedKey> SortedValues<'_, K> {
             if period == usize::MAX {
                 continue;
             }
+            let cell = |a: u32| (head.seg as usize * n_units + a as usize) * n_periods + period;
+            if run.len() == 1 {
+                // Most values occur once per unit and period (an employee's month).
+                for &a in &self.chains[head.unit as usize] {
+                    counts[cell(a)] += 1;
+                }
+                continue;
+            }
             units.clear();
             for i in run {
-                let unit = self.row(i).unit;
+                let unit = self.layout.unit_of(self.keys[i].wide());
                 if !units.contains(&unit) {
                     units.push(unit);
                 }
             }
-            let cell = |a: u32| (head.seg as usize * n_units + a as usize) * n_periods + period;
             if let [unit] = units[..] {
                 for &a in &self.chains[unit as usize] {
                     counts[cell(a)] += 1;
