@@ -770,18 +770,65 @@ impl Segmentation {
             out.push(self.label.clone().alias("__segment"));
         }
         // Values become dense integer ids on the way in (one dictionary per value column),
-        // so phase 2 sorts small integers instead of text.
-        out.extend(columns.iter().map(|(c, e)| {
-            let dictionary = Arc::new(ValueIds::default());
-            e.clone()
-                .map(
-                    move |v| dictionary.ids(&v),
-                    |_, f| Ok(Field::new(f.name().clone(), DataType::UInt32)),
-                )
-                .alias(c.as_str())
+        // so phase 2 sorts small integers instead of text. A set of `case when c then x end`
+        // beside a set of `x` (the permanent employees beside all employees) takes x's ids where
+        // c holds: one dictionary look-up per row instead of two, and no text copied.
+        let mut ids = Vec::new();
+        for (c, e) in columns {
+            let base = subset_of(e).and_then(|(cond, x)| {
+                columns
+                    .iter()
+                    .find(|(_, other)| other == x && subset_of(other).is_none())
+                    .map(|(other, _)| (cond, other))
+            });
+            let id = match base {
+                Some((cond, other)) => when(cond.clone())
+                    .then(col(other.as_str()))
+                    .otherwise(lit(NULL).cast(DataType::UInt32)),
+                None => {
+                    let dictionary = Arc::new(ValueIds::default());
+                    e.clone().map(
+                        move |v| dictionary.ids(&v),
+                        |_, f| Ok(Field::new(f.name().clone(), DataType::UInt32)),
+                    )
+                }
+            };
+            ids.push((c.clone(), id, base.is_some()));
+        }
+        if ids.iter().all(|(_, _, derived)| !derived) {
+            out.extend(ids.into_iter().map(|(c, id, _)| id.alias(c.as_str())));
+            return picked.select(out);
+        }
+        // The plain sets' ids first, then the subsets' from them.
+        let plain: Vec<Expr> = ids
+            .iter()
+            .filter(|(_, _, derived)| !derived)
+            .map(|(c, id, _)| id.clone().alias(c.as_str()))
+            .collect();
+        out.extend(ids.into_iter().map(|(c, id, derived)| match derived {
+            true => id.alias(c.as_str()),
+            false => col(c.as_str()),
         }));
-        picked.select(out)
+        picked.with_columns(plain).select(out)
     }
+}
+
+/// `case when c then x end` (no `else`) as `(c, x)`.
+fn subset_of(e: &Expr) -> Option<(&Expr, &Expr)> {
+    let Expr::Ternary {
+        predicate,
+        truthy,
+        falsy,
+    } = e
+    else {
+        return None;
+    };
+    let null = match falsy.as_ref() {
+        Expr::Cast { expr, .. } => expr.as_ref(),
+        other => other,
+    };
+    let is_null = matches!(null, Expr::Literal(value) if value.is_null());
+    is_null.then_some((predicate.as_ref(), truthy.as_ref()))
 }
 
 /// Phase 1 of a source as SQL, or why it stays on polars: CSV, Excel and Kolada JSON sources

@@ -99,7 +99,7 @@ flag = "bool"
 "#;
 
 /// (id, extra TOML) of every indicator in the test pipeline.
-const INDICATORS: [(&str, &str); 12] = [
+const INDICATORS: [(&str, &str); 13] = [
     (
         "s_sum",
         "numerator = \"sum(x)\"\ngrains = [\"month\", \"quarter\", \"tertial\", \"year\", \"ytd\"]\nbreakdown = [\"g\"]",
@@ -127,6 +127,11 @@ const INDICATORS: [(&str, &str); 12] = [
     (
         "s_dist",
         "numerator = \"count(distinct k)\"\ngrains = [\"month\", \"quarter\", \"tertial\", \"year\", \"ytd\"]\nbreakdown = [\"g\"]",
+    ),
+    (
+        // A subset of s_dist's set in the same scan: its ids are taken from s_dist's.
+        "s_dist_case",
+        "numerator = \"count(distinct case when flag then k end)\"\ndenominator = \"count(distinct k)\"\ngrains = [\"month\", \"year\", \"ytd\"]\nbreakdown = [\"g\"]",
     ),
     (
         "s_dist_f",
@@ -284,6 +289,11 @@ fn direct(w: &World, ind: &str, unit: usize, months: &[i32], segment: &str) -> E
         "s_min" => (xs.iter().copied().reduce(f64::min), None),
         "s_max" => (xs.iter().copied().reduce(f64::max), None),
         "s_dist" | "s_dist_f" | "s_stock_last" => (distinct(), None),
+        "s_dist_case" => {
+            let flagged: BTreeSet<&str> =
+                rows.iter().filter(|r| r.flag).filter_map(|r| r.k).collect();
+            (Some(flagged.len() as f64), distinct())
+        }
         "s_med" => (median(xs), None),
         "s_std" => {
             let k = xs.len() as f64;
