@@ -305,7 +305,7 @@ fn typed_rows(
             1,
         ),
     };
-    let checks = row_checks(source, file, &mut lf)?;
+    let checks = row_checks(source, file, &mut lf, BlankRows::AsTheFooterShows)?;
     // `__row` stays the scan's 0-based index: only rejected rows need their line or row number,
     // so it is worked out for them alone (`row_numbers`), not for every row.
     let mut select = vec![lit(file_label.as_str()).alias("__file"), col("__row")];
@@ -383,13 +383,24 @@ pub(crate) fn parquet_row_checks(
         file: file.display.clone(),
         message: e.to_string(),
     })?;
-    row_checks(source, file, &mut lf)
+    // The SQL engines check every file of the source with these checks, so the blank-row
+    // check stays: another file may have blank rows where this one has none.
+    row_checks(source, file, &mut lf, BlankRows::Checked)
+}
+
+/// Whether the row checks look for blank rows (every declared column empty).
+#[derive(Clone, Copy, PartialEq)]
+enum BlankRows {
+    Checked,
+    /// Not where the file's footer shows that none can be (`has_a_column_without_nulls`).
+    AsTheFooterShows,
 }
 
 fn row_checks(
     source: &SourceDef,
     file: &InputFile,
     lf: &mut LazyFrame,
+    blank_rows: BlankRows,
 ) -> Result<RowChecks, IngestError> {
     let unreadable = |e: PolarsError| IngestError::Unreadable {
         file: file.display.clone(),
@@ -452,11 +463,12 @@ fn row_checks(
             .keys()
             .map(|name| (raw_name(name), col(name.as_str()))),
     );
-    let blank = if has_a_column_without_nulls(source, file) {
-        None
-    } else {
-        Some(declared.keys())
-    };
+    let blank =
+        if blank_rows == BlankRows::AsTheFooterShows && has_a_column_without_nulls(source, file) {
+            None
+        } else {
+            Some(declared.keys())
+        };
     let (why, messages) = first_failing_check(reasons, blank);
     // Typed values first, then the checks over them, so each conversion runs once per value.
     Ok(RowChecks {

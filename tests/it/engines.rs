@@ -242,6 +242,80 @@ fn empty_sums_even_medians_and_filtered_out_rows_read_alike_on_both_engines() {
     assert_same_tables(&published[0], &published[1]);
 }
 
+/// Two Parquet files of one source: the first has no empty cell (its footer shows no row can be
+/// blank, so polars leaves that check out for it), the second has a blank row and a row without
+/// a date. DataFusion checks all files with one statement, so it keeps the blank-row check: both
+/// engines reject the same two rows and publish the same tables.
+#[test]
+fn a_blank_row_in_a_later_parquet_file_is_not_a_row_on_either_engine() {
+    use common::{Fixture, HR_SOURCE, assert_close, cell, indicator, read_parquet};
+    use polars::prelude::*;
+
+    let f = Fixture::new();
+    let write = |name: &str, mut df: DataFrame| {
+        let dates = df.column("month").unwrap().cast(&DataType::Date).unwrap();
+        df.with_column(dates).unwrap();
+        ParquetWriter::new(std::fs::File::create(f.path(name)).unwrap())
+            .finish(&mut df)
+            .unwrap();
+    };
+    write(
+        "hr_a.parquet",
+        df!(
+            "month" => ["2024-01-01", "2024-01-01", "2024-02-01"],
+            "unit" => ["A1", "ZZ", "A1"],
+            "person" => ["p1", "p2", "p1"],
+            "gender" => ["K", "M", "K"],
+            "hours" => [100.0, 10.0, 50.0],
+            "sick" => [5i64, 1, 1],
+        )
+        .unwrap(),
+    );
+    write(
+        "hr_b.parquet",
+        df!(
+            "month" => [Some("2024-01-01"), None, None],
+            "unit" => [Some("A2"), None, Some("A1")],
+            "person" => [Some("p3"), None, Some("p4")],
+            "gender" => [Some("M"), None, Some("K")],
+            "hours" => [Some(30.0), None, Some(70.0)],
+            "sick" => [Some(2i64), None, Some(1)],
+        )
+        .unwrap(),
+    );
+    let source = HR_SOURCE
+        .replace("hr.csv", "hr_*.parquet")
+        .replace("format = \"csv\"", "format = \"parquet\"")
+        .replace(
+            "org_column = \"unit\"",
+            "org_column = \"unit\"\nmax_rejected_share = 1",
+        );
+    f.pipeline(&(source + &indicator("hours", "numerator = \"sum(hours)\"\ngrains = [\"month\"]")));
+    let pipeline = f.path("pipeline.toml");
+    let mut published = Vec::new();
+    for engine in [None, Some(styrkort::compute::Engine::DataFusion)] {
+        let out = f.path(&format!("out-{}", published.len()));
+        let name = format!("{engine:?}");
+        let run_dir = styrkort::run(
+            &pipeline,
+            &styrkort::RunOptions {
+                engine,
+                ..styrkort::RunOptions::new(Some("2024-03-01".parse().unwrap()), out)
+            },
+        )
+        .unwrap()
+        .run_dir;
+        let rejected = read_parquet(&run_dir.join("rejected_rows.parquet"));
+        assert_eq!(rejected.height(), 2, "{name}: {rejected}");
+        let df = read_parquet(&run_dir.join("indicator_values.parquet"));
+        let at = |unit: &str, period: &str| cell(&df, "hours", unit, "month", period, "total");
+        assert_close(at("A", "2024-01").value, 130.0);
+        assert_close(at("A1", "2024-02").value, 50.0);
+        published.push(run_dir);
+    }
+    assert_same_tables(&published[0], &published[1]);
+}
+
 /// A SQL Server export (DECIMAL hours, a TIMESTAMP month with a time of day, INTEGER cost
 /// centres through a code mapping) and the CSV fixtures: the same tables on DataFusion. The CSV
 /// sources are read by polars on every engine, and `explain` says so.
