@@ -23,9 +23,18 @@ fn municipality(scale: u32) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn run(pipeline: &Path, out: &Path, engine: Option<Engine>) -> Result<PathBuf, styrkort::Error> {
+    run_as_of(pipeline, out, engine, AS_OF)
+}
+
+fn run_as_of(
+    pipeline: &Path,
+    out: &Path,
+    engine: Option<Engine>,
+    as_of: &str,
+) -> Result<PathBuf, styrkort::Error> {
     let options = styrkort::RunOptions {
         engine,
-        ..styrkort::RunOptions::new(Some(AS_OF.parse().unwrap()), out.to_path_buf())
+        ..styrkort::RunOptions::new(Some(as_of.parse().unwrap()), out.to_path_buf())
     };
     styrkort::run(pipeline, &options).map(|s| s.run_dir)
 }
@@ -170,7 +179,7 @@ fn empty_sums_even_medians_and_filtered_out_rows_read_alike_on_both_engines() {
     use polars::prelude::*;
 
     let f = Fixture::new();
-    let mut rows = df!(
+    let rows = df!(
         "month" => ["2024-01-01", "2024-01-01", "2024-01-01", "2024-01-01", "2024-02-01"],
         "unit" => ["A1", "A1", "A2", "A2", "B1"],
         "person" => ["p1", "p2", "p3", "p4", "p5"],
@@ -179,11 +188,7 @@ fn empty_sums_even_medians_and_filtered_out_rows_read_alike_on_both_engines() {
         "sick" => [1i64, 3, 2, 4, 0],
     )
     .unwrap();
-    let dates = rows.column("month").unwrap().cast(&DataType::Date).unwrap();
-    rows.with_column(dates).unwrap();
-    ParquetWriter::new(std::fs::File::create(f.path("hr.parquet")).unwrap())
-        .finish(&mut rows)
-        .unwrap();
+    common::write_hr_parquet(&f.path("hr.parquet"), rows);
     let source = HR_SOURCE
         .replace("hr.csv", "hr.parquet")
         .replace("format = \"csv\"", "format = \"parquet\"");
@@ -212,15 +217,7 @@ fn empty_sums_even_medians_and_filtered_out_rows_read_alike_on_both_engines() {
     let mut published = Vec::new();
     for engine in [None, Some(styrkort::compute::Engine::DataFusion)] {
         let out = f.path(&format!("out-{}", published.len()));
-        let run_dir = styrkort::run(
-            &pipeline,
-            &styrkort::RunOptions {
-                engine,
-                ..styrkort::RunOptions::new(Some("2024-03-01".parse().unwrap()), out)
-            },
-        )
-        .unwrap()
-        .run_dir;
+        let run_dir = run_as_of(&pipeline, &out, engine, "2024-03-01").unwrap();
         let df = read_parquet(&run_dir.join("indicator_values.parquet"));
         let at = |id: &str, unit: &str, period: &str| cell(&df, id, unit, "month", period, "total");
         assert_close(at("hours_median", "A1", "2024-01").value, 15.0);
@@ -252,13 +249,7 @@ fn a_blank_row_in_a_later_parquet_file_is_not_a_row_on_either_engine() {
     use polars::prelude::*;
 
     let f = Fixture::new();
-    let write = |name: &str, mut df: DataFrame| {
-        let dates = df.column("month").unwrap().cast(&DataType::Date).unwrap();
-        df.with_column(dates).unwrap();
-        ParquetWriter::new(std::fs::File::create(f.path(name)).unwrap())
-            .finish(&mut df)
-            .unwrap();
-    };
+    let write = |name: &str, rows: DataFrame| common::write_hr_parquet(&f.path(name), rows);
     write(
         "hr_a.parquet",
         df!(
@@ -296,15 +287,7 @@ fn a_blank_row_in_a_later_parquet_file_is_not_a_row_on_either_engine() {
     for engine in [None, Some(styrkort::compute::Engine::DataFusion)] {
         let out = f.path(&format!("out-{}", published.len()));
         let name = format!("{engine:?}");
-        let run_dir = styrkort::run(
-            &pipeline,
-            &styrkort::RunOptions {
-                engine,
-                ..styrkort::RunOptions::new(Some("2024-03-01".parse().unwrap()), out)
-            },
-        )
-        .unwrap()
-        .run_dir;
+        let run_dir = run_as_of(&pipeline, &out, engine, "2024-03-01").unwrap();
         let rejected = read_parquet(&run_dir.join("rejected_rows.parquet"));
         assert_eq!(rejected.height(), 2, "{name}: {rejected}");
         let df = read_parquet(&run_dir.join("indicator_values.parquet"));

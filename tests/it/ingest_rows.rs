@@ -134,13 +134,7 @@ fn bad_rows_are_rejected_with_file_line_column_and_reason() {
     let summary = f.run("2024-04-01").unwrap();
     let rejected = read_parquet(&summary.run_dir.join("rejected_rows.parquet"));
     assert_eq!(rejected.height(), 4);
-    let rows: Vec<i64> = rejected
-        .column("row")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let rows = ints(&rejected, "row");
     assert_eq!(rows, [5, 6, 7, 8]); // CSV line numbers, header = line 1
     let reasons: Vec<String> = strings(&rejected, "reason");
     assert_eq!(
@@ -188,7 +182,7 @@ fn on_bad_rows_fail_stops_the_run_and_names_the_first_bad_row() {
 #[test]
 fn parquet_sources_are_read_with_their_own_types() {
     let f = Fixture::new();
-    let mut df = df!(
+    let rows = df!(
         "month" => ["2024-01-01", "2024-01-01", "2024-02-01"],
         "unit" => ["A1", "A2", "A1"],
         "person" => ["p1", "p2", "p1"],
@@ -197,10 +191,7 @@ fn parquet_sources_are_read_with_their_own_types() {
         "sick" => [5i64, 6, 1],
     )
     .unwrap();
-    let dates = df.column("month").unwrap().cast(&DataType::Date).unwrap();
-    df.with_column(dates).unwrap();
-    let file = std::fs::File::create(f.path("hr.parquet")).unwrap();
-    ParquetWriter::new(file).finish(&mut df).unwrap();
+    write_hr_parquet(&f.path("hr.parquet"), rows);
     let source = HR_SOURCE
         .replace("path = \"hr.csv\"", "path = \"hr*.parquet\"")
         .replace("format = \"csv\"", "format = \"parquet\"");
@@ -225,12 +216,7 @@ fn parquet_sources_are_read_with_their_own_types() {
 #[test]
 fn parquet_rows_are_named_by_their_row_in_each_file_and_an_empty_row_is_not_a_row() {
     let f = Fixture::new();
-    let write = |name: &str, mut df: DataFrame| {
-        let dates = df.column("month").unwrap().cast(&DataType::Date).unwrap();
-        df.with_column(dates).unwrap();
-        let file = std::fs::File::create(f.path(name)).unwrap();
-        ParquetWriter::new(file).finish(&mut df).unwrap();
-    };
+    let write = |name: &str, rows: DataFrame| write_hr_parquet(&f.path(name), rows);
     // No empty cell: its footer shows no row can be blank, so columns no indicator needs
     // (person, gender) are not read. Row 3 has an unknown unit.
     write(
@@ -273,13 +259,7 @@ fn parquet_rows_are_named_by_their_row_in_each_file_and_an_empty_row_is_not_a_ro
         .sort(["file", "row"], Default::default())
         .unwrap();
     let files: Vec<String> = strings(&rejected, "file");
-    let rows: Vec<i64> = rejected
-        .column("row")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let rows = ints(&rejected, "row");
     let reasons = strings(&rejected, "reason");
     assert_eq!(rows, [3, 4], "{rejected}"); // 1-based rows of each file
     assert!(files[0].ends_with("hr_a.parquet") && files[1].ends_with("hr_b.parquet"));

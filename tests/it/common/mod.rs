@@ -200,6 +200,25 @@ pub fn strings(df: &DataFrame, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// An integer column as values (the column has no nulls).
+pub fn ints(df: &DataFrame, name: &str) -> Vec<i64> {
+    df.column(name)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
+/// Writes HR rows to a Parquet file, the `month` column (text) stored as a date.
+pub fn write_hr_parquet(path: &Path, mut rows: DataFrame) {
+    let dates = rows.column("month").unwrap().cast(&DataType::Date).unwrap();
+    rows.with_column(dates).unwrap();
+    ParquetWriter::new(std::fs::File::create(path).unwrap())
+        .finish(&mut rows)
+        .unwrap();
+}
+
 /// `fixtures/dialects/hr_sqlserver.parquet` (the clean HR rows as SQL Server writes them:
 /// DECIMAL hours, a TIMESTAMP month, INTEGER cost centres 101/102 for A1/A2) copied into the
 /// fixture with its code mapping; returns the `hr` source block that reads it.
