@@ -32,8 +32,15 @@ def plans(path):
         texts = [src.get("total_rows", "")]
         for ind in p.get("indicators", []):
             if ind.get("source") == src["name"]:
-                texts += [ind.get(k, "") for k in ("numerator", "denominator", "filter")]
-                texts += ind.get("breakdown", [])
+                texts += [ind.get("filter", "")] + ind.get("breakdown", [])
+            # A side is an expression over the indicator's source, or a table with its own
+            # source and row filter (a cross-source indicator).
+            for side in ("numerator", "denominator"):
+                part = ind.get(side, "")
+                if not isinstance(part, dict):
+                    part = {"expr": part}
+                if part.get("source", ind.get("source")) == src["name"]:
+                    texts += [part.get("expr", ""), part.get("filter", "")]
         for text in texts:
             named.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
         cols = {
