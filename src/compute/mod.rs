@@ -773,7 +773,7 @@ impl Segmentation {
         // so phase 2 sorts small integers instead of text. A set of `case when c then x end`
         // beside a set of `x` (the permanent employees beside all employees) takes x's ids where
         // c holds: one dictionary look-up per row instead of two, and no text copied.
-        let mut ids = Vec::new();
+        let mut plain = Vec::new();
         for (c, e) in columns {
             let base = subset_of(e).and_then(|(cond, x)| {
                 columns
@@ -781,34 +781,28 @@ impl Segmentation {
                     .find(|(_, other)| other == x && subset_of(other).is_none())
                     .map(|(other, _)| (cond, other))
             });
-            let id = match base {
-                Some((cond, other)) => when(cond.clone())
-                    .then(col(other.as_str()))
-                    .otherwise(lit(NULL).cast(DataType::UInt32)),
+            match base {
+                Some((cond, other)) => out.push(
+                    when(cond.clone())
+                        .then(col(other.as_str()))
+                        .otherwise(lit(NULL).cast(DataType::UInt32))
+                        .alias(c.as_str()),
+                ),
                 None => {
                     let dictionary = Arc::new(ValueIds::default());
-                    e.clone().map(
-                        move |v| dictionary.ids(&v),
-                        |_, f| Ok(Field::new(f.name().clone(), DataType::UInt32)),
-                    )
+                    plain.push(
+                        e.clone()
+                            .map(
+                                move |v| dictionary.ids(&v),
+                                |_, f| Ok(Field::new(f.name().clone(), DataType::UInt32)),
+                            )
+                            .alias(c.as_str()),
+                    );
+                    out.push(col(c.as_str()));
                 }
-            };
-            ids.push((c.clone(), id, base.is_some()));
+            }
         }
-        if ids.iter().all(|(_, _, derived)| !derived) {
-            out.extend(ids.into_iter().map(|(c, id, _)| id.alias(c.as_str())));
-            return picked.select(out);
-        }
-        // The plain sets' ids first, then the subsets' from them.
-        let plain: Vec<Expr> = ids
-            .iter()
-            .filter(|(_, _, derived)| !derived)
-            .map(|(c, id, _)| id.clone().alias(c.as_str()))
-            .collect();
-        out.extend(ids.into_iter().map(|(c, id, derived)| match derived {
-            true => id.alias(c.as_str()),
-            false => col(c.as_str()),
-        }));
+        // The plain sets' ids first; the subsets' are taken from them.
         picked.with_columns(plain).select(out)
     }
 }
