@@ -1,23 +1,22 @@
 //! Exact distinct counts per cell, merged from the phase-1 distinct sets.
 //!
 //! The sets can be as large as the data (every employee of every month), so this works on one
-//! compact array instead of a copy per tree level: each row becomes one integer key packing
-//! (segment, value id, month, unit), and the keys are sorted so that all occurrences of a value
-//! sit together in time order. Walking them, a value counts once for each distinct ancestor of
-//! the units it occurs in within a period; for year-to-date, once from the first month the
-//! ancestor sees it in the year (then summed up to each month). Counts go into a dense
-//! segment × unit × period array.
+//! compact array instead of a copy per tree level: each row becomes one integer packing
+//! (segment, value id, unit), placed in its month's bucket. A period's rows are then its months'
+//! buckets side by side, and one walk over them counts each value once for each distinct
+//! ancestor of the units it occurs in: a dense array of "seen in this walk" marks per value
+//! tells a new value from a repeated one, so nothing is sorted or hashed. For year-to-date, a
+//! year's months are walked in order and a value counts from the first month an ancestor sees it
+//! (then summed up to each month). Counts go into a dense segment × unit × period array.
 //!
-//! One integer per row rather than a tuple: sorting 8-byte integers is about twice as fast as
-//! sorting 16-byte tuples compared field by field, and this sort is most of phase 2's time on
-//! large sets. Keys take 64 bits when the four fields fit (they do for any real kommun: a few
-//! hundred units, a few dozen months, millions of values), 128 bits otherwise.
+//! Keys take 64 bits when the three fields fit (they do for any real kommun: a few hundred
+//! units, a few segments, millions of values), 128 bits otherwise.
 
 use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::org::OrgTree;
-use crate::period::{Grain, RunMonths};
+use crate::period::{Grain, Period, RunMonths};
 
 /// Distinct counts of one value column per cell: `__ancestor, __grain, __period, __segment,
 /// __set` (Int64; cells without values are left out, they count 0).
@@ -35,7 +34,8 @@ pub(super) fn distinct_counts(
     let null_id = values.max().map_or(0, |m| m + 1);
     let n_units = tree.units().len();
     let n_months = (months.last.0 - months.first.0 + 1) as usize;
-    let layout = KeyLayout::new(segments.len(), null_id as usize + 1, n_months, n_units);
+    let n_values = null_id as usize + 1;
+    let layout = KeyLayout::new(segments.len(), n_values, n_units);
     let chains: Vec<Vec<u32>> = (0..n_units as u32)
         .map(|u| {
             if tree_rollup {
@@ -52,11 +52,13 @@ pub(super) fn distinct_counts(
         null_id,
         first: months.first.0,
         n_months: n_months as u32,
+        n_units,
     };
     let walk = Walk {
         layout,
         chains: &chains,
         segments: &segments,
+        n_values,
         months,
         grains,
     };
@@ -109,13 +111,11 @@ fn value_ids(values: &Column) -> PolarsResult<UInt32Chunked> {
         .collect())
 }
 
-/// Where each field sits in a packed key: unit in the lowest bits, then month (as an offset
-/// from the run's first month), value id, segment. Ordering the keys orders the rows by
-/// (segment, value, month, unit).
+/// Where each field sits in a packed key: unit in the lowest bits, then value id, then segment.
+/// The month is not in the key: it is the bucket the key sits in.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct KeyLayout {
     unit_bits: u32,
-    month_bits: u32,
     value_bits: u32,
     seg_bits: u32,
 }
@@ -126,64 +126,46 @@ fn bits_for(n: usize) -> u32 {
 }
 
 impl KeyLayout {
-    fn new(n_segments: usize, n_values: usize, n_months: usize, n_units: usize) -> KeyLayout {
+    fn new(n_segments: usize, n_values: usize, n_units: usize) -> KeyLayout {
         KeyLayout {
             unit_bits: bits_for(n_units),
-            month_bits: bits_for(n_months),
             value_bits: bits_for(n_values),
             seg_bits: bits_for(n_segments),
         }
     }
 
     fn bits(&self) -> u32 {
-        self.unit_bits + self.month_bits + self.value_bits + self.seg_bits
+        self.unit_bits + self.value_bits + self.seg_bits
     }
 
     fn pack(&self, row: KeyRow) -> u128 {
         let mut key = row.seg as u128;
         key = (key << self.value_bits) | row.value as u128;
-        key = (key << self.month_bits) | row.month as u128;
         (key << self.unit_bits) | row.unit as u128
-    }
-
-    /// The key with month and unit shifted out: segment and value, for comparing runs.
-    fn value_part(&self, key: u128) -> u128 {
-        key >> (self.unit_bits + self.month_bits)
-    }
-
-    fn month_of(&self, key: u128) -> u32 {
-        ((key >> self.unit_bits) & ((1u128 << self.month_bits) - 1)) as u32
-    }
-
-    fn unit_of(&self, key: u128) -> u32 {
-        (key & ((1u128 << self.unit_bits) - 1)) as u32
     }
 
     fn unpack(&self, key: u128) -> KeyRow {
         let field = |shift: u32, bits: u32| ((key >> shift) & ((1u128 << bits) - 1)) as u32;
-        let month_at = self.unit_bits;
-        let value_at = month_at + self.month_bits;
+        let value_at = self.unit_bits;
         let seg_at = value_at + self.value_bits;
         KeyRow {
             seg: field(seg_at, self.seg_bits),
             value: field(value_at, self.value_bits),
-            month: field(month_at, self.month_bits),
             unit: field(0, self.unit_bits),
         }
     }
 }
 
-/// One row of a distinct set; `month` is the offset from the run's first month.
+/// One row of a distinct set (its month is its bucket).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct KeyRow {
     seg: u32,
     value: u32,
-    month: u32,
     unit: u32,
 }
 
 /// A packed key: `u64` when the layout fits, `u128` otherwise.
-trait PackedKey: Copy + Ord + Send + Sync {
+trait PackedKey: Copy + Send + Sync {
     fn from_wide(key: u128) -> Self;
     fn wide(self) -> u128;
 }
@@ -214,20 +196,37 @@ struct RowColumns<'a> {
     null_id: u32,
     first: i32,
     n_months: u32,
+    n_units: usize,
+}
+
+/// A set's keys grouped by month: month offset `m`'s keys are `months[m]`.
+struct MonthBuckets<K> {
+    months: Vec<Vec<K>>,
 }
 
 impl RowColumns<'_> {
-    /// One key per row, sorted (the columns they are made of are let go first). Rows without a
-    /// unit or month, or (never, phase 1 keeps the run's months only) with a month outside the
-    /// run, have no cell to count in and are left out.
-    fn into_keys<K: PackedKey>(self, layout: KeyLayout) -> PolarsResult<Vec<K>> {
-        let mut keys = self.keys(layout)?;
+    /// Every row's key in its month's bucket (the columns they are made of are let go after),
+    /// in one pass over the rows instead of a sort. Rows without a unit or month, or (never,
+    /// phase 1 keeps the run's months only) with a month outside the run, have no cell to
+    /// count in and are left out.
+    fn into_buckets<K: PackedKey>(self, layout: KeyLayout) -> PolarsResult<MonthBuckets<K>> {
+        let n_months = self.n_months as usize;
+        let guess = self.frame.height() / n_months.max(1);
+        let mut months: Vec<Vec<K>> = (0..n_months).map(|_| Vec::with_capacity(guess)).collect();
+        self.for_each_row(|month, row| {
+            months[month as usize].push(K::from_wide(layout.pack(row)))
+        })?;
         drop(self);
-        keys.par_sort_unstable();
-        Ok(keys)
+        Ok(MonthBuckets { months })
     }
 
-    fn keys<K: PackedKey>(&self, layout: KeyLayout) -> PolarsResult<Vec<K>> {
+    /// Calls `f(month offset, row)` for every row that has a cell, in row order; of the rows
+    /// with a null value, only the first per (segment, unit, month). Nulls repeat the most (a
+    /// `case when` set is null on every row its condition leaves out), and a repeat adds
+    /// nothing to a distinct count.
+    fn for_each_row(&self, mut f: impl FnMut(u32, KeyRow)) -> PolarsResult<()> {
+        let n_segments = self.seg_ids.iter().max().map_or(0, |&s| s as usize + 1);
+        let mut null_seen = vec![false; n_segments * self.n_units * self.n_months as usize];
         // The columns are walked as plain slices, chunk by chunk (the phase-1 output arrives in
         // many small chunks, and walking four chunked columns as optional values costs more
         // than the rest); nulls are replaced by values that mark them.
@@ -244,7 +243,6 @@ impl RowColumns<'_> {
             let one = |c: UInt32Chunked| c.rechunk().into_owned();
             (one(units), month.rechunk().into_owned(), one(values))
         };
-        let mut keys: Vec<K> = Vec::with_capacity(self.frame.height());
         let mut row = 0;
         for ((units, month), values) in units
             .downcast_iter()
@@ -261,44 +259,64 @@ impl RowColumns<'_> {
                 if unit == u32::MAX || month >= self.n_months {
                     continue;
                 }
-                keys.push(K::from_wide(layout.pack(KeyRow {
-                    seg,
-                    value,
-                    month,
-                    unit,
-                })));
+                if value == self.null_id {
+                    let at = (seg as usize * self.n_units + unit as usize) * self.n_months as usize
+                        + month as usize;
+                    if std::mem::replace(&mut null_seen[at], true) {
+                        continue;
+                    }
+                }
+                f(month, KeyRow { seg, value, unit });
             }
         }
-        Ok(keys)
+        Ok(())
     }
 }
 
-/// What the walks over a set's sorted keys share.
+/// What the walks over a set's keys share.
 struct Walk<'a> {
     layout: KeyLayout,
+    /// Per unit: the units its values count for (itself and its ancestors, or itself only).
     chains: &'a [Vec<u32>],
     segments: &'a [String],
+    /// Value ids are below this.
+    n_values: usize,
     months: RunMonths,
     grains: &'a [Grain],
 }
 
+/// Per walk of a group of months: which (segment, value) slots the walk has seen, and the
+/// first unit each was seen in. Marked with the walk's number, so one scratch serves many walks
+/// without being cleared.
+struct Seen {
+    walk: u32,
+    mark: Vec<u32>,
+    first_unit: Vec<u32>,
+    /// The ancestors already counted for a value seen in more than one unit in this walk.
+    several: PlHashMap<usize, Vec<u32>>,
+}
+
+impl Seen {
+    fn new(slots: usize) -> Seen {
+        Seen {
+            walk: 0,
+            mark: vec![0; slots],
+            first_unit: vec![0; slots],
+            several: PlHashMap::new(),
+        }
+    }
+}
+
 impl Walk<'_> {
-    /// The rows' keys sorted, then one walk per grain; grains are independent, so they run side
-    /// by side and their rows are put together in grain order (the same output on any thread
-    /// count).
+    /// The keys bucketed by month, then one walk per grain; grains are independent, so they
+    /// run side by side and their rows are put together in grain order (the same output on any
+    /// thread count).
     fn counts<K: PackedKey>(&self, rows: RowColumns) -> PolarsResult<CountsOut> {
-        let keys: Vec<K> = rows.into_keys(self.layout)?;
-        let sorted = SortedValues {
-            keys: &keys,
-            layout: self.layout,
-            chains: self.chains,
-            segments: self.segments,
-            months: self.months,
-        };
+        let buckets: MonthBuckets<K> = rows.into_buckets(self.layout)?;
         let per_grain: Vec<CountsOut> = self
             .grains
             .par_iter()
-            .map(|&grain| sorted.counts(grain))
+            .map(|&grain| self.grain_counts(&buckets, grain))
             .collect();
         let mut out = CountsOut::default();
         for part in per_grain {
@@ -306,39 +324,49 @@ impl Walk<'_> {
         }
         Ok(out)
     }
-}
-
-/// Sorted keys with what is needed to count them per ancestor and period.
-struct SortedValues<'a, K> {
-    keys: &'a [K],
-    layout: KeyLayout,
-    /// Per unit: the units its values count for (itself and its ancestors, or itself only).
-    chains: &'a [Vec<u32>],
-    segments: &'a [String],
-    months: RunMonths,
-}
-
-impl<K: PackedKey> SortedValues<'_, K> {
-    fn row(&self, i: usize) -> KeyRow {
-        self.layout.unpack(self.keys[i].wide())
-    }
 
     /// Distinct values per (segment, ancestor, period) of one grain.
-    fn counts(&self, grain: Grain) -> CountsOut {
+    fn grain_counts<K: PackedKey>(&self, buckets: &MonthBuckets<K>, grain: Grain) -> CountsOut {
         let periods = self.months.periods(grain);
-        let n_months = (self.months.last.0 - self.months.first.0 + 1) as usize;
+        let offset = |m: crate::period::Month| (m.0 - self.months.first.0) as usize;
         let n_units = self.chains.len();
+        let n_segments = self.segments.len();
+        // The groups of months walked on their own: each period, or for year-to-date each
+        // calendar year (its months in order, a value counting from its first month).
+        let groups: Vec<(usize, usize)> = if grain == Grain::Ytd {
+            let mut years: Vec<(usize, usize)> = Vec::new();
+            for p in &periods {
+                match years.last_mut() {
+                    Some(y) if y.0 == offset(p.first) => y.1 = offset(p.last),
+                    _ => years.push((offset(p.first), offset(p.last))),
+                }
+            }
+            years
+        } else {
+            periods
+                .iter()
+                .map(|p| (offset(p.first), offset(p.last)))
+                .collect()
+        };
+        let per_group: Vec<Vec<u32>> = self.walk_groups(buckets, &groups, grain == Grain::Ytd);
+        let mut out = CountsOut::default();
         if grain == Grain::Ytd {
-            // New values per (segment, unit, month), then running sums within the year.
-            let new = self.first_seen_in_year(n_months);
-            let mut out = CountsOut::default();
+            // Values new to an ancestor per (group, segment, ancestor, month of the group),
+            // summed from January to each period's month.
+            let group_of = |p: &Period| {
+                groups
+                    .iter()
+                    .position(|g| g.0 == offset(p.first))
+                    .expect("every year-to-date period starts a group")
+            };
             for (seg, label) in self.segments.iter().enumerate() {
                 for a in 0..n_units {
-                    let base = (seg * n_units + a) * n_months;
                     for p in &periods {
-                        let from = (p.first.0 - self.months.first.0) as usize;
-                        let to = (p.last.0 - self.months.first.0) as usize;
-                        let count: u32 = new[base + from..=base + to].iter().sum();
+                        let g = group_of(p);
+                        let len = groups[g].1 - groups[g].0 + 1;
+                        let base = (seg * n_units + a) * len;
+                        let upto = offset(p.last) - groups[g].0;
+                        let count: u32 = per_group[g][base..=base + upto].iter().sum();
                         if count > 0 {
                             out.push(a as u32, grain, &p.label, label, count);
                         }
@@ -347,138 +375,92 @@ impl<K: PackedKey> SortedValues<'_, K> {
             }
             return out;
         }
-        let mut period_of = vec![usize::MAX; n_months];
-        for (k, p) in periods.iter().enumerate() {
-            for m in p.first.0..=p.last.0 {
-                period_of[(m - self.months.first.0) as usize] = k;
-            }
-        }
-        let counts = self.per_period(&period_of, periods.len().max(1));
-        let mut out = CountsOut::default();
         for (seg, label) in self.segments.iter().enumerate() {
             for a in 0..n_units {
                 for (k, p) in periods.iter().enumerate() {
-                    let count = counts[(seg * n_units + a) * periods.len() + k];
+                    let count = per_group[k][seg * n_units + a];
                     if count > 0 {
                         out.push(a as u32, grain, &p.label, label, count);
                     }
                 }
             }
         }
+        debug_assert!(per_group.iter().all(|g| g.len() == n_segments * n_units));
         out
     }
 
-    /// The runs of keys with the same segment and value and the same `group` of their month
-    /// (a period, a year), as index ranges in key order: months are in order within a value,
-    /// so a group's keys are consecutive.
-    fn runs<G: PartialEq>(
+    /// One walk per group of months `(from, to)` (offsets, inclusive), side by side; each
+    /// thread keeps one scratch for all the groups it walks. Per group, the distinct values per
+    /// (segment, ancestor); with `by_month`, per (segment, ancestor, month of the group) the
+    /// values an ancestor first sees that month.
+    fn walk_groups<K: PackedKey>(
         &self,
-        group: impl Fn(u32) -> G,
-    ) -> impl Iterator<Item = std::ops::Range<usize>> {
-        let mut start = 0;
-        let layout = self.layout;
-        std::iter::from_fn(move || {
-            if start >= self.keys.len() {
-                return None;
-            }
-            // Compared as shifted keys, not unpacked rows: this runs once per row of the set.
-            let head = self.keys[start].wide();
-            let head_value = layout.value_part(head);
-            let head_group = group(layout.month_of(head));
-            let mut end = start + 1;
-            while end < self.keys.len() {
-                let key = self.keys[end].wide();
-                if layout.value_part(key) != head_value || group(layout.month_of(key)) != head_group
-                {
-                    break;
-                }
-                end += 1;
-            }
-            let run = start..end;
-            start = end;
-            Some(run)
-        })
+        buckets: &MonthBuckets<K>,
+        groups: &[(usize, usize)],
+        by_month: bool,
+    ) -> Vec<Vec<u32>> {
+        let slots = self.segments.len() * self.n_values;
+        // Contiguous runs of groups per thread, so a large scratch is made once per thread.
+        let per_thread = groups.len().div_ceil(rayon::current_num_threads()).max(1);
+        let parts: Vec<Vec<Vec<u32>>> = groups
+            .par_chunks(per_thread)
+            .map(|part| {
+                let mut seen = Seen::new(slots);
+                part.iter()
+                    .map(|&(from, to)| self.walk_group(buckets, from, to, by_month, &mut seen))
+                    .collect()
+            })
+            .collect();
+        parts.into_iter().flatten().collect()
     }
 
-    /// Distinct values per (segment, unit, period) with `period_of[month offset]` (usize::MAX:
-    /// a month in no period), in a dense array.
-    fn per_period(&self, period_of: &[usize], n_periods: usize) -> Vec<u32> {
+    /// Counts the group of months `from..=to`: each (segment, value) once for every ancestor
+    /// of the units it occurs in, at the first month the ancestor sees it (months are walked in
+    /// order).
+    fn walk_group<K: PackedKey>(
+        &self,
+        buckets: &MonthBuckets<K>,
+        from: usize,
+        to: usize,
+        by_month: bool,
+        seen: &mut Seen,
+    ) -> Vec<u32> {
         let n_units = self.chains.len();
-        let mut counts = vec![0u32; self.segments.len() * n_units * n_periods];
-        // The units a value occurs in within one period: usually one (an employee stays in a
-        // unit), so its chain is counted as it is; several units' chains are merged first.
-        let mut units: Vec<u32> = Vec::new();
-        let mut ancestors: Vec<u32> = Vec::new();
-        for run in self.runs(|month| period_of[month as usize]) {
-            let head = self.row(run.start);
-            let period = period_of[head.month as usize];
-            if period == usize::MAX {
-                continue;
-            }
-            let cell = |a: u32| (head.seg as usize * n_units + a as usize) * n_periods + period;
-            if run.len() == 1 {
-                // Most values occur once per unit and period (an employee's month).
-                for &a in &self.chains[head.unit as usize] {
-                    counts[cell(a)] += 1;
-                }
-                continue;
-            }
-            units.clear();
-            for i in run {
-                let unit = self.layout.unit_of(self.keys[i].wide());
-                if !units.contains(&unit) {
-                    units.push(unit);
-                }
-            }
-            if let [unit] = units[..] {
-                for &a in &self.chains[unit as usize] {
-                    counts[cell(a)] += 1;
-                }
-            } else {
-                ancestors.clear();
-                for &u in &units {
-                    ancestors.extend_from_slice(&self.chains[u as usize]);
-                }
-                ancestors.sort_unstable();
-                ancestors.dedup();
-                for &a in &ancestors {
-                    counts[cell(a)] += 1;
-                }
-            }
-        }
-        counts
-    }
-
-    /// Per (segment, unit, month offset): the values first seen that month within the year by
-    /// the unit (through itself or a unit beneath it).
-    fn first_seen_in_year(&self, n_months: usize) -> Vec<u32> {
-        let n_units = self.chains.len();
-        let first = self.months.first.0;
-        let mut new = vec![0u32; self.segments.len() * n_units * n_months];
-        // Ancestors that have seen the value this year, and the units it was seen in (a unit
-        // seen again adds nothing: its chain was counted at its first, earlier month).
-        let mut seen: Vec<u32> = Vec::new();
-        let mut seen_units: Vec<u32> = Vec::new();
-        for run in self.runs(|month| (first + month as i32).div_euclid(12)) {
-            seen.clear();
-            seen_units.clear();
-            for i in run {
-                let r = self.row(i);
-                if seen_units.contains(&r.unit) {
-                    continue;
-                }
-                seen_units.push(r.unit);
-                for &a in &self.chains[r.unit as usize] {
-                    if !seen.contains(&a) {
-                        seen.push(a);
-                        let at =
-                            (r.seg as usize * n_units + a as usize) * n_months + r.month as usize;
-                        new[at] += 1;
+        let len = if by_month { to - from + 1 } else { 1 };
+        let mut counts = vec![0u32; self.segments.len() * n_units * len];
+        seen.walk += 1;
+        seen.several.clear();
+        let walk = seen.walk;
+        for m in from..=to {
+            let at = if by_month { m - from } else { 0 };
+            let cell = |seg: u32, a: u32| (seg as usize * n_units + a as usize) * len + at;
+            for key in &buckets.months[m] {
+                let row = self.layout.unpack(key.wide());
+                let slot = row.seg as usize * self.n_values + row.value as usize;
+                if seen.mark[slot] != walk {
+                    // Most values: the first time in the walk (an employee's first month).
+                    seen.mark[slot] = walk;
+                    seen.first_unit[slot] = row.unit;
+                    for &a in &self.chains[row.unit as usize] {
+                        counts[cell(row.seg, a)] += 1;
+                    }
+                } else if seen.first_unit[slot] != row.unit {
+                    // Seen before in another unit: only ancestors not yet counted count.
+                    let first = seen.first_unit[slot] as usize;
+                    let counted = seen
+                        .several
+                        .entry(slot)
+                        .or_insert_with(|| self.chains[first].clone());
+                    for &a in &self.chains[row.unit as usize] {
+                        if !counted.contains(&a) {
+                            counted.push(a);
+                            counts[cell(row.seg, a)] += 1;
+                        }
                     }
                 }
             }
         }
-        new
+        counts
     }
 }
 
@@ -519,7 +501,6 @@ impl CountsOut {
         )
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,44 +522,28 @@ mod tests {
     }
 
     #[test]
-    fn packed_keys_round_trip_and_order_as_the_tuples() {
-        let layout = KeyLayout::new(3, 1000, 37, 45);
-        assert_eq!(layout.bits(), 2 + 10 + 6 + 6);
-        // Every field at its extremes and a few between, in tuple order.
-        let mut rows = Vec::new();
+    fn packed_keys_round_trip() {
+        let layout = KeyLayout::new(3, 1000, 45);
+        assert_eq!(layout.bits(), 2 + 10 + 6);
+        // Every field at its extremes and a few between.
         for seg in [0, 2] {
             for value in [0, 1, 500, 999] {
-                for month in [0, 17, 36] {
-                    for unit in [0, 9, 44] {
-                        rows.push(KeyRow {
-                            seg,
-                            value,
-                            month,
-                            unit,
-                        });
-                    }
+                for unit in [0, 9, 44] {
+                    let row = KeyRow { seg, value, unit };
+                    assert_eq!(layout.unpack(layout.pack(row)), row);
                 }
             }
         }
-        let keys: Vec<u128> = rows.iter().map(|r| layout.pack(*r)).collect();
-        for (r, k) in rows.iter().zip(&keys) {
-            assert_eq!(layout.unpack(*k), *r);
-        }
-        assert!(
-            keys.windows(2).all(|w| w[0] < w[1]),
-            "keys sort as the tuples"
-        );
     }
 
     #[test]
     fn a_layout_wider_than_64_bits_round_trips_in_128() {
-        let layout = KeyLayout::new(1 << 20, 1 << 30, 1 << 10, 1 << 10);
+        let layout = KeyLayout::new(1 << 20, 1 << 30, 1 << 20);
         assert_eq!(layout.bits(), 70);
         let top = KeyRow {
             seg: (1 << 20) - 1,
             value: (1 << 30) - 1,
-            month: (1 << 10) - 1,
-            unit: (1 << 10) - 1,
+            unit: (1 << 20) - 1,
         };
         let key = u128::from_wide(layout.pack(top));
         assert_eq!(layout.unpack(key.wide()), top);
