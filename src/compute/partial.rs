@@ -180,7 +180,8 @@ impl Walker {
             (None, None) => None,
         };
         let (agg, row) = match passes {
-            Some(p) => (p.clone().cast(DataType::Int64).sum(), RowAgg::CountTrue(p)),
+            // Summed as booleans, then cast: a cast before the sum writes 8 bytes per row.
+            Some(p) => (p.clone().sum().cast(DataType::Int64), RowAgg::CountTrue(p)),
             None => (len().cast(DataType::Int64), RowAgg::Rows),
         };
         self.scalar(agg, Merge::Sum, row)
