@@ -346,6 +346,7 @@ pub(crate) fn plan_source(
     let (layout, segment_outputs) = plan_segmentations(
         &parts,
         &breakdowns,
+        months,
         (&total_rows, &breakdown_rows),
         &mut outputs,
     );
@@ -354,7 +355,7 @@ pub(crate) fn plan_source(
     let counted = match layout.first() {
         Some(total) if source.total_rows.is_none() && !parts.partial.is_empty() => Some((
             total.scalars,
-            Segmentation::new(None).scalar_frame(
+            Segmentation::new(None, months).scalar_frame(
                 &total_rows,
                 &total.members,
                 &parts.partial,
@@ -410,6 +411,7 @@ pub(crate) fn plan_source(
 fn plan_segmentations(
     parts: &IndicatorParts,
     breakdowns: &BTreeSet<String>,
+    months: RunMonths,
     (total_rows, breakdown_rows): (&LazyFrame, &LazyFrame),
     outputs: &mut Outputs,
 ) -> (Vec<SegmentLayout>, Vec<(String, usize, usize)>) {
@@ -436,7 +438,7 @@ fn plan_segmentations(
         } else {
             total_rows
         };
-        let segment = Segmentation::new(dim);
+        let segment = Segmentation::new(dim, months);
         let scalars = segment.plan_scalars(rows, &members, &parts.partial, outputs);
         let sets = segment.plan_sets(rows, &members, &parts.partial, outputs);
         segment_outputs.push((
@@ -570,15 +572,22 @@ struct Outputs {
 /// One segmentation of a source's rows: the total, or by one breakdown column.
 struct Segmentation {
     dim: Option<String>,
-    /// `__unit, __month` and the breakdown column.
+    /// `__cell` (unit and month in one integer) and the breakdown column.
     keys: Vec<Expr>,
+    months: RunMonths,
     /// The `__segment` label of a row.
     label: Expr,
 }
 
 impl Segmentation {
-    fn new(dim: Option<String>) -> Segmentation {
-        let mut keys = vec![col("__unit"), col("__month")];
+    fn new(dim: Option<String>, months: RunMonths) -> Segmentation {
+        // Unit and month grouped as one integer: polars hashes a single integer key directly,
+        // where two keys are first encoded into a row of bytes each.
+        let n_months = Self::n_months(months);
+        let cell = (col("__unit").cast(DataType::UInt32) * lit(n_months)
+            + (col("__month") - lit(months.first.0)).cast(DataType::UInt32))
+        .alias("__cell");
+        let mut keys = vec![cell];
         let label = match &dim {
             Some(d) => {
                 keys.push(col(d.as_str()));
@@ -586,7 +595,16 @@ impl Segmentation {
             }
             None => lit("total"),
         };
-        Segmentation { dim, keys, label }
+        Segmentation {
+            dim,
+            keys,
+            months,
+            label,
+        }
+    }
+
+    fn n_months(months: RunMonths) -> u32 {
+        (months.last.0 - months.first.0 + 1) as u32
     }
 
     /// `total` or `by <dim>`, as `explain` prints it.
@@ -599,9 +617,14 @@ impl Segmentation {
 
     /// A grouped frame's `__unit, __month, __segment` and `extra` columns.
     fn labelled(&self, lf: LazyFrame, extra: &[&str]) -> LazyFrame {
+        let n_months = Self::n_months(self.months);
         let mut out = vec![
-            col("__unit"),
-            col("__month"),
+            col("__cell")
+                .floor_div(lit(n_months))
+                .cast(DataType::UInt32)
+                .alias("__unit"),
+            ((col("__cell") % lit(n_months)).cast(DataType::Int32) + lit(self.months.first.0))
+                .alias("__month"),
             self.label.clone().alias("__segment"),
         ];
         out.extend(extra.iter().map(|c| col(*c)));
