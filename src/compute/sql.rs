@@ -19,7 +19,7 @@
 
 use polars::prelude::*;
 
-use crate::ingest::TRIMMED;
+use crate::ingest::{FINITE, TRIMMED};
 
 /// A polars row-level expression as SQL with the same value on every row, or why not.
 pub(crate) fn to_sql(e: &Expr) -> Result<String, String> {
@@ -87,6 +87,12 @@ pub(crate) fn to_sql(e: &Expr) -> Result<String, String> {
         // space SQL's trim() removes.
         Expr::AnonymousFunction { input, fmt_str, .. } if fmt_str.as_str() == TRIMMED => {
             format!("btrim({}, {})", to_sql(&input[0])?, white_space_sql())
+        }
+        // NaN and ±inf become null; Arrow compares floats in total order (NaN above
+        // infinity), so NaN is not below infinity.
+        Expr::AnonymousFunction { input, fmt_str, .. } if fmt_str.as_str() == FINITE => {
+            let x = to_sql(&input[0])?;
+            format!("(CASE WHEN (abs({x}) < CAST('Infinity' AS DOUBLE)) THEN {x} ELSE NULL END)")
         }
         other => return Err(format!("the expression {other:?}")),
     })

@@ -2,6 +2,7 @@
 //! turns into a rejected row naming the column and the offending text.
 
 use polars::prelude::*;
+use polars_arrow::bitmap::Bitmap;
 
 use crate::definitions::ColumnType;
 use crate::definitions::NumberFormat;
@@ -212,12 +213,33 @@ fn word_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// NaN and ±inf are not measurements: they become null and so a rejected row.
+/// NaN and ±inf are not measurements: they become null and so a rejected row. Only the
+/// validity changes, so the values are not copied; a chunk with every value finite (nearly all)
+/// passes as it is.
 fn finite(x: Expr) -> Expr {
-    when(x.clone().is_finite())
-        .then(x)
-        .otherwise(lit(NULL).cast(DataType::Float64))
+    x.map_with_fmt_str(
+        |c| {
+            let values = c.f64()?;
+            let chunks = values.downcast_iter().map(|a| {
+                if a.values().iter().all(|v| v.is_finite()) {
+                    return a.clone();
+                }
+                let finite: Bitmap = a.values().iter().map(|v| v.is_finite()).collect();
+                let validity = match a.validity() {
+                    Some(valid) => valid & &finite,
+                    None => finite,
+                };
+                a.clone().with_validity(Some(validity))
+            });
+            Ok(Float64Chunked::from_chunk_iter(values.name().clone(), chunks).into_column())
+        },
+        |_, f| Ok(Field::new(f.name().clone(), DataType::Float64)),
+        FINITE,
+    )
 }
+
+/// The name [`finite`] carries in a plan, by which the SQL printer knows it.
+pub(crate) const FINITE: &str = "finite";
 
 #[cfg(test)]
 mod tests {

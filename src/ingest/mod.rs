@@ -26,7 +26,7 @@ use crate::org::{CodeMapping, OrgTree};
 use crate::period::{RunMonths, days_since_epoch};
 
 pub(crate) use crate::definitions::normalise;
-pub(crate) use convert::{TRIMMED, TextFormat, typed_column};
+pub(crate) use convert::{FINITE, TRIMMED, TextFormat, typed_column};
 
 #[derive(Debug, Error)]
 pub enum IngestError {

@@ -299,6 +299,62 @@ fn a_blank_row_in_a_later_parquet_file_is_not_a_row_on_either_engine() {
     assert_same_tables(&published[0], &published[1]);
 }
 
+/// NaN and ±infinity in a Parquet float column are not measurements: each is a rejected row
+/// naming its value, on polars and on DataFusion alike, and the finite rows add up.
+#[test]
+fn nan_and_infinite_parquet_floats_are_rejected_rows_on_either_engine() {
+    use common::{Fixture, HR_SOURCE, assert_close, cell, indicator, read_parquet, strings};
+    use polars::prelude::*;
+
+    let f = Fixture::new();
+    common::write_hr_parquet(
+        &f.path("hr.parquet"),
+        df!(
+            "month" => ["2024-01-01", "2024-01-01", "2024-01-01", "2024-01-01", "2024-02-01"],
+            "unit" => ["A1", "A1", "A2", "A2", "A1"],
+            "person" => ["p1", "p2", "p3", "p4", "p1"],
+            "gender" => ["K", "M", "M", "K", "K"],
+            "hours" => [100.0, f64::NAN, f64::INFINITY, 30.0, f64::NEG_INFINITY],
+            "sick" => [5i64, 1, 1, 2, 1],
+        )
+        .unwrap(),
+    );
+    let source = HR_SOURCE
+        .replace("hr.csv", "hr.parquet")
+        .replace("format = \"csv\"", "format = \"parquet\"")
+        .replace(
+            "org_column = \"unit\"",
+            "org_column = \"unit\"\nmax_rejected_share = 1",
+        );
+    f.pipeline(&(source + &indicator("hours", "numerator = \"sum(hours)\"\ngrains = [\"month\"]")));
+    let pipeline = f.path("pipeline.toml");
+    let mut published = Vec::new();
+    for engine in [None, Some(styrkort::compute::Engine::DataFusion)] {
+        let out = f.path(&format!("out-{}", published.len()));
+        let name = format!("{engine:?}");
+        let run_dir = run_as_of(&pipeline, &out, engine, "2024-03-01").unwrap();
+        let rejected = read_parquet(&run_dir.join("rejected_rows.parquet"));
+        let mut reasons = strings(&rejected, "reason");
+        reasons.sort();
+        assert_eq!(
+            reasons,
+            [
+                "column 'hours': expected float, found '-inf'",
+                "column 'hours': expected float, found 'NaN'",
+                "column 'hours': expected float, found 'inf'",
+            ],
+            "{name}"
+        );
+        let df = read_parquet(&run_dir.join("indicator_values.parquet"));
+        let at = |unit: &str, period: &str| cell(&df, "hours", unit, "month", period, "total");
+        // 100 (A1) + 30 (A2); A1's only February row is rejected.
+        assert_close(at("A", "2024-01").value, 130.0);
+        assert_eq!(at("A1", "2024-02").n_rows, 0, "{name}");
+        published.push(run_dir);
+    }
+    assert_same_tables(&published[0], &published[1]);
+}
+
 /// A SQL Server export (DECIMAL hours, a TIMESTAMP month with a time of day, INTEGER cost
 /// centres through a code mapping) and the CSV fixtures: the same tables on DataFusion. The CSV
 /// sources are read by polars on every engine, and `explain` says so.
