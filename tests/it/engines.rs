@@ -245,7 +245,7 @@ fn empty_sums_even_medians_and_filtered_out_rows_read_alike_on_both_engines() {
 /// engines reject the same two rows and publish the same tables.
 #[test]
 fn a_blank_row_in_a_later_parquet_file_is_not_a_row_on_either_engine() {
-    use common::{Fixture, HR_SOURCE, assert_close, cell, indicator, read_parquet};
+    use common::{Fixture, assert_close, cell, read_parquet};
     use polars::prelude::*;
 
     let f = Fixture::new();
@@ -274,36 +274,50 @@ fn a_blank_row_in_a_later_parquet_file_is_not_a_row_on_either_engine() {
         )
         .unwrap(),
     );
-    let source = HR_SOURCE
-        .replace("hr.csv", "hr_*.parquet")
-        .replace("format = \"csv\"", "format = \"parquet\"")
-        .replace(
-            "org_column = \"unit\"",
-            "org_column = \"unit\"\nmax_rejected_share = 1",
-        );
-    f.pipeline(&(source + &indicator("hours", "numerator = \"sum(hours)\"\ngrains = [\"month\"]")));
-    let pipeline = f.path("pipeline.toml");
-    let mut published = Vec::new();
-    for engine in [None, Some(styrkort::compute::Engine::DataFusion)] {
-        let out = f.path(&format!("out-{}", published.len()));
-        let name = format!("{engine:?}");
-        let run_dir = run_as_of(&pipeline, &out, engine, "2024-03-01").unwrap();
+    let published = hours_on_both_engines(&f, "hr_*.parquet");
+    for (name, run_dir) in &published {
         let rejected = read_parquet(&run_dir.join("rejected_rows.parquet"));
         assert_eq!(rejected.height(), 2, "{name}: {rejected}");
         let df = read_parquet(&run_dir.join("indicator_values.parquet"));
         let at = |unit: &str, period: &str| cell(&df, "hours", unit, "month", period, "total");
         assert_close(at("A", "2024-01").value, 130.0);
         assert_close(at("A1", "2024-02").value, 50.0);
-        published.push(run_dir);
     }
-    assert_same_tables(&published[0], &published[1]);
+    assert_same_tables(&published[0].1, &published[1].1);
+}
+
+/// `sum(hours)` by month over the HR rows in the Parquet files `files` (any share of rows may
+/// be rejected), run as of 2024-03-01 on polars and on DataFusion: each engine's name and run.
+fn hours_on_both_engines(f: &common::Fixture, files: &str) -> Vec<(String, PathBuf)> {
+    let source = common::HR_SOURCE
+        .replace("hr.csv", files)
+        .replace("format = \"csv\"", "format = \"parquet\"")
+        .replace(
+            "org_column = \"unit\"",
+            "org_column = \"unit\"\nmax_rejected_share = 1",
+        );
+    let hours = common::indicator("hours", "numerator = \"sum(hours)\"\ngrains = [\"month\"]");
+    f.pipeline(&(source + &hours));
+    let pipeline = f.path("pipeline.toml");
+    [None, Some(styrkort::compute::Engine::DataFusion)]
+        .into_iter()
+        .enumerate()
+        .map(|(k, engine)| {
+            let out = f.path(&format!("out-{k}"));
+            let name = format!("{engine:?}");
+            (
+                name,
+                run_as_of(&pipeline, &out, engine, "2024-03-01").unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// NaN and ±infinity in a Parquet float column are not measurements: each is a rejected row
 /// naming its value, on polars and on DataFusion alike, and the finite rows add up.
 #[test]
 fn nan_and_infinite_parquet_floats_are_rejected_rows_on_either_engine() {
-    use common::{Fixture, HR_SOURCE, assert_close, cell, indicator, read_parquet, strings};
+    use common::{Fixture, assert_close, cell, read_parquet, strings};
     use polars::prelude::*;
 
     let f = Fixture::new();
@@ -319,20 +333,8 @@ fn nan_and_infinite_parquet_floats_are_rejected_rows_on_either_engine() {
         )
         .unwrap(),
     );
-    let source = HR_SOURCE
-        .replace("hr.csv", "hr.parquet")
-        .replace("format = \"csv\"", "format = \"parquet\"")
-        .replace(
-            "org_column = \"unit\"",
-            "org_column = \"unit\"\nmax_rejected_share = 1",
-        );
-    f.pipeline(&(source + &indicator("hours", "numerator = \"sum(hours)\"\ngrains = [\"month\"]")));
-    let pipeline = f.path("pipeline.toml");
-    let mut published = Vec::new();
-    for engine in [None, Some(styrkort::compute::Engine::DataFusion)] {
-        let out = f.path(&format!("out-{}", published.len()));
-        let name = format!("{engine:?}");
-        let run_dir = run_as_of(&pipeline, &out, engine, "2024-03-01").unwrap();
+    let published = hours_on_both_engines(&f, "hr.parquet");
+    for (name, run_dir) in &published {
         let rejected = read_parquet(&run_dir.join("rejected_rows.parquet"));
         let mut reasons = strings(&rejected, "reason");
         reasons.sort();
@@ -350,9 +352,8 @@ fn nan_and_infinite_parquet_floats_are_rejected_rows_on_either_engine() {
         // 100 (A1) + 30 (A2); A1's only February row is rejected.
         assert_close(at("A", "2024-01").value, 130.0);
         assert_eq!(at("A1", "2024-02").n_rows, 0, "{name}");
-        published.push(run_dir);
     }
-    assert_same_tables(&published[0], &published[1]);
+    assert_same_tables(&published[0].1, &published[1].1);
 }
 
 /// A SQL Server export (DECIMAL hours, a TIMESTAMP month with a time of day, INTEGER cost
