@@ -785,7 +785,7 @@ impl Segmentation {
             None => rows.clone(),
         };
         // No group-by: the rows' (unit, month, segment, value ids) go straight out, 16 bytes a
-        // row, and phase 2 removes duplicates while it sorts them. A streaming group-by
+        // row, and phase 2's walks pass over duplicates. A streaming group-by
         // would keep a hash entry of ~150 bytes per distinct key instead: it only pays off
         // when a value repeats more than ten times per unit and month.
         let mut out = vec![col("__unit"), col("__month")];
@@ -793,7 +793,7 @@ impl Segmentation {
             out.push(self.label.clone().alias("__segment"));
         }
         // Values become dense integer ids on the way in (one dictionary per value column),
-        // so phase 2 sorts small integers instead of text. A set of `case when c then x end`
+        // so phase 2 marks them in a dense array instead of hashing text. A set of `case when c then x end`
         // beside a set of `x` (the permanent employees beside all employees) takes x's ids where
         // c holds: one dictionary look-up per row instead of two, and no text copied.
         let mut plain = Vec::new();

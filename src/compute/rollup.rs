@@ -161,9 +161,9 @@ fn roll_scalars(
 type SetKey = (usize, String, bool);
 
 /// Every set state some indicator needs, merged once for all the grains its indicators want
-/// (indicators with other grains often share a set: one sort, one walk per grain). Sets are
-/// merged side by side; each is large (hr_time: one row per employee and month) and is built,
-/// sorted and walked on its own.
+/// (indicators with other grains often share a set: one bucketing, then walks per grain). Sets
+/// are merged side by side; each is large (hr_time: one row per employee and month) and is
+/// built and walked on its own.
 fn merge_sets(
     indicators: &[PartialIndicator],
     segments: &[SegmentPartials],
