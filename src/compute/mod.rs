@@ -793,9 +793,10 @@ impl Segmentation {
             out.push(self.label.clone().alias("__segment"));
         }
         // Values become dense integer ids on the way in (one dictionary per value column),
-        // so phase 2 marks them in a dense array instead of hashing text. A set of `case when c then x end`
-        // beside a set of `x` (the permanent employees beside all employees) takes x's ids where
-        // c holds: one dictionary look-up per row instead of two, and no text copied.
+        // so phase 2 marks them in a dense array instead of hashing text. A set of
+        // `case when c then x end` beside a set of `x` (the permanent employees beside all
+        // employees) takes x's ids where c holds: one dictionary look-up per row instead of two,
+        // and no text copied.
         let mut plain = Vec::new();
         for (c, e) in columns {
             let base = subset_of(e).and_then(|(cond, x)| {
