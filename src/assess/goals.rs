@@ -82,7 +82,8 @@ fn roll_up(members: &[Member], rule: &GoalRule) -> GoalCell {
     }
 }
 
-type CellKey = (String, String, String); // unit, grain, period
+/// A goal cell: unit, grain, period.
+type CellKey<'a> = (&'a str, &'a str, &'a str);
 
 /// `goal_id, org_unit_id, grain, period, status, n_indicators, n_met, n_partly_met, n_not_met,
 /// n_no_data, share_met` for every unit in the owner's subtree and period where the goal has a
@@ -92,11 +93,17 @@ pub(crate) fn goal_status(
     tree: &OrgTree,
     deviations: &DataFrame,
 ) -> PolarsResult<DataFrame> {
-    let by_indicator = statuses_by_indicator(deviations)?;
+    let totals = deviations
+        .clone()
+        .lazy()
+        .filter(col("segment").eq(lit("total")))
+        .select(crate::schema::cols(&STATUS_OF_CELL))
+        .collect()?;
+    let by_indicator = statuses_by_indicator(&totals)?;
     let results = roll_up_goals(pipeline, tree, &by_indicator);
     let mut goal_ids: Vec<&String> = results.keys().collect();
     goal_ids.sort();
-    let cells: Vec<(&String, &CellKey, &GoalCell)> = goal_ids
+    let cells: Vec<(&String, &CellKey<'_>, &GoalCell)> = goal_ids
         .into_iter()
         .flat_map(|g| results[g].iter().map(move |(k, c)| (g, k, c)))
         .collect();
@@ -111,9 +118,9 @@ pub(crate) fn goal_status(
     let [a, b, c, d, e] = counts;
     df!(
         "goal_id" => cells.iter().map(|(g, _, _)| g.as_str()).collect::<Vec<_>>(),
-        "org_unit_id" => cells.iter().map(|(_, k, _)| k.0.as_str()).collect::<Vec<_>>(),
-        "grain" => cells.iter().map(|(_, k, _)| k.1.as_str()).collect::<Vec<_>>(),
-        "period" => cells.iter().map(|(_, k, _)| k.2.as_str()).collect::<Vec<_>>(),
+        "org_unit_id" => cells.iter().map(|(_, k, _)| k.0).collect::<Vec<_>>(),
+        "grain" => cells.iter().map(|(_, k, _)| k.1).collect::<Vec<_>>(),
+        "period" => cells.iter().map(|(_, k, _)| k.2).collect::<Vec<_>>(),
         "status" => cells.iter().map(|(_, _, c)| c.status.as_str()).collect::<Vec<_>>(),
         "n_indicators" => a,
         "n_met" => b,
@@ -124,24 +131,19 @@ pub(crate) fn goal_status(
     )
 }
 
-/// Each indicator's status per (unit, grain, period) cell, from the total segment's deviations.
+/// Each indicator's status per (unit, grain, period) cell, from the total segment's rows of the
+/// deviations (`totals`, in `STATUS_OF_CELL` columns).
 fn statuses_by_indicator(
-    deviations: &DataFrame,
-) -> PolarsResult<HashMap<String, BTreeMap<CellKey, Status>>> {
-    let totals = deviations
-        .clone()
-        .lazy()
-        .filter(col("segment").eq(lit("total")))
-        .select(crate::schema::cols(&STATUS_OF_CELL))
-        .collect()?;
-    let mut by_indicator: HashMap<String, BTreeMap<CellKey, Status>> = HashMap::new();
+    totals: &DataFrame,
+) -> PolarsResult<HashMap<&str, BTreeMap<CellKey<'_>, Status>>> {
+    let mut by_indicator: HashMap<&str, BTreeMap<CellKey<'_>, Status>> = HashMap::new();
     let cols: Vec<&StringChunked> = STATUS_OF_CELL
         .iter()
         .map(|c| totals.column(c).and_then(|c| c.str()))
         .collect::<PolarsResult<_>>()?;
     for i in 0..totals.height() {
-        let get = |k: usize| cols[k].get(i).unwrap_or_default().to_string();
-        let status = Status::parse(&get(4)).unwrap_or(Status::NoTarget);
+        let get = |k: usize| cols[k].get(i).unwrap_or_default();
+        let status = Status::parse(get(4)).unwrap_or(Status::NoTarget);
         by_indicator
             .entry(get(0))
             .or_default()
@@ -152,13 +154,13 @@ fn statuses_by_indicator(
 
 /// Every goal's cells, sub-goals first: the statuses of its indicators and of its sub-goals at
 /// the units under its owner, rolled up by the goal's rule and weights.
-fn roll_up_goals(
+fn roll_up_goals<'a>(
     pipeline: &Pipeline,
     tree: &OrgTree,
-    by_indicator: &HashMap<String, BTreeMap<CellKey, Status>>,
-) -> HashMap<String, BTreeMap<CellKey, GoalCell>> {
+    by_indicator: &HashMap<&str, BTreeMap<CellKey<'a>, Status>>,
+) -> HashMap<String, BTreeMap<CellKey<'a>, GoalCell>> {
     let goals = &pipeline.def.goals;
-    let mut results: HashMap<String, BTreeMap<CellKey, GoalCell>> = HashMap::new();
+    let mut results: HashMap<String, BTreeMap<CellKey<'a>, GoalCell>> = HashMap::new();
     for goal in children_first(goals) {
         let children: Vec<&GoalDef> = goals
             .iter()
@@ -166,11 +168,15 @@ fn roll_up_goals(
             .collect();
         let units: BTreeSet<&str> = tree.subtree(goal.owner.get_ref()).into_iter().collect();
         let weight = |id: &str| goal.weights.get(id).copied().unwrap_or(1.0);
-        let mut cells: BTreeMap<CellKey, Vec<Member>> = BTreeMap::new();
+        let mut cells: BTreeMap<CellKey<'a>, Vec<Member>> = BTreeMap::new();
         for ind in &goal.indicators {
-            for (key, status) in by_indicator.get(ind.get_ref()).into_iter().flatten() {
-                if units.contains(key.0.as_str()) {
-                    cells.entry(key.clone()).or_default().push(Member {
+            for (key, status) in by_indicator
+                .get(ind.get_ref().as_str())
+                .into_iter()
+                .flatten()
+            {
+                if units.contains(key.0) {
+                    cells.entry(*key).or_default().push(Member {
                         status: *status,
                         weight: weight(ind.get_ref()),
                     });
@@ -179,8 +185,8 @@ fn roll_up_goals(
         }
         for child in children {
             for (key, cell) in results.get(child.id.get_ref()).into_iter().flatten() {
-                if units.contains(key.0.as_str()) {
-                    cells.entry(key.clone()).or_default().push(Member {
+                if units.contains(key.0) {
+                    cells.entry(*key).or_default().push(Member {
                         status: cell.status,
                         weight: weight(child.id.get_ref()),
                     });

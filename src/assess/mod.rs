@@ -50,17 +50,14 @@ pub(crate) fn assess(
     as_of: NaiveDate,
 ) -> PolarsResult<Assessment> {
     let deviations = deviations(pipeline, tree, groups, targets, values, months)?;
-    let signals::Signals { points, series } = signals::signals(pipeline, &deviations)?;
-    let series_keys = [col("indicator_id"), col("org_unit_id"), col("segment")];
-    let series = series
-        .lazy()
-        .join(
-            forecast::forecasts(pipeline, tree, targets, &deviations, months)?.lazy(),
-            series_keys.clone(),
-            series_keys,
-            JoinArgs::new(JoinType::Left),
-        )
-        .collect()?;
+    // Goals read the indicators' statuses only, not the signal columns: they are rolled up while
+    // the series are analysed.
+    let (signals, goal_status) = rayon::join(
+        || signal_tables(pipeline, tree, targets, &deviations, months),
+        || goal_status_table(pipeline, tree, &deviations, months),
+    );
+    let (points, series) = signals?;
+    let goal_status = goal_status?;
     let keys = CELL_KEY.map(col);
     let deviations = deviations
         .lazy()
@@ -72,11 +69,49 @@ pub(crate) fn assess(
         )
         .select(DEVIATION_COLUMNS.map(col))
         .collect()?;
-    let latest = latest_periods(months)?;
-    let goal_status = goal_status(pipeline, tree, &deviations)?
+    let actions = actions_table(actions, &goal_status, tree, as_of)?;
+    Ok(Assessment {
+        deviations,
+        goal_status,
+        actions,
+        signals: series,
+    })
+}
+
+/// The signal columns of every deviation row (`points`) and one row per series with its
+/// forecast (`series`).
+fn signal_tables(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    targets: &Targets,
+    deviations: &DataFrame,
+    months: RunMonths,
+) -> PolarsResult<(DataFrame, DataFrame)> {
+    let signals::Signals { points, series } = signals::signals(pipeline, deviations)?;
+    let series_keys = [col("indicator_id"), col("org_unit_id"), col("segment")];
+    let series = series
         .lazy()
         .join(
-            latest.lazy(),
+            forecast::forecasts(pipeline, tree, targets, deviations, months)?.lazy(),
+            series_keys.clone(),
+            series_keys,
+            JoinArgs::new(JoinType::Left),
+        )
+        .collect()?;
+    Ok((points, series))
+}
+
+/// Goal attainment per goal, unit and period, with the latest period of each grain marked.
+fn goal_status_table(
+    pipeline: &Pipeline,
+    tree: &OrgTree,
+    deviations: &DataFrame,
+    months: RunMonths,
+) -> PolarsResult<DataFrame> {
+    goal_status(pipeline, tree, deviations)?
+        .lazy()
+        .join(
+            latest_periods(months)?.lazy(),
             [col("grain"), col("period")],
             [col("grain"), col("period")],
             JoinArgs::new(JoinType::Left),
@@ -86,14 +121,7 @@ pub(crate) fn assess(
             ["goal_id", "org_unit_id", "grain", "period"],
             SortMultipleOptions::default().with_maintain_order(true),
         )
-        .collect()?;
-    let actions = actions_table(actions, &goal_status, tree, as_of)?;
-    Ok(Assessment {
-        deviations,
-        goal_status,
-        actions,
-        signals: series,
-    })
+        .collect()
 }
 
 /// `grain, period, is_latest_period = true` for the last period of each grain in the run.
@@ -389,10 +417,14 @@ fn judge_rows(
     let rank_of = frame.column("rank_of")?.u32()?.clone();
     let last_year_rank = frame.column("last_year_rank")?.u32()?.clone();
     let n = frame.height();
+    // Each target's texts once, not once per row.
+    let labels: Vec<TargetLabels> = targets.list.iter().map(TargetLabels::of).collect();
     let mut out = JudgedColumns::default();
     for i in 0..n {
-        let target = target_idx.get(i).map(|t| &targets.list[t as usize]);
-        if let Some(t) = target.filter(|t| t.kind.is_rank()) {
+        let target = target_idx
+            .get(i)
+            .map(|t| (&targets.list[t as usize], &labels[t as usize]));
+        if let Some((t, _)) = target.filter(|(t, _)| t.kind.is_rank()) {
             let pol = indicator
                 .get(i)
                 .and_then(|id| polarity.get(id).copied())
@@ -401,7 +433,7 @@ fn judge_rows(
             out.push(j, target, j.target_value, pol);
             continue;
         }
-        let comparison = target.and_then(|t| match t.compare_to {
+        let comparison = target.and_then(|(t, _)| match t.compare_to {
             Some(CompareTo::PreviousYear) => last_year.get(i),
             Some(CompareTo::PreviousPeriod) => previous.get(i),
             Some(
@@ -413,54 +445,70 @@ fn judge_rows(
             .get(i)
             .and_then(|id| polarity.get(id).copied())
             .unwrap_or(Polarity::Neutral);
-        let j = judge(value.get(i), target, comparison, pol);
+        let j = judge(value.get(i), target.map(|(t, _)| t), comparison, pol);
         out.push(j, target, comparison, pol);
     }
     out.frame()
 }
 
+/// A target's texts as the deviations table shows them.
+struct TargetLabels {
+    tolerance: Option<String>,
+    compare_to: Option<String>,
+    note: Option<String>,
+}
+
+impl TargetLabels {
+    fn of(t: &Target) -> TargetLabels {
+        TargetLabels {
+            tolerance: t.tolerance.map(|x| x.label()),
+            compare_to: t.compare_to.as_ref().map(|c| c.label()),
+            note: Some(t.note.clone()).filter(|n| !n.is_empty()),
+        }
+    }
+}
+
 #[derive(Default)]
-struct JudgedColumns {
+struct JudgedColumns<'a> {
     status: Vec<&'static str>,
     kind: Vec<Option<&'static str>>,
     target_value: Vec<Option<f64>>,
     target_value_high: Vec<Option<f64>>,
-    tolerance: Vec<Option<String>>,
-    compare_to: Vec<Option<String>>,
+    tolerance: Vec<Option<&'a str>>,
+    compare_to: Vec<Option<&'a str>>,
     comparison: Vec<Option<f64>>,
     gap: Vec<Option<f64>>,
     gap_pct: Vec<Option<f64>>,
-    origin: Vec<Option<String>>,
-    note: Vec<Option<String>>,
+    origin: Vec<Option<&'a str>>,
+    note: Vec<Option<&'a str>>,
     polarity: Vec<&'static str>,
 }
 
-impl JudgedColumns {
+impl<'a> JudgedColumns<'a> {
     fn push(
         &mut self,
         j: Judgement,
-        target: Option<&Target>,
+        target: Option<(&'a Target, &'a TargetLabels)>,
         comparison: Option<f64>,
         polarity: Polarity,
     ) {
         self.status.push(j.status.as_str());
-        self.kind.push(target.map(|t| t.kind.as_str()));
+        self.kind.push(target.map(|(t, _)| t.kind.as_str()));
         self.target_value.push(j.target_value);
         self.target_value_high
-            .push(target.and_then(|t| t.value_high));
+            .push(target.and_then(|(t, _)| t.value_high));
         self.tolerance
-            .push(target.and_then(|t| t.tolerance.map(|x| x.label())));
+            .push(target.and_then(|(_, l)| l.tolerance.as_deref()));
         self.compare_to
-            .push(target.and_then(|t| t.compare_to.as_ref().map(|c| c.label())));
+            .push(target.and_then(|(_, l)| l.compare_to.as_deref()));
         self.comparison.push(comparison);
         self.gap.push(j.gap);
         self.gap_pct.push(match (j.gap, j.target_value) {
             (Some(g), Some(t)) if t != 0.0 => Some(100.0 * g / t.abs()),
             _ => None,
         });
-        self.origin.push(target.map(|t| t.origin.clone()));
-        self.note
-            .push(target.map(|t| t.note.clone()).filter(|n| !n.is_empty()));
+        self.origin.push(target.map(|(t, _)| t.origin.as_str()));
+        self.note.push(target.and_then(|(_, l)| l.note.as_deref()));
         self.polarity.push(match polarity {
             Polarity::HigherIsBetter => "higher_is_better",
             Polarity::LowerIsBetter => "lower_is_better",
@@ -511,7 +559,7 @@ fn ranks(pipeline: &Pipeline, frame: &DataFrame) -> PolarsResult<DataFrame> {
     let value = frame.column("value")?.f64()?;
     let n = frame.height();
     // Keys: indicator, grain, period, segment and org kind.
-    let mut groups: HashMap<Key5, Vec<(usize, f64)>> = HashMap::new();
+    let mut groups: PlHashMap<Key5, Vec<(usize, f64)>> = PlHashMap::new();
     for i in 0..n {
         let (Some(id), Some(v)) = (ind.get(i), value.get(i)) else {
             continue;
@@ -562,7 +610,7 @@ fn last_year_ranks(frame: &DataFrame, rank: &[Option<u32>]) -> PolarsResult<Vec<
         s("__last_year")?,
     );
     // Keys: indicator, unit, grain, period, segment.
-    let mut by_cell: HashMap<Key5, u32> = HashMap::new();
+    let mut by_cell: PlHashMap<Key5, u32> = PlHashMap::with_capacity(rank.len());
     for (i, r) in rank.iter().enumerate() {
         if let (Some(r), Some(id), Some(u), Some(g), Some(p), Some(sg)) = (
             *r,
