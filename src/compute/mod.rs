@@ -12,7 +12,8 @@
 //! values, a median of the merged multiset — never combined from its children's values.
 //! Indicators whose aggregates have no exact mergeable state take the direct path (`direct`):
 //! rows joined to ancestors and periods, as one more output of the same scan.
-//! Sources run in parallel; `finish` then fills the unit × period grid and computes values.
+//! Small sources run side by side, large ones one at a time; `finish` then fills the unit ×
+//! period grid and computes values.
 //! Phase 1 of a Parquet source can instead run as SQL on Apache DataFusion, in-process or on a
 //! Ballista cluster (`engine`, `sql`, and with the `distributed` feature `datafusion`,
 //! `cluster`): the same expressions, printed as SQL, answered in the same frames.
@@ -897,8 +898,8 @@ fn sql_form(
     Ok(sql)
 }
 
-/// Runs every source's plan, sources in parallel; each source's outputs come from one execution
-/// so its files are scanned once.
+/// Runs every source's plan, small sources side by side and large ones one at a time; each
+/// source's outputs come from one execution so its files are scanned once.
 pub(crate) fn run_sources(
     pipeline: &Pipeline,
     tree: &OrgTree,
@@ -909,10 +910,7 @@ pub(crate) fn run_sources(
     on_source_done: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<SourceResult>, ComputeError> {
     let parent = tracing::Span::current();
-    // One source at a time by default: polars already runs each source's scan on every core,
-    // and running sources side by side adds their memory peaks together.
-    // `STYRKORT_PARALLEL_SOURCES=1` runs them in parallel instead.
-    let parallel = std::env::var("STYRKORT_PARALLEL_SOURCES").as_deref() == Ok("1");
+    let side_by_side = std::env::var("STYRKORT_PARALLEL_SOURCES");
     let compute_one = |source: &SourceDef| {
         // Worker threads do not inherit the caller's span; enter it so every log line of a
         // source carries the run id.
@@ -934,12 +932,53 @@ pub(crate) fn run_sources(
         on_source_done(source.name.get_ref());
         result
     };
-    if parallel {
-        pipeline.def.sources.par_iter().map(compute_one).collect()
-    } else {
-        pipeline.def.sources.iter().map(compute_one).collect()
+    let sources = &pipeline.def.sources;
+    let rows = |s: &SourceDef| -> u64 {
+        let files = inputs.get(s.name.get_ref());
+        files.into_iter().flatten().map(|f| f.rows).sum()
+    };
+    // Small sources run side by side: their fixed costs (planning, starting a query, the
+    // roll-up's joins) outweigh their rows, and they keep no core busy on their own. Large ones
+    // run one at a time: polars already runs each scan on every core, and side by side their
+    // memory peaks would add up. `STYRKORT_PARALLEL_SOURCES=1` runs all side by side, `=0` all
+    // one at a time. A SQL engine blocks on its async runtime for each answer, and a worker
+    // thread waiting there could start another source's query inside it (tokio refuses): on a
+    // SQL engine, sources always run one at a time.
+    let small: Vec<bool> = match side_by_side.as_deref() {
+        _ if phase1.engine.is_sql() => vec![false; sources.len()],
+        Ok("1") => vec![true; sources.len()],
+        Ok("0") => vec![false; sources.len()],
+        _ => sources.iter().map(|s| rows(s) < SMALL_SOURCE_ROWS).collect(),
+    };
+    let mut results: Vec<Option<Result<SourceResult, ComputeError>>> =
+        (0..sources.len()).map(|_| None).collect();
+    let small_results: Vec<(usize, Result<SourceResult, ComputeError>)> = sources
+        .par_iter()
+        .enumerate()
+        .filter(|(i, _)| small[*i])
+        .map(|(i, s)| (i, compute_one(s)))
+        .collect();
+    for (i, r) in small_results {
+        results[i] = Some(r);
     }
+    for (i, s) in sources.iter().enumerate().filter(|(i, _)| !small[*i]) {
+        // The run fails with the first failing source in the pipeline's order, as when every
+        // source ran in turn: no large source after it needs to run.
+        if results[..i].iter().any(|r| matches!(r, Some(Err(_)))) {
+            break;
+        }
+        results[i] = Some(compute_one(s));
+    }
+    let mut computed = Vec::with_capacity(sources.len());
+    for r in results {
+        computed.push(r.expect("sources before the first failure were computed")?);
+    }
+    Ok(computed)
 }
+
+/// Sources with fewer input rows than this run side by side with each other (see
+/// `run_sources`). At this size a source's memory peak is tens of megabytes.
+const SMALL_SOURCE_ROWS: u64 = 250_000;
 
 /// The polars engine phase 1 runs on: streaming (bounded memory) unless
 /// `STYRKORT_ENGINE=in-memory` asks for polars' in-memory engine (for benchmarking the two).
