@@ -948,7 +948,10 @@ pub(crate) fn run_sources(
         _ if phase1.engine.is_sql() => vec![false; sources.len()],
         Ok("1") => vec![true; sources.len()],
         Ok("0") => vec![false; sources.len()],
-        _ => sources.iter().map(|s| rows(s) < SMALL_SOURCE_ROWS).collect(),
+        _ => sources
+            .iter()
+            .map(|s| rows(s) < SMALL_SOURCE_ROWS)
+            .collect(),
     };
     let mut results: Vec<Option<Result<SourceResult, ComputeError>>> =
         (0..sources.len()).map(|_| None).collect();

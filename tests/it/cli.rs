@@ -390,26 +390,36 @@ fn inspect_signals_lists_the_flagged_series_with_reasons() {
 }
 
 #[test]
-fn tables_do_not_depend_on_the_number_of_threads() {
-    let (one, many) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let run_with = |dir: &Path, threads: Option<&str>| {
+fn tables_do_not_depend_on_the_number_of_threads_or_on_sources_running_side_by_side() {
+    let run_with = |env: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_styrkort"));
         cmd.args([
             "run",
             "pipelines/uddevalla.toml",
             "--out",
-            dir.to_str().unwrap(),
+            dir.path().to_str().unwrap(),
         ])
-        .current_dir(repo());
-        if let Some(t) = threads {
-            cmd.env("POLARS_MAX_THREADS", t).env("RAYON_NUM_THREADS", t);
-        }
+        .current_dir(repo())
+        .envs(env.iter().copied());
         assert_eq!(cmd.output().unwrap().status.code(), Some(0));
+        dir
     };
-    run_with(one.path(), Some("1"));
-    run_with(many.path(), None);
+    let many = run_with(&[]);
+    let variants = [
+        (
+            "1 thread",
+            run_with(&[("POLARS_MAX_THREADS", "1"), ("RAYON_NUM_THREADS", "1")]),
+        ),
+        // The fixtures' sources are all small: by default they run side by side.
+        (
+            "sources one at a time",
+            run_with(&[("STYRKORT_PARALLEL_SOURCES", "0")]),
+        ),
+    ];
     for table in [
         "indicator_values",
+        "rejected_rows",
         "deviations",
         "goal_status",
         "signals",
@@ -417,10 +427,12 @@ fn tables_do_not_depend_on_the_number_of_threads() {
     ] {
         let read =
             |d: &Path| std::fs::read(d.join(format!("uddevalla/latest/{table}.parquet"))).unwrap();
-        assert!(
-            read(one.path()) == read(many.path()),
-            "{table} differs between 1 thread and many"
-        );
+        for (what, dir) in &variants {
+            assert!(
+                read(dir.path()) == read(many.path()),
+                "{table} differs between {what} and the default"
+            );
+        }
     }
 }
 
