@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use super::load::{
     Loaded, expand_inputs, load, org_changes_since_last_run, resolve_as_of, run_months,
@@ -434,17 +433,10 @@ fn publish_run(
 ) -> Result<(PathBuf, Manifest), Error> {
     let staging = Staging::new(pipeline_dir, as_of, &manifest.run_id)?;
     let write = || -> Result<(), Error> {
-        // The tables are independent files: written side by side, listed in the manifest in
-        // their order.
-        let outputs = tables
-            .into_par_iter()
-            .map(|(name, mut df)| {
-                let output = staging.write_parquet(name, &mut df)?;
-                test_pause(&format!("after_{name}"));
-                Ok(output)
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        manifest.outputs.extend(outputs);
+        for (name, mut df) in tables {
+            manifest.outputs.push(staging.write_parquet(name, &mut df)?);
+            test_pause(&format!("after_{name}"));
+        }
         stages.lap("write_tables");
         manifest.durations_ms = stages.done.clone();
         manifest.finished_at = chrono::Utc::now().to_rfc3339();
