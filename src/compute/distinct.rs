@@ -253,47 +253,37 @@ impl Walk<'_> {
         let periods = self.months.periods(grain);
         let offset = |m: Month| (m.0 - self.months.first.0) as usize;
         let n_units = self.chains.len();
-        // The months walked together: each period, or for year-to-date each calendar year (its
-        // months in order, a value counting from its first month).
-        let spans: Vec<(usize, usize)> = if grain == Grain::Ytd {
-            let mut years: Vec<(usize, usize)> = Vec::new();
-            for p in &periods {
-                match years.last_mut() {
-                    Some(y) if y.0 == offset(p.first) => y.1 = offset(p.last),
-                    _ => years.push((offset(p.first), offset(p.last))),
-                }
+        let by_month = grain == Grain::Ytd;
+        // The months walked together (`spans`, with each period's span in `span_of`): each
+        // period, or for year-to-date each calendar year (its months in order, a value counting
+        // from its first month; a year's periods all start at its first month).
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        let mut span_of = Vec::with_capacity(periods.len());
+        for p in &periods {
+            let (from, to) = (offset(p.first), offset(p.last));
+            match spans.last_mut() {
+                Some(span) if by_month && span.0 == from => span.1 = to,
+                _ => spans.push((from, to)),
             }
-            years
-        } else {
-            periods
-                .iter()
-                .map(|p| (offset(p.first), offset(p.last)))
-                .collect()
-        };
+            span_of.push(spans.len() - 1);
+        }
         let groups: Vec<Group> = (0..self.segments.len())
             .flat_map(|seg| spans.iter().map(move |&(from, to)| Group { seg, from, to }))
             .collect();
-        let by_month = grain == Grain::Ytd;
         let counted = self.walk_groups(buckets, &groups, by_month);
-        let at = |seg: usize, span: usize| &counted[seg * spans.len() + span];
         let mut out = CountsOut::default();
         for (seg, label) in self.segments.iter().enumerate() {
             for a in 0..n_units {
-                for (k, p) in periods.iter().enumerate() {
+                for (p, &span) in periods.iter().zip(&span_of) {
+                    let walked = &counted[seg * spans.len() + span];
                     let count = if by_month {
                         // Values new to the ancestor per month of the year, summed from January
                         // to the period's month.
-                        let span = spans
-                            .iter()
-                            .position(|s| s.0 == offset(p.first))
-                            .expect("every year-to-date period starts a year walked");
                         let (from, to) = spans[span];
                         let base = a * (to - from + 1);
-                        at(seg, span)[base..=base + offset(p.last) - from]
-                            .iter()
-                            .sum()
+                        walked[base..=base + offset(p.last) - from].iter().sum()
                     } else {
-                        at(seg, k)[a]
+                        walked[a]
                     };
                     if count > 0 {
                         out.push(a as u32, grain, &p.label, label, count);

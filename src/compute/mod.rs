@@ -910,7 +910,6 @@ pub(crate) fn run_sources(
     on_source_done: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<SourceResult>, ComputeError> {
     let parent = tracing::Span::current();
-    let side_by_side = std::env::var("STYRKORT_PARALLEL_SOURCES");
     let compute_one = |source: &SourceDef| {
         // Worker threads do not inherit the caller's span; enter it so every log line of a
         // source carries the run id.
@@ -944,7 +943,7 @@ pub(crate) fn run_sources(
     // one at a time. A SQL engine blocks on its async runtime for each answer, and a worker
     // thread waiting there could start another source's query inside it (tokio refuses): on a
     // SQL engine, sources always run one at a time.
-    let small: Vec<bool> = match side_by_side.as_deref() {
+    let small: Vec<bool> = match std::env::var("STYRKORT_PARALLEL_SOURCES").as_deref() {
         _ if phase1.engine.is_sql() => vec![false; sources.len()],
         Ok("1") => vec![true; sources.len()],
         Ok("0") => vec![false; sources.len()],
