@@ -23,6 +23,7 @@ pub mod cluster;
 mod cross;
 #[cfg(feature = "distributed")]
 mod datafusion;
+mod dense;
 mod direct;
 mod distinct;
 mod engine;
@@ -173,8 +174,11 @@ pub(crate) struct SourcePlan {
     layout: Vec<SegmentLayout>,
     direct_output: Option<usize>,
     /// On polars: the total's scalar output again with `__rows` (usable rows per unit and
-    /// month) added, and its position; the rows per month are summed from it.
-    counted: Option<(usize, LazyFrame)>,
+    /// month) added, and its position; the rows per month are summed from it. With the same
+    /// output accumulated densely.
+    counted: Option<(usize, LazyFrame, dense::DenseScalars)>,
+    /// Each scalar output (by position) accumulated densely, to run in place of its group-by.
+    dense: BTreeMap<usize, dense::DenseScalars>,
 }
 
 /// One source's fused plan, as `styrkort explain` prints it.
@@ -348,21 +352,29 @@ pub(crate) fn plan_source(
         &parts,
         &breakdowns,
         months,
+        tree.units().len(),
         (&total_rows, &breakdown_rows),
         &mut outputs,
     );
     // With any two-phase indicator the first segmentation is the total, over every usable row
     // unless the source carries its own totals: its group-by also counts the rows.
     let counted = match layout.first() {
-        Some(total) if source.total_rows.is_none() && !parts.partial.is_empty() => Some((
-            total.scalars,
-            Segmentation::new(None, months).scalar_frame(
+        Some(total) if source.total_rows.is_none() && !parts.partial.is_empty() => {
+            let total_segment = Segmentation::new(None, months, tree.units().len());
+            let frame = total_segment.scalar_frame(
                 &total_rows,
                 &total.members,
                 &parts.partial,
                 Some(("__rows", len().cast(DataType::Int64))),
-            ),
-        )),
+            );
+            let dense = total_segment.dense_scalars(
+                &total_rows,
+                &total.members,
+                &parts.partial,
+                Some("__rows"),
+            );
+            Some((total.scalars, frame, dense))
+        }
         _ => None,
     };
 
@@ -401,6 +413,7 @@ pub(crate) fn plan_source(
         layout,
         direct_output,
         counted,
+        dense: outputs.dense,
     })
 }
 
@@ -413,6 +426,7 @@ fn plan_segmentations(
     parts: &IndicatorParts,
     breakdowns: &BTreeSet<String>,
     months: RunMonths,
+    n_units: usize,
     (total_rows, breakdown_rows): (&LazyFrame, &LazyFrame),
     outputs: &mut Outputs,
 ) -> (Vec<SegmentLayout>, Vec<(String, usize, usize)>) {
@@ -439,7 +453,7 @@ fn plan_segmentations(
         } else {
             total_rows
         };
-        let segment = Segmentation::new(dim, months);
+        let segment = Segmentation::new(dim, months, n_units);
         let scalars = segment.plan_scalars(rows, &members, &parts.partial, outputs);
         let sets = segment.plan_sets(rows, &members, &parts.partial, outputs);
         segment_outputs.push((
@@ -568,20 +582,25 @@ fn total_and_breakdown_rows(
 struct Outputs {
     frames: Vec<LazyFrame>,
     sql: Vec<sql::SqlOutput>,
+    /// The scalar outputs' dense accumulations, by position in `frames`.
+    dense: BTreeMap<usize, dense::DenseScalars>,
 }
 
 /// One segmentation of a source's rows: the total, or by one breakdown column.
+#[derive(Clone)]
 struct Segmentation {
     dim: Option<String>,
     /// `__cell` (unit and month in one integer) and the breakdown column.
     keys: Vec<Expr>,
     months: RunMonths,
+    /// Units in the org tree: `__cell` is below units × months.
+    n_units: usize,
     /// The `__segment` label of a row.
     label: Expr,
 }
 
 impl Segmentation {
-    fn new(dim: Option<String>, months: RunMonths) -> Segmentation {
+    fn new(dim: Option<String>, months: RunMonths, n_units: usize) -> Segmentation {
         // Unit and month grouped as one integer: polars hashes a single integer key directly,
         // where two keys are first encoded into a row of bytes each.
         let n_months = Self::n_months(months);
@@ -600,6 +619,7 @@ impl Segmentation {
             dim,
             keys,
             months,
+            n_units,
             label,
         }
     }
@@ -648,6 +668,10 @@ impl Segmentation {
         outputs
             .frames
             .push(self.scalar_frame(rows, members, partial, None));
+        outputs.dense.insert(
+            outputs.frames.len() - 1,
+            self.dense_scalars(rows, members, partial, None),
+        );
         outputs.sql.push(sql::SqlOutput::Scalars {
             dim: self.dim.clone(),
             states: states().map(|s| (s.name.clone(), s.row.clone())).collect(),
@@ -673,7 +697,49 @@ impl Segmentation {
             aggs.push(agg.alias(name));
             names.push(name);
         }
-        self.labelled(rows.clone().group_by(self.keys.clone()).agg(aggs), &names)
+        self.labelled(self.grouped(rows, aggs), &names)
+    }
+
+    /// `rows` grouped per cell (and segment) with `aggs`.
+    fn grouped(&self, rows: &LazyFrame, aggs: Vec<Expr>) -> LazyFrame {
+        rows.clone().group_by(self.keys.clone()).agg(aggs)
+    }
+
+    /// The same states as [`Self::scalar_frame`], accumulated in dense arrays (`dense`); `extra`
+    /// names a count of every row after them.
+    fn dense_scalars(
+        &self,
+        rows: &LazyFrame,
+        members: &[usize],
+        partial: &[PartialIndicator],
+        extra: Option<&str>,
+    ) -> dense::DenseScalars {
+        let scalars = members
+            .iter()
+            .flat_map(|&i| partial[i].parts.scalars.iter());
+        let mut states: Vec<(String, sql::RowAgg)> = scalars
+            .clone()
+            .map(|s| (s.name.clone(), s.row.clone()))
+            .collect();
+        let mut aggs: Vec<Expr> = scalars.map(|s| s.agg.clone()).collect();
+        if let Some(name) = extra {
+            states.push((name.to_string(), sql::RowAgg::Rows));
+            aggs.push(len().cast(DataType::Int64).alias(name));
+        }
+        let names: Vec<String> = states.iter().map(|(name, _)| name.clone()).collect();
+        let segment = self.clone();
+        dense::DenseScalars::new(
+            rows.clone(),
+            self.keys[0].clone(),
+            self.dim.clone(),
+            states,
+            (Self::n_months(self.months) as usize) * self.n_units,
+            self.grouped(rows, aggs),
+            Box::new(move |grouped| {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                segment.labelled(grouped, &names)
+            }),
+        )
     }
 
     /// The outputs of the members' set states; per set state, its output and value column.
@@ -1179,21 +1245,29 @@ fn run_phase1(
             let mut plans = std::mem::take(&mut plan.outputs);
             plans.push(std::mem::take(&mut plan.rows.rejected));
             let counted = plan.counted.take();
+            let mut dense = std::mem::take(&mut plan.dense);
             // Rows per month: from the total's group-by when it counts every usable row (one
             // group-by less over all rows), else on their own.
             match counted {
-                Some((at, frame)) => {
+                Some((at, frame, dense_counted)) => {
                     plans[at] = frame;
+                    dense.insert(at, dense_counted);
                     plans.push(std::mem::take(&mut plan.rows.outside_month_rows));
+                    let pending = start_dense(&mut plans, dense).map_err(polars_err)?;
                     let (mut out, rejected, outside, distinct) =
                         phase1_on_polars(&plan.source, plans, &plan.rows.files, why)?;
+                    finish_dense(&mut out, pending).map_err(polars_err)?;
                     let per_month =
                         counted_month_rows(&mut out[at], outside).map_err(polars_err)?;
                     Ok((out, rejected, per_month, distinct))
                 }
                 None => {
                     plans.push(std::mem::take(&mut plan.rows.month_rows));
-                    phase1_on_polars(&plan.source, plans, &plan.rows.files, why)
+                    let pending = start_dense(&mut plans, dense).map_err(polars_err)?;
+                    let (mut out, rejected, per_month, distinct) =
+                        phase1_on_polars(&plan.source, plans, &plan.rows.files, why)?;
+                    finish_dense(&mut out, pending).map_err(polars_err)?;
+                    Ok((out, rejected, per_month, distinct))
                 }
             }
         }
@@ -1214,6 +1288,35 @@ fn run_phase1(
             )
         }
     }
+}
+
+/// Puts each scalar output's dense accumulation in place of its group-by in `plans`; returns
+/// them by position, to finish once the plans have run. None on polars' in-memory engine, or
+/// with `STYRKORT_DENSE=0` (the group-bys then run, for measuring one against the other).
+fn start_dense(
+    plans: &mut [LazyFrame],
+    dense: BTreeMap<usize, dense::DenseScalars>,
+) -> PolarsResult<Vec<(usize, dense::Pending)>> {
+    let off = std::env::var("STYRKORT_DENSE").is_ok_and(|v| v == "0");
+    if off || matches!(phase1_engine(), polars::prelude::Engine::InMemory) {
+        return Ok(Vec::new());
+    }
+    let mut pending = Vec::new();
+    for (at, d) in dense {
+        if let Some((sink, p)) = d.start()? {
+            plans[at] = sink;
+            pending.push((at, p));
+        }
+    }
+    Ok(pending)
+}
+
+/// The dense accumulations' frames, in place of the (empty) answers of their sinks.
+fn finish_dense(out: &mut [DataFrame], pending: Vec<(usize, dense::Pending)>) -> PolarsResult<()> {
+    for (at, p) in pending {
+        out[at] = p.finish()?;
+    }
+    Ok(())
 }
 
 /// Phase 2 of a source: its partial states merged over the tree and periods, and the direct

@@ -1,0 +1,886 @@
+//! Phase 1's scalar states (sums, counts, min and max) accumulated in dense arrays over the
+//! run's known `unit × month` cells, instead of polars' hash group-by.
+//!
+//! The rows reach the accumulator through `sink_batches`: polars' streaming engine still reads,
+//! checks and filters them on every core, and computes each state's row-level input (`case
+//! when …`, the filter masks); only the last step — adding each row's inputs into its cell —
+//! runs here, one batch at a time, in row order. A cell is an index into an array (`__cell`,
+//! unit × months + month), so there is no hashing, and a breakdown's segments get dense ids as
+//! they appear. Summing in row order also makes a float sum's last bits the same on every run,
+//! which the hash group-by (partial sums per thread) does not promise.
+//!
+//! The result is the frame the group-by would give, column for column and type for type: the
+//! group-by's own schema is asked for, and each state is cast to it. A state whose input has a
+//! type this module does not sum (text, 64-bit unsigned, 32-bit floats, dates in a sum) leaves
+//! the whole output to the group-by.
+
+use std::sync::{Arc, Mutex};
+
+use polars::prelude::*;
+use polars_arrow::array::Array;
+use polars_arrow::bitmap::Bitmap;
+use polars_arrow::bitmap::bitmask::BitMask;
+
+use super::sql::RowAgg;
+
+/// How one state adds a row's input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// Every row.
+    Rows,
+    /// Rows whose boolean input is true (null is false).
+    CountTrue,
+    SumFloat,
+    SumInt,
+    MinFloat,
+    MaxFloat,
+    MinInt,
+    MaxInt,
+}
+
+impl Kind {
+    /// The accumulation of `agg` over an input of type `dtype`; `None` when it is not one this
+    /// module does.
+    fn of(agg: &RowAgg, dtype: Option<&DataType>) -> Option<Kind> {
+        use DataType as D;
+        let int = |d: &DataType| {
+            matches!(
+                d,
+                D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32
+            )
+        };
+        Some(match (agg, dtype) {
+            (RowAgg::Rows, _) => Kind::Rows,
+            (RowAgg::CountTrue(_), Some(D::Boolean)) => Kind::CountTrue,
+            (RowAgg::Sum(_), Some(D::Float64)) => Kind::SumFloat,
+            // A boolean sum counts the true values (polars gives an unsigned count).
+            (RowAgg::Sum(_), Some(D::Boolean)) => Kind::CountTrue,
+            (RowAgg::Sum(_), Some(d)) if int(d) => Kind::SumInt,
+            (RowAgg::Min(_), Some(D::Float64)) => Kind::MinFloat,
+            (RowAgg::Max(_), Some(D::Float64)) => Kind::MaxFloat,
+            (RowAgg::Min(_), Some(d)) if int(d) || *d == D::Date => Kind::MinInt,
+            (RowAgg::Max(_), Some(d)) if int(d) || *d == D::Date => Kind::MaxInt,
+            _ => return None,
+        })
+    }
+}
+
+/// One segmentation's scalar states as a dense accumulation, planned beside the group-by it
+/// replaces.
+pub(crate) struct DenseScalars {
+    /// The rows to group: the same frame the group-by reads.
+    rows: LazyFrame,
+    /// `__cell` of a row.
+    cell: Expr,
+    /// The breakdown column, if the segmentation has one.
+    dim: Option<String>,
+    /// Per state: its output name and its row-level aggregation.
+    states: Vec<(String, RowAgg)>,
+    n_cells: usize,
+    /// The group-by this replaces (`__cell`, the breakdown column, the states): the output has
+    /// its schema.
+    grouped: LazyFrame,
+    /// What follows the group-by in the plan (`__unit`, `__month`, `__segment`, the states).
+    then: Then,
+}
+
+/// The plan's steps after the group-by, applied to the accumulated frame.
+pub(crate) type Then = Box<dyn FnOnce(LazyFrame) -> LazyFrame + Send + Sync>;
+
+/// A started accumulation: filled while the scan runs, then turned into the group-by's frame.
+pub(crate) struct Pending {
+    acc: Arc<Mutex<Accumulator>>,
+    expected: SchemaRef,
+    dim: Option<String>,
+    names: Vec<String>,
+    then: Then,
+}
+
+impl DenseScalars {
+    pub(crate) fn new(
+        rows: LazyFrame,
+        cell: Expr,
+        dim: Option<String>,
+        states: Vec<(String, RowAgg)>,
+        n_cells: usize,
+        grouped: LazyFrame,
+        then: Then,
+    ) -> DenseScalars {
+        DenseScalars {
+            rows,
+            cell,
+            dim,
+            states,
+            n_cells,
+            grouped,
+            then,
+        }
+    }
+
+    /// The plan that feeds the accumulator (to run in place of the group-by) and what finishes
+    /// it; `None` when a state's input type is not one this module accumulates.
+    pub(crate) fn start(self) -> PolarsResult<Option<(LazyFrame, Pending)>> {
+        let inputs: Vec<Expr> = self
+            .states
+            .iter()
+            .enumerate()
+            .filter_map(|(k, (_, agg))| input_of(agg).map(|e| e.alias(input_name(k))))
+            .collect();
+        let mut select = vec![self.cell.clone().alias("__cell")];
+        if let Some(d) = &self.dim {
+            // As text: the segment's label is made from the text (`segment_label`).
+            select.push(col(d.as_str()).cast(DataType::String).alias("__dim"));
+        }
+        select.extend(inputs);
+        let input = self.rows.select(select);
+        let input_schema = input.clone().collect_schema()?;
+        let mut kinds = Vec::with_capacity(self.states.len());
+        for (k, (_, agg)) in self.states.iter().enumerate() {
+            match Kind::of(agg, input_schema.get(&input_name(k))) {
+                Some(kind) => kinds.push(kind),
+                None => return Ok(None),
+            }
+        }
+        let expected = self.grouped.clone().collect_schema()?;
+        let acc = Arc::new(Mutex::new(Accumulator::new(kinds, self.n_cells)));
+        let fed = acc.clone();
+        let has_dim = self.dim.is_some();
+        let callback = move |batch: DataFrame| -> PolarsResult<bool> {
+            fed.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .add(&batch, has_dim)?;
+            Ok(false)
+        };
+        // In row order: each cell's floats are summed in the order of the file's rows.
+        let sink = input.sink_batches(
+            PlanCallback::Rust(SpecialEq::new(Arc::new(callback))),
+            true,
+            None,
+        )?;
+        Ok(Some((
+            sink,
+            Pending {
+                acc,
+                expected,
+                dim: self.dim,
+                names: self.states.into_iter().map(|(name, _)| name).collect(),
+                then: self.then,
+            },
+        )))
+    }
+}
+
+fn input_name(k: usize) -> String {
+    format!("__in{k}")
+}
+
+fn input_of(agg: &RowAgg) -> Option<Expr> {
+    match agg {
+        RowAgg::Rows => None,
+        RowAgg::CountTrue(e) | RowAgg::Sum(e) | RowAgg::Min(e) | RowAgg::Max(e) => Some(e.clone()),
+    }
+}
+
+impl Pending {
+    /// The output as the group-by's plan gives it: the accumulated frame (one row per cell and
+    /// segment with rows: segments in order of appearance, cells ascending) through the steps
+    /// after the group-by.
+    pub(crate) fn finish(self) -> PolarsResult<DataFrame> {
+        let acc = match Arc::try_unwrap(self.acc) {
+            Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
+            Err(shared) => std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner())),
+        };
+        let present: Vec<usize> = (0..acc.rows.len()).filter(|&s| acc.rows[s] > 0).collect();
+        let n_cells = acc.n_cells.max(1);
+        let mut columns: Vec<Column> = Vec::with_capacity(self.names.len() + 2);
+        let cells: Vec<u32> = present.iter().map(|&s| (s % n_cells) as u32).collect();
+        columns.push(typed(
+            Series::new("__cell".into(), cells),
+            &self.expected,
+            "__cell",
+        )?);
+        if let Some(d) = &self.dim {
+            let values: Vec<Option<&str>> = present
+                .iter()
+                .map(|&s| acc.segments.values[s / n_cells].as_deref())
+                .collect();
+            columns.push(Series::new(d.as_str().into(), values).into_column());
+        }
+        for (k, name) in self.names.iter().enumerate() {
+            let state = &acc.states[k];
+            let series = match state.kind {
+                Kind::Rows => Series::new(
+                    name.as_str().into(),
+                    present
+                        .iter()
+                        .map(|&s| acc.rows[s] as i64)
+                        .collect::<Vec<i64>>(),
+                ),
+                Kind::CountTrue | Kind::SumInt => Series::new(
+                    name.as_str().into(),
+                    present.iter().map(|&s| state.ints[s]).collect::<Vec<i64>>(),
+                ),
+                Kind::SumFloat => Series::new(
+                    name.as_str().into(),
+                    present
+                        .iter()
+                        .map(|&s| state.floats[s])
+                        .collect::<Vec<f64>>(),
+                ),
+                Kind::MinInt | Kind::MaxInt => Series::new(
+                    name.as_str().into(),
+                    present
+                        .iter()
+                        .map(|&s| (state.flags[s] & HAS_NUMBER != 0).then_some(state.ints[s]))
+                        .collect::<Vec<Option<i64>>>(),
+                ),
+                Kind::MinFloat | Kind::MaxFloat => Series::new(
+                    name.as_str().into(),
+                    present
+                        .iter()
+                        .map(|&s| {
+                            // polars' min and max pass over NaN unless there is nothing else.
+                            let flags = state.flags[s];
+                            if flags & HAS_NUMBER != 0 {
+                                Some(state.floats[s])
+                            } else if flags & HAS_NAN != 0 {
+                                Some(f64::NAN)
+                            } else {
+                                None
+                            }
+                        })
+                        .collect::<Vec<Option<f64>>>(),
+                ),
+            };
+            columns.push(typed(series, &self.expected, name)?);
+        }
+        (self.then)(DataFrame::new_infer_height(columns)?.lazy()).collect()
+    }
+}
+
+/// `series` cast to the type the group-by gives column `name`.
+fn typed(series: Series, expected: &Schema, name: &str) -> PolarsResult<Column> {
+    let dtype = expected.get(name).ok_or_else(
+        || polars_err!(ColumnNotFound: "the grouped states have no column '{}'", name),
+    )?;
+    Ok(series.strict_cast(dtype)?.into_column())
+}
+
+const HAS_NUMBER: u8 = 1;
+const HAS_NAN: u8 = 2;
+
+/// One state's values per slot (segment × cells + cell).
+struct State {
+    kind: Kind,
+    ints: Vec<i64>,
+    floats: Vec<f64>,
+    flags: Vec<u8>,
+}
+
+impl State {
+    fn grow(&mut self, len: usize) {
+        match self.kind {
+            Kind::Rows => {}
+            Kind::CountTrue | Kind::SumInt => self.ints.resize(len, 0),
+            Kind::SumFloat => self.floats.resize(len, 0.0),
+            Kind::MinInt => {
+                self.ints.resize(len, i64::MAX);
+                self.flags.resize(len, 0);
+            }
+            Kind::MaxInt => {
+                self.ints.resize(len, i64::MIN);
+                self.flags.resize(len, 0);
+            }
+            Kind::MinFloat => {
+                self.floats.resize(len, f64::INFINITY);
+                self.flags.resize(len, 0);
+            }
+            Kind::MaxFloat => {
+                self.floats.resize(len, f64::NEG_INFINITY);
+                self.flags.resize(len, 0);
+            }
+        }
+    }
+}
+
+/// A breakdown's segment values, each with a dense id in order of appearance.
+#[derive(Default)]
+struct Segments {
+    /// A value of at most 12 bytes is keyed by its 16-byte view (it is held in it whole).
+    inline: PlHashMap<u128, u32>,
+    long: PlHashMap<String, u32>,
+    null: Option<u32>,
+    values: Vec<Option<String>>,
+}
+
+impl Segments {
+    fn id_of(&mut self, value: Option<&str>, view: u128, inline: bool) -> u32 {
+        let next = self.values.len() as u32;
+        let (id, new) = match value {
+            None => match self.null {
+                Some(id) => (id, false),
+                None => {
+                    self.null = Some(next);
+                    (next, true)
+                }
+            },
+            Some(_) if inline => match self.inline.get(&view) {
+                Some(&id) => (id, false),
+                None => {
+                    self.inline.insert(view, next);
+                    (next, true)
+                }
+            },
+            Some(v) => match self.long.get(v) {
+                Some(&id) => (id, false),
+                None => {
+                    self.long.insert(v.to_string(), next);
+                    (next, true)
+                }
+            },
+        };
+        if new {
+            self.values.push(value.map(str::to_string));
+        }
+        id
+    }
+}
+
+#[derive(Default)]
+struct Accumulator {
+    n_cells: usize,
+    /// Rows per slot: a slot with rows is a group.
+    rows: Vec<u64>,
+    states: Vec<State>,
+    segments: Segments,
+    /// The slot of each row and the runs of the batch being added (kept to reuse memory).
+    slots: Vec<u32>,
+    runs: Vec<Run>,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            kind: Kind::Rows,
+            ints: Vec::new(),
+            floats: Vec::new(),
+            flags: Vec::new(),
+        }
+    }
+}
+
+impl Accumulator {
+    fn new(kinds: Vec<Kind>, n_cells: usize) -> Accumulator {
+        Accumulator {
+            n_cells,
+            states: kinds
+                .into_iter()
+                .map(|kind| State {
+                    kind,
+                    ..State::default()
+                })
+                .collect(),
+            ..Accumulator::default()
+        }
+    }
+
+    /// Room for `segments` segments.
+    fn grow(&mut self, segments: usize) {
+        let len = segments * self.n_cells;
+        if self.rows.len() >= len {
+            return;
+        }
+        self.rows.resize(len, 0);
+        for state in &mut self.states {
+            state.grow(len);
+        }
+    }
+
+    fn add(&mut self, batch: &DataFrame, has_dim: bool) -> PolarsResult<()> {
+        if batch.height() == 0 {
+            return Ok(());
+        }
+        let cells = batch.column("__cell")?.cast(&DataType::UInt32)?;
+        let cells = cells.u32()?.rechunk();
+        polars_ensure!(
+            cells.null_count() == 0,
+            ComputeError: "a usable row without a unit or month"
+        );
+        let cells = cells.cont_slice()?;
+        let n_cells = self.n_cells as u32;
+        polars_ensure!(
+            cells.iter().all(|&c| c < n_cells),
+            ComputeError: "a row's unit and month outside the run's cells"
+        );
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.clear();
+        if has_dim {
+            let dims = batch.column("__dim")?.str()?.rechunk();
+            let chunk = dims.downcast_as_array();
+            let mut last: Option<(u128, u32)> = None;
+            for (i, (view, &cell)) in chunk.views().iter().zip(cells).enumerate() {
+                let valid = chunk.is_valid(i);
+                // Equal views are equal strings (inline: the bytes; else the same place).
+                let key = if valid { view.as_u128() } else { u128::MAX };
+                let id = match last {
+                    Some((same, id)) if same == key => id,
+                    _ => {
+                        let value = valid.then(|| chunk.value(i));
+                        let id = self.segments.id_of(value, key, view.is_inline());
+                        last = Some((key, id));
+                        id
+                    }
+                };
+                slots.push(id * n_cells + cell);
+            }
+            self.grow(self.segments.values.len());
+        } else {
+            slots.extend_from_slice(cells);
+            self.grow(1);
+        }
+        let mut runs = std::mem::take(&mut self.runs);
+        runs.clear();
+        for (i, &slot) in slots.iter().enumerate() {
+            if runs.last().is_none_or(|r: &Run| r.slot != slot) {
+                runs.push(Run { start: i, slot });
+            }
+        }
+        runs.push(Run {
+            start: slots.len(),
+            slot: u32::MAX,
+        });
+        // Rows in unit and date order come in long runs of one slot: a run is added as one (a
+        // sum kept in a register). Rows in another order (an employee's months in a row) are
+        // added one by one.
+        let by_runs = runs.len() * 8 < slots.len();
+        if by_runs {
+            for (rows, slot) in each_run(&runs) {
+                self.rows[slot] += rows.len() as u64;
+            }
+        } else {
+            for &s in &slots {
+                self.rows[s as usize] += 1;
+            }
+        }
+        for (k, state) in self.states.iter_mut().enumerate() {
+            // A count of every row is the slot's row count, taken when finishing.
+            if state.kind == Kind::Rows {
+                continue;
+            }
+            let input = batch.column(&input_name(k))?;
+            if by_runs {
+                add_runs(state, input, &runs)?;
+            } else {
+                add_rows(state, input, &slots)?;
+            }
+        }
+        self.runs = runs;
+        self.slots = slots;
+        Ok(())
+    }
+}
+
+/// Consecutive rows of one slot: rows are mostly in unit and date order, so a batch has few
+/// runs, and each run's sum is kept in a register instead of a memory slot.
+#[derive(Clone, Copy)]
+struct Run {
+    start: usize,
+    slot: u32,
+}
+
+/// The rows of each run (all but the closing sentinel) with their slot.
+fn each_run(runs: &[Run]) -> impl Iterator<Item = (std::ops::Range<usize>, usize)> + '_ {
+    runs.windows(2)
+        .map(|w| (w[0].start..w[1].start, w[0].slot as usize))
+}
+
+/// Adds one batch's inputs of a state into their slots, row by row.
+fn add_rows(state: &mut State, input: &Column, slots: &[u32]) -> PolarsResult<()> {
+    match state.kind {
+        Kind::Rows => unreachable!("a count of rows has no input"),
+        Kind::CountTrue => {
+            let input = input.bool()?.rechunk();
+            let chunk = input.downcast_as_array();
+            let set = match chunk.validity() {
+                Some(valid) => chunk.values() & valid,
+                None => chunk.values().clone(),
+            };
+            for (&s, is_set) in slots.iter().zip(set.iter()) {
+                state.ints[s as usize] += is_set as i64;
+            }
+        }
+        Kind::SumFloat | Kind::MinFloat | Kind::MaxFloat => {
+            let input = input.f64()?.rechunk();
+            let chunk = input.downcast_as_array();
+            let (values, valid) = (chunk.values().as_slice(), chunk.validity());
+            match state.kind {
+                Kind::SumFloat => {
+                    each_valid(values, valid, slots, |s, v| state.floats[s] += v);
+                }
+                Kind::MinFloat => each_valid(values, valid, slots, |s, v| {
+                    min_max_float(state, s, v, true);
+                }),
+                _ => each_valid(values, valid, slots, |s, v| {
+                    min_max_float(state, s, v, false);
+                }),
+            }
+        }
+        Kind::SumInt | Kind::MinInt | Kind::MaxInt => {
+            let input = input.cast(&DataType::Int64)?;
+            let input = input.i64()?.rechunk();
+            let chunk = input.downcast_as_array();
+            let (values, valid) = (chunk.values().as_slice(), chunk.validity());
+            match state.kind {
+                Kind::SumInt => each_valid(values, valid, slots, |s, v| {
+                    state.ints[s] = state.ints[s].wrapping_add(v);
+                }),
+                Kind::MinInt => each_valid(values, valid, slots, |s, v| {
+                    state.ints[s] = state.ints[s].min(v);
+                    state.flags[s] |= HAS_NUMBER;
+                }),
+                _ => each_valid(values, valid, slots, |s, v| {
+                    state.ints[s] = state.ints[s].max(v);
+                    state.flags[s] |= HAS_NUMBER;
+                }),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `f(slot, value)` for each row's value that is not null, in row order.
+fn each_valid<T: Copy>(
+    values: &[T],
+    valid: Option<&Bitmap>,
+    slots: &[u32],
+    mut f: impl FnMut(usize, T),
+) {
+    match valid {
+        None => {
+            for (&s, &v) in slots.iter().zip(values) {
+                f(s as usize, v);
+            }
+        }
+        Some(valid) => {
+            for ((&s, &v), ok) in slots.iter().zip(values).zip(valid.iter()) {
+                if ok {
+                    f(s as usize, v);
+                }
+            }
+        }
+    }
+}
+
+/// A float into a min or max: polars' min and max pass over NaN unless there is nothing else.
+fn min_max_float(state: &mut State, s: usize, v: f64, min: bool) {
+    if v.is_nan() {
+        state.flags[s] |= HAS_NAN;
+        return;
+    }
+    state.floats[s] = if min {
+        state.floats[s].min(v)
+    } else {
+        state.floats[s].max(v)
+    };
+    state.flags[s] |= HAS_NUMBER;
+}
+
+/// Adds one batch's inputs of a state into their slots, run by run, in row order.
+fn add_runs(state: &mut State, input: &Column, runs: &[Run]) -> PolarsResult<()> {
+    match state.kind {
+        Kind::Rows => unreachable!("a count of rows has no input"),
+        Kind::CountTrue => {
+            let input = input.bool()?.rechunk();
+            let chunk = input.downcast_as_array();
+            // True and not null.
+            let set = match chunk.validity() {
+                Some(valid) => chunk.values() & valid,
+                None => chunk.values().clone(),
+            };
+            let set = BitMask::from_bitmap(&set);
+            for (rows, slot) in each_run(runs) {
+                state.ints[slot] += set.sliced(rows.start, rows.len()).set_bits() as i64;
+            }
+        }
+        Kind::SumFloat | Kind::MinFloat | Kind::MaxFloat => {
+            let input = input.f64()?.rechunk();
+            let chunk = input.downcast_as_array();
+            let values = chunk.values().as_slice();
+            let valid = chunk.validity().map(BitMask::from_bitmap);
+            for (rows, slot) in each_run(runs) {
+                let run = &values[rows.clone()];
+                let valid = valid.map(|v| v.sliced(rows.start, rows.len()));
+                match state.kind {
+                    Kind::SumFloat => {
+                        let mut sum = state.floats[slot];
+                        match valid {
+                            None => run.iter().for_each(|v| sum += v),
+                            Some(valid) => run
+                                .iter()
+                                .zip(valid.iter())
+                                .for_each(|(v, ok)| sum += if ok { *v } else { 0.0 }),
+                        }
+                        state.floats[slot] = sum;
+                    }
+                    kind => {
+                        let min = kind == Kind::MinFloat;
+                        let mut best = state.floats[slot];
+                        let mut flags = state.flags[slot];
+                        for (i, &v) in run.iter().enumerate() {
+                            if valid.is_some_and(|m| !m.get(i)) {
+                                continue;
+                            }
+                            // polars' min and max pass over NaN unless there is nothing else.
+                            if v.is_nan() {
+                                flags |= HAS_NAN;
+                                continue;
+                            }
+                            best = if min { best.min(v) } else { best.max(v) };
+                            flags |= HAS_NUMBER;
+                        }
+                        state.floats[slot] = best;
+                        state.flags[slot] = flags;
+                    }
+                }
+            }
+        }
+        Kind::SumInt | Kind::MinInt | Kind::MaxInt => {
+            let input = input.cast(&DataType::Int64)?;
+            let input = input.i64()?.rechunk();
+            let chunk = input.downcast_as_array();
+            let values = chunk.values().as_slice();
+            let valid = chunk.validity().map(BitMask::from_bitmap);
+            for (rows, slot) in each_run(runs) {
+                let run = &values[rows.clone()];
+                let valid = valid.map(|v| v.sliced(rows.start, rows.len()));
+                match state.kind {
+                    Kind::SumInt => {
+                        let sum = match valid {
+                            None => run.iter().fold(0i64, |a, v| a.wrapping_add(*v)),
+                            Some(valid) => run
+                                .iter()
+                                .zip(valid.iter())
+                                .fold(0i64, |a, (v, ok)| a.wrapping_add(if ok { *v } else { 0 })),
+                        };
+                        state.ints[slot] = state.ints[slot].wrapping_add(sum);
+                    }
+                    kind => {
+                        let min = kind == Kind::MinInt;
+                        let mut best = state.ints[slot];
+                        let mut seen = false;
+                        for (i, &v) in run.iter().enumerate() {
+                            if valid.is_some_and(|m| !m.get(i)) {
+                                continue;
+                            }
+                            best = if min { best.min(v) } else { best.max(v) };
+                            seen = true;
+                        }
+                        state.ints[slot] = best;
+                        if seen {
+                            state.flags[slot] |= HAS_NUMBER;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    const N_CELLS: usize = 40;
+
+    /// Random rows: a cell, a segment (with nulls), and inputs of every supported type with
+    /// nulls; floats in halves (their sums are exact in any order) and some NaN.
+    fn rows(n: usize, sorted: bool, seed: u64) -> DataFrame {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut cells: Vec<u32> = (0..n)
+            .map(|_| rng.random_range(0..N_CELLS as u32))
+            .collect();
+        if sorted {
+            // Long runs of one cell, as in an export sorted by unit and date.
+            cells.sort();
+        }
+        let pick = |rng: &mut ChaCha8Rng, p: f64| rng.random_bool(p);
+        let segments = ["K", "M", "a segment name longer than twelve bytes"];
+        let seg: Vec<Option<&str>> = (0..n)
+            .map(|_| (!pick(&mut rng, 0.1)).then(|| segments[rng.random_range(0..3)]))
+            .collect();
+        // The last cell's floats are NaN or null (min and max are then NaN), the one before's
+        // all null (min and max null, sum 0).
+        let f: Vec<Option<f64>> = cells
+            .iter()
+            .map(|&cell| match rng.random_range(0..20) {
+                _ if cell as usize == N_CELLS - 2 => None,
+                0..=2 => None,
+                3 => Some(f64::NAN),
+                _ if cell as usize == N_CELLS - 1 => Some(f64::NAN),
+                _ => Some(rng.random_range(-200..200) as f64 / 2.0),
+            })
+            .collect();
+        let i: Vec<Option<i64>> = (0..n)
+            .map(|_| (!pick(&mut rng, 0.2)).then(|| rng.random_range(-1000..1000)))
+            .collect();
+        let i32s: Vec<Option<i32>> = (0..n)
+            .map(|_| (!pick(&mut rng, 0.2)).then(|| rng.random_range(-50..50)))
+            .collect();
+        let days: Vec<Option<i32>> = (0..n)
+            .map(|_| (!pick(&mut rng, 0.2)).then(|| rng.random_range(18000..20000)))
+            .collect();
+        let b: Vec<Option<bool>> = (0..n)
+            .map(|_| (!pick(&mut rng, 0.2)).then(|| pick(&mut rng, 0.5)))
+            .collect();
+        df!(
+            "cell" => cells,
+            "seg" => seg,
+            "f" => f,
+            "i" => i,
+            "i32" => i32s,
+            "d" => Series::new("d".into(), days).cast(&DataType::Date).unwrap(),
+            "b" => b,
+        )
+        .unwrap()
+    }
+
+    /// Every kind of state, as `partial` plans them: the row aggregation and the group-by's
+    /// aggregation of it.
+    fn states() -> Vec<(String, RowAgg, Expr)> {
+        let masked = when(col("b")).then(col("f")).otherwise(lit(NULL));
+        let cases = vec![
+            (RowAgg::Rows, len().cast(DataType::Int64)),
+            (
+                RowAgg::CountTrue(col("b")),
+                col("b").sum().cast(DataType::Int64),
+            ),
+            (
+                RowAgg::CountTrue(col("f").is_null()),
+                col("f").is_null().sum().cast(DataType::Int64),
+            ),
+            (RowAgg::Sum(col("f")), col("f").sum()),
+            (RowAgg::Sum(masked.clone()), masked.sum()),
+            (RowAgg::Sum(col("i")), col("i").sum()),
+            (RowAgg::Sum(col("i32")), col("i32").sum()),
+            (RowAgg::Sum(col("b")), col("b").sum()),
+            (RowAgg::Min(col("f")), col("f").min()),
+            (RowAgg::Max(col("f")), col("f").max()),
+            (RowAgg::Min(col("i")), col("i").min()),
+            (RowAgg::Max(col("i32")), col("i32").max()),
+            (RowAgg::Min(col("d")), col("d").min()),
+            (RowAgg::Max(col("d")), col("d").max()),
+        ];
+        cases
+            .into_iter()
+            .enumerate()
+            .map(|(k, (row, agg))| {
+                let name = format!("s{k}");
+                (name.clone(), row, agg.alias(name))
+            })
+            .collect()
+    }
+
+    fn dense_and_grouped(frame: &DataFrame, dim: Option<&str>) -> (DataFrame, DataFrame) {
+        let states = states();
+        let mut keys = vec![col("cell").alias("__cell")];
+        keys.extend(dim.map(col));
+        let grouped = frame.clone().lazy().group_by(keys).agg(
+            states
+                .iter()
+                .map(|(_, _, agg)| agg.clone())
+                .collect::<Vec<_>>(),
+        );
+        let dense = DenseScalars::new(
+            frame.clone().lazy(),
+            col("cell"),
+            dim.map(str::to_string),
+            states
+                .into_iter()
+                .map(|(name, row, _)| (name, row))
+                .collect(),
+            N_CELLS,
+            grouped.clone(),
+            Box::new(|lf| lf),
+        );
+        let (sink, pending) = dense.start().unwrap().expect("every type is accumulated");
+        LazyFrame::collect_all_with_engine(
+            vec![sink.logical_plan],
+            polars::prelude::Engine::Streaming,
+            OptFlags::default(),
+        )
+        .unwrap();
+        let mut by: Vec<PlSmallStr> = vec!["__cell".into()];
+        by.extend(dim.map(PlSmallStr::from));
+        let sorted = |df: DataFrame| {
+            df.sort(
+                by.clone(),
+                SortMultipleOptions::default().with_nulls_last(true),
+            )
+            .unwrap()
+        };
+        (
+            sorted(pending.finish().unwrap()),
+            sorted(grouped.collect().unwrap()),
+        )
+    }
+
+    /// Each value of a frame as text (NaN included, which `==` on frames does not equate), with
+    /// its column's type.
+    fn cells_of(df: &DataFrame) -> Vec<(String, String, Vec<String>)> {
+        df.columns()
+            .iter()
+            .map(|c| {
+                let s = c.as_materialized_series();
+                (
+                    c.name().to_string(),
+                    c.dtype().to_string(),
+                    (0..s.len())
+                        .map(|i| s.get(i).unwrap().to_string())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dense_states_equal_polars_group_by() {
+        for (sorted, seed) in [(true, 1), (false, 2), (true, 3), (false, 4)] {
+            let frame = rows(20_000, sorted, seed);
+            // Sorted by segment and cell too: long runs in the breakdown's slots.
+            let by_segment = frame
+                .sort(["seg", "cell"], SortMultipleOptions::default())
+                .unwrap();
+            for (frame, dim) in [
+                (&frame, None),
+                (&frame, Some("seg")),
+                (&by_segment, Some("seg")),
+            ] {
+                let (dense, grouped) = dense_and_grouped(frame, dim);
+                assert!(grouped.height() > N_CELLS / 2);
+                assert_eq!(
+                    cells_of(&dense),
+                    cells_of(&grouped),
+                    "sorted rows: {sorted}, breakdown: {dim:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn types_it_does_not_accumulate_leave_the_output_to_the_group_by() {
+        let frame = df!("cell" => [0u32, 1], "t" => ["a", "b"]).unwrap();
+        let dense = DenseScalars::new(
+            frame.clone().lazy(),
+            col("cell"),
+            None,
+            vec![("s0".to_string(), RowAgg::Min(col("t")))],
+            N_CELLS,
+            frame.lazy().group_by([col("cell")]).agg([col("t").min()]),
+            Box::new(|lf| lf),
+        );
+        assert!(dense.start().unwrap().is_none());
+    }
+}
