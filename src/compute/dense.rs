@@ -93,6 +93,8 @@ pub(crate) struct Pending {
     expected: SchemaRef,
     dim: Option<String>,
     names: Vec<String>,
+    /// Per name, its accumulated state (states shared by several names are accumulated once).
+    of_state: Vec<usize>,
     then: Then,
 }
 
@@ -120,8 +122,24 @@ impl DenseScalars {
     /// The plan that feeds the accumulator (to run in place of the group-by) and what finishes
     /// it; `None` when a state's input type is not one this module accumulates.
     pub(crate) fn start(self) -> PolarsResult<Option<(LazyFrame, Pending)>> {
-        let inputs: Vec<Expr> = self
+        // Indicators share states (the rows passing the same filter, the nulls of one column):
+        // each distinct aggregation is accumulated once.
+        let mut distinct: Vec<(String, &RowAgg)> = Vec::new();
+        let of_state: Vec<usize> = self
             .states
+            .iter()
+            .map(|(_, agg)| {
+                let key = format!("{agg:?}");
+                match distinct.iter().position(|(k, _)| *k == key) {
+                    Some(at) => at,
+                    None => {
+                        distinct.push((key, agg));
+                        distinct.len() - 1
+                    }
+                }
+            })
+            .collect();
+        let inputs: Vec<Expr> = distinct
             .iter()
             .enumerate()
             .filter_map(|(k, (_, agg))| input_of(agg).map(|e| e.alias(input_name(k))))
@@ -134,8 +152,8 @@ impl DenseScalars {
         select.extend(inputs);
         let input = self.rows.select(select);
         let input_schema = input.clone().collect_schema()?;
-        let mut kinds = Vec::with_capacity(self.states.len());
-        for (k, (_, agg)) in self.states.iter().enumerate() {
+        let mut kinds = Vec::with_capacity(distinct.len());
+        for (k, (_, agg)) in distinct.iter().enumerate() {
             match Kind::of(agg, input_schema.get(&input_name(k))) {
                 Some(kind) => kinds.push(kind),
                 None => return Ok(None),
@@ -164,6 +182,7 @@ impl DenseScalars {
                 expected,
                 dim: self.dim,
                 names: self.states.into_iter().map(|(name, _)| name).collect(),
+                of_state,
                 then: self.then,
             },
         )))
@@ -207,7 +226,7 @@ impl Pending {
             columns.push(Series::new(d.as_str().into(), values).into_column());
         }
         for (k, name) in self.names.iter().enumerate() {
-            let state = &acc.states[k];
+            let state = &acc.states[self.of_state[k]];
             let series = match state.kind {
                 Kind::Rows => Series::new(
                     name.as_str().into(),
@@ -408,12 +427,12 @@ impl Accumulator {
         );
         let cells = cells.cont_slice()?;
         let n_cells = self.n_cells as u32;
-        polars_ensure!(
-            cells.iter().all(|&c| c < n_cells),
-            ComputeError: "a row's unit and month outside the run's cells"
-        );
         let mut slots = std::mem::take(&mut self.slots);
         slots.clear();
+        let mut runs = std::mem::take(&mut self.runs);
+        runs.clear();
+        // The largest cell, checked once for the batch.
+        let mut largest = 0;
         if has_dim {
             let dims = batch.column("__dim")?.str()?.rechunk();
             let chunk = dims.downcast_as_array();
@@ -431,44 +450,50 @@ impl Accumulator {
                         id
                     }
                 };
-                slots.push(id * n_cells + cell);
+                largest = largest.max(cell);
+                let slot = id * n_cells + cell;
+                if runs.last().is_none_or(|r: &Run| r.slot != slot) {
+                    runs.push(Run { start: i, slot });
+                }
+                slots.push(slot);
             }
-            self.grow(self.segments.values.len());
         } else {
-            slots.extend_from_slice(cells);
-            self.grow(1);
-        }
-        let mut runs = std::mem::take(&mut self.runs);
-        runs.clear();
-        for (i, &slot) in slots.iter().enumerate() {
-            if runs.last().is_none_or(|r: &Run| r.slot != slot) {
-                runs.push(Run { start: i, slot });
+            for (i, &cell) in cells.iter().enumerate() {
+                largest = largest.max(cell);
+                if runs.last().is_none_or(|r: &Run| r.slot != cell) {
+                    runs.push(Run {
+                        start: i,
+                        slot: cell,
+                    });
+                }
             }
+            slots.extend_from_slice(cells);
         }
+        polars_ensure!(
+            largest < n_cells,
+            ComputeError: "a row's unit and month outside the run's cells"
+        );
+        self.grow(self.segments.values.len().max(1));
         runs.push(Run {
             start: slots.len(),
             slot: u32::MAX,
         });
+        for (rows, slot) in each_run(&runs) {
+            self.rows[slot] += rows.len() as u64;
+        }
         // Rows in unit and date order come in long runs of one slot: a run is added as one (a
         // sum kept in a register). Rows in another order (an employee's months in a row) are
         // added one by one.
         let by_runs = runs.len() * 8 < slots.len();
-        if by_runs {
-            for (rows, slot) in each_run(&runs) {
-                self.rows[slot] += rows.len() as u64;
-            }
-        } else {
-            for &s in &slots {
-                self.rows[s as usize] += 1;
-            }
-        }
         for (k, state) in self.states.iter_mut().enumerate() {
             // A count of every row is the slot's row count, taken when finishing.
             if state.kind == Kind::Rows {
                 continue;
             }
             let input = batch.column(&input_name(k))?;
-            if by_runs {
+            if state.kind == Kind::CountTrue {
+                count_true(state, input, &runs, &slots, by_runs)?;
+            } else if by_runs {
                 add_runs(state, input, &runs)?;
             } else {
                 add_rows(state, input, &slots)?;
@@ -478,6 +503,43 @@ impl Accumulator {
         self.slots = slots;
         Ok(())
     }
+}
+
+/// Adds the rows where a boolean input is true (and not null). Most such inputs are the null
+/// count of a column without nulls, or a filter every row passes: all false or all true, both
+/// counted without looking at a row.
+fn count_true(
+    state: &mut State,
+    input: &Column,
+    runs: &[Run],
+    slots: &[u32],
+    by_runs: bool,
+) -> PolarsResult<()> {
+    let input = input.bool()?.rechunk();
+    let chunk = input.downcast_as_array();
+    let set = match chunk.validity() {
+        Some(valid) => chunk.values() & valid,
+        None => chunk.values().clone(),
+    };
+    let ones = set.set_bits();
+    if ones == 0 {
+        return Ok(());
+    }
+    if ones == set.len() {
+        for (rows, slot) in each_run(runs) {
+            state.ints[slot] += rows.len() as i64;
+        }
+    } else if by_runs {
+        let set = BitMask::from_bitmap(&set);
+        for (rows, slot) in each_run(runs) {
+            state.ints[slot] += set.sliced(rows.start, rows.len()).set_bits() as i64;
+        }
+    } else {
+        for (&s, is_set) in slots.iter().zip(set.iter()) {
+            state.ints[s as usize] += is_set as i64;
+        }
+    }
+    Ok(())
 }
 
 /// Consecutive rows of one slot: rows are mostly in unit and date order, so a batch has few
@@ -497,18 +559,7 @@ fn each_run(runs: &[Run]) -> impl Iterator<Item = (std::ops::Range<usize>, usize
 /// Adds one batch's inputs of a state into their slots, row by row.
 fn add_rows(state: &mut State, input: &Column, slots: &[u32]) -> PolarsResult<()> {
     match state.kind {
-        Kind::Rows => unreachable!("a count of rows has no input"),
-        Kind::CountTrue => {
-            let input = input.bool()?.rechunk();
-            let chunk = input.downcast_as_array();
-            let set = match chunk.validity() {
-                Some(valid) => chunk.values() & valid,
-                None => chunk.values().clone(),
-            };
-            for (&s, is_set) in slots.iter().zip(set.iter()) {
-                state.ints[s as usize] += is_set as i64;
-            }
-        }
+        Kind::Rows | Kind::CountTrue => unreachable!("counted elsewhere"),
         Kind::SumFloat | Kind::MinFloat | Kind::MaxFloat => {
             let input = input.f64()?.rechunk();
             let chunk = input.downcast_as_array();
@@ -588,20 +639,7 @@ fn min_max_float(state: &mut State, s: usize, v: f64, min: bool) {
 /// Adds one batch's inputs of a state into their slots, run by run, in row order.
 fn add_runs(state: &mut State, input: &Column, runs: &[Run]) -> PolarsResult<()> {
     match state.kind {
-        Kind::Rows => unreachable!("a count of rows has no input"),
-        Kind::CountTrue => {
-            let input = input.bool()?.rechunk();
-            let chunk = input.downcast_as_array();
-            // True and not null.
-            let set = match chunk.validity() {
-                Some(valid) => chunk.values() & valid,
-                None => chunk.values().clone(),
-            };
-            let set = BitMask::from_bitmap(&set);
-            for (rows, slot) in each_run(runs) {
-                state.ints[slot] += set.sliced(rows.start, rows.len()).set_bits() as i64;
-            }
-        }
+        Kind::Rows | Kind::CountTrue => unreachable!("counted elsewhere"),
         Kind::SumFloat | Kind::MinFloat | Kind::MaxFloat => {
             let input = input.f64()?.rechunk();
             let chunk = input.downcast_as_array();
