@@ -125,6 +125,23 @@ pub(crate) fn typed_column(
     Some(expr)
 }
 
+/// Whether [`typed_column`] turns every value of a column of type `raw_type` into a value: an
+/// integer column read as int (all but u64, which may not fit), a boolean read as bool or int,
+/// a date or timestamp read as a date. Such a column needs no per-row conversion check.
+pub(crate) fn conversion_cannot_fail(raw_type: &DataType, declared: ColumnType) -> bool {
+    match declared {
+        ColumnType::String => true,
+        ColumnType::Int => {
+            raw_type.is_bool() || (raw_type.is_integer() && raw_type != &DataType::UInt64)
+        }
+        ColumnType::Bool => raw_type.is_bool(),
+        ColumnType::Date | ColumnType::Month => {
+            matches!(raw_type, DataType::Date | DataType::Datetime(_, _))
+        }
+        _ => false,
+    }
+}
+
 fn from_text(raw: Expr, declared: ColumnType, date_format: Option<&str>) -> Expr {
     let trimmed = trimmed(raw.clone());
     match declared {

@@ -14,6 +14,7 @@ pub(crate) mod remote;
 
 pub(crate) use files::{InputFile, expand_source};
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use polars::prelude::*;
@@ -26,7 +27,7 @@ use crate::org::{CodeMapping, OrgTree};
 use crate::period::{RunMonths, days_since_epoch};
 
 pub(crate) use crate::definitions::normalise;
-pub(crate) use convert::{FINITE, TRIMMED, TextFormat, typed_column};
+pub(crate) use convert::{FINITE, TRIMMED, TextFormat, conversion_cannot_fail, typed_column};
 
 #[derive(Debug, Error)]
 pub enum IngestError {
@@ -388,11 +389,12 @@ pub(crate) fn parquet_row_checks(
     row_checks(source, file, &mut lf, BlankRows::Checked)
 }
 
-/// Whether the row checks look for blank rows (every declared column empty).
+/// Whether the row checks look for blank rows (every declared column empty) and missing
+/// values in every file, or only where this file's footer shows they can occur.
 #[derive(Clone, Copy, PartialEq)]
 enum BlankRows {
     Checked,
-    /// Not where the file's footer shows that none can be (`has_a_column_without_nulls`).
+    /// Not where the file's footer shows that none can be (`columns_without_nulls`).
     AsTheFooterShows,
 }
 
@@ -409,20 +411,30 @@ fn row_checks(
     let schema = lf.collect_schema().map_err(unreadable)?;
     let declared = source.columns.get_ref();
     check_declared_present(source, file, &schema)?;
+    // A check for a missing value that the footer shows cannot fail is left out: it would
+    // still cost a mask and a branch of `__why` on every row.
+    let without_nulls = match blank_rows {
+        BlankRows::AsTheFooterShows => columns_without_nulls(source, file),
+        BlankRows::Checked => BTreeSet::new(),
+    };
 
     let mut select: Vec<(String, Expr)> = Vec::new();
     // Reasons in priority order; the first that applies is the row's reason.
     let mut reasons: Vec<(Expr, Expr)> = Vec::new();
     let date_col = source.date_column.get_ref().as_str();
     let org_col = source.org_column.get_ref().as_str();
-    reasons.push((
-        col(raw_name(date_col)).is_null(),
-        lit(format!("column '{date_col}': missing date")),
-    ));
-    reasons.push((
-        col(raw_name(org_col)).is_null(),
-        lit(format!("column '{org_col}': missing org code")),
-    ));
+    if !without_nulls.contains(date_col) {
+        reasons.push((
+            col(raw_name(date_col)).is_null(),
+            lit(format!("column '{date_col}': missing date")),
+        ));
+    }
+    if !without_nulls.contains(org_col) {
+        reasons.push((
+            col(raw_name(org_col)).is_null(),
+            lit(format!("column '{org_col}': missing org code")),
+        ));
+    }
     for (name, decl) in declared {
         let ty = decl.ty();
         let raw_type = schema.get(name).expect("checked present above");
@@ -438,8 +450,10 @@ fn row_checks(
                 expected: ty.as_str().to_string(),
             }
         })?;
-        // Text always converts to text; every other type can fail on a value.
-        if ty != ColumnType::String {
+        // Text always converts to text, and a Parquet column of the declared type to its
+        // type; other conversions can fail on a value. (A check that can never fail would
+        // still cost two masks and a branch of `__why` on every row.)
+        if !conversion_cannot_fail(raw_type, ty) {
             let expected = match decl.date_format() {
                 Some(format) => format!("expected {} written {format}, found", ty.as_str()),
                 None => format!("expected {}, found", ty.as_str()),
@@ -453,7 +467,10 @@ fn row_checks(
             ));
         }
         if let Some(checks) = decl.checks() {
-            reasons.extend(check_reasons(name, &col(name.as_str()), checks));
+            // Without nulls in the file and a conversion that cannot fail, no value is missing.
+            let present =
+                without_nulls.contains(name.as_str()) && conversion_cannot_fail(raw_type, ty);
+            reasons.extend(check_reasons(name, &col(name.as_str()), checks, present));
         }
         select.push((name.clone(), typed));
     }
@@ -463,12 +480,12 @@ fn row_checks(
             .keys()
             .map(|name| (raw_name(name), col(name.as_str()))),
     );
-    let blank =
-        if blank_rows == BlankRows::AsTheFooterShows && has_a_column_without_nulls(source, file) {
-            None
-        } else {
-            Some(declared.keys())
-        };
+    // No row can have every declared column empty when one column has no nulls.
+    let blank = if without_nulls.is_empty() {
+        Some(declared.keys())
+    } else {
+        None
+    };
     let (why, messages) = first_failing_check(reasons, blank);
     // Typed values first, then the checks over them, so each conversion runs once per value.
     Ok(RowChecks {
@@ -508,23 +525,24 @@ fn check_declared_present(
     })
 }
 
-/// True when the footer of a local Parquet file shows a declared column without a null in any
-/// row group: then no row can have every declared column empty, so the blank-line check (which
-/// reads every declared column) can be left out, and a column no indicator uses is not decoded
-/// at all. False when that cannot be told (CSV, a sheet, an object in a store, a footer without
-/// null counts, an unreadable footer: the scan reports that one).
-fn has_a_column_without_nulls(source: &SourceDef, file: &InputFile) -> bool {
+/// The declared columns that the footer of a local Parquet file shows without a null in any
+/// row group. With one of them no row can have every declared column empty, so the blank-line
+/// check (which reads every declared column) can be left out, and a column no indicator uses is
+/// not decoded at all; and such a column's "missing" checks cannot fail. Empty when that cannot
+/// be told (CSV, a sheet, an object in a store, a footer without null counts, an unreadable
+/// footer: the scan reports that one).
+fn columns_without_nulls(source: &SourceDef, file: &InputFile) -> BTreeSet<String> {
     if source.format != crate::definitions::SourceFormat::Parquet || file.object.is_some() {
-        return false;
+        return BTreeSet::new();
     }
     let Ok(reader) = std::fs::File::open(&file.read_path) else {
-        return false;
+        return BTreeSet::new();
     };
     let mut reader = ParquetReader::new(reader);
     let Ok(footer) = reader.get_metadata() else {
-        return false;
+        return BTreeSet::new();
     };
-    source.columns.get_ref().keys().any(|name| {
+    let without_nulls = |name: &String| {
         footer.row_groups.iter().all(|group| {
             group
                 .columns_under_root_iter(name)
@@ -537,7 +555,14 @@ fn has_a_column_without_nulls(source: &SourceDef, file: &InputFile) -> bool {
                     })
                 })
         })
-    })
+    };
+    source
+        .columns
+        .get_ref()
+        .keys()
+        .filter(|name| without_nulls(name))
+        .cloned()
+        .collect()
 }
 
 /// `reasons` (condition, message), in priority order, as one expression: the 1-based number of
@@ -632,7 +657,13 @@ fn quoted(name: &str, what: &str, tail: &str) -> Expr {
 }
 
 /// Reasons from a column's declared checks, in the order min, max, values, required.
-fn check_reasons(name: &str, typed: &Expr, checks: &ColumnChecks) -> Vec<(Expr, Expr)> {
+/// The reasons a value fails its column's checks; `present` when no value can be missing.
+fn check_reasons(
+    name: &str,
+    typed: &Expr,
+    checks: &ColumnChecks,
+    present: bool,
+) -> Vec<(Expr, Expr)> {
     let mut out = Vec::new();
     if let Some(min) = checks.min {
         out.push((
@@ -661,7 +692,7 @@ fn check_reasons(name: &str, typed: &Expr, checks: &ColumnChecks) -> Vec<(Expr, 
             ),
         ));
     }
-    if checks.required {
+    if checks.required && !present {
         out.push((
             typed.clone().is_null(),
             lit(format!("column '{name}': missing value (required)")),

@@ -284,6 +284,71 @@ fn parquet_rows_are_named_by_their_row_in_each_file_and_an_empty_row_is_not_a_ro
     assert!(plan.contains("PROJECT 6/6 COLUMNS"), "{plan}");
 }
 
+/// A Parquet file whose footer shows a column without nulls skips that column's checks for a
+/// missing value (they cannot fail there); a file of the same source with nulls keeps them.
+#[test]
+fn parquet_missing_value_checks_are_left_out_only_where_the_footer_shows_no_nulls() {
+    let f = Fixture::new();
+    let write = |name: &str, rows: DataFrame| write_hr_parquet(&f.path(name), rows);
+    write(
+        "hr_a.parquet",
+        df!(
+            "month" => ["2024-01-01", "2024-01-01"],
+            "unit" => ["A1", "A2"],
+            "person" => ["p1", "p2"],
+            "gender" => ["K", "M"],
+            "hours" => [100.0, 300.0],
+            "sick" => [5.0, 6.0],
+        )
+        .unwrap(),
+    );
+    // Row 2 has no person (required), row 3 no unit: both rejected.
+    write(
+        "hr_b.parquet",
+        df!(
+            "month" => ["2024-01-01", "2024-01-01", "2024-01-01"],
+            "unit" => [Some("A1"), Some("A1"), None],
+            "person" => [Some("p3"), None, Some("p4")],
+            "gender" => ["K", "K", "M"],
+            "hours" => [20.0, 40.0, 70.0],
+            "sick" => [1.0, 2.0, 3.0],
+        )
+        .unwrap(),
+    );
+    let source = HR_SOURCE
+        .replace("path = \"hr.csv\"", "path = \"hr_*.parquet\"")
+        .replace("format = \"csv\"", "format = \"parquet\"")
+        .replace(
+            "person = \"string\"",
+            "person = { type = \"string\", required = true }",
+        )
+        .replace(
+            "org_column = \"unit\"",
+            "org_column = \"unit\"\nmax_rejected_share = 1",
+        );
+    f.pipeline(&(source + &indicator("hours", "numerator = \"sum(hours)\"\ngrains = [\"month\"]")));
+    let summary = f.run("2024-02-01").unwrap();
+    let rejected = read_parquet(&summary.run_dir.join("rejected_rows.parquet"))
+        .sort(["file", "row"], Default::default())
+        .unwrap();
+    let files = strings(&rejected, "file");
+    assert_eq!(ints(&rejected, "row"), [2, 3], "{rejected}");
+    assert!(
+        files.iter().all(|f| f.ends_with("hr_b.parquet")),
+        "{files:?}"
+    );
+    assert_eq!(
+        strings(&rejected, "reason"),
+        [
+            "column 'person': missing value (required)",
+            "column 'unit': missing org code"
+        ]
+    );
+    let out = read_parquet(&summary.run_dir.join("indicator_values.parquet"));
+    assert_close(value(&out, "hours", "A1", "month", "2024-01"), 100.0 + 20.0);
+    assert_close(value(&out, "hours", "A2", "month", "2024-01"), 300.0);
+}
+
 #[test]
 fn rows_per_month_count_every_usable_row_whatever_the_indicators_filter() {
     // Usable rows: 4 in January and February, 6 in March, 1 in April; the indicator counts only
