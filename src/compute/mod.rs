@@ -2,8 +2,9 @@
 //!
 //! Phase 1 (`partial`): per source, one fused scan of the rows, run by polars' streaming engine
 //! in bounded batches, groups them by integer keys `(own unit, month)` and segment into partial
-//! states for every indicator at once (sums, counts, min/max; distinct values and value
-//! multiplicities where `count(distinct …)` or `median` need them). Filters are conditions
+//! states for every indicator at once (sums, counts, min/max, added into dense arrays by
+//! `dense`; distinct values and value multiplicities where `count(distinct …)` or `median` need
+//! them). Filters are conditions
 //! inside each indicator's aggregation, so indicators with different filters share the scan.
 //! Phase 2 (`rollup`): the small partial table is merged into every unit above (children into
 //! parents) and every period (months into quarters, tertials, years, ytd), and each numerator and
