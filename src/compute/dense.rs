@@ -69,19 +69,19 @@ impl Kind {
 /// replaces.
 pub(crate) struct DenseScalars {
     /// The rows to group: the same frame the group-by reads.
-    rows: LazyFrame,
+    pub(crate) rows: LazyFrame,
     /// `__cell` of a row.
-    cell: Expr,
+    pub(crate) cell: Expr,
     /// The breakdown column, if the segmentation has one.
-    dim: Option<String>,
+    pub(crate) dim: Option<String>,
     /// Per state: its output name and its row-level aggregation.
-    states: Vec<(String, RowAgg)>,
-    n_cells: usize,
+    pub(crate) states: Vec<(String, RowAgg)>,
+    pub(crate) n_cells: usize,
     /// The group-by this replaces (`__cell`, the breakdown column, the states): the output has
     /// its schema.
-    grouped: LazyFrame,
+    pub(crate) grouped: LazyFrame,
     /// What follows the group-by in the plan (`__unit`, `__month`, `__segment`, the states).
-    then: Then,
+    pub(crate) then: Then,
 }
 
 /// The plan's steps after the group-by, applied to the accumulated frame.
@@ -99,26 +99,6 @@ pub(crate) struct Pending {
 }
 
 impl DenseScalars {
-    pub(crate) fn new(
-        rows: LazyFrame,
-        cell: Expr,
-        dim: Option<String>,
-        states: Vec<(String, RowAgg)>,
-        n_cells: usize,
-        grouped: LazyFrame,
-        then: Then,
-    ) -> DenseScalars {
-        DenseScalars {
-            rows,
-            cell,
-            dim,
-            states,
-            n_cells,
-            grouped,
-            then,
-        }
-    }
-
     /// The plan that feeds the accumulator (to run in place of the group-by) and what finishes
     /// it; `None` when a state's input type is not one this module accumulates.
     pub(crate) fn start(self) -> PolarsResult<Option<(LazyFrame, Pending)>> {
@@ -491,12 +471,11 @@ impl Accumulator {
                 continue;
             }
             let input = batch.column(&input_name(k))?;
-            if state.kind == Kind::CountTrue {
-                count_true(state, input, &runs, &slots, by_runs)?;
-            } else if by_runs {
-                add_runs(state, input, &runs)?;
-            } else {
-                add_rows(state, input, &slots)?;
+            match state.kind {
+                Kind::CountTrue => count_true(state, input, &runs, &slots, by_runs)?,
+                Kind::SumFloat | Kind::SumInt if by_runs => add_runs(state, input, &runs)?,
+                // Min and max are rare: row by row.
+                _ => add_rows(state, input, &slots)?,
             }
         }
         self.runs = runs;
@@ -636,93 +615,55 @@ fn min_max_float(state: &mut State, s: usize, v: f64, min: bool) {
     state.flags[s] |= HAS_NUMBER;
 }
 
-/// Adds one batch's inputs of a state into their slots, run by run, in row order.
+/// Adds one batch's values of a sum into their slots run by run, in row order: a run's sum is
+/// kept in a register, not written back to its slot after every row.
 fn add_runs(state: &mut State, input: &Column, runs: &[Run]) -> PolarsResult<()> {
     match state.kind {
-        Kind::Rows | Kind::CountTrue => unreachable!("counted elsewhere"),
-        Kind::SumFloat | Kind::MinFloat | Kind::MaxFloat => {
+        Kind::SumFloat => {
             let input = input.f64()?.rechunk();
             let chunk = input.downcast_as_array();
-            let values = chunk.values().as_slice();
-            let valid = chunk.validity().map(BitMask::from_bitmap);
+            let (values, valid) = (chunk.values().as_slice(), chunk.validity());
             for (rows, slot) in each_run(runs) {
-                let run = &values[rows.clone()];
-                let valid = valid.map(|v| v.sliced(rows.start, rows.len()));
-                match state.kind {
-                    Kind::SumFloat => {
-                        let mut sum = state.floats[slot];
-                        match valid {
-                            None => run.iter().for_each(|v| sum += v),
-                            Some(valid) => run
-                                .iter()
-                                .zip(valid.iter())
-                                .for_each(|(v, ok)| sum += if ok { *v } else { 0.0 }),
-                        }
-                        state.floats[slot] = sum;
-                    }
-                    kind => {
-                        let min = kind == Kind::MinFloat;
-                        let mut best = state.floats[slot];
-                        let mut flags = state.flags[slot];
-                        for (i, &v) in run.iter().enumerate() {
-                            if valid.is_some_and(|m| !m.get(i)) {
-                                continue;
-                            }
-                            // polars' min and max pass over NaN unless there is nothing else.
-                            if v.is_nan() {
-                                flags |= HAS_NAN;
-                                continue;
-                            }
-                            best = if min { best.min(v) } else { best.max(v) };
-                            flags |= HAS_NUMBER;
-                        }
-                        state.floats[slot] = best;
-                        state.flags[slot] = flags;
-                    }
-                }
+                let mut sum = state.floats[slot];
+                each_valid_in(values, valid, rows, |v| sum += v);
+                state.floats[slot] = sum;
             }
         }
-        Kind::SumInt | Kind::MinInt | Kind::MaxInt => {
+        Kind::SumInt => {
             let input = input.cast(&DataType::Int64)?;
             let input = input.i64()?.rechunk();
             let chunk = input.downcast_as_array();
-            let values = chunk.values().as_slice();
-            let valid = chunk.validity().map(BitMask::from_bitmap);
+            let (values, valid) = (chunk.values().as_slice(), chunk.validity());
             for (rows, slot) in each_run(runs) {
-                let run = &values[rows.clone()];
-                let valid = valid.map(|v| v.sliced(rows.start, rows.len()));
-                match state.kind {
-                    Kind::SumInt => {
-                        let sum = match valid {
-                            None => run.iter().fold(0i64, |a, v| a.wrapping_add(*v)),
-                            Some(valid) => run
-                                .iter()
-                                .zip(valid.iter())
-                                .fold(0i64, |a, (v, ok)| a.wrapping_add(if ok { *v } else { 0 })),
-                        };
-                        state.ints[slot] = state.ints[slot].wrapping_add(sum);
-                    }
-                    kind => {
-                        let min = kind == Kind::MinInt;
-                        let mut best = state.ints[slot];
-                        let mut seen = false;
-                        for (i, &v) in run.iter().enumerate() {
-                            if valid.is_some_and(|m| !m.get(i)) {
-                                continue;
-                            }
-                            best = if min { best.min(v) } else { best.max(v) };
-                            seen = true;
-                        }
-                        state.ints[slot] = best;
-                        if seen {
-                            state.flags[slot] |= HAS_NUMBER;
-                        }
-                    }
+                let mut sum = state.ints[slot];
+                each_valid_in(values, valid, rows, |v| sum = sum.wrapping_add(v));
+                state.ints[slot] = sum;
+            }
+        }
+        _ => unreachable!("only sums are added by runs"),
+    }
+    Ok(())
+}
+
+/// `f(value)` for each value of `rows` that is not null, in row order.
+fn each_valid_in<T: Copy>(
+    values: &[T],
+    valid: Option<&Bitmap>,
+    rows: std::ops::Range<usize>,
+    mut f: impl FnMut(T),
+) {
+    let run = &values[rows.clone()];
+    match valid {
+        None => run.iter().for_each(|&v| f(v)),
+        Some(valid) => {
+            let valid = BitMask::from_bitmap(valid).sliced(rows.start, rows.len());
+            for (&v, ok) in run.iter().zip(valid.iter()) {
+                if ok {
+                    f(v);
                 }
             }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -831,18 +772,18 @@ mod tests {
                 .map(|(_, _, agg)| agg.clone())
                 .collect::<Vec<_>>(),
         );
-        let dense = DenseScalars::new(
-            frame.clone().lazy(),
-            col("cell"),
-            dim.map(str::to_string),
-            states
+        let dense = DenseScalars {
+            rows: frame.clone().lazy(),
+            cell: col("cell"),
+            dim: dim.map(str::to_string),
+            states: states
                 .into_iter()
                 .map(|(name, row, _)| (name, row))
                 .collect(),
-            N_CELLS,
-            grouped.clone(),
-            Box::new(|lf| lf),
-        );
+            n_cells: N_CELLS,
+            grouped: grouped.clone(),
+            then: Box::new(|lf| lf),
+        };
         let (sink, pending) = dense.start().unwrap().expect("every type is accumulated");
         LazyFrame::collect_all_with_engine(
             vec![sink.logical_plan],
@@ -910,15 +851,15 @@ mod tests {
     #[test]
     fn types_it_does_not_accumulate_leave_the_output_to_the_group_by() {
         let frame = df!("cell" => [0u32, 1], "t" => ["a", "b"]).unwrap();
-        let dense = DenseScalars::new(
-            frame.clone().lazy(),
-            col("cell"),
-            None,
-            vec![("s0".to_string(), RowAgg::Min(col("t")))],
-            N_CELLS,
-            frame.lazy().group_by([col("cell")]).agg([col("t").min()]),
-            Box::new(|lf| lf),
-        );
+        let dense = DenseScalars {
+            rows: frame.clone().lazy(),
+            cell: col("cell"),
+            dim: None,
+            states: vec![("s0".to_string(), RowAgg::Min(col("t")))],
+            n_cells: N_CELLS,
+            grouped: frame.lazy().group_by([col("cell")]).agg([col("t").min()]),
+            then: Box::new(|lf| lf),
+        };
         assert!(dense.start().unwrap().is_none());
     }
 }

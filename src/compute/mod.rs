@@ -729,18 +729,18 @@ impl Segmentation {
         }
         let names: Vec<String> = states.iter().map(|(name, _)| name.clone()).collect();
         let segment = self.clone();
-        dense::DenseScalars::new(
-            rows.clone(),
-            self.keys[0].clone(),
-            self.dim.clone(),
+        dense::DenseScalars {
+            rows: rows.clone(),
+            cell: self.keys[0].clone(),
+            dim: self.dim.clone(),
             states,
-            (Self::n_months(self.months) as usize) * self.n_units,
-            self.grouped(rows, aggs),
-            Box::new(move |grouped| {
+            n_cells: (Self::n_months(self.months) as usize) * self.n_units,
+            grouped: self.grouped(rows, aggs),
+            then: Box::new(move |grouped| {
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 segment.labelled(grouped, &names)
             }),
-        )
+        }
     }
 
     /// The outputs of the members' set states; per set state, its output and value column.
