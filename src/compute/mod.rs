@@ -4,8 +4,8 @@
 //! in bounded batches, groups them by integer keys `(own unit, month)` and segment into partial
 //! states for every indicator at once (sums, counts, min/max, added into dense arrays by
 //! `dense`; distinct values and value multiplicities where `count(distinct …)` or `median` need
-//! them). Filters are conditions
-//! inside each indicator's aggregation, so indicators with different filters share the scan.
+//! them). Filters are conditions inside each indicator's aggregation, so indicators with
+//! different filters share the scan.
 //! Phase 2 (`rollup`): the small partial table is merged into every unit above (children into
 //! parents) and every period (months into quarters, tertials, years, ytd), and each numerator and
 //! denominator is evaluated on the merged states. A parent's value is therefore still computed

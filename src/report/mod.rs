@@ -79,7 +79,7 @@ pub fn explained(sources: &[ExplainedSource]) -> String {
         if s.engine.starts_with("polars") {
             let _ = writeln!(
                 out,
-                "phase 1 — one pass over the rows (streaming, in batches): group by own unit, month and segment into partial states:"
+                "phase 1 — one pass over the rows (streaming, in batches): group by own unit, month and segment into partial states (sums, counts, min and max added into an array of unit × month cells, in file order):"
             );
         } else {
             let _ = writeln!(
@@ -125,7 +125,10 @@ pub fn explained(sources: &[ExplainedSource]) -> String {
             let _ = writeln!(out, "SQL statement {}:\n  {statement}", k + 1);
         }
         if !s.polars_plan.is_empty() {
-            let _ = writeln!(out, "polars plan (optimised):");
+            let _ = writeln!(
+                out,
+                "polars plan (optimised; the sums and counts appear as the group-by whose place the array takes):"
+            );
             for line in s.polars_plan.lines() {
                 let _ = writeln!(out, "  {line}");
             }
