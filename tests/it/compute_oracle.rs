@@ -99,7 +99,7 @@ flag = "bool"
 "#;
 
 /// (id, extra TOML) of every indicator in the test pipeline.
-const INDICATORS: [(&str, &str); 13] = [
+const INDICATORS: [(&str, &str); 14] = [
     (
         "s_sum",
         "numerator = \"sum(x)\"\ngrains = [\"month\", \"quarter\", \"tertial\", \"year\", \"ytd\"]\nbreakdown = [\"g\"]",
@@ -152,6 +152,11 @@ const INDICATORS: [(&str, &str); 13] = [
     (
         "s_own",
         "numerator = \"sum(x)\"\nrollup = \"none\"\ngrains = [\"month\", \"year\"]",
+    ),
+    (
+        // A breakdown by a boolean column: its segments are its values as text.
+        "s_by_flag",
+        "numerator = \"sum(x)\"\ndenominator = \"count(*)\"\ngrains = [\"month\", \"year\", \"ytd\"]\nbreakdown = [\"flag\"]",
     ),
 ];
 
@@ -250,10 +255,13 @@ fn direct(w: &World, ind: &str, unit: usize, months: &[i32], segment: &str) -> E
         })
         .filter(|r| match segment {
             "total" => true,
-            s => {
-                let g = s.strip_prefix("g=").unwrap();
-                r.g.unwrap_or("(missing)") == g
-            }
+            s => match s.strip_prefix("flag=") {
+                Some(flag) => r.flag.to_string() == flag,
+                None => {
+                    let g = s.strip_prefix("g=").unwrap();
+                    r.g.unwrap_or("(missing)") == g
+                }
+            },
         })
         .filter(|r| match ind {
             "s_ratio" => r.k.is_some_and(|k| k != "c"),
@@ -281,6 +289,7 @@ fn direct(w: &World, ind: &str, unit: usize, months: &[i32], segment: &str) -> E
                 .collect();
             (sum(&cases), Some(n as f64))
         }
+        "s_by_flag" => (sum(&xs), Some(n as f64)),
         "s_avg" => (
             (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64),
             None,
