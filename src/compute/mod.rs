@@ -73,11 +73,13 @@ pub enum ComputeError {
 struct ValueIds(Mutex<IdMaps>);
 
 /// Value → id. A string of at most 12 bytes (most ids and codes) is held whole in its 16-byte
-/// polars view, zero-padded, so it is keyed by the view as one integer: no string is hashed,
-/// compared or copied for it. Longer strings are keyed by their text.
+/// polars view, zero-padded, so it is keyed by the view: no string is hashed, compared or
+/// copied for it. Longer strings are keyed by their text. The view is two 8-byte words rather
+/// than one `u128`, which is 16-byte aligned: an entry takes 24 bytes instead of 32, which
+/// matters when every row has a new id (14.6 million contact ids take ~120 MB less).
 #[derive(Default)]
 struct IdMaps {
-    inline: PlHashMap<u128, u32>,
+    inline: PlHashMap<[u64; 2], u32>,
     long: PlHashMap<String, u32>,
 }
 
@@ -116,7 +118,10 @@ impl ValueIds {
                     Some((same, id)) if same == key => id,
                     _ if view.is_inline() => {
                         let next = maps.next();
-                        *maps.inline.entry(key).or_insert(next)
+                        *maps
+                            .inline
+                            .entry([key as u64, (key >> 64) as u64])
+                            .or_insert(next)
                     }
                     _ => {
                         let value = chunk.value(i);
