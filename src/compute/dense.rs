@@ -17,10 +17,11 @@
 use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
-use polars_arrow::array::Array;
+use polars_arrow::array::{Array, Utf8ViewArray};
 use polars_arrow::bitmap::Bitmap;
 use polars_arrow::bitmap::bitmask::BitMask;
 
+use super::IdMaps;
 use super::sql::RowAgg;
 
 /// How one state adds a row's input.
@@ -302,46 +303,39 @@ impl State {
     }
 }
 
-/// A breakdown's segment values, each with a dense id in order of appearance.
+/// A breakdown's segment values, each with a block of slots in order of appearance.
 #[derive(Default)]
 struct Segments {
-    /// A value of at most 12 bytes is keyed by its 16-byte view (it is held in it whole).
-    inline: PlHashMap<u128, u32>,
-    long: PlHashMap<String, u32>,
+    /// The values' ids (as for distinct sets), and each id's block.
+    ids: IdMaps,
+    block_of_id: Vec<u32>,
     null: Option<u32>,
+    /// Each block's value.
     values: Vec<Option<String>>,
 }
 
 impl Segments {
-    fn id_of(&mut self, value: Option<&str>, view: u128, inline: bool) -> u32 {
-        let next = self.values.len() as u32;
-        let (id, new) = match value {
-            None => match self.null {
-                Some(id) => (id, false),
-                None => {
-                    self.null = Some(next);
-                    (next, true)
-                }
-            },
-            Some(_) if inline => match self.inline.get(&view) {
-                Some(&id) => (id, false),
-                None => {
-                    self.inline.insert(view, next);
-                    (next, true)
-                }
-            },
-            Some(v) => match self.long.get(v) {
-                Some(&id) => (id, false),
-                None => {
-                    self.long.insert(v.to_string(), next);
-                    (next, true)
-                }
-            },
-        };
-        if new {
-            self.values.push(value.map(str::to_string));
+    /// The block of row `i`'s segment, a new one for a value not seen before.
+    fn block_of(&mut self, chunk: &Utf8ViewArray, i: usize) -> u32 {
+        if !chunk.is_valid(i) {
+            if let Some(block) = self.null {
+                return block;
+            }
+            let block = self.new_block(None);
+            self.null = Some(block);
+            return block;
         }
-        id
+        let id = self.ids.id_of(chunk, i) as usize;
+        if id == self.block_of_id.len() {
+            let block = self.new_block(Some(chunk.value(i).to_string()));
+            self.block_of_id.push(block);
+        }
+        self.block_of_id[id]
+    }
+
+    fn new_block(&mut self, value: Option<String>) -> u32 {
+        self.values.push(value);
+        (self.values.len() - 1) as u32
     }
 }
 
@@ -357,17 +351,6 @@ struct Accumulator {
     runs: Vec<Run>,
 }
 
-impl Default for State {
-    fn default() -> State {
-        State {
-            kind: Kind::Rows,
-            ints: Vec::new(),
-            floats: Vec::new(),
-            flags: Vec::new(),
-        }
-    }
-}
-
 impl Accumulator {
     fn new(kinds: Vec<Kind>, n_cells: usize) -> Accumulator {
         Accumulator {
@@ -376,7 +359,9 @@ impl Accumulator {
                 .into_iter()
                 .map(|kind| State {
                     kind,
-                    ..State::default()
+                    ints: Vec::new(),
+                    floats: Vec::new(),
+                    flags: Vec::new(),
                 })
                 .collect(),
             ..Accumulator::default()
@@ -418,14 +403,16 @@ impl Accumulator {
             let chunk = dims.downcast_as_array();
             let mut last: Option<(u128, u32)> = None;
             for (i, (view, &cell)) in chunk.views().iter().zip(cells).enumerate() {
-                let valid = chunk.is_valid(i);
                 // Equal views are equal strings (inline: the bytes; else the same place).
-                let key = if valid { view.as_u128() } else { u128::MAX };
+                let key = if chunk.is_valid(i) {
+                    view.as_u128()
+                } else {
+                    u128::MAX
+                };
                 let id = match last {
                     Some((same, id)) if same == key => id,
                     _ => {
-                        let value = valid.then(|| chunk.value(i));
-                        let id = self.segments.id_of(value, key, view.is_inline());
+                        let id = self.segments.block_of(chunk, i);
                         last = Some((key, id));
                         id
                     }

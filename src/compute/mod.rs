@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use polars::prelude::*;
-use polars_arrow::array::{Array, BooleanArray};
+use polars_arrow::array::{Array, BooleanArray, Utf8ViewArray};
 use polars_arrow::bitmap::Bitmap;
 use rayon::prelude::*;
 
@@ -87,6 +87,27 @@ impl IdMaps {
     fn next(&self) -> u32 {
         (self.inline.len() + self.long.len()) as u32
     }
+
+    /// The id of row `i` of `chunk` (not null): the next one for a value not seen before.
+    fn id_of(&mut self, chunk: &Utf8ViewArray, i: usize) -> u32 {
+        let view = chunk.views()[i];
+        let next = self.next();
+        if view.is_inline() {
+            let key = view.as_u128();
+            return *self
+                .inline
+                .entry([key as u64, (key >> 64) as u64])
+                .or_insert(next);
+        }
+        let value = chunk.value(i);
+        match self.long.get(value) {
+            Some(&id) => id,
+            None => {
+                self.long.insert(value.to_string(), next);
+                next
+            }
+        }
+    }
 }
 
 impl ValueIds {
@@ -116,24 +137,7 @@ impl ValueIds {
                 let key = view.as_u128();
                 let id = match last {
                     Some((same, id)) if same == key => id,
-                    _ if view.is_inline() => {
-                        let next = maps.next();
-                        *maps
-                            .inline
-                            .entry([key as u64, (key >> 64) as u64])
-                            .or_insert(next)
-                    }
-                    _ => {
-                        let value = chunk.value(i);
-                        match maps.long.get(value) {
-                            Some(&id) => id,
-                            None => {
-                                let id = maps.next();
-                                maps.long.insert(value.to_string(), id);
-                                id
-                            }
-                        }
-                    }
+                    _ => maps.id_of(chunk, i),
                 };
                 last = Some((key, id));
                 ids.push(id);
@@ -364,25 +368,15 @@ pub(crate) fn plan_source(
     );
     // With any two-phase indicator the first segmentation is the total, over every usable row
     // unless the source carries its own totals: its group-by also counts the rows.
-    let counted = match layout.first() {
-        Some(total) if source.total_rows.is_none() && !parts.partial.is_empty() => {
-            let total_segment = Segmentation::new(None, months, tree.units().len());
-            let frame = total_segment.scalar_frame(
-                &total_rows,
-                &total.members,
-                &parts.partial,
-                Some(("__rows", len().cast(DataType::Int64))),
-            );
-            let dense = total_segment.dense_scalars(
-                &total_rows,
-                &total.members,
-                &parts.partial,
-                Some("__rows"),
-            );
-            Some((total.scalars, frame, dense))
-        }
-        _ => None,
-    };
+    let counted =
+        match layout.first() {
+            Some(total) if source.total_rows.is_none() && !parts.partial.is_empty() => {
+                let (frame, dense) = Segmentation::new(None, months, tree.units().len())
+                    .scalar_output(&total_rows, &total.members, &parts.partial, Some("__rows"));
+                Some((total.scalars, frame, dense))
+            }
+            _ => None,
+        };
 
     let direct_output = if parts.direct_defs.is_empty() {
         None
@@ -671,13 +665,9 @@ impl Segmentation {
                 .iter()
                 .flat_map(|&i| partial[i].parts.scalars.iter())
         };
-        outputs
-            .frames
-            .push(self.scalar_frame(rows, members, partial, None));
-        outputs.dense.insert(
-            outputs.frames.len() - 1,
-            self.dense_scalars(rows, members, partial, None),
-        );
+        let (frame, dense) = self.scalar_output(rows, members, partial, None);
+        outputs.frames.push(frame);
+        outputs.dense.insert(outputs.frames.len() - 1, dense);
         outputs.sql.push(sql::SqlOutput::Scalars {
             dim: self.dim.clone(),
             states: states().map(|s| (s.name.clone(), s.row.clone())).collect(),
@@ -685,41 +675,16 @@ impl Segmentation {
         outputs.frames.len() - 1
     }
 
-    /// The members' scalar states grouped per unit, month and segment, and `extra` (a name
-    /// and an aggregation) after them.
-    fn scalar_frame(
+    /// The members' scalar states grouped per unit, month and segment, with a count of every
+    /// row named `count_rows` after them if asked: as polars' group-by, and the same states
+    /// accumulated in dense arrays (`dense`), which runs in its place on the streaming engine.
+    fn scalar_output(
         &self,
         rows: &LazyFrame,
         members: &[usize],
         partial: &[PartialIndicator],
-        extra: Option<(&str, Expr)>,
-    ) -> LazyFrame {
-        let states = members
-            .iter()
-            .flat_map(|&i| partial[i].parts.scalars.iter());
-        let mut aggs: Vec<Expr> = states.clone().map(|s| s.agg.clone()).collect();
-        let mut names: Vec<&str> = states.map(|s| s.name.as_str()).collect();
-        if let Some((name, agg)) = extra {
-            aggs.push(agg.alias(name));
-            names.push(name);
-        }
-        self.labelled(self.grouped(rows, aggs), &names)
-    }
-
-    /// `rows` grouped per cell (and segment) with `aggs`.
-    fn grouped(&self, rows: &LazyFrame, aggs: Vec<Expr>) -> LazyFrame {
-        rows.clone().group_by(self.keys.clone()).agg(aggs)
-    }
-
-    /// The same states as [`Self::scalar_frame`], accumulated in dense arrays (`dense`); `extra`
-    /// names a count of every row after them.
-    fn dense_scalars(
-        &self,
-        rows: &LazyFrame,
-        members: &[usize],
-        partial: &[PartialIndicator],
-        extra: Option<&str>,
-    ) -> dense::DenseScalars {
+        count_rows: Option<&str>,
+    ) -> (LazyFrame, dense::DenseScalars) {
         let scalars = members
             .iter()
             .flat_map(|&i| partial[i].parts.scalars.iter());
@@ -728,24 +693,28 @@ impl Segmentation {
             .map(|s| (s.name.clone(), s.row.clone()))
             .collect();
         let mut aggs: Vec<Expr> = scalars.map(|s| s.agg.clone()).collect();
-        if let Some(name) = extra {
+        if let Some(name) = count_rows {
             states.push((name.to_string(), sql::RowAgg::Rows));
             aggs.push(len().cast(DataType::Int64).alias(name));
         }
         let names: Vec<String> = states.iter().map(|(name, _)| name.clone()).collect();
+        let grouped = rows.clone().group_by(self.keys.clone()).agg(aggs);
         let segment = self.clone();
-        dense::DenseScalars {
+        let then = move |grouped: LazyFrame| {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            segment.labelled(grouped, &names)
+        };
+        let frame = then.clone()(grouped.clone());
+        let dense = dense::DenseScalars {
             rows: rows.clone(),
             cell: self.keys[0].clone(),
             dim: self.dim.clone(),
             states,
             n_cells: (Self::n_months(self.months) as usize) * self.n_units,
-            grouped: self.grouped(rows, aggs),
-            then: Box::new(move |grouped| {
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                segment.labelled(grouped, &names)
-            }),
-        }
+            grouped,
+            then: Box::new(then),
+        };
+        (frame, dense)
     }
 
     /// The outputs of the members' set states; per set state, its output and value column.

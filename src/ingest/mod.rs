@@ -656,8 +656,8 @@ fn quoted(name: &str, what: &str, tail: &str) -> Expr {
     )
 }
 
-/// Reasons from a column's declared checks, in the order min, max, values, required.
-/// The reasons a value fails its column's checks; `present` when no value can be missing.
+/// Reasons from a column's declared checks, in the order min, max, values, required;
+/// `present` when no value of the column can be missing (the required check is then left out).
 fn check_reasons(
     name: &str,
     typed: &Expr,
