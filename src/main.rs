@@ -414,7 +414,7 @@ fn main() -> ExitCode {
         // SAFETY: the first statement of main, before any other thread exists.
         unsafe { std::env::set_var("POLARS_FORCE_ASYNC", "1") };
     }
-    limit_malloc_arenas();
+    tune_malloc();
     let cli = Cli::parse();
     let json_logs = matches!(cli.log_format, LogFormat::Json);
     init_logging(cli.log_format);
@@ -429,15 +429,18 @@ fn main() -> ExitCode {
 
 /// As many malloc arenas as cores. glibc gives each thread that allocates its own arena (up to
 /// eight per core), and memory freed in one is not reused by another: polars' reader threads,
-/// its pipeline's workers and rayon's each keep their own high-water mark. Capped, scale 1000
-/// peaks at about 0.75 GB instead of 1.05 GB in the same time (README, "Other benchmarks and
-/// knobs"); one arena saves a little more but slows the fixtures by 10 %. A user's own
-/// `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` is left to act.
+/// its pipeline's workers and rayon's each kept their own high-water mark. Measured side by
+/// side (README, "Other benchmarks and knobs"): scale 1000 peaks at about 0.75 GB instead of
+/// 1.05 GB, in the same time or a little less. One arena saves a little more memory but slows
+/// the fixtures by 10 %; larger mmap and trim thresholds on top cut the kernel's time but not
+/// the run's. A user's own `GLIBC_TUNABLES` or `MALLOC_*` settings are left to act instead.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some()
-        || std::env::var_os("GLIBC_TUNABLES").is_some()
-    {
+fn tune_malloc() {
+    let set_by_user = std::env::vars_os().any(|(name, _)| {
+        let name = name.to_string_lossy();
+        name == "GLIBC_TUNABLES" || name.starts_with("MALLOC_")
+    });
+    if set_by_user {
         return;
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -447,7 +450,7 @@ fn limit_malloc_arenas() {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
+fn tune_malloc() {}
 
 /// Runs one command, printing what it made. `alert` is set when a run's `--fail-on` found a
 /// status.
