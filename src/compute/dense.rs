@@ -103,6 +103,15 @@ impl DenseScalars {
     /// The plan that feeds the accumulator (to run in place of the group-by) and what finishes
     /// it; `None` when a state's input type is not one this module accumulates.
     pub(crate) fn start(self) -> PolarsResult<Option<(LazyFrame, Pending)>> {
+        let rows = self.rows.clone();
+        let (sink, mut pending) = start_together(rows, vec![self])?;
+        Ok(sink.zip(pending.pop().flatten()))
+    }
+
+    /// The accumulation's columns in a sink's batches (named with `tag`, so that several
+    /// accumulations can share one sink) and what finishes it; `None` when a state's input
+    /// type is not one this module accumulates.
+    fn prepare(self, tag: usize) -> PolarsResult<Option<(Vec<Expr>, Pending)>> {
         // Indicators share states (the rows passing the same filter, the nulls of one column):
         // each distinct aggregation is accumulated once.
         let mut distinct: Vec<(String, &RowAgg)> = Vec::new();
@@ -120,46 +129,38 @@ impl DenseScalars {
                 }
             })
             .collect();
-        let inputs: Vec<Expr> = distinct
-            .iter()
-            .enumerate()
-            .filter_map(|(k, (_, agg))| input_of(agg).map(|e| e.alias(input_name(k))))
-            .collect();
-        let mut select = vec![self.cell.clone().alias("__cell")];
-        if let Some(d) = &self.dim {
+        let columns = Columns {
+            cell: format!("__cell{tag}"),
+            dim: self.dim.as_ref().map(|_| format!("__dim{tag}")),
+            inputs: (0..distinct.len())
+                .map(|k| format!("__in{tag}_{k}"))
+                .collect(),
+        };
+        let mut select = vec![self.cell.clone().alias(columns.cell.as_str())];
+        if let (Some(d), Some(name)) = (&self.dim, &columns.dim) {
             // As text: the segment's label is made from the text (`segment_label`).
-            select.push(col(d.as_str()).cast(DataType::String).alias("__dim"));
+            select.push(col(d.as_str()).cast(DataType::String).alias(name.as_str()));
         }
-        select.extend(inputs);
-        let input = self.rows.select(select);
-        let input_schema = input.clone().collect_schema()?;
+        select.extend(
+            distinct
+                .iter()
+                .zip(&columns.inputs)
+                .filter_map(|((_, agg), name)| input_of(agg).map(|e| e.alias(name.as_str()))),
+        );
+        let input_schema = self.rows.clone().select(select.clone()).collect_schema()?;
         let mut kinds = Vec::with_capacity(distinct.len());
-        for (k, (_, agg)) in distinct.iter().enumerate() {
-            match Kind::of(agg, input_schema.get(&input_name(k))) {
+        for ((_, agg), name) in distinct.iter().zip(&columns.inputs) {
+            match Kind::of(agg, input_schema.get(name.as_str())) {
                 Some(kind) => kinds.push(kind),
                 None => return Ok(None),
             }
         }
         let expected = self.grouped.clone().collect_schema()?;
-        let acc = Arc::new(Mutex::new(Accumulator::new(kinds, self.n_cells)));
-        let fed = acc.clone();
-        let has_dim = self.dim.is_some();
-        let callback = move |batch: DataFrame| -> PolarsResult<bool> {
-            fed.lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .add(&batch, has_dim)?;
-            Ok(false)
-        };
-        // In row order: each cell's floats are summed in the order of the file's rows.
-        let sink = input.sink_batches(
-            PlanCallback::Rust(SpecialEq::new(Arc::new(callback))),
-            true,
-            None,
-        )?;
+        let acc = Accumulator::new(kinds, self.n_cells, columns);
         Ok(Some((
-            sink,
+            select,
             Pending {
-                acc,
+                acc: Arc::new(Mutex::new(acc)),
                 expected,
                 dim: self.dim,
                 names: self.states.into_iter().map(|(name, _)| name).collect(),
@@ -170,8 +171,54 @@ impl DenseScalars {
     }
 }
 
-fn input_name(k: usize) -> String {
-    format!("__in{k}")
+/// Accumulations over the same `rows` fed by one sink, so that the rows are filtered and
+/// handed over once for all of them (a source's total and its breakdowns): the sink (`None`
+/// when no accumulation is possible), and per accumulation what finishes it (`None` where a
+/// state's input type is not one this module accumulates: that output stays a group-by).
+pub(crate) fn start_together(
+    rows: LazyFrame,
+    list: Vec<DenseScalars>,
+) -> PolarsResult<(Option<LazyFrame>, Vec<Option<Pending>>)> {
+    let mut select = Vec::new();
+    let mut pending = Vec::with_capacity(list.len());
+    for (tag, dense) in list.into_iter().enumerate() {
+        match dense.prepare(tag)? {
+            Some((columns, p)) => {
+                select.extend(columns);
+                pending.push(Some(p));
+            }
+            None => pending.push(None),
+        }
+    }
+    let accs: Vec<Arc<Mutex<Accumulator>>> =
+        pending.iter().flatten().map(|p| p.acc.clone()).collect();
+    if accs.is_empty() {
+        return Ok((None, pending));
+    }
+    let callback = move |batch: DataFrame| -> PolarsResult<bool> {
+        for acc in &accs {
+            acc.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .add(&batch)?;
+        }
+        Ok(false)
+    };
+    // In row order: each cell's floats are summed in the order of the file's rows.
+    let sink = rows.select(select).sink_batches(
+        PlanCallback::Rust(SpecialEq::new(Arc::new(callback))),
+        true,
+        None,
+    )?;
+    Ok((Some(sink), pending))
+}
+
+/// The names of one accumulation's columns in the sink's batches.
+#[derive(Default)]
+struct Columns {
+    cell: String,
+    dim: Option<String>,
+    /// Per accumulated state, its row-level input (unused for a count of rows).
+    inputs: Vec<String>,
 }
 
 fn input_of(agg: &RowAgg) -> Option<Expr> {
@@ -341,6 +388,7 @@ impl Segments {
 
 #[derive(Default)]
 struct Accumulator {
+    columns: Columns,
     n_cells: usize,
     /// Rows per slot: a slot with rows is a group.
     rows: Vec<u64>,
@@ -352,8 +400,9 @@ struct Accumulator {
 }
 
 impl Accumulator {
-    fn new(kinds: Vec<Kind>, n_cells: usize) -> Accumulator {
+    fn new(kinds: Vec<Kind>, n_cells: usize, columns: Columns) -> Accumulator {
         Accumulator {
+            columns,
             n_cells,
             states: kinds
                 .into_iter()
@@ -380,11 +429,11 @@ impl Accumulator {
         }
     }
 
-    fn add(&mut self, batch: &DataFrame, has_dim: bool) -> PolarsResult<()> {
+    fn add(&mut self, batch: &DataFrame) -> PolarsResult<()> {
         if batch.height() == 0 {
             return Ok(());
         }
-        let cells = batch.column("__cell")?.cast(&DataType::UInt32)?;
+        let cells = batch.column(&self.columns.cell)?.cast(&DataType::UInt32)?;
         let cells = cells.u32()?.rechunk();
         polars_ensure!(
             cells.null_count() == 0,
@@ -398,8 +447,8 @@ impl Accumulator {
         runs.clear();
         // The largest cell, checked once for the batch.
         let mut largest = 0;
-        if has_dim {
-            let dims = batch.column("__dim")?.str()?.rechunk();
+        if let Some(dim) = &self.columns.dim {
+            let dims = batch.column(dim)?.str()?.rechunk();
             let chunk = dims.downcast_as_array();
             let mut last: Option<(u128, u32)> = None;
             for (i, (view, &cell)) in chunk.views().iter().zip(cells).enumerate() {
@@ -457,7 +506,7 @@ impl Accumulator {
             if state.kind == Kind::Rows {
                 continue;
             }
-            let input = batch.column(&input_name(k))?;
+            let input = batch.column(&self.columns.inputs[k])?;
             match state.kind {
                 Kind::CountTrue => count_true(state, input, &runs, &slots, by_runs)?,
                 Kind::SumFloat | Kind::SumInt if by_runs => add_runs(state, input, &runs)?,
@@ -749,7 +798,8 @@ mod tests {
             .collect()
     }
 
-    fn dense_and_grouped(frame: &DataFrame, dim: Option<&str>) -> (DataFrame, DataFrame) {
+    /// Every state of `states()` by cell (and `dim`): densely, and as polars' group-by.
+    fn planned(frame: &DataFrame, dim: Option<&str>) -> (DenseScalars, LazyFrame) {
         let states = states();
         let mut keys = vec![col("cell").alias("__cell")];
         keys.extend(dim.map(col));
@@ -771,25 +821,33 @@ mod tests {
             grouped: grouped.clone(),
             then: Box::new(|lf| lf),
         };
-        let (sink, pending) = dense.start().unwrap().expect("every type is accumulated");
+        (dense, grouped)
+    }
+
+    fn run(sink: LazyFrame) {
         LazyFrame::collect_all_with_engine(
             vec![sink.logical_plan],
             polars::prelude::Engine::Streaming,
             OptFlags::default(),
         )
         .unwrap();
+    }
+
+    /// A result sorted by cell (and `dim`), to compare row by row.
+    fn sorted(df: DataFrame, dim: Option<&str>) -> DataFrame {
         let mut by: Vec<PlSmallStr> = vec!["__cell".into()];
         by.extend(dim.map(PlSmallStr::from));
-        let sorted = |df: DataFrame| {
-            df.sort(
-                by.clone(),
-                SortMultipleOptions::default().with_nulls_last(true),
-            )
+        df.sort(by, SortMultipleOptions::default().with_nulls_last(true))
             .unwrap()
-        };
+    }
+
+    fn dense_and_grouped(frame: &DataFrame, dim: Option<&str>) -> (DataFrame, DataFrame) {
+        let (dense, grouped) = planned(frame, dim);
+        let (sink, pending) = dense.start().unwrap().expect("every type is accumulated");
+        run(sink);
         (
-            sorted(pending.finish().unwrap()),
-            sorted(grouped.collect().unwrap()),
+            sorted(pending.finish().unwrap(), dim),
+            sorted(grouped.collect().unwrap(), dim),
         )
     }
 
@@ -832,6 +890,47 @@ mod tests {
                     "sorted rows: {sorted}, breakdown: {dim:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn accumulations_fed_by_one_sink_equal_their_own_group_bys() {
+        // A source's total and its breakdown over the same rows, and beside them an output
+        // the arrays do not take (a text min): one sink feeds the first two, the third is left
+        // to its group-by.
+        let frame = rows(20_000, true, 5);
+        let (total, total_grouped) = planned(&frame, None);
+        let (by_seg, by_seg_grouped) = planned(&frame, Some("seg"));
+        let text = DenseScalars {
+            rows: frame.clone().lazy(),
+            cell: col("cell"),
+            dim: None,
+            states: vec![(
+                "s0".to_string(),
+                RowAgg::Min(col("i").cast(DataType::String)),
+            )],
+            n_cells: N_CELLS,
+            grouped: frame
+                .clone()
+                .lazy()
+                .group_by([col("cell")])
+                .agg([col("i").cast(DataType::String).min().alias("s0")]),
+            then: Box::new(|lf| lf),
+        };
+        let (sink, mut pending) =
+            start_together(frame.clone().lazy(), vec![total, text, by_seg]).unwrap();
+        run(sink.expect("two of the three are accumulated"));
+        let by_seg = pending.pop().unwrap().expect("by segment is accumulated");
+        assert!(pending.pop().unwrap().is_none(), "a text min is not");
+        let total = pending.pop().unwrap().expect("the total is accumulated");
+        for (dense, grouped, dim) in [
+            (total, total_grouped, None),
+            (by_seg, by_seg_grouped, Some("seg")),
+        ] {
+            let dense = sorted(dense.finish().unwrap(), dim);
+            let grouped = sorted(grouped.collect().unwrap(), dim);
+            assert!(grouped.height() > N_CELLS / 2);
+            assert_eq!(cells_of(&dense), cells_of(&grouped), "breakdown: {dim:?}");
         }
     }
 

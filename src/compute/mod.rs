@@ -189,6 +189,9 @@ pub(crate) struct SourcePlan {
     counted: Option<(usize, LazyFrame, dense::DenseScalars)>,
     /// Each scalar output (by position) accumulated densely, to run in place of its group-by.
     dense: BTreeMap<usize, dense::DenseScalars>,
+    /// Whether every segmentation reads the same rows (the source carries no totals of its
+    /// own): then one sink feeds all the dense accumulations.
+    same_rows: bool,
 }
 
 /// One source's fused plan, as `styrkort explain` prints it.
@@ -414,6 +417,7 @@ pub(crate) fn plan_source(
         direct_output,
         counted,
         dense: outputs.dense,
+        same_rows: source.total_rows.is_none(),
     })
 }
 
@@ -1228,7 +1232,8 @@ fn run_phase1(
                     plans[at] = frame;
                     dense.insert(at, dense_counted);
                     plans.push(std::mem::take(&mut plan.rows.outside_month_rows));
-                    let pending = start_dense(&mut plans, dense).map_err(polars_err)?;
+                    let pending =
+                        start_dense(&mut plans, dense, plan.same_rows).map_err(polars_err)?;
                     let (mut out, rejected, outside, distinct) =
                         phase1_on_polars(&plan.source, plans, &plan.rows.files, why)?;
                     finish_dense(&mut out, pending).map_err(polars_err)?;
@@ -1238,7 +1243,8 @@ fn run_phase1(
                 }
                 None => {
                     plans.push(std::mem::take(&mut plan.rows.month_rows));
-                    let pending = start_dense(&mut plans, dense).map_err(polars_err)?;
+                    let pending =
+                        start_dense(&mut plans, dense, plan.same_rows).map_err(polars_err)?;
                     let (mut out, rejected, per_month, distinct) =
                         phase1_on_polars(&plan.source, plans, &plan.rows.files, why)?;
                     finish_dense(&mut out, pending).map_err(polars_err)?;
@@ -1266,22 +1272,40 @@ fn run_phase1(
 }
 
 /// Puts each scalar output's dense accumulation in place of its group-by in `plans`; returns
-/// them by position, to finish once the plans have run. None on polars' in-memory engine, or
-/// with `STYRKORT_DENSE=0` (the group-bys then run, for measuring one against the other).
+/// them by position, to finish once the plans have run. When every accumulation reads the same
+/// rows (`same_rows`), one sink feeds them all, in the first one's place: the rows are filtered
+/// and handed over once, not once per segmentation; the others' plans become empty frames.
+/// None on polars' in-memory engine, or with `STYRKORT_DENSE=0` (the group-bys then run, for
+/// measuring one against the other).
 fn start_dense(
     plans: &mut [LazyFrame],
     dense: BTreeMap<usize, dense::DenseScalars>,
+    same_rows: bool,
 ) -> PolarsResult<Vec<(usize, dense::Pending)>> {
     let off = std::env::var("STYRKORT_DENSE").is_ok_and(|v| v == "0");
     if off || matches!(phase1_engine(), polars::prelude::Engine::InMemory) {
         return Ok(Vec::new());
     }
     let mut pending = Vec::new();
-    for (at, d) in dense {
-        if let Some((sink, p)) = d.start()? {
-            plans[at] = sink;
-            pending.push((at, p));
+    if !same_rows {
+        for (at, d) in dense {
+            if let Some((sink, p)) = d.start()? {
+                plans[at] = sink;
+                pending.push((at, p));
+            }
         }
+        return Ok(pending);
+    }
+    let Some(rows) = dense.values().next().map(|d| d.rows.clone()) else {
+        return Ok(pending);
+    };
+    let (at, list): (Vec<usize>, Vec<dense::DenseScalars>) = dense.into_iter().unzip();
+    let (sink, started) = dense::start_together(rows, list)?;
+    let mut sink = sink;
+    for (at, p) in at.into_iter().zip(started) {
+        let Some(p) = p else { continue };
+        plans[at] = sink.take().unwrap_or_else(|| DataFrame::empty().lazy());
+        pending.push((at, p));
     }
     Ok(pending)
 }
