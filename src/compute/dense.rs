@@ -13,6 +13,11 @@
 //! group-by's own schema is asked for, and each state is cast to it. A state whose input has a
 //! type this module does not sum (text, 64-bit unsigned, 32-bit floats, dates in a sum) leaves
 //! the whole output to the group-by.
+//!
+//! A median's value multiset (rows per cell, segment and value) is counted here too, in a hash
+//! map keyed by slot and value, for whole-number values (`DenseMultiset`). Accumulations over
+//! the same rows — a source's total, its breakdowns, its medians — share one sink
+//! (`start_together`): the rows are filtered and handed over once for all of them.
 
 use std::sync::{Arc, Mutex};
 
@@ -85,12 +90,213 @@ pub(crate) struct DenseScalars {
     pub(crate) then: Then,
 }
 
+/// A median's value multiset — rows per (cell, segment, value) — counted in a hash map keyed
+/// by slot and value, instead of polars' group-by, which encodes its three keys into a row of
+/// bytes for every row. Integer values only; others leave the output to the group-by.
+pub(crate) struct DenseMultiset {
+    /// The rows: the same frame the group-by reads before its filters.
+    pub(crate) rows: LazyFrame,
+    /// `__cell` of a row.
+    pub(crate) cell: Expr,
+    /// The breakdown column, if the segmentation has one.
+    pub(crate) dim: Option<String>,
+    /// The indicator's row filter (a boolean column), if any.
+    pub(crate) mask: Option<String>,
+    /// The values; null ones are not counted.
+    pub(crate) value: Expr,
+    pub(crate) n_cells: usize,
+    /// The group-by this replaces (`__cell`, the breakdown column, `__v`, `__w`): the output
+    /// has its schema.
+    pub(crate) grouped: LazyFrame,
+    /// What follows the group-by in the plan.
+    pub(crate) then: Then,
+}
+
+/// An output accumulated here instead of by polars' group-by.
+pub(crate) enum Dense {
+    Scalars(DenseScalars),
+    Multiset(DenseMultiset),
+}
+
+impl Dense {
+    /// The rows it reads.
+    pub(crate) fn rows(&self) -> &LazyFrame {
+        match self {
+            Dense::Scalars(d) => &d.rows,
+            Dense::Multiset(d) => &d.rows,
+        }
+    }
+
+    /// The plan that feeds it on its own (to run in place of the group-by) and what finishes
+    /// it; `None` when its input types are not ones this module accumulates.
+    pub(crate) fn start(self) -> PolarsResult<Option<(LazyFrame, Pending)>> {
+        let rows = self.rows().clone();
+        let (sink, mut pending) = start_together(rows, vec![self])?;
+        Ok(sink.zip(pending.pop().flatten()))
+    }
+
+    fn prepare(self, tag: usize) -> PolarsResult<Option<(Vec<Expr>, Pending)>> {
+        match self {
+            Dense::Scalars(d) => d.prepare(tag),
+            Dense::Multiset(d) => d.prepare(tag),
+        }
+    }
+}
+
+impl DenseMultiset {
+    fn prepare(self, tag: usize) -> PolarsResult<Option<(Vec<Expr>, Pending)>> {
+        let columns = Columns {
+            cell: format!("__cell{tag}"),
+            dim: self.dim.as_ref().map(|_| format!("__dim{tag}")),
+            inputs: vec![format!("__v{tag}")],
+            mask: self.mask.as_ref().map(|_| format!("__mask{tag}")),
+        };
+        let mut select = vec![self.cell.clone().alias(columns.cell.as_str())];
+        if let (Some(d), Some(name)) = (&self.dim, &columns.dim) {
+            select.push(col(d.as_str()).cast(DataType::String).alias(name.as_str()));
+        }
+        select.push(self.value.clone().alias(columns.inputs[0].as_str()));
+        if let (Some(m), Some(name)) = (&self.mask, &columns.mask) {
+            select.push(col(m.as_str()).alias(name.as_str()));
+        }
+        let input_schema = self.rows.clone().select(select.clone()).collect_schema()?;
+        use DataType as D;
+        let integer = matches!(
+            input_schema.get(columns.inputs[0].as_str()),
+            Some(D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32)
+        );
+        let boolean_mask = columns
+            .mask
+            .as_ref()
+            .is_none_or(|m| input_schema.get(m.as_str()) == Some(&D::Boolean));
+        if !integer || !boolean_mask {
+            return Ok(None);
+        }
+        let acc = Multiset {
+            columns,
+            n_cells: self.n_cells,
+            ..Multiset::default()
+        };
+        Ok(Some((
+            select,
+            Pending {
+                acc: Arc::new(Mutex::new(Accumulation::Multiset(acc))),
+                expected: self.grouped.clone().collect_schema()?,
+                dim: self.dim,
+                names: Vec::new(),
+                of_state: Vec::new(),
+                then: self.then,
+            },
+        )))
+    }
+}
+
+/// What one accumulation keeps while the rows stream past.
+enum Accumulation {
+    Scalars(Accumulator),
+    Multiset(Multiset),
+}
+
+impl Accumulation {
+    fn add(&mut self, batch: &DataFrame) -> PolarsResult<()> {
+        match self {
+            Accumulation::Scalars(acc) => acc.add(batch),
+            Accumulation::Multiset(acc) => acc.add(batch),
+        }
+    }
+}
+
+/// Rows per (slot, value).
+#[derive(Default)]
+struct Multiset {
+    columns: Columns,
+    n_cells: usize,
+    segments: Segments,
+    counts: PlHashMap<(u32, i64), u64>,
+    /// The slot of each row of the batch being added (kept to reuse memory).
+    slots: Vec<u32>,
+}
+
+impl Multiset {
+    fn add(&mut self, batch: &DataFrame) -> PolarsResult<()> {
+        if batch.height() == 0 {
+            return Ok(());
+        }
+        let mut slots = std::mem::take(&mut self.slots);
+        batch_slots(
+            batch,
+            &self.columns,
+            &mut self.segments,
+            self.n_cells,
+            &mut slots,
+        )?;
+        let values = batch
+            .column(&self.columns.inputs[0])?
+            .cast(&DataType::Int64)?;
+        let values = values.i64()?.rechunk();
+        let values = values.downcast_as_array();
+        let mut counted = match values.validity() {
+            Some(valid) => valid.clone(),
+            None => Bitmap::new_with_value(true, values.len()),
+        };
+        if let Some(mask) = &self.columns.mask {
+            let mask = batch.column(mask)?.bool()?.rechunk();
+            let mask = mask.downcast_as_array();
+            let holds = match mask.validity() {
+                Some(valid) => mask.values() & valid,
+                None => mask.values().clone(),
+            };
+            counted = &counted & &holds;
+        }
+        if counted.set_bits() > 0 {
+            let rows = slots.iter().zip(values.values().iter()).zip(counted.iter());
+            for ((&slot, &value), counts) in rows {
+                if counts {
+                    *self.counts.entry((slot, value)).or_insert(0) += 1;
+                }
+            }
+        }
+        self.slots = slots;
+        Ok(())
+    }
+
+    /// The group-by's frame: `__cell`, the breakdown column, `__v`, `__w`, ordered by slot and
+    /// value.
+    fn frame(self, expected: &Schema, dim: Option<&str>) -> PolarsResult<DataFrame> {
+        let mut entries: Vec<((u32, i64), u64)> = self.counts.into_iter().collect();
+        entries.sort_unstable();
+        let n_cells = self.n_cells.max(1);
+        let mut columns = Vec::with_capacity(4);
+        let cells: Vec<u32> = entries
+            .iter()
+            .map(|((slot, _), _)| (*slot as usize % n_cells) as u32)
+            .collect();
+        columns.push(typed(
+            Series::new("__cell".into(), cells),
+            expected,
+            "__cell",
+        )?);
+        if let Some(d) = dim {
+            let values: Vec<Option<&str>> = entries
+                .iter()
+                .map(|((slot, _), _)| self.segments.values[*slot as usize / n_cells].as_deref())
+                .collect();
+            columns.push(Series::new(d.into(), values).into_column());
+        }
+        let values: Vec<i64> = entries.iter().map(|((_, v), _)| *v).collect();
+        columns.push(typed(Series::new("__v".into(), values), expected, "__v")?);
+        let weights: Vec<i64> = entries.iter().map(|(_, w)| *w as i64).collect();
+        columns.push(typed(Series::new("__w".into(), weights), expected, "__w")?);
+        DataFrame::new_infer_height(columns)
+    }
+}
+
 /// The plan's steps after the group-by, applied to the accumulated frame.
 pub(crate) type Then = Box<dyn FnOnce(LazyFrame) -> LazyFrame + Send + Sync>;
 
 /// A started accumulation: filled while the scan runs, then turned into the group-by's frame.
 pub(crate) struct Pending {
-    acc: Arc<Mutex<Accumulator>>,
+    acc: Arc<Mutex<Accumulation>>,
     expected: SchemaRef,
     dim: Option<String>,
     names: Vec<String>,
@@ -100,14 +306,6 @@ pub(crate) struct Pending {
 }
 
 impl DenseScalars {
-    /// The plan that feeds the accumulator (to run in place of the group-by) and what finishes
-    /// it; `None` when a state's input type is not one this module accumulates.
-    pub(crate) fn start(self) -> PolarsResult<Option<(LazyFrame, Pending)>> {
-        let rows = self.rows.clone();
-        let (sink, mut pending) = start_together(rows, vec![self])?;
-        Ok(sink.zip(pending.pop().flatten()))
-    }
-
     /// The accumulation's columns in a sink's batches (named with `tag`, so that several
     /// accumulations can share one sink) and what finishes it; `None` when a state's input
     /// type is not one this module accumulates.
@@ -135,6 +333,7 @@ impl DenseScalars {
             inputs: (0..distinct.len())
                 .map(|k| format!("__in{tag}_{k}"))
                 .collect(),
+            mask: None,
         };
         let mut select = vec![self.cell.clone().alias(columns.cell.as_str())];
         if let (Some(d), Some(name)) = (&self.dim, &columns.dim) {
@@ -160,7 +359,7 @@ impl DenseScalars {
         Ok(Some((
             select,
             Pending {
-                acc: Arc::new(Mutex::new(acc)),
+                acc: Arc::new(Mutex::new(Accumulation::Scalars(acc))),
                 expected,
                 dim: self.dim,
                 names: self.states.into_iter().map(|(name, _)| name).collect(),
@@ -177,7 +376,7 @@ impl DenseScalars {
 /// state's input type is not one this module accumulates: that output stays a group-by).
 pub(crate) fn start_together(
     rows: LazyFrame,
-    list: Vec<DenseScalars>,
+    list: Vec<Dense>,
 ) -> PolarsResult<(Option<LazyFrame>, Vec<Option<Pending>>)> {
     let mut select = Vec::new();
     let mut pending = Vec::with_capacity(list.len());
@@ -190,7 +389,7 @@ pub(crate) fn start_together(
             None => pending.push(None),
         }
     }
-    let accs: Vec<Arc<Mutex<Accumulator>>> =
+    let accs: Vec<Arc<Mutex<Accumulation>>> =
         pending.iter().flatten().map(|p| p.acc.clone()).collect();
     if accs.is_empty() {
         return Ok((None, pending));
@@ -217,8 +416,11 @@ pub(crate) fn start_together(
 struct Columns {
     cell: String,
     dim: Option<String>,
-    /// Per accumulated state, its row-level input (unused for a count of rows).
+    /// Per accumulated state, its row-level input (unused for a count of rows); a multiset's
+    /// values.
     inputs: Vec<String>,
+    /// A multiset's row filter.
+    mask: Option<String>,
 }
 
 fn input_of(agg: &RowAgg) -> Option<Expr> {
@@ -232,11 +434,24 @@ impl Pending {
     /// The output as the group-by's plan gives it: the accumulated frame (one row per cell and
     /// segment with rows: segments in order of appearance, cells ascending) through the steps
     /// after the group-by.
-    pub(crate) fn finish(self) -> PolarsResult<DataFrame> {
-        let acc = match Arc::try_unwrap(self.acc) {
+    pub(crate) fn finish(mut self) -> PolarsResult<DataFrame> {
+        let idle = Arc::new(Mutex::new(Accumulation::Scalars(Accumulator::default())));
+        let acc = match Arc::try_unwrap(std::mem::replace(&mut self.acc, idle)) {
             Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
-            Err(shared) => std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner())),
+            Err(shared) => std::mem::replace(
+                &mut *shared.lock().unwrap_or_else(|p| p.into_inner()),
+                Accumulation::Scalars(Accumulator::default()),
+            ),
         };
+        let frame = match acc {
+            Accumulation::Scalars(acc) => self.scalars_frame(acc)?,
+            Accumulation::Multiset(acc) => acc.frame(&self.expected, self.dim.as_deref())?,
+        };
+        (self.then)(frame.lazy()).collect()
+    }
+
+    /// One row per cell and segment with rows, with the states.
+    fn scalars_frame(&self, acc: Accumulator) -> PolarsResult<DataFrame> {
         let present: Vec<usize> = (0..acc.rows.len()).filter(|&s| acc.rows[s] > 0).collect();
         let n_cells = acc.n_cells.max(1);
         let mut columns: Vec<Column> = Vec::with_capacity(self.names.len() + 2);
@@ -301,7 +516,7 @@ impl Pending {
             };
             columns.push(typed(series, &self.expected, name)?);
         }
-        (self.then)(DataFrame::new_infer_height(columns)?.lazy()).collect()
+        DataFrame::new_infer_height(columns)
     }
 }
 
@@ -433,62 +648,21 @@ impl Accumulator {
         if batch.height() == 0 {
             return Ok(());
         }
-        let cells = batch.column(&self.columns.cell)?.cast(&DataType::UInt32)?;
-        let cells = cells.u32()?.rechunk();
-        polars_ensure!(
-            cells.null_count() == 0,
-            ComputeError: "a usable row without a unit or month"
-        );
-        let cells = cells.cont_slice()?;
-        let n_cells = self.n_cells as u32;
         let mut slots = std::mem::take(&mut self.slots);
-        slots.clear();
+        batch_slots(
+            batch,
+            &self.columns,
+            &mut self.segments,
+            self.n_cells,
+            &mut slots,
+        )?;
         let mut runs = std::mem::take(&mut self.runs);
         runs.clear();
-        // The largest cell, checked once for the batch.
-        let mut largest = 0;
-        if let Some(dim) = &self.columns.dim {
-            let dims = batch.column(dim)?.str()?.rechunk();
-            let chunk = dims.downcast_as_array();
-            let mut last: Option<(u128, u32)> = None;
-            for (i, (view, &cell)) in chunk.views().iter().zip(cells).enumerate() {
-                // Equal views are equal strings (inline: the bytes; else the same place).
-                let key = if chunk.is_valid(i) {
-                    view.as_u128()
-                } else {
-                    u128::MAX
-                };
-                let id = match last {
-                    Some((same, id)) if same == key => id,
-                    _ => {
-                        let id = self.segments.block_of(chunk, i);
-                        last = Some((key, id));
-                        id
-                    }
-                };
-                largest = largest.max(cell);
-                let slot = id * n_cells + cell;
-                if runs.last().is_none_or(|r: &Run| r.slot != slot) {
-                    runs.push(Run { start: i, slot });
-                }
-                slots.push(slot);
+        for (i, &slot) in slots.iter().enumerate() {
+            if runs.last().is_none_or(|r: &Run| r.slot != slot) {
+                runs.push(Run { start: i, slot });
             }
-        } else {
-            for (i, &cell) in cells.iter().enumerate() {
-                largest = largest.max(cell);
-                if runs.last().is_none_or(|r: &Run| r.slot != cell) {
-                    runs.push(Run {
-                        start: i,
-                        slot: cell,
-                    });
-                }
-            }
-            slots.extend_from_slice(cells);
         }
-        polars_ensure!(
-            largest < n_cells,
-            ComputeError: "a row's unit and month outside the run's cells"
-        );
         self.grow(self.segments.values.len().max(1));
         runs.push(Run {
             start: slots.len(),
@@ -518,6 +692,57 @@ impl Accumulator {
         self.slots = slots;
         Ok(())
     }
+}
+
+/// Each row's slot (segment block × cells + cell) in `slots`, segments given blocks as they
+/// appear.
+fn batch_slots(
+    batch: &DataFrame,
+    columns: &Columns,
+    segments: &mut Segments,
+    n_cells: usize,
+    slots: &mut Vec<u32>,
+) -> PolarsResult<()> {
+    slots.clear();
+    let cells = batch.column(&columns.cell)?.cast(&DataType::UInt32)?;
+    let cells = cells.u32()?.rechunk();
+    polars_ensure!(
+        cells.null_count() == 0,
+        ComputeError: "a usable row without a unit or month"
+    );
+    let cells = cells.cont_slice()?;
+    // The largest cell, checked once for the batch.
+    let largest = cells.iter().copied().max().unwrap_or(0);
+    polars_ensure!(
+        (largest as usize) < n_cells,
+        ComputeError: "a row's unit and month outside the run's cells"
+    );
+    let Some(dim) = &columns.dim else {
+        slots.extend_from_slice(cells);
+        return Ok(());
+    };
+    let n_cells = n_cells as u32;
+    let dims = batch.column(dim)?.str()?.rechunk();
+    let chunk = dims.downcast_as_array();
+    let mut last: Option<(u128, u32)> = None;
+    for (i, (view, &cell)) in chunk.views().iter().zip(cells).enumerate() {
+        // Equal views are equal strings (inline: the bytes; else the same place).
+        let key = if chunk.is_valid(i) {
+            view.as_u128()
+        } else {
+            u128::MAX
+        };
+        let block = match last {
+            Some((same, block)) if same == key => block,
+            _ => {
+                let block = segments.block_of(chunk, i);
+                last = Some((key, block));
+                block
+            }
+        };
+        slots.push(block * n_cells + cell);
+    }
+    Ok(())
 }
 
 /// Adds the rows where a boolean input is true (and not null). Most such inputs are the null
@@ -843,7 +1068,10 @@ mod tests {
 
     fn dense_and_grouped(frame: &DataFrame, dim: Option<&str>) -> (DataFrame, DataFrame) {
         let (dense, grouped) = planned(frame, dim);
-        let (sink, pending) = dense.start().unwrap().expect("every type is accumulated");
+        let (sink, pending) = Dense::Scalars(dense)
+            .start()
+            .unwrap()
+            .expect("every type is accumulated");
         run(sink);
         (
             sorted(pending.finish().unwrap(), dim),
@@ -917,8 +1145,15 @@ mod tests {
                 .agg([col("i").cast(DataType::String).min().alias("s0")]),
             then: Box::new(|lf| lf),
         };
-        let (sink, mut pending) =
-            start_together(frame.clone().lazy(), vec![total, text, by_seg]).unwrap();
+        let (sink, mut pending) = start_together(
+            frame.clone().lazy(),
+            vec![
+                Dense::Scalars(total),
+                Dense::Scalars(text),
+                Dense::Scalars(by_seg),
+            ],
+        )
+        .unwrap();
         run(sink.expect("two of the three are accumulated"));
         let by_seg = pending.pop().unwrap().expect("by segment is accumulated");
         assert!(pending.pop().unwrap().is_none(), "a text min is not");
@@ -934,6 +1169,73 @@ mod tests {
         }
     }
 
+    /// A median's multiset of `value` over the rows where `b` holds (or all rows), by cell
+    /// (and `dim`): densely, and as polars' group-by (null values left out, as planned).
+    fn multiset_planned(
+        frame: &DataFrame,
+        dim: Option<&str>,
+        value: Expr,
+        masked: bool,
+    ) -> (Dense, LazyFrame) {
+        let mut keys = vec![col("cell").alias("__cell")];
+        keys.extend(dim.map(col));
+        keys.push(value.clone().alias("__v"));
+        let picked = if masked {
+            frame.clone().lazy().filter(col("b"))
+        } else {
+            frame.clone().lazy()
+        };
+        let grouped = picked
+            .filter(value.clone().is_not_null())
+            .group_by(keys)
+            .agg([len().cast(DataType::Int64).alias("__w")]);
+        let dense = DenseMultiset {
+            rows: frame.clone().lazy(),
+            cell: col("cell"),
+            dim: dim.map(str::to_string),
+            mask: masked.then(|| "b".to_string()),
+            value,
+            n_cells: N_CELLS,
+            grouped: grouped.clone(),
+            then: Box::new(|lf| lf),
+        };
+        (Dense::Multiset(dense), grouped)
+    }
+
+    #[test]
+    fn dense_multisets_equal_polars_group_by() {
+        for (sorted, seed) in [(true, 6), (false, 7)] {
+            let frame = rows(20_000, sorted, seed);
+            for dim in [None, Some("seg")] {
+                for masked in [false, true] {
+                    for value in [col("i32"), col("i") % lit(7)] {
+                        let (dense, grouped) = multiset_planned(&frame, dim, value, masked);
+                        let (sink, pending) = dense.start().unwrap().expect("integers are counted");
+                        run(sink);
+                        let by = |df: DataFrame| {
+                            let mut by: Vec<PlSmallStr> = vec!["__cell".into(), "__v".into()];
+                            by.extend(dim.map(PlSmallStr::from));
+                            df.sort(by, SortMultipleOptions::default().with_nulls_last(true))
+                                .unwrap()
+                        };
+                        let dense = by(pending.finish().unwrap());
+                        let grouped = by(grouped.collect().unwrap());
+                        assert!(grouped.height() > N_CELLS);
+                        assert_eq!(
+                            cells_of(&dense),
+                            cells_of(&grouped),
+                            "sorted: {sorted}, breakdown: {dim:?}, filtered: {masked}"
+                        );
+                    }
+                }
+            }
+        }
+        // Floats are left to the group-by.
+        let frame = rows(100, true, 8);
+        let (dense, _) = multiset_planned(&frame, None, col("f"), false);
+        assert!(dense.start().unwrap().is_none());
+    }
+
     #[test]
     fn types_it_does_not_accumulate_leave_the_output_to_the_group_by() {
         let frame = df!("cell" => [0u32, 1], "t" => ["a", "b"]).unwrap();
@@ -946,6 +1248,6 @@ mod tests {
             grouped: frame.lazy().group_by([col("cell")]).agg([col("t").min()]),
             then: Box::new(|lf| lf),
         };
-        assert!(dense.start().unwrap().is_none());
+        assert!(Dense::Scalars(dense).start().unwrap().is_none());
     }
 }

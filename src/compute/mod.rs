@@ -188,7 +188,7 @@ pub(crate) struct SourcePlan {
     /// output accumulated densely.
     counted: Option<(usize, LazyFrame, dense::DenseScalars)>,
     /// Each scalar output (by position) accumulated densely, to run in place of its group-by.
-    dense: BTreeMap<usize, dense::DenseScalars>,
+    dense: BTreeMap<usize, dense::Dense>,
     /// Whether every segmentation reads the same rows (the source carries no totals of its
     /// own): then one sink feeds all the dense accumulations.
     same_rows: bool,
@@ -586,8 +586,8 @@ fn total_and_breakdown_rows(
 struct Outputs {
     frames: Vec<LazyFrame>,
     sql: Vec<sql::SqlOutput>,
-    /// The scalar outputs' dense accumulations, by position in `frames`.
-    dense: BTreeMap<usize, dense::DenseScalars>,
+    /// The scalar outputs' and medians' dense accumulations, by position in `frames`.
+    dense: BTreeMap<usize, dense::Dense>,
 }
 
 /// One segmentation of a source's rows: the total, or by one breakdown column.
@@ -671,7 +671,9 @@ impl Segmentation {
         };
         let (frame, dense) = self.scalar_output(rows, members, partial, None);
         outputs.frames.push(frame);
-        outputs.dense.insert(outputs.frames.len() - 1, dense);
+        outputs
+            .dense
+            .insert(outputs.frames.len() - 1, dense::Dense::Scalars(dense));
         outputs.sql.push(sql::SqlOutput::Scalars {
             dim: self.dim.clone(),
             states: states().map(|s| (s.name.clone(), s.row.clone())).collect(),
@@ -771,7 +773,11 @@ impl Segmentation {
                 });
                 continue;
             }
-            outputs.frames.push(self.median_output(rows, set));
+            let (frame, dense) = self.median_output(rows, set);
+            outputs.frames.push(frame);
+            outputs
+                .dense
+                .insert(outputs.frames.len() - 1, dense::Dense::Multiset(dense));
             outputs.sql.push(sql::SqlOutput::Median {
                 dim: self.dim.clone(),
                 mask: set.mask.clone(),
@@ -801,8 +807,14 @@ impl Segmentation {
             .collect()
     }
 
-    /// A median's value multiset: `__unit, __month, __segment, __v, __w` (value, multiplicity).
-    fn median_output(&self, rows: &LazyFrame, set: &partial::SetState) -> LazyFrame {
+    /// A median's value multiset: `__unit, __month, __segment, __v, __w` (value, multiplicity),
+    /// as polars' group-by, and the same counted in a hash map (`dense`), which runs in its place
+    /// on the streaming engine.
+    fn median_output(
+        &self,
+        rows: &LazyFrame,
+        set: &partial::SetState,
+    ) -> (LazyFrame, dense::DenseMultiset) {
         let picked = match &set.mask {
             Some(m) => rows.clone().filter(col(m.as_str())),
             None => rows.clone(),
@@ -810,12 +822,23 @@ impl Segmentation {
         .filter(set.value.clone().is_not_null());
         let mut keys = self.keys.clone();
         keys.push(set.value.clone().alias("__v"));
-        self.labelled(
-            picked
-                .group_by(keys)
-                .agg([len().cast(DataType::Int64).alias("__w")]),
-            &["__v", "__w"],
-        )
+        let grouped = picked
+            .group_by(keys)
+            .agg([len().cast(DataType::Int64).alias("__w")]);
+        let segment = self.clone();
+        let then = move |grouped: LazyFrame| segment.labelled(grouped, &["__v", "__w"]);
+        let frame = then.clone()(grouped.clone());
+        let dense = dense::DenseMultiset {
+            rows: rows.clone(),
+            cell: self.keys[0].clone(),
+            dim: self.dim.clone(),
+            mask: set.mask.clone(),
+            value: set.value.clone(),
+            n_cells: (Self::n_months(self.months) as usize) * self.n_units,
+            grouped,
+            then: Box::new(then),
+        };
+        (frame, dense)
     }
 
     /// The distinct sets of the rows passing `mask`: `__unit, __month, [__segment,]` and one
@@ -1230,7 +1253,7 @@ fn run_phase1(
             match counted {
                 Some((at, frame, dense_counted)) => {
                     plans[at] = frame;
-                    dense.insert(at, dense_counted);
+                    dense.insert(at, dense::Dense::Scalars(dense_counted));
                     plans.push(std::mem::take(&mut plan.rows.outside_month_rows));
                     let pending =
                         start_dense(&mut plans, dense, plan.same_rows).map_err(polars_err)?;
@@ -1271,7 +1294,8 @@ fn run_phase1(
     }
 }
 
-/// Puts each scalar output's dense accumulation in place of its group-by in `plans`; returns
+/// Puts each dense accumulation (a scalar output's states, a median's multiset) in place of its
+/// group-by in `plans`; returns
 /// them by position, to finish once the plans have run. When every accumulation reads the same
 /// rows (`same_rows`), one sink feeds them all, in the first one's place: the rows are filtered
 /// and handed over once, not once per segmentation; the others' plans become empty frames.
@@ -1279,7 +1303,7 @@ fn run_phase1(
 /// measuring one against the other).
 fn start_dense(
     plans: &mut [LazyFrame],
-    dense: BTreeMap<usize, dense::DenseScalars>,
+    dense: BTreeMap<usize, dense::Dense>,
     same_rows: bool,
 ) -> PolarsResult<Vec<(usize, dense::Pending)>> {
     let off = std::env::var("STYRKORT_DENSE").is_ok_and(|v| v == "0");
@@ -1296,10 +1320,10 @@ fn start_dense(
         }
         return Ok(pending);
     }
-    let Some(rows) = dense.values().next().map(|d| d.rows.clone()) else {
+    let Some(rows) = dense.values().next().map(|d| d.rows().clone()) else {
         return Ok(pending);
     };
-    let (at, list): (Vec<usize>, Vec<dense::DenseScalars>) = dense.into_iter().unzip();
+    let (at, list): (Vec<usize>, Vec<dense::Dense>) = dense.into_iter().unzip();
     let (sink, started) = dense::start_together(rows, list)?;
     let mut sink = sink;
     for (at, p) in at.into_iter().zip(started) {

@@ -79,7 +79,7 @@ pub fn explained(sources: &[ExplainedSource]) -> String {
         if s.engine.starts_with("polars") {
             let _ = writeln!(
                 out,
-                "phase 1 — one pass over the rows (streaming, in batches): group by own unit, month and segment into partial states (sums, counts, min and max added into an array of unit × month cells, in file order):"
+                "phase 1 — one pass over the rows (streaming, in batches): group by own unit, month and segment into partial states (sums, counts, min and max added into an array of unit × month cells, medians' whole-number values counted per cell, in file order):"
             );
         } else {
             let _ = writeln!(
