@@ -28,6 +28,8 @@ struct Row {
     month: i32,
     unit: usize,
     x: Option<f64>,
+    /// A whole number (a median of it is counted in a hash map, not a group-by).
+    n: Option<i64>,
     k: Option<&'static str>,
     g: Option<&'static str>,
     flag: bool,
@@ -70,10 +72,12 @@ fn random_world(seed: u64) -> World {
         let x = (rng.random_range(0..10) > 0).then(|| rng.random_range(0..1000) as f64 / 100.0);
         let k = (rng.random_range(0..8) > 0).then(|| KS[rng.random_range(0..KS.len())]);
         let g = (rng.random_range(0..6) > 0).then(|| GS[rng.random_range(0..GS.len())]);
+        let n = (rng.random_range(0..10) > 0).then(|| rng.random_range(-5..25));
         rows.push(Row {
             month,
             unit: rng.random_range(0..n_units),
             x,
+            n,
             k,
             g,
             flag: rng.random_range(0..2) == 0,
@@ -93,13 +97,14 @@ org_column = "unit"
 day = "date"
 unit = "string"
 x = "float"
+n = "int"
 k = "string"
 g = "string"
 flag = "bool"
 "#;
 
 /// (id, extra TOML) of every indicator in the test pipeline.
-const INDICATORS: [(&str, &str); 14] = [
+const INDICATORS: [(&str, &str); 15] = [
     (
         "s_sum",
         "numerator = \"sum(x)\"\ngrains = [\"month\", \"quarter\", \"tertial\", \"year\", \"ytd\"]\nbreakdown = [\"g\"]",
@@ -142,6 +147,10 @@ const INDICATORS: [(&str, &str); 14] = [
         "numerator = \"median(x)\"\ngrains = [\"month\", \"quarter\", \"tertial\", \"year\", \"ytd\"]\nbreakdown = [\"g\"]",
     ),
     (
+        "s_med_int",
+        "numerator = \"median(n)\"\nfilter = \"k <> 'c'\"\ngrains = [\"month\", \"quarter\", \"tertial\", \"year\", \"ytd\"]\nbreakdown = [\"g\"]",
+    ),
+    (
         "s_stock_last",
         "numerator = \"count(distinct k)\"\nstock = \"last\"\ngrains = [\"month\", \"quarter\", \"year\"]",
     ),
@@ -167,14 +176,15 @@ fn write_world(fx: &Fixture, w: &World, indicators: &[(&str, &str)]) {
         org.push_str(&format!("{},Unit {u},{parent},enhet\n", World::id(u)));
     }
     fx.file("org.csv", &org);
-    let mut csv = String::from("day,unit,x,k,g,flag\n");
+    let mut csv = String::from("day,unit,x,n,k,g,flag\n");
     for (i, r) in w.rows.iter().enumerate() {
         let (y, m) = (r.month / 12, r.month % 12 + 1);
         let day = 1 + (i % 28);
         csv.push_str(&format!(
-            "{y:04}-{m:02}-{day:02},{},{},{},{},{}\n",
+            "{y:04}-{m:02}-{day:02},{},{},{},{},{},{}\n",
             World::id(r.unit),
             r.x.map(|x| format!("{x:.2}")).unwrap_or_default(),
+            r.n.map(|n| n.to_string()).unwrap_or_default(),
             r.k.unwrap_or_default(),
             r.g.unwrap_or_default(),
             r.flag
@@ -264,7 +274,7 @@ fn direct(w: &World, ind: &str, unit: usize, months: &[i32], segment: &str) -> E
             },
         })
         .filter(|r| match ind {
-            "s_ratio" => r.k.is_some_and(|k| k != "c"),
+            "s_ratio" | "s_med_int" => r.k.is_some_and(|k| k != "c"),
             // SQL: a null x is not > 2.
             "s_dist_f" => r.x.is_some_and(|x| x > 2.0),
             _ => true,
@@ -304,6 +314,10 @@ fn direct(w: &World, ind: &str, unit: usize, months: &[i32], segment: &str) -> E
             (Some(flagged.len() as f64), distinct())
         }
         "s_med" => (median(xs), None),
+        "s_med_int" => (
+            median(rows.iter().filter_map(|r| r.n).map(|n| n as f64).collect()),
+            None,
+        ),
         "s_std" => {
             let k = xs.len() as f64;
             let mean = xs.iter().sum::<f64>() / k;
