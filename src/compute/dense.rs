@@ -173,9 +173,8 @@ impl DenseMultiset {
             return Ok(None);
         }
         let acc = Multiset {
-            columns,
-            n_cells: self.n_cells,
-            ..Multiset::default()
+            place: Placement::new(columns, self.n_cells),
+            counts: PlHashMap::new(),
         };
         Ok(Some((
             select,
@@ -207,14 +206,9 @@ impl Accumulation {
 }
 
 /// Rows per (slot, value).
-#[derive(Default)]
 struct Multiset {
-    columns: Columns,
-    n_cells: usize,
-    segments: Segments,
+    place: Placement,
     counts: PlHashMap<(u32, i64), u64>,
-    /// The slot of each row of the batch being added (kept to reuse memory).
-    slots: Vec<u32>,
 }
 
 impl Multiset {
@@ -222,16 +216,9 @@ impl Multiset {
         if batch.height() == 0 {
             return Ok(());
         }
-        let mut slots = std::mem::take(&mut self.slots);
-        batch_slots(
-            batch,
-            &self.columns,
-            &mut self.segments,
-            self.n_cells,
-            &mut slots,
-        )?;
+        let slots = self.place.slots_of(batch)?;
         let values = batch
-            .column(&self.columns.inputs[0])?
+            .column(&self.place.columns.inputs[0])?
             .cast(&DataType::Int64)?;
         let values = values.i64()?.rechunk();
         let values = values.downcast_as_array();
@@ -239,7 +226,7 @@ impl Multiset {
             Some(valid) => valid.clone(),
             None => Bitmap::new_with_value(true, values.len()),
         };
-        if let Some(mask) = &self.columns.mask {
+        if let Some(mask) = &self.place.columns.mask {
             let mask = batch.column(mask)?.bool()?.rechunk();
             let mask = mask.downcast_as_array();
             let holds = match mask.validity() {
@@ -256,7 +243,7 @@ impl Multiset {
                 }
             }
         }
-        self.slots = slots;
+        self.place.slots = slots;
         Ok(())
     }
 
@@ -265,7 +252,7 @@ impl Multiset {
     fn frame(self, expected: &Schema, dim: Option<&str>) -> PolarsResult<DataFrame> {
         let mut entries: Vec<((u32, i64), u64)> = self.counts.into_iter().collect();
         entries.sort_unstable();
-        let n_cells = self.n_cells.max(1);
+        let n_cells = self.place.n_cells.max(1);
         let mut columns = Vec::with_capacity(4);
         let cells: Vec<u32> = entries
             .iter()
@@ -279,7 +266,9 @@ impl Multiset {
         if let Some(d) = dim {
             let values: Vec<Option<&str>> = entries
                 .iter()
-                .map(|((slot, _), _)| self.segments.values[*slot as usize / n_cells].as_deref())
+                .map(|((slot, _), _)| {
+                    self.place.segments.values[*slot as usize / n_cells].as_deref()
+                })
                 .collect();
             columns.push(Series::new(d.into(), values).into_column());
         }
@@ -453,7 +442,7 @@ impl Pending {
     /// One row per cell and segment with rows, with the states.
     fn scalars_frame(&self, acc: Accumulator) -> PolarsResult<DataFrame> {
         let present: Vec<usize> = (0..acc.rows.len()).filter(|&s| acc.rows[s] > 0).collect();
-        let n_cells = acc.n_cells.max(1);
+        let n_cells = acc.place.n_cells.max(1);
         let mut columns: Vec<Column> = Vec::with_capacity(self.names.len() + 2);
         let cells: Vec<u32> = present.iter().map(|&s| (s % n_cells) as u32).collect();
         columns.push(typed(
@@ -464,7 +453,7 @@ impl Pending {
         if let Some(d) = &self.dim {
             let values: Vec<Option<&str>> = present
                 .iter()
-                .map(|&s| acc.segments.values[s / n_cells].as_deref())
+                .map(|&s| acc.place.segments.values[s / n_cells].as_deref())
                 .collect();
             columns.push(Series::new(d.as_str().into(), values).into_column());
         }
@@ -603,22 +592,18 @@ impl Segments {
 
 #[derive(Default)]
 struct Accumulator {
-    columns: Columns,
-    n_cells: usize,
+    place: Placement,
     /// Rows per slot: a slot with rows is a group.
     rows: Vec<u64>,
     states: Vec<State>,
-    segments: Segments,
-    /// The slot of each row and the runs of the batch being added (kept to reuse memory).
-    slots: Vec<u32>,
+    /// The runs of the batch being added (kept to reuse memory).
     runs: Vec<Run>,
 }
 
 impl Accumulator {
     fn new(kinds: Vec<Kind>, n_cells: usize, columns: Columns) -> Accumulator {
         Accumulator {
-            columns,
-            n_cells,
+            place: Placement::new(columns, n_cells),
             states: kinds
                 .into_iter()
                 .map(|kind| State {
@@ -634,7 +619,7 @@ impl Accumulator {
 
     /// Room for `segments` segments.
     fn grow(&mut self, segments: usize) {
-        let len = segments * self.n_cells;
+        let len = segments * self.place.n_cells;
         if self.rows.len() >= len {
             return;
         }
@@ -648,14 +633,7 @@ impl Accumulator {
         if batch.height() == 0 {
             return Ok(());
         }
-        let mut slots = std::mem::take(&mut self.slots);
-        batch_slots(
-            batch,
-            &self.columns,
-            &mut self.segments,
-            self.n_cells,
-            &mut slots,
-        )?;
+        let slots = self.place.slots_of(batch)?;
         let mut runs = std::mem::take(&mut self.runs);
         runs.clear();
         for (i, &slot) in slots.iter().enumerate() {
@@ -663,7 +641,7 @@ impl Accumulator {
                 runs.push(Run { start: i, slot });
             }
         }
-        self.grow(self.segments.values.len().max(1));
+        self.grow(self.place.segments.values.len().max(1));
         runs.push(Run {
             start: slots.len(),
             slot: u32::MAX,
@@ -680,7 +658,7 @@ impl Accumulator {
             if state.kind == Kind::Rows {
                 continue;
             }
-            let input = batch.column(&self.columns.inputs[k])?;
+            let input = batch.column(&self.place.columns.inputs[k])?;
             match state.kind {
                 Kind::CountTrue => count_true(state, input, &runs, &slots, by_runs)?,
                 Kind::SumFloat | Kind::SumInt if by_runs => add_runs(state, input, &runs)?,
@@ -689,60 +667,76 @@ impl Accumulator {
             }
         }
         self.runs = runs;
-        self.slots = slots;
+        self.place.slots = slots;
         Ok(())
     }
 }
 
-/// Each row's slot (segment block × cells + cell) in `slots`, segments given blocks as they
-/// appear.
-fn batch_slots(
-    batch: &DataFrame,
-    columns: &Columns,
-    segments: &mut Segments,
+/// Where a batch's rows go: the columns that name their cells and segments, and the segments'
+/// blocks of slots, given as they appear.
+#[derive(Default)]
+struct Placement {
+    columns: Columns,
     n_cells: usize,
-    slots: &mut Vec<u32>,
-) -> PolarsResult<()> {
-    slots.clear();
-    let cells = batch.column(&columns.cell)?.cast(&DataType::UInt32)?;
-    let cells = cells.u32()?.rechunk();
-    polars_ensure!(
-        cells.null_count() == 0,
-        ComputeError: "a usable row without a unit or month"
-    );
-    let cells = cells.cont_slice()?;
-    // The largest cell, checked once for the batch.
-    let largest = cells.iter().copied().max().unwrap_or(0);
-    polars_ensure!(
-        (largest as usize) < n_cells,
-        ComputeError: "a row's unit and month outside the run's cells"
-    );
-    let Some(dim) = &columns.dim else {
-        slots.extend_from_slice(cells);
-        return Ok(());
-    };
-    let n_cells = n_cells as u32;
-    let dims = batch.column(dim)?.str()?.rechunk();
-    let chunk = dims.downcast_as_array();
-    let mut last: Option<(u128, u32)> = None;
-    for (i, (view, &cell)) in chunk.views().iter().zip(cells).enumerate() {
-        // Equal views are equal strings (inline: the bytes; else the same place).
-        let key = if chunk.is_valid(i) {
-            view.as_u128()
-        } else {
-            u128::MAX
-        };
-        let block = match last {
-            Some((same, block)) if same == key => block,
-            _ => {
-                let block = segments.block_of(chunk, i);
-                last = Some((key, block));
-                block
-            }
-        };
-        slots.push(block * n_cells + cell);
+    segments: Segments,
+    /// The last batch's slots, handed back to reuse their memory.
+    slots: Vec<u32>,
+}
+
+impl Placement {
+    fn new(columns: Columns, n_cells: usize) -> Placement {
+        Placement {
+            columns,
+            n_cells,
+            ..Placement::default()
+        }
     }
-    Ok(())
+
+    /// Each row's slot (segment block × cells + cell), in the vector the last batch handed
+    /// back.
+    fn slots_of(&mut self, batch: &DataFrame) -> PolarsResult<Vec<u32>> {
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.clear();
+        let cells = batch.column(&self.columns.cell)?.cast(&DataType::UInt32)?;
+        let cells = cells.u32()?.rechunk();
+        polars_ensure!(
+            cells.null_count() == 0,
+            ComputeError: "a usable row without a unit or month"
+        );
+        let cells = cells.cont_slice()?;
+        // The largest cell, checked once for the batch.
+        let largest = cells.iter().copied().max().unwrap_or(0);
+        polars_ensure!(
+            (largest as usize) < self.n_cells,
+            ComputeError: "a row's unit and month outside the run's cells"
+        );
+        let Some(dim) = &self.columns.dim else {
+            slots.extend_from_slice(cells);
+            return Ok(slots);
+        };
+        let n_cells = self.n_cells as u32;
+        let dims = batch.column(dim)?.str()?.rechunk();
+        let chunk = dims.downcast_as_array();
+        let mut last: Option<(u128, u32)> = None;
+        for (i, (view, &cell)) in chunk.views().iter().zip(cells).enumerate() {
+            // Equal views are equal strings (inline: the bytes; else the same place).
+            let key = if chunk.is_valid(i) {
+                view.as_u128()
+            } else {
+                u128::MAX
+            };
+            let block = match last {
+                Some((same, block)) if same == key => block,
+                _ => {
+                    let block = self.segments.block_of(chunk, i);
+                    last = Some((key, block));
+                    block
+                }
+            };
+            slots.push(block * n_cells + cell);
+        }
+        Ok(slots)
+    }
 }
 
 /// Adds the rows where a boolean input is true (and not null). Most such inputs are the null
