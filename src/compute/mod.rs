@@ -187,7 +187,8 @@ pub(crate) struct SourcePlan {
     /// month) added, and its position; the rows per month are summed from it. With the same
     /// output accumulated densely.
     counted: Option<(usize, LazyFrame, dense::DenseScalars)>,
-    /// Each scalar output (by position) accumulated densely, to run in place of its group-by.
+    /// Each scalar output and median multiset (by position) accumulated densely, to run in
+    /// place of its group-by.
     dense: BTreeMap<usize, dense::Dense>,
     /// Whether every segmentation reads the same rows (the source carries no totals of its
     /// own): then one sink feeds all the dense accumulations.
@@ -1295,12 +1296,11 @@ fn run_phase1(
 }
 
 /// Puts each dense accumulation (a scalar output's states, a median's multiset) in place of its
-/// group-by in `plans`; returns
-/// them by position, to finish once the plans have run. When every accumulation reads the same
-/// rows (`same_rows`), one sink feeds them all, in the first one's place: the rows are filtered
-/// and handed over once, not once per segmentation; the others' plans become empty frames.
-/// None on polars' in-memory engine, or with `STYRKORT_DENSE=0` (the group-bys then run, for
-/// measuring one against the other).
+/// group-by in `plans`; returns them by position, to finish once the plans have run. When every
+/// accumulation reads the same rows (`same_rows`), one sink feeds them all, in the first one's
+/// place: the rows are filtered and handed over once, not once per output; the others' plans
+/// become empty frames. None on polars' in-memory engine, or with `STYRKORT_DENSE=0` (the
+/// group-bys then run, for measuring one against the other).
 fn start_dense(
     plans: &mut [LazyFrame],
     dense: BTreeMap<usize, dense::Dense>,
