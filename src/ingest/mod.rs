@@ -831,31 +831,47 @@ impl UnitLookup {
         let mut units: Vec<u32> = Vec::with_capacity(codes.len());
         let mut placed = MutableBitmap::with_capacity(codes.len());
         for chunk in codes.downcast_iter() {
+            let views = chunk.views();
+            let valid = |i: usize| chunk.validity().is_none_or(|v| v.get_bit(i));
+            let mut start = 0;
             // Exports are mostly sorted by unit, so a run of rows shares one code: it is looked
             // up once per run, recognised by its view (equal views are equal strings).
-            let mut last: Option<(u128, Option<&Vec<Validity>>)> = None;
-            for (i, view) in chunk.views().iter().enumerate() {
-                let day = day_valid
-                    .is_none_or(|valid| valid.get_bit(row))
-                    .then(|| day_values[row]);
-                row += 1;
-                let unit = if chunk.is_valid(i) {
-                    let key = view.as_u128();
-                    let ranges = match last {
-                        Some((same, ranges)) if same == key => ranges,
-                        _ => {
-                            let ranges = self.codes.get(chunk.value(i));
-                            last = Some((key, ranges));
-                            ranges
-                        }
-                    };
-                    ranges.and_then(|ranges| self.unit_on(ranges, day))
+            while start < views.len() {
+                let key = views[start].as_u128();
+                let is_code = valid(start);
+                let end = start
+                    + 1
+                    + views[start + 1..]
+                        .iter()
+                        .enumerate()
+                        .take_while(|&(k, v)| v.as_u128() == key && valid(start + 1 + k) == is_code)
+                        .count();
+                let ranges = if is_code {
+                    self.codes.get(chunk.value(start))
                 } else {
                     None
                 };
-                units.push(unit.unwrap_or(0));
-                placed.push(unit.is_some());
+                let days = row + start..row + end;
+                match ranges.and_then(|r| self.unit_whatever_the_day(r, days.clone(), day_valid)) {
+                    // One unit for the whole run (nearly always): no day is looked at.
+                    Some(unit) => {
+                        units.extend(std::iter::repeat_n(unit, end - start));
+                        placed.extend_constant(end - start, true);
+                    }
+                    None => {
+                        for d in days {
+                            let day = day_valid
+                                .is_none_or(|valid| valid.get_bit(d))
+                                .then(|| day_values[d]);
+                            let unit = ranges.and_then(|ranges| self.unit_on(ranges, day));
+                            units.push(unit.unwrap_or(0));
+                            placed.push(unit.is_some());
+                        }
+                    }
+                }
+                start = end;
             }
+            row += views.len();
         }
         Ok(
             UInt32Chunked::from_vec_validity(codes.name().clone(), units, Some(placed.into()))
@@ -864,6 +880,29 @@ impl UnitLookup {
     }
 
     /// The unit of a code's ranges on a day (an undated source's code is a unit id).
+    /// The unit a code maps to on every day of `days` (row numbers), when that does not depend
+    /// on the day: an undated source, or one validity open at both ends and no missing day.
+    fn unit_whatever_the_day(
+        &self,
+        ranges: &[Validity],
+        days: std::ops::Range<usize>,
+        day_valid: Option<&Bitmap>,
+    ) -> Option<u32> {
+        if !self.dated {
+            return ranges.first().map(|r| r.2);
+        }
+        let [(None, None, unit)] = ranges else {
+            return None;
+        };
+        let no_missing_day = day_valid.is_none_or(|valid| {
+            polars_arrow::bitmap::bitmask::BitMask::from_bitmap(valid)
+                .sliced(days.start, days.len())
+                .unset_bits()
+                == 0
+        });
+        no_missing_day.then_some(*unit)
+    }
+
     fn unit_on(&self, ranges: &[Validity], day: Option<i32>) -> Option<u32> {
         if !self.dated {
             return ranges.first().map(|r| r.2);
