@@ -879,7 +879,6 @@ impl UnitLookup {
         )
     }
 
-    /// The unit of a code's ranges on a day (an undated source's code is a unit id).
     /// The unit a code maps to on every day of `days` (row numbers), when that does not depend
     /// on the day: an undated source, or one validity open at both ends and no missing day.
     fn unit_whatever_the_day(
@@ -903,6 +902,7 @@ impl UnitLookup {
         no_missing_day.then_some(*unit)
     }
 
+    /// The unit of a code's ranges on a day (an undated source's code is a unit id).
     fn unit_on(&self, ranges: &[Validity], day: Option<i32>) -> Option<u32> {
         if !self.dated {
             return ranges.first().map(|r| r.2);
