@@ -145,16 +145,10 @@ impl Dense {
 
 impl DenseMultiset {
     fn prepare(self, tag: usize) -> PolarsResult<Option<(Vec<Expr>, Pending)>> {
-        let columns = Columns {
-            cell: format!("__cell{tag}"),
-            dim: self.dim.as_ref().map(|_| format!("__dim{tag}")),
-            inputs: vec![format!("__v{tag}")],
-            mask: self.mask.as_ref().map(|_| format!("__mask{tag}")),
-        };
-        let mut select = vec![self.cell.clone().alias(columns.cell.as_str())];
-        if let (Some(d), Some(name)) = (&self.dim, &columns.dim) {
-            select.push(col(d.as_str()).cast(DataType::String).alias(name.as_str()));
-        }
+        let mut columns = Columns::new(tag, self.dim.is_some());
+        columns.inputs = vec![format!("__v{tag}")];
+        columns.mask = self.mask.as_ref().map(|_| format!("__mask{tag}"));
+        let mut select = columns.placing(&self.cell, self.dim.as_deref());
         select.push(self.value.clone().alias(columns.inputs[0].as_str()));
         if let (Some(m), Some(name)) = (&self.mask, &columns.mask) {
             select.push(col(m.as_str()).alias(name.as_str()));
@@ -316,19 +310,11 @@ impl DenseScalars {
                 }
             })
             .collect();
-        let columns = Columns {
-            cell: format!("__cell{tag}"),
-            dim: self.dim.as_ref().map(|_| format!("__dim{tag}")),
-            inputs: (0..distinct.len())
-                .map(|k| format!("__in{tag}_{k}"))
-                .collect(),
-            mask: None,
-        };
-        let mut select = vec![self.cell.clone().alias(columns.cell.as_str())];
-        if let (Some(d), Some(name)) = (&self.dim, &columns.dim) {
-            // As text: the segment's label is made from the text (`segment_label`).
-            select.push(col(d.as_str()).cast(DataType::String).alias(name.as_str()));
-        }
+        let mut columns = Columns::new(tag, self.dim.is_some());
+        columns.inputs = (0..distinct.len())
+            .map(|k| format!("__in{tag}_{k}"))
+            .collect();
+        let mut select = columns.placing(&self.cell, self.dim.as_deref());
         select.extend(
             distinct
                 .iter()
@@ -410,6 +396,27 @@ struct Columns {
     inputs: Vec<String>,
     /// A multiset's row filter.
     mask: Option<String>,
+}
+
+impl Columns {
+    /// The cell's and segment's names for accumulation `tag` (inputs and mask left to fill).
+    fn new(tag: usize, with_dim: bool) -> Self {
+        Columns {
+            cell: format!("__cell{tag}"),
+            dim: with_dim.then(|| format!("__dim{tag}")),
+            ..Columns::default()
+        }
+    }
+
+    /// The expressions that place a row: its cell, and its breakdown value `dim` if any.
+    fn placing(&self, cell: &Expr, dim: Option<&str>) -> Vec<Expr> {
+        let mut select = vec![cell.clone().alias(self.cell.as_str())];
+        if let (Some(d), Some(name)) = (dim, &self.dim) {
+            // As text: the segment's label is made from the text (`segment_label`).
+            select.push(col(d).cast(DataType::String).alias(name.as_str()));
+        }
+        select
+    }
 }
 
 fn input_of(agg: &RowAgg) -> Option<Expr> {

@@ -1324,8 +1324,7 @@ fn start_dense(
         return Ok(pending);
     };
     let (at, list): (Vec<usize>, Vec<dense::Dense>) = dense.into_iter().unzip();
-    let (sink, started) = dense::start_together(rows, list)?;
-    let mut sink = sink;
+    let (mut sink, started) = dense::start_together(rows, list)?;
     for (at, p) in at.into_iter().zip(started) {
         let Some(p) = p else { continue };
         plans[at] = sink.take().unwrap_or_else(|| DataFrame::empty().lazy());
