@@ -2,9 +2,10 @@
 
 For each scale and format: generates the synthetic municipality once (cached), checks that the
 DuckDB peer's indicator values equal styrkort's, then times whole processes side by side —
-styrkort, the DuckDB peer, and the scan floor (polars reading the needed columns and summing
-them, nothing else) — over several runs, with /usr/bin/time -v for wall time and peak RSS.
-Prints one table: medians, the ratio to DuckDB and to the floor, peak RSS of each.
+styrkort, the DuckDB peer, the scan floor (polars reading the needed columns and summing
+them, nothing else) and the grouped floor (the same, grouped by org code and month: one
+group-by, see scan_floor.py) — over several runs, with /usr/bin/time -v for wall time and peak
+RSS. Prints one table: medians, the ratios to DuckDB and to both floors, peak RSS.
 """
 
 import argparse
@@ -140,15 +141,18 @@ def main():
             styrkort_cmd = [a.bin, "run", pipeline, "--as-of", AS_OF, "--out", out]
             peer_cmd = [python, os.path.join(HERE, "duckdb_peer.py"), pipeline, "--as-of", AS_OF, "--out", peer_out]
             floor_cmd = [python, os.path.join(HERE, "scan_floor.py"), pipeline]
+            grouped_cmd = floor_cmd + ["--grouped"]
             # Equality first: a benchmark of different answers means nothing.
             shutil.rmtree(out, ignore_errors=True)
             timed(styrkort_cmd, os.path.join(work, "check.log"))
             timed(peer_cmd, os.path.join(work, "check-peer.log"))
             cells = check_equal(os.path.join(out, "uddevalla", "latest", "indicator_values.parquet"), peer_out)
             print(f"scale {scale} {fmt}: {n_rows} rows; peer equals styrkort on {cells} cells", flush=True)
-            times = {"styrkort": [], "duckdb": [], "floor": []}
+            times = {"styrkort": [], "duckdb": [], "floor": [], "grouped": []}
+            commands = [("styrkort", styrkort_cmd), ("duckdb", peer_cmd), ("floor", floor_cmd),
+                        ("grouped", grouped_cmd)]
             for i in range(a.runs):
-                for name, cmd in [("styrkort", styrkort_cmd), ("duckdb", peer_cmd), ("floor", floor_cmd)]:
+                for name, cmd in commands:
                     shutil.rmtree(out, ignore_errors=True)
                     times[name].append(timed(cmd, os.path.join(work, f"{name}.log")))
                 print(f"  run {i + 1}: " + ", ".join(
@@ -157,12 +161,13 @@ def main():
             rows.append((scale, fmt, n_rows, med))
     shutil.rmtree(work, ignore_errors=True)
     print()
-    print("| scale | format | rows | styrkort s | styrkort GB | DuckDB s | DuckDB GB | scan floor s | styrkort / DuckDB | styrkort / floor |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| scale | format | rows | styrkort s | styrkort GB | DuckDB s | DuckDB GB | scan floor s | grouped floor s "
+          "| styrkort / DuckDB | styrkort / floor | styrkort / grouped |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for scale, fmt, n, m in rows:
-        s, d, f = m["styrkort"], m["duckdb"], m["floor"]
+        s, d, f, g = m["styrkort"], m["duckdb"], m["floor"], m["grouped"]
         print(f"| {scale} | {fmt} | {n:,} | {s[0]:.2f} | {s[1]:.2f} | {d[0]:.2f} | {d[1]:.2f} | {f[0]:.2f} | "
-              f"{s[0] / d[0]:.2f} | {s[0] / f[0]:.2f} |")
+              f"{g[0]:.2f} | {s[0] / d[0]:.2f} | {s[0] / f[0]:.2f} | {s[0] / g[0]:.2f} |")
     print(f"\nmedians of {a.runs} runs; GB = the largest peak RSS of those runs (/usr/bin/time -v)")
 
 
