@@ -14,22 +14,25 @@
 //! walking.
 
 use polars::prelude::*;
+use polars_arrow::array::Array;
 use rayon::prelude::*;
 
 use crate::org::OrgTree;
 use crate::period::{Grain, Month, RunMonths};
 
 /// Distinct counts of one value column per cell: `__ancestor, __grain, __period, __segment,
-/// __set` (Int64; cells without values are left out, they count 0).
+/// __set` (Int64; cells without values are left out, they count 0). `dim` is the breakdown
+/// whose values the frame's `__segment` holds (none for the total).
 pub(super) fn distinct_counts(
     frame: &DataFrame,
     column: &str,
+    dim: Option<&str>,
     grains: &[Grain],
     tree: &OrgTree,
     months: RunMonths,
     tree_rollup: bool,
 ) -> PolarsResult<DataFrame> {
-    let (segments, seg_ids) = segment_ids(frame)?;
+    let (segments, seg_ids) = segment_ids(frame, dim)?;
     let values = value_ids(frame.column(column)?)?;
     // Null is a value of its own, as in polars' n_unique: it takes the id after the largest.
     let null_id = values.max().map_or(0, |m| m + 1);
@@ -70,24 +73,40 @@ pub(super) fn distinct_counts(
     out.frame()
 }
 
-/// Segment labels and each row's segment id (a frame without `__segment` is the total).
-fn segment_ids(frame: &DataFrame) -> PolarsResult<(Vec<String>, Vec<u32>)> {
+/// Segment labels (`dim=value`, `dim=(missing)`) and each row's segment id. The frame's
+/// `__segment` holds the breakdown's values as text, so a label is made once per value rather
+/// than once per row; a frame without it is the total.
+fn segment_ids(frame: &DataFrame, dim: Option<&str>) -> PolarsResult<(Vec<String>, Vec<u32>)> {
     let Ok(column) = frame.column("__segment") else {
         return Ok((vec!["total".to_string()], vec![0; frame.height()]));
     };
+    let Some(dim) = dim else {
+        polars_bail!(ComputeError: "a distinct set's segments without their breakdown");
+    };
     let mut labels: Vec<String> = Vec::new();
-    let mut ids: PlHashMap<&str, u32> = PlHashMap::new();
-    let seg_ids = column
-        .str()?
-        .iter()
-        .map(|s| {
-            let s = s.unwrap_or("(missing)");
-            *ids.entry(s).or_insert_with(|| {
-                labels.push(s.to_string());
-                (labels.len() - 1) as u32
-            })
-        })
-        .collect();
+    let mut ids: PlHashMap<Option<&str>, u32> = PlHashMap::new();
+    let mut seg_ids = Vec::with_capacity(frame.height());
+    for chunk in column.str()?.downcast_iter() {
+        // Rows of one segment come in runs: a view equal to the previous row's is the same
+        // value (inline: the bytes; otherwise the same place), found without hashing.
+        let mut last: Option<(u128, bool, u32)> = None;
+        for (i, view) in chunk.views().iter().enumerate() {
+            let valid = chunk.is_valid(i);
+            let id = match last {
+                Some((same, was_valid, id)) if same == view.as_u128() && was_valid == valid => id,
+                _ => {
+                    let value = valid.then(|| chunk.value(i));
+                    let id = *ids.entry(value).or_insert_with(|| {
+                        labels.push(format!("{dim}={}", value.unwrap_or("(missing)")));
+                        (labels.len() - 1) as u32
+                    });
+                    last = Some((view.as_u128(), valid, id));
+                    id
+                }
+            };
+            seg_ids.push(id);
+        }
+    }
     Ok((labels, seg_ids))
 }
 

@@ -155,6 +155,8 @@ impl ValueIds {
 
 /// Where one segmentation's phase-1 outputs are in the plan's output list.
 struct SegmentLayout {
+    /// The breakdown dimension (none for the total).
+    dim: Option<String>,
     /// Positions (in `SourcePlan::partial`) of the indicators computed in this segmentation.
     members: Vec<usize>,
     scalars: usize,
@@ -458,7 +460,7 @@ fn plan_segmentations(
         } else {
             total_rows
         };
-        let segment = Segmentation::new(dim, months, n_units);
+        let segment = Segmentation::new(dim.clone(), months, n_units);
         let scalars = segment.plan_scalars(rows, &members, &parts.partial, outputs);
         let sets = segment.plan_sets(rows, &members, &parts.partial, outputs);
         segment_outputs.push((
@@ -467,6 +469,7 @@ fn plan_segmentations(
             outputs.frames.len() - scalars - 1,
         ));
         layout.push(SegmentLayout {
+            dim,
             members,
             scalars,
             sets,
@@ -859,8 +862,9 @@ impl Segmentation {
         // would keep a hash entry of ~150 bytes per distinct key instead: it only pays off
         // when a value repeats more than ten times per unit and month.
         let mut out = vec![col("__unit"), col("__month")];
-        if self.dim.is_some() {
-            out.push(self.label.clone().alias("__segment"));
+        if let Some(d) = &self.dim {
+            // The breakdown's value as text (as in its label); phase 2 labels each value once.
+            out.push(col(d.as_str()).cast(DataType::String).alias("__segment"));
         }
         // Values become dense integer ids on the way in (one dictionary per value column),
         // so phase 2 marks them in a dense array instead of hashing text. A set of
@@ -1355,6 +1359,7 @@ fn run_phase2(
     let segments: Vec<SegmentPartials> = layout
         .into_iter()
         .map(|l| SegmentPartials {
+            dim: l.dim,
             members: l.members,
             scalars: out[l.scalars].clone(),
             sets: l

@@ -35,11 +35,14 @@ pub(crate) struct PartialIndicator {
 pub(crate) struct SegmentPartials {
     /// Positions in the indicator list of the indicators computed in this segmentation.
     pub(crate) members: Vec<usize>,
+    /// The breakdown dimension (none for the total).
+    pub(crate) dim: Option<String>,
     /// `__unit, __month, __segment`, then the members' scalar states.
     pub(crate) scalars: DataFrame,
     /// Per set state: its phase-1 output's number, the value column in it, and the frame. A
-    /// distinct set's frame is `__unit, __month, [__segment], <value columns>` (unique rows; no
-    /// `__segment` means the total), shared by the distinct sets with the same filter; a median's
+    /// distinct set's frame is `__unit, __month, [__segment], <value columns>` (`__segment`: the
+    /// breakdown's value as text; no `__segment` means the total), shared by the distinct sets
+    /// with the same filter; a median's
     /// is `__unit, __month, __segment, __v, __w` (`__w` = multiplicity).
     pub(crate) sets: BTreeMap<String, (usize, String, DataFrame)>,
 }
@@ -170,15 +173,16 @@ fn merge_sets(
     tree: &OrgTree,
     months: RunMonths,
 ) -> PolarsResult<BTreeMap<SetKey, DataFrame>> {
-    let mut wanted: BTreeMap<SetKey, (SetKind, &DataFrame, BTreeSet<Grain>)> = BTreeMap::new();
+    type Wanted<'a> = (SetKind, &'a DataFrame, Option<&'a str>, BTreeSet<Grain>);
+    let mut wanted: BTreeMap<SetKey, Wanted> = BTreeMap::new();
     for seg in segments {
         for ind in seg.members.iter().map(|&i| &indicators[i]) {
             for set in &ind.parts.sets {
                 if let Some((at, column, frame)) = seg.sets.get(&set.name) {
                     wanted
                         .entry((*at, column.clone(), ind.tree))
-                        .or_insert((set.kind, frame, BTreeSet::new()))
-                        .2
+                        .or_insert((set.kind, frame, seg.dim.as_deref(), BTreeSet::new()))
+                        .3
                         .extend(ind.grains.iter().copied());
                 }
             }
@@ -186,12 +190,12 @@ fn merge_sets(
     }
     let merged: Vec<(SetKey, PolarsResult<DataFrame>)> = wanted
         .into_par_iter()
-        .map(|(key, (kind, frame, grains))| {
+        .map(|(key, (kind, frame, dim, grains))| {
             let grains: Vec<Grain> = grains.into_iter().collect();
             let (column, tree_rollup) = (&key.1, key.2);
             let m = match kind {
                 SetKind::Distinct => {
-                    distinct_counts(frame, column, &grains, tree, months, tree_rollup)
+                    distinct_counts(frame, column, dim, &grains, tree, months, tree_rollup)
                 }
                 SetKind::Median => roll_medians(frame, &grains, tree, months, tree_rollup),
             };
