@@ -75,13 +75,11 @@ pub(super) fn distinct_counts(
 
 /// Segment labels (`dim=value`, `dim=(missing)`) and each row's segment id. The frame's
 /// `__segment` holds the breakdown's values as text, so a label is made once per value rather
-/// than once per row; a frame without it is the total.
+/// than once per row. Without `dim` every row is the total's (a breakdown's frame counted for
+/// the total: its segments ignored).
 fn segment_ids(frame: &DataFrame, dim: Option<&str>) -> PolarsResult<(Vec<String>, Vec<u32>)> {
-    let Ok(column) = frame.column("__segment") else {
+    let (Ok(column), Some(dim)) = (frame.column("__segment"), dim) else {
         return Ok((vec!["total".to_string()], vec![0; frame.height()]));
-    };
-    let Some(dim) = dim else {
-        polars_bail!(ComputeError: "a distinct set's segments without their breakdown");
     };
     let mut labels: Vec<String> = Vec::new();
     let mut ids: PlHashMap<Option<&str>, u32> = PlHashMap::new();

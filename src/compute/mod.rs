@@ -370,6 +370,7 @@ pub(crate) fn plan_source(
         months,
         tree.units().len(),
         (&total_rows, &breakdown_rows),
+        source.total_rows.is_none(),
         &mut outputs,
     );
     // With any two-phase indicator the first segmentation is the total, over every usable row
@@ -426,8 +427,9 @@ pub(crate) fn plan_source(
 
 /// Phase 1's outputs of every segmentation (the total, then each breakdown dimension) with
 /// partial indicators in it: its scalar states and its distinct sets and value multisets,
-/// planned over `total_rows` or `breakdown_rows`. Returns each segmentation's layout and, for
-/// `explain`, its name and its numbers of indicators and of set outputs.
+/// planned over `total_rows` or `breakdown_rows` (`same_rows`: the two are the same rows).
+/// Returns each segmentation's layout and, for `explain`, its name and its numbers of
+/// indicators and of set outputs.
 #[allow(clippy::type_complexity)] // the two lists `SourcePlan` keeps
 fn plan_segmentations(
     parts: &IndicatorParts,
@@ -435,6 +437,7 @@ fn plan_segmentations(
     months: RunMonths,
     n_units: usize,
     (total_rows, breakdown_rows): (&LazyFrame, &LazyFrame),
+    same_rows: bool,
     outputs: &mut Outputs,
 ) -> (Vec<SegmentLayout>, Vec<(String, usize, usize)>) {
     let mut segmentations: Vec<(Option<String>, Vec<usize>)> =
@@ -475,7 +478,78 @@ fn plan_segmentations(
             sets,
         });
     }
+    if same_rows {
+        total_sets_from_breakdowns(&mut layout, &mut segment_outputs, outputs);
+    }
     (layout, segment_outputs)
+}
+
+/// Points the total's distinct sets at a breakdown's set of the same rows and value where there
+/// is one: counted with its segments ignored, it is the total's set (a breakdown keeps every
+/// row, a missing value as a segment of its own), so the values are looked up and kept once
+/// instead of twice. A total output left with no set is not computed. Only when the total and
+/// the breakdowns read the same rows (no `total_rows`).
+fn total_sets_from_breakdowns(
+    layout: &mut [SegmentLayout],
+    segment_outputs: &mut [(String, usize, usize)],
+    outputs: &mut Outputs,
+) {
+    let Some((total, breakdowns)) = layout.split_first_mut() else {
+        return;
+    };
+    if total.dim.is_some() {
+        return;
+    }
+    let distinct = |at: usize| match &outputs.sql[at] {
+        sql::SqlOutput::Distinct { dim, mask, columns } => Some((dim.as_deref(), mask, columns)),
+        _ => None,
+    };
+    let mut moved = BTreeSet::new();
+    let mut from = BTreeSet::new();
+    for (_, at, column) in total.sets.iter_mut() {
+        let Some((None, mask, columns)) = distinct(*at) else {
+            continue;
+        };
+        let Some((_, value)) = columns.iter().find(|(c, _)| c == column) else {
+            continue;
+        };
+        let shared = breakdowns.iter().find_map(|b| {
+            b.sets.iter().find_map(|(_, other, other_column)| {
+                let (Some(dim), other_mask, other_columns) = distinct(*other)? else {
+                    return None;
+                };
+                let same = other_mask == mask
+                    && other_columns
+                        .iter()
+                        .any(|(c, e)| c == other_column && e == value);
+                same.then(|| (*other, other_column.clone(), dim.to_string()))
+            })
+        });
+        if let Some((other, other_column, dim)) = shared {
+            moved.insert(*at);
+            from.insert(dim);
+            *at = other;
+            *column = other_column;
+        }
+    }
+    let still_used: BTreeSet<usize> = total.sets.iter().map(|(_, at, _)| *at).collect();
+    let unused: Vec<usize> = moved.difference(&still_used).copied().collect();
+    for &at in &unused {
+        outputs.frames[at] = DataFrame::empty().lazy();
+        if let sql::SqlOutput::Distinct { columns, .. } = &mut outputs.sql[at] {
+            columns.clear();
+        }
+    }
+    if let Some((label, _, sets)) = segment_outputs.first_mut()
+        && !from.is_empty()
+    {
+        *sets -= unused.len();
+        let from: Vec<String> = from.into_iter().map(|d| format!("by {d}")).collect();
+        label.push_str(&format!(
+            " (its distinct counts from the sets {})",
+            from.join(", ")
+        ));
+    }
 }
 
 /// A source's indicators taken apart: each one's row filter (scope and `filter`) as a column,

@@ -77,7 +77,12 @@ pub(crate) fn roll_up(
             }
             let rolled = roll_scalars(&seg.scalars, &members, tree, months, tree_rollup)?;
             for ind in members {
-                out.push(evaluate(ind, &rolled, &seg.sets, &merged_sets)?);
+                out.push(evaluate(
+                    ind,
+                    &rolled,
+                    (seg.dim.as_deref(), &seg.sets),
+                    &merged_sets,
+                )?);
             }
         }
     }
@@ -160,8 +165,9 @@ fn roll_scalars(
         .collect()
 }
 
-/// A set state's identity: (phase-1 output, value column, tree roll-up).
-type SetKey = (usize, String, bool);
+/// A set state's identity: (phase-1 output, value column, tree roll-up, the breakdown it is
+/// counted by). The total may count a breakdown's set with its segments ignored.
+type SetKey = (usize, String, bool, Option<String>);
 
 /// Every set state some indicator needs, merged once for all the grains its indicators want
 /// (indicators with other grains often share a set: one bucketing, then walks per grain). Sets
@@ -180,7 +186,7 @@ fn merge_sets(
             for set in &ind.parts.sets {
                 if let Some((at, column, frame)) = seg.sets.get(&set.name) {
                     wanted
-                        .entry((*at, column.clone(), ind.tree))
+                        .entry((*at, column.clone(), ind.tree, seg.dim.clone()))
                         .or_insert((set.kind, frame, seg.dim.as_deref(), BTreeSet::new()))
                         .3
                         .extend(ind.grains.iter().copied());
@@ -206,11 +212,12 @@ fn merge_sets(
 }
 
 /// One indicator's cells: its grains of the merged scalars, its merged sets joined on (the state
-/// column is `__set`), and the numerator, denominator and row count evaluated per cell.
+/// column is `__set`), and the numerator, denominator and row count evaluated per cell. `sets`:
+/// its segmentation's breakdown and set states.
 fn evaluate(
     ind: &PartialIndicator,
     rolled: &DataFrame,
-    sets: &BTreeMap<String, (usize, String, DataFrame)>,
+    (dim, sets): (Option<&str>, &BTreeMap<String, (usize, String, DataFrame)>),
     merged_sets: &BTreeMap<SetKey, DataFrame>,
 ) -> PolarsResult<LazyFrame> {
     let grain_names: Vec<&str> = ind.grains.iter().map(|g| g.as_str()).collect();
@@ -225,7 +232,7 @@ fn evaluate(
             continue;
         };
         let merged = merged_sets
-            .get(&(*at, column.clone(), ind.tree))
+            .get(&(*at, column.clone(), ind.tree, dim.map(str::to_string)))
             .expect("every set of every member was merged")
             .clone();
         cells = cells.join(

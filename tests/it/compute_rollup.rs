@@ -373,3 +373,56 @@ fn a_cross_source_indicator_divides_one_sources_sum_by_anothers_count_per_cell()
         0
     );
 }
+
+/// A distinct count with a breakdown: the total is the distinct count over all rows, not the
+/// sum of the segments' (p1 is in two segments, p3 has no gender), at a unit and at its parent.
+/// The total's set is counted from the breakdown's (one set of values instead of two), which
+/// `explain` says.
+#[test]
+fn a_distinct_total_beside_its_breakdown_counts_each_value_once() {
+    let f = Fixture::new();
+    f.file(
+        "hr.csv",
+        "month,unit,person,gender,hours,sick
+2024-01-01,A1,p1,K,10,0
+2024-01-01,A1,p1,M,10,0
+2024-01-01,A1,p2,K,10,0
+2024-01-01,A2,p1,K,10,0
+2024-01-01,A2,p3,,10,0
+2024-01-01,A2,p3,,20,0
+",
+    );
+    f.pipeline(
+        &(HR_SOURCE.to_string()
+            + &indicator(
+                "persons",
+                "numerator = \"count(distinct person)\"\ngrains = [\"month\"]\nbreakdown = [\"gender\"]",
+            )),
+    );
+    let df = f.values("2024-02-01");
+    let persons = |unit: &str, segment: &str| {
+        cell(&df, "persons", unit, "month", "2024-01", segment).numerator
+    };
+    // A1: {p1, p2}; K {p1, p2}, M {p1}.
+    assert_eq!(persons("A1", "total"), Some(2.0));
+    assert_eq!(persons("A1", "gender=K"), Some(2.0));
+    assert_eq!(persons("A1", "gender=M"), Some(1.0));
+    // A2: {p1, p3}; K {p1}, missing {p3}.
+    assert_eq!(persons("A2", "total"), Some(2.0));
+    assert_eq!(persons("A2", "gender=K"), Some(1.0));
+    assert_eq!(persons("A2", "gender=(missing)"), Some(1.0));
+    // A: {p1, p2, p3} (the segments' counts add up to 4); K {p1, p2}, M {p1}, missing {p3}.
+    assert_eq!(persons("A", "total"), Some(3.0));
+    assert_eq!(persons("A", "gender=K"), Some(2.0));
+    assert_eq!(persons("A", "gender=M"), Some(1.0));
+    assert_eq!(persons("A", "gender=(missing)"), Some(1.0));
+    assert_eq!(
+        cell(&df, "persons", "A", "month", "2024-01", "total").n_rows,
+        6
+    );
+
+    let explained = styrkort::explain(&f.path("pipeline.toml"), None, None, false).unwrap();
+    let (total, _, outputs) = &explained[0].segments[0];
+    assert_eq!(total, "total (its distinct counts from the sets by gender)");
+    assert_eq!(*outputs, 0, "the total keeps no distinct set of its own");
+}

@@ -211,6 +211,11 @@ fn empty_sums_even_medians_and_filtered_out_rows_read_alike_on_both_engines() {
             + &indicator(
                 "people",
                 &format!("numerator = \"count(distinct person)\"\n{month}"),
+            )
+            // A1 has women and men: by gender, A1 is in two segments; the total counts it once.
+            + &indicator(
+                "units_by_gender",
+                &format!("numerator = \"count(distinct unit)\"\nbreakdown = [\"gender\"]\n{month}"),
             )),
     );
     let pipeline = f.path("pipeline.toml");
@@ -234,6 +239,10 @@ fn empty_sums_even_medians_and_filtered_out_rows_read_alike_on_both_engines() {
         assert_close(at("x_sick_zero", "A1", "2024-01").value, 0.0);
         assert_close(at("people", "K", "2024-01").value, 4.0);
         assert_close(at("people", "K", "2024-02").value, 1.0);
+        let by = |segment: &str| cell(&df, "units_by_gender", "K", "month", "2024-01", segment);
+        assert_close(by("total").value, 2.0);
+        assert_close(by("gender=K").value, 2.0);
+        assert_close(by("gender=M").value, 1.0);
         published.push(run_dir);
     }
     assert_same_tables(&published[0], &published[1]);
