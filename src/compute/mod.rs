@@ -69,14 +69,31 @@ pub enum ComputeError {
 
 /// Dense ids for the values of one distinct set: equal values get equal ids (null stays null).
 /// Shared by the threads of the streaming scan; ids depend on arrival order, counts do not.
-#[derive(Default)]
-struct ValueIds(Mutex<IdMaps>);
+///
+/// The values are spread over [`SHARDS`] dictionaries by a hash of their bytes, each behind its
+/// own lock, so that the threads look values up side by side: with values that rarely repeat
+/// (a contact id per row) the look-ups are most of phase 1, and one lock made them serial. A
+/// shard's k-th value gets id `k * SHARDS + shard`.
+struct ValueIds {
+    shards: Vec<Mutex<IdMaps>>,
+}
 
-/// Value → id. A string of at most 12 bytes (most ids and codes) is held whole in its 16-byte
-/// polars view, zero-padded, so it is keyed by the view: no string is hashed, compared or
-/// copied for it. Longer strings are keyed by their text. The view is two 8-byte words rather
-/// than one `u128`, which is 16-byte aligned: an entry takes 24 bytes instead of 32, which
-/// matters when every row has a new id (14.6 million contact ids take ~120 MB less).
+/// Dictionaries per [`ValueIds`]: enough that two threads seldom wait for the same one.
+const SHARDS: usize = 64;
+
+impl Default for ValueIds {
+    fn default() -> Self {
+        ValueIds {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+/// Value → id within a shard. A string of at most 12 bytes (most ids and codes) is held whole
+/// in its 16-byte polars view, zero-padded, so it is keyed by the view: no string is hashed,
+/// compared or copied for it. Longer strings are keyed by their text. The view is two 8-byte
+/// words rather than one `u128`, which is 16-byte aligned: an entry takes 24 bytes instead of
+/// 32, which matters when every row has a new id (14.6 million contact ids take ~120 MB less).
 #[derive(Default)]
 struct IdMaps {
     inline: PlHashMap<[u64; 2], u32>,
@@ -88,7 +105,8 @@ impl IdMaps {
         (self.inline.len() + self.long.len()) as u32
     }
 
-    /// The id of row `i` of `chunk` (not null): the next one for a value not seen before.
+    /// The shard's id of row `i` of `chunk` (not null): the next one for a value not seen
+    /// before.
     fn id_of(&mut self, chunk: &Utf8ViewArray, i: usize) -> u32 {
         let view = chunk.views()[i];
         let next = self.next();
@@ -110,6 +128,24 @@ impl IdMaps {
     }
 }
 
+/// The shard of row `i` of `chunk` (not null), from its bytes: the view of a short string (its
+/// bytes, zero-padded), the text of a long one. Equal values, equal shards.
+fn shard_of(chunk: &Utf8ViewArray, i: usize) -> usize {
+    const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+    let view = chunk.views()[i];
+    let hash = if view.is_inline() {
+        let key = view.as_u128();
+        ((key as u64) ^ ((key >> 64) as u64).rotate_left(29)).wrapping_mul(MIX)
+    } else {
+        chunk.value(i).as_bytes().chunks(8).fold(0u64, |h, word| {
+            let mut bytes = [0u8; 8];
+            bytes[..word.len()].copy_from_slice(word);
+            (h.rotate_left(23) ^ u64::from_le_bytes(bytes)).wrapping_mul(MIX)
+        })
+    };
+    (hash >> (64 - SHARDS.trailing_zeros())) as usize
+}
+
 impl ValueIds {
     fn ids(&self, values: &Column) -> PolarsResult<Column> {
         let text = if values.dtype() == &DataType::String {
@@ -118,29 +154,50 @@ impl ValueIds {
             values.cast(&DataType::String)?
         };
         let text = text.str()?;
-        let mut maps = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut out = UInt32Chunked::full_null(text.name().clone(), 0);
+        let mut by_shard: Vec<Vec<u32>> = vec![Vec::new(); SHARDS];
         for chunk in text.downcast_iter() {
-            let mut ids = Vec::with_capacity(chunk.len());
-            // A value often repeats on consecutive rows (an employee's months in a row): the
-            // previous row's id is reused when the view is the same. Equal views are equal
+            let views = chunk.views();
+            // A value often repeats on consecutive rows (an employee's months in a row): such a
+            // row takes the id of the row before it, without a look-up. Equal views are equal
             // strings (inline: the bytes; otherwise: the same place in the same buffer).
-            let mut last: Option<(u128, u32)> = None;
-            for (i, view) in chunk.views().iter().enumerate() {
-                if !chunk.is_valid(i) {
-                    ids.push(0);
+            let repeats = |i: usize, last: &mut Option<u128>| {
+                let key = views[i].as_u128();
+                let same = *last == Some(key);
+                *last = Some(key);
+                same
+            };
+            let mut last = None;
+            for rows in by_shard.iter_mut() {
+                rows.clear();
+            }
+            for i in 0..chunk.len() {
+                if chunk.is_valid(i) && !repeats(i, &mut last) {
+                    by_shard[shard_of(chunk, i)].push(i as u32);
+                }
+            }
+            let mut ids = vec![0u32; chunk.len()];
+            for (shard, rows) in by_shard.iter().enumerate() {
+                if rows.is_empty() {
                     continue;
                 }
-                let key = view.as_u128();
-                let id = match last {
-                    Some((same, id)) if same == key => id,
-                    _ => maps.id_of(chunk, i),
-                };
-                last = Some((key, id));
-                ids.push(id);
+                let mut maps = self.shards[shard]
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                for &i in rows {
+                    let local = maps.id_of(chunk, i as usize);
+                    ids[i as usize] = local * SHARDS as u32 + shard as u32;
+                }
+            }
+            // The repeats, in order: each takes the id of the last valid row before it.
+            let (mut last, mut previous) = (None, 0);
+            for i in 0..chunk.len() {
+                if chunk.is_valid(i) {
+                    if repeats(i, &mut last) {
+                        ids[i] = previous;
+                    }
+                    previous = ids[i];
+                }
             }
             let name = text.name().clone();
             out.append_owned(UInt32Chunked::from_vec_validity(
@@ -1497,4 +1554,54 @@ fn split_month_rows(
     }
     inside.sort();
     Ok((inside, outside))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids name values one to one: equal values get equal ids, different values different ids,
+    /// nulls stay null. Checked against the texts themselves, over chunks arriving one after
+    /// another, with short (inline) and long values, runs of one value, and a value repeated
+    /// across a null (its id is the last valid row's, not the null's slot).
+    #[test]
+    fn value_ids_are_one_to_one_with_the_values() {
+        let long = "a value longer than twelve bytes";
+        let chunks: Vec<Vec<Option<String>>> = vec![
+            vec![
+                Some("a"),
+                None,
+                Some("a"),
+                Some("b"),
+                Some("b"),
+                Some(long),
+                None,
+            ]
+            .into_iter()
+            .map(|v| v.map(str::to_string))
+            .collect(),
+            vec![Some(long), Some("a"), None, None, Some("c"), Some("b")]
+                .into_iter()
+                .map(|v| v.map(str::to_string))
+                .collect(),
+            // Many values, so that every shard holds several.
+            (0..2000).map(|k| Some(format!("v{}", k % 700))).collect(),
+        ];
+        let dictionary = ValueIds::default();
+        let mut seen: Vec<(Option<String>, Option<u32>)> = Vec::new();
+        for chunk in &chunks {
+            let column = Column::new("x".into(), chunk.clone());
+            let ids = dictionary.ids(&column).unwrap();
+            let ids: Vec<Option<u32>> = ids.u32().unwrap().iter().collect();
+            seen.extend(chunk.iter().cloned().zip(ids));
+        }
+        for (value, id) in &seen {
+            assert_eq!(value.is_none(), id.is_none(), "{value:?} → {id:?}");
+        }
+        for (a, id_a) in seen.iter().filter(|(v, _)| v.is_some()) {
+            for (b, id_b) in seen.iter().filter(|(v, _)| v.is_some()) {
+                assert_eq!(a == b, id_a == id_b, "{a:?} → {id_a:?}, {b:?} → {id_b:?}");
+            }
+        }
+    }
 }
