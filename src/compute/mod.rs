@@ -191,12 +191,12 @@ impl ValueIds {
             }
             // The repeats, in order: each takes the id of the last valid row before it.
             let (mut last, mut previous) = (None, 0);
-            for i in 0..chunk.len() {
+            for (i, id) in ids.iter_mut().enumerate() {
                 if chunk.is_valid(i) {
                     if repeats(i, &mut last) {
-                        ids[i] = previous;
+                        *id = previous;
                     }
-                    previous = ids[i];
+                    previous = *id;
                 }
             }
             let name = text.name().clone();

@@ -77,12 +77,7 @@ pub(crate) fn roll_up(
             }
             let rolled = roll_scalars(&seg.scalars, &members, tree, months, tree_rollup)?;
             for ind in members {
-                out.push(evaluate(
-                    ind,
-                    &rolled,
-                    (seg.dim.as_deref(), &seg.sets),
-                    &merged_sets,
-                )?);
+                out.push(evaluate(ind, &rolled, &seg, &merged_sets)?);
             }
         }
     }
@@ -212,12 +207,12 @@ fn merge_sets(
 }
 
 /// One indicator's cells: its grains of the merged scalars, its merged sets joined on (the state
-/// column is `__set`), and the numerator, denominator and row count evaluated per cell. `sets`:
-/// its segmentation's breakdown and set states.
+/// column is `__set`), and the numerator, denominator and row count evaluated per cell. `seg`:
+/// the indicator's segmentation.
 fn evaluate(
     ind: &PartialIndicator,
     rolled: &DataFrame,
-    (dim, sets): (Option<&str>, &BTreeMap<String, (usize, String, DataFrame)>),
+    seg: &SegmentPartials,
     merged_sets: &BTreeMap<SetKey, DataFrame>,
 ) -> PolarsResult<LazyFrame> {
     let grain_names: Vec<&str> = ind.grains.iter().map(|g| g.as_str()).collect();
@@ -228,11 +223,11 @@ fn evaluate(
         .unwrap_or(lit(false));
     let mut cells = rolled.clone().lazy().filter(in_grains);
     for set in &ind.parts.sets {
-        let Some((at, column, _)) = sets.get(&set.name) else {
+        let Some((at, column, _)) = seg.sets.get(&set.name) else {
             continue;
         };
         let merged = merged_sets
-            .get(&(*at, column.clone(), ind.tree, dim.map(str::to_string)))
+            .get(&(*at, column.clone(), ind.tree, seg.dim.clone()))
             .expect("every set of every member was merged")
             .clone();
         cells = cells.join(
