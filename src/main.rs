@@ -430,7 +430,7 @@ fn main() -> ExitCode {
 /// As many malloc arenas as cores. glibc gives each thread that allocates its own arena (up to
 /// eight per core), and memory freed in one is not reused by another: polars' reader threads,
 /// its pipeline's workers and rayon's each kept their own high-water mark. Measured side by
-/// side (README, "Other benchmarks and knobs"): scale 1000 peaks at about 0.75 GB instead of
+/// side (benches/HISTORY.md, session 16): scale 1000 peaks at about 0.75 GB instead of
 /// 1.05 GB, in the same time or a little less. One arena saves a little more memory but slows
 /// the fixtures by 10 %; larger mmap and trim thresholds on top cut the kernel's time but not
 /// the run's. A user's own `GLIBC_TUNABLES` or `MALLOC_*` settings are left to act instead.

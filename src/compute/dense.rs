@@ -430,15 +430,12 @@ impl Pending {
     /// The output as the group-by's plan gives it: the accumulated frame (one row per cell and
     /// segment with rows: segments in order of appearance, cells ascending) through the steps
     /// after the group-by.
-    pub(crate) fn finish(mut self) -> PolarsResult<DataFrame> {
-        let idle = Arc::new(Mutex::new(Accumulation::Scalars(Accumulator::default())));
-        let acc = match Arc::try_unwrap(std::mem::replace(&mut self.acc, idle)) {
-            Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
-            Err(shared) => std::mem::replace(
-                &mut *shared.lock().unwrap_or_else(|p| p.into_inner()),
-                Accumulation::Scalars(Accumulator::default()),
-            ),
-        };
+    pub(crate) fn finish(self) -> PolarsResult<DataFrame> {
+        // Taken out of its lock: the sink's callback may still hold the other handle.
+        let acc = std::mem::replace(
+            &mut *self.acc.lock().unwrap_or_else(|p| p.into_inner()),
+            Accumulation::Scalars(Accumulator::default()),
+        );
         let frame = match acc {
             Accumulation::Scalars(acc) => self.scalars_frame(acc)?,
             Accumulation::Multiset(acc) => acc.frame(&self.expected, self.dim.as_deref())?,
@@ -1061,7 +1058,12 @@ mod tests {
 
     /// A result sorted by cell (and `dim`), to compare row by row.
     fn sorted(df: DataFrame, dim: Option<&str>) -> DataFrame {
-        let mut by: Vec<PlSmallStr> = vec!["__cell".into()];
+        sorted_by(df, &["__cell"], dim)
+    }
+
+    /// A result sorted by `keys` (and `dim`).
+    fn sorted_by(df: DataFrame, keys: &[&str], dim: Option<&str>) -> DataFrame {
+        let mut by: Vec<PlSmallStr> = keys.iter().map(|&k| k.into()).collect();
         by.extend(dim.map(PlSmallStr::from));
         df.sort(by, SortMultipleOptions::default().with_nulls_last(true))
             .unwrap()
@@ -1213,12 +1215,7 @@ mod tests {
                         let (dense, grouped) = multiset_planned(&frame, dim, value, masked);
                         let (sink, pending) = dense.start().unwrap().expect("integers are counted");
                         run(sink);
-                        let by = |df: DataFrame| {
-                            let mut by: Vec<PlSmallStr> = vec!["__cell".into(), "__v".into()];
-                            by.extend(dim.map(PlSmallStr::from));
-                            df.sort(by, SortMultipleOptions::default().with_nulls_last(true))
-                                .unwrap()
-                        };
+                        let by = |df: DataFrame| sorted_by(df, &["__cell", "__v"], dim);
                         let dense = by(pending.finish().unwrap());
                         let grouped = by(grouped.collect().unwrap());
                         assert!(grouped.height() > N_CELLS);

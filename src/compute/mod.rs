@@ -405,6 +405,8 @@ pub(crate) fn plan_source(
     let name = source.name.get_ref().clone();
     let first_file = files.first().cloned();
     let rows = scan_source(source, tree, mapping, months, files)?;
+    // The total reads the same rows as the breakdowns unless the source carries its own totals.
+    let same_rows = source.total_rows.is_none();
     let defs: Vec<&IndicatorDef> = pipeline.indicators_of(&name).collect();
     let parts = indicator_parts(&defs, tree)?;
     let mut base = rows.usable.clone();
@@ -427,14 +429,14 @@ pub(crate) fn plan_source(
         months,
         tree.units().len(),
         (&total_rows, &breakdown_rows),
-        source.total_rows.is_none(),
+        same_rows,
         &mut outputs,
     );
     // With any two-phase indicator the first segmentation is the total, over every usable row
     // unless the source carries its own totals: its group-by also counts the rows.
     let counted =
         match layout.first() {
-            Some(total) if source.total_rows.is_none() && !parts.partial.is_empty() => {
+            Some(total) if same_rows && !parts.partial.is_empty() => {
                 let (frame, dense) = Segmentation::new(None, months, tree.units().len())
                     .scalar_output(&total_rows, &total.members, &parts.partial, Some("__rows"));
                 Some((total.scalars, frame, dense))
@@ -478,7 +480,7 @@ pub(crate) fn plan_source(
         direct_output,
         counted,
         dense: outputs.dense,
-        same_rows: source.total_rows.is_none(),
+        same_rows,
     })
 }
 
