@@ -9,17 +9,10 @@
 # in $STYRKORT_BENCH_DATA (default ~/.cache/styrkort-bench-data; scale 1000 CSV is ~3 GB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${CARGO_TARGET_DIR:=$HOME/.cache/styrkort-target}"
-export CARGO_TARGET_DIR
 SCALES=${1:-"10 100"}
 FORMATS=${2:-"csv parquet"}
 RUNS=${3:-3}
 DATA=${STYRKORT_BENCH_DATA:-$HOME/.cache/styrkort-bench-data}
-VENV=${STYRKORT_BENCH_VENV:-$HOME/.cache/styrkort-bench-venv}
-if ! "$VENV/bin/python" -c "import duckdb, polars" 2>/dev/null; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet duckdb polars
-fi
-cargo build --release --quiet --bin styrkort
+source benches/peer/env.sh
 exec "$VENV/bin/python" benches/peer/bench.py --bin "$CARGO_TARGET_DIR/release/styrkort" \
     --scales "$SCALES" --formats "$FORMATS" --runs "$RUNS" --data "$DATA"

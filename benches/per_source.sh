@@ -8,16 +8,9 @@
 #
 # Uses the same Python venv as benches/peer.sh (duckdb and polars from PyPI; created on first use).
 set -euo pipefail
+PIPELINE=$(realpath "${1:?usage: benches/per_source.sh PIPELINE.toml [RUNS]}")
 cd "$(dirname "$0")/.."
-PIPELINE=${1:?usage: benches/per_source.sh PIPELINE.toml [RUNS]}
 RUNS=${2:-3}
-: "${CARGO_TARGET_DIR:=$HOME/.cache/styrkort-target}"
-export CARGO_TARGET_DIR
-VENV=${STYRKORT_BENCH_VENV:-$HOME/.cache/styrkort-bench-venv}
-if ! "$VENV/bin/python" -c "import duckdb, polars" 2>/dev/null; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet duckdb polars
-fi
-cargo build --release --quiet --bin styrkort
+source benches/peer/env.sh
 exec "$VENV/bin/python" benches/peer/per_source.py --bin "$CARGO_TARGET_DIR/release/styrkort" \
     --runs "$RUNS" "$PIPELINE"
