@@ -165,14 +165,96 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// The files of a source, sorted, each hashed and checked.
-pub(crate) fn expand_source(
-    pipeline: &Pipeline,
-    source: &SourceDef,
-) -> Result<Vec<InputFile>, IngestError> {
-    if is_object_url(source.path.get_ref()) {
-        return expand_stored(source);
+/// Every source's files, found, hashed and checked, per source in the pipeline's order: its
+/// files sorted by path, or its first fault (its files not found, else the first file in path
+/// order that fails its checks).
+///
+/// The files of all sources are read side by side, the largest first, each by the next free
+/// thread. Source by source, one large source could end long after the others (at scale 1000
+/// one thread checked 4.0 s of files, the other 2.9 s), and a source of many monthly files
+/// would be read on one thread.
+pub(crate) fn expand_sources(pipeline: &Pipeline) -> Vec<Result<Vec<InputFile>, IngestError>> {
+    use rayon::iter::{ParallelBridge, ParallelIterator};
+
+    /// One unit of work: a local file of source `source`, or a source in an object store.
+    struct Job {
+        source: usize,
+        file: usize,
+        path: Option<PathBuf>,
+        bytes: u64,
     }
+    let sources = &pipeline.def.sources;
+    let mut jobs = Vec::new();
+    let mut found: Vec<Result<usize, IngestError>> = Vec::with_capacity(sources.len());
+    for (k, source) in sources.iter().enumerate() {
+        if is_object_url(source.path.get_ref()) {
+            // Listed in the store, as one unit: asked first, as its answer takes a round trip.
+            jobs.push(Job {
+                source: k,
+                file: 0,
+                path: None,
+                bytes: u64::MAX,
+            });
+            found.push(Ok(1));
+            continue;
+        }
+        match source_paths(pipeline, source) {
+            Ok(paths) => {
+                found.push(Ok(paths.len()));
+                for (file, path) in paths.into_iter().enumerate() {
+                    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+                    jobs.push(Job {
+                        source: k,
+                        file,
+                        path: Some(path),
+                        bytes,
+                    });
+                }
+            }
+            Err(e) => found.push(Err(e)),
+        }
+    }
+    jobs.sort_by(|a, b| (b.bytes, a.source, a.file).cmp(&(a.bytes, b.source, b.file)));
+    // `par_bridge` hands the next job to whichever thread is free: largest first.
+    let mut done: Vec<(usize, usize, Result<Vec<InputFile>, IngestError>)> = jobs
+        .into_iter()
+        .par_bridge()
+        .map(|job| {
+            let source = &sources[job.source];
+            let files = match &job.path {
+                Some(path) => inspect_input(path, source).map(|file| vec![file]),
+                None => expand_stored(source),
+            };
+            (job.source, job.file, files)
+        })
+        .collect();
+    done.sort_by_key(|(source, file, _)| (*source, *file));
+    let mut done = done.into_iter().peekable();
+    found
+        .into_iter()
+        .enumerate()
+        .map(|(k, found)| {
+            let n = found?;
+            let mut files = Vec::with_capacity(n);
+            let mut fault = None;
+            while let Some((_, _, result)) = done.next_if(|(source, _, _)| *source == k) {
+                match result {
+                    Ok(part) => files.extend(part),
+                    Err(e) => {
+                        fault.get_or_insert(e);
+                    }
+                }
+            }
+            match fault {
+                Some(e) => Err(e),
+                None => Ok(files),
+            }
+        })
+        .collect()
+}
+
+/// The local files a source's path or glob names: sorted, each once, regular files only.
+fn source_paths(pipeline: &Pipeline, source: &SourceDef) -> Result<Vec<PathBuf>, IngestError> {
     let pattern = pipeline.resolve(source.path.get_ref());
     let pattern_text = pattern.to_string_lossy().to_string();
     let mut paths: Vec<PathBuf> = glob::glob(&pattern_text)
@@ -202,20 +284,20 @@ pub(crate) fn expand_source(
             pattern: normalise(&pattern),
         });
     }
-    let paths = read_once(paths, source.name.get_ref())?;
-    paths
-        .into_iter()
-        .map(|path| {
-            let file = inspect(&path, source)?;
-            if file.rows == 0 && !source.allow_empty {
-                return Err(IngestError::NoRows {
-                    file: file.display,
-                    source_name: source.name.get_ref().clone(),
-                });
-            }
-            Ok(file)
-        })
-        .collect()
+    read_once(paths, source.name.get_ref())
+}
+
+/// One local file of a source, hashed and checked; a file without data rows is a fault unless
+/// the source allows it.
+fn inspect_input(path: &Path, source: &SourceDef) -> Result<InputFile, IngestError> {
+    let file = inspect(path, source)?;
+    if file.rows == 0 && !source.allow_empty {
+        return Err(IngestError::NoRows {
+            file: file.display,
+            source_name: source.name.get_ref().clone(),
+        });
+    }
+    Ok(file)
 }
 
 /// Whether a source path names objects in a store (`s3://bucket/key`) rather than local files.

@@ -12,7 +12,7 @@ pub(crate) mod quality;
 #[cfg(feature = "distributed")]
 pub(crate) mod remote;
 
-pub(crate) use files::{InputFile, expand_source};
+pub(crate) use files::{InputFile, expand_sources};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

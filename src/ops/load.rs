@@ -267,14 +267,15 @@ pub(crate) fn run_months(pipeline: &Pipeline, as_of: NaiveDate) -> Result<RunMon
     Ok(months)
 }
 
-/// Every source's files, found, hashed and checked (sources in parallel).
+/// Every source's files, found, hashed and checked (all files side by side, largest first); the
+/// first fault in the pipeline's order of sources fails the run.
 pub fn expand_inputs(p: &Pipeline) -> Result<BTreeMap<String, Vec<ingest::InputFile>>, Error> {
-    use rayon::prelude::*;
     p.def
         .sources
-        .par_iter()
-        .map(|s| {
-            ingest::expand_source(p, s)
+        .iter()
+        .zip(ingest::expand_sources(p))
+        .map(|(s, files)| {
+            files
                 .map(|files| (s.name.get_ref().clone(), files))
                 .map_err(Error::Ingest)
         })

@@ -41,8 +41,8 @@ pub fn validate_against(path: &Path, out: Option<&Path>) -> Result<Validation, E
     let months = run_months(&p, resolve_as_of(&p, None));
     let mut data_problems = Vec::new();
     let mut sources = Vec::new();
-    for source in &p.def.sources {
-        let files = match ingest::expand_source(&p, source) {
+    for (source, files) in p.def.sources.iter().zip(ingest::expand_sources(&p)) {
+        let files = match files {
             Ok(files) => files,
             Err(e) => {
                 data_problems.push(e.to_string());

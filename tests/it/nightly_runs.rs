@@ -1630,3 +1630,91 @@ fn a_unit_whose_parent_disappeared_is_a_warning_from_validate_and_run() {
     let manifest = String::from_utf8(table(&f, "manifest.json")).unwrap();
     assert!(manifest.contains(expected), "{manifest}");
 }
+
+/// A source of several files (monthly exports) gives the values of the same rows in one file,
+/// with each file in the manifest in path order. The files are checked side by side, and a
+/// fault is reported the same way every time: the source's first file in path order that
+/// fails, and across sources the first source in the pipeline's order.
+#[test]
+fn files_read_side_by_side_report_the_first_fault_in_order() {
+    let f = good();
+    assert_eq!(run(&f).status.code(), Some(0));
+    let one_file = table(&f, "indicator_values.parquet");
+    assert!(!one_file.is_empty());
+
+    // The same rows as three files, one month each (names sort in month order).
+    let lines: Vec<&str> = HR.lines().collect();
+    let (header, rows) = (lines[0], &lines[1..]);
+    for (k, month) in ["2024-01", "2024-02", "2024-03"].iter().enumerate() {
+        let part: Vec<&str> = rows
+            .iter()
+            .copied()
+            .filter(|r| r.starts_with(month))
+            .collect();
+        assert_eq!(part.len(), 2);
+        f.file(
+            &format!("hr_{}.csv", k + 1),
+            &format!("{header}\n{}\n", part.join("\n")),
+        );
+    }
+    std::fs::remove_file(f.path("hr.csv")).unwrap();
+    let split = SOURCE.replace("\"hr.csv\"", "\"hr_*.csv\"");
+    write_pipeline(&f, "fail", &split, INDICATOR);
+    let o = run(&f);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(table(&f, "indicator_values.parquet"), one_file);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&String::from_utf8(table(&f, "manifest.json")).unwrap()).unwrap();
+    let files = manifest["sources"][0]["files"].as_array().unwrap();
+    let names: Vec<&str> = files
+        .iter()
+        .map(|file| file["path"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(names, ["hr_1.csv", "hr_2.csv", "hr_3.csv"]);
+    assert!(files.iter().all(|file| file["rows"] == 2), "{files:?}");
+    assert_eq!(manifest["sources"][0]["rows_read"], 6);
+
+    // Two faulty files: the first in path order is named, every time.
+    let before = fingerprint(&f);
+    std::fs::write(f.path("hr_2.csv"), "").unwrap();
+    f.file("hr_3.csv", &format!("{header}\n2024-03-01,100,p1,K,100\n"));
+    for _ in 0..5 {
+        let o = run(&f);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(
+            text(&o).contains("hr_2.csv: the file is empty") && !text(&o).contains("hr_3.csv"),
+            "{}",
+            text(&o)
+        );
+    }
+    assert_eq!(fingerprint(&f), before);
+
+    // A second source whose file is missing: the first faulty source in the pipeline's order
+    // is named, whichever comes first.
+    // (Its org column holds unit ids: the code mapping has no entries for it.)
+    let missing = SOURCE
+        .replace("name = \"hr\"", "name = \"absent\"")
+        .replace("\"hr.csv\"", "\"absent.csv\"")
+        .replace("org_codes = \"mapping\"\n", "");
+    for (sources, named) in [
+        (format!("{split}\n{missing}"), "hr_2.csv"),
+        (format!("{missing}\n{split}"), "absent.csv"),
+    ] {
+        write_pipeline(&f, "fail", &sources, INDICATOR);
+        for _ in 0..3 {
+            let o = run(&f);
+            assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+            let other = if named == "hr_2.csv" {
+                "absent.csv"
+            } else {
+                "hr_2.csv"
+            };
+            assert!(
+                text(&o).contains(named) && !text(&o).contains(other),
+                "{}",
+                text(&o)
+            );
+        }
+    }
+    assert_eq!(fingerprint(&f), before);
+}
