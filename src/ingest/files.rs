@@ -171,10 +171,11 @@ impl<R: Read> Read for HashingReader<R> {
 ///
 /// The files of all sources are read side by side, the largest first, each by the next free
 /// thread. Source by source, one large source could end long after the others (at scale 1000
-/// one thread checked 4.0 s of files, the other 2.9 s), and a source of many monthly files
-/// would be read on one thread.
+/// CSV one thread checked 4.0 s of files, the other 2.9 s), and a source of many monthly files
+/// was read on one thread.
 pub(crate) fn expand_sources(pipeline: &Pipeline) -> Vec<Result<Vec<InputFile>, IngestError>> {
-    use rayon::iter::{ParallelBridge, ParallelIterator};
+    use rayon::iter::{IntoParallelIterator, ParallelIterator};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// One unit of work: a local file of source `source`, or a source in an object store.
     struct Job {
@@ -215,19 +216,30 @@ pub(crate) fn expand_sources(pipeline: &Pipeline) -> Vec<Result<Vec<InputFile>, 
         }
     }
     jobs.sort_by(|a, b| (b.bytes, a.source, a.file).cmp(&(a.bytes, b.source, b.file)));
-    // `par_bridge` hands the next job to whichever thread is free: largest first.
-    let mut done: Vec<(usize, usize, Result<Vec<InputFile>, IngestError>)> = jobs
-        .into_iter()
-        .par_bridge()
-        .map(|job| {
-            let source = &sources[job.source];
-            let files = match &job.path {
-                Some(path) => inspect_input(path, source).map(|file| vec![file]),
-                None => expand_stored(source),
-            };
-            (job.source, job.file, files)
+    // One worker per thread, each taking the next job in that order when it is free. (rayon's
+    // `par_bridge` does the same but took 25 MB more memory on the fixtures; a parallel
+    // iterator over the list splits it in halves, which can leave the two largest files to
+    // one thread.)
+    let next = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().clamp(1, jobs.len().max(1));
+    // Per job: its source, its file, and the file (a store's files) or its fault.
+    type Done = (usize, usize, Result<Vec<InputFile>, IngestError>);
+    let done: Vec<Vec<Done>> = (0..workers)
+        .into_par_iter()
+        .map(|_| {
+            let mut mine = Vec::new();
+            while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let source = &sources[job.source];
+                let files = match &job.path {
+                    Some(path) => inspect_input(path, source).map(|file| vec![file]),
+                    None => expand_stored(source),
+                };
+                mine.push((job.source, job.file, files));
+            }
+            mine
         })
         .collect();
+    let mut done: Vec<_> = done.into_iter().flatten().collect();
     done.sort_by_key(|(source, file, _)| (*source, *file));
     let mut done = done.into_iter().peekable();
     found
