@@ -42,8 +42,8 @@ pub(crate) struct SegmentPartials {
     /// Per set state: its phase-1 output's number, the value column in it, and the frame. A
     /// distinct set's frame is `__unit, __month, [__segment], <value columns>` (`__segment`: the
     /// breakdown's value as text; no `__segment` means the total), shared by the distinct sets
-    /// with the same filter; a median's
-    /// is `__unit, __month, __segment, __v, __w` (`__w` = multiplicity).
+    /// with the same filter; a median's is `__unit, __month, __segment, __v, __w` (`__w` =
+    /// multiplicity).
     pub(crate) sets: BTreeMap<String, (usize, String, DataFrame)>,
 }
 

@@ -186,7 +186,8 @@ pub(crate) fn expand_sources(pipeline: &Pipeline) -> Vec<Result<Vec<InputFile>, 
     }
     let sources = &pipeline.def.sources;
     let mut jobs = Vec::new();
-    let mut found: Vec<Result<usize, IngestError>> = Vec::with_capacity(sources.len());
+    // Per source: whether its files were found.
+    let mut found: Vec<Result<(), IngestError>> = Vec::with_capacity(sources.len());
     for (k, source) in sources.iter().enumerate() {
         if is_object_url(source.path.get_ref()) {
             // Listed in the store, as one unit: asked first, as its answer takes a round trip.
@@ -196,12 +197,12 @@ pub(crate) fn expand_sources(pipeline: &Pipeline) -> Vec<Result<Vec<InputFile>, 
                 path: None,
                 bytes: u64::MAX,
             });
-            found.push(Ok(1));
+            found.push(Ok(()));
             continue;
         }
         match source_paths(pipeline, source) {
             Ok(paths) => {
-                found.push(Ok(paths.len()));
+                found.push(Ok(()));
                 for (file, path) in paths.into_iter().enumerate() {
                     let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
                     jobs.push(Job {
@@ -246,8 +247,8 @@ pub(crate) fn expand_sources(pipeline: &Pipeline) -> Vec<Result<Vec<InputFile>, 
         .into_iter()
         .enumerate()
         .map(|(k, found)| {
-            let n = found?;
-            let mut files = Vec::with_capacity(n);
+            found?;
+            let mut files = Vec::new();
             let mut fault = None;
             while let Some((_, _, result)) = done.next_if(|(source, _, _)| *source == k) {
                 match result {

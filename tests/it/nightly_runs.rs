@@ -1696,19 +1696,14 @@ fn files_read_side_by_side_report_the_first_fault_in_order() {
         .replace("name = \"hr\"", "name = \"absent\"")
         .replace("\"hr.csv\"", "\"absent.csv\"")
         .replace("org_codes = \"mapping\"\n", "");
-    for (sources, named) in [
-        (format!("{split}\n{missing}"), "hr_2.csv"),
-        (format!("{missing}\n{split}"), "absent.csv"),
+    for (sources, named, other) in [
+        (format!("{split}\n{missing}"), "hr_2.csv", "absent.csv"),
+        (format!("{missing}\n{split}"), "absent.csv", "hr_2.csv"),
     ] {
         write_pipeline(&f, "fail", &sources, INDICATOR);
         for _ in 0..3 {
             let o = run(&f);
             assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-            let other = if named == "hr_2.csv" {
-                "absent.csv"
-            } else {
-                "hr_2.csv"
-            };
             assert!(
                 text(&o).contains(named) && !text(&o).contains(other),
                 "{}",
