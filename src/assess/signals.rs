@@ -55,6 +55,8 @@ struct Series {
     counts: Vec<Option<(f64, f64)>>,
     /// The unit's parent in the org tree (the benchmark of the funnel across siblings).
     parent: Option<String>,
+    /// Each point's row in the deviations read.
+    rows: Vec<usize>,
 }
 
 struct Analysis {
@@ -131,9 +133,11 @@ fn trend_reading(mk: Option<&MannKendall>, polarity: Polarity) -> &'static str {
     }
 }
 
-/// What the statistics add: per-point SPC columns (joined onto deviations) and one row per series.
+/// What the statistics add: per-point SPC columns and one row per series.
 pub(crate) struct Signals {
-    pub(crate) points: DataFrame,
+    /// `spc_mean` … `seasonal_expected`, one value per row of the deviations read (null where
+    /// the row is not a point of a series).
+    pub(crate) points: Vec<Column>,
     pub(crate) series: DataFrame,
 }
 
@@ -144,46 +148,14 @@ pub(crate) fn signals(pipeline: &Pipeline, deviations: &DataFrame) -> PolarsResu
         .iter()
         .map(|i| (i.id.get_ref().as_str(), i))
         .collect();
-    let grains = df!(
-        "indicator_id" => by_indicator.keys().copied().collect::<Vec<_>>(),
-        "grain" => by_indicator.values().map(|i| spc_grain(i).map(|g| g.as_str()).unwrap_or("")).collect::<Vec<_>>(),
-    )?;
-    let rows = deviations
-        .clone()
-        .lazy()
-        .join(
-            grains.lazy(),
-            [col("indicator_id"), col("grain")],
-            [col("indicator_id"), col("grain")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .select([
-            col("indicator_id"),
-            col("org_unit_id"),
-            col("segment"),
-            col("grain"),
-            col("period"),
-            col("period_start"),
-            col("value"),
-            col("target_kind"),
-            col("target_value"),
-            col("numerator"),
-            col("denominator"),
-            col("org_path"),
-        ])
-        .sort(
-            ["indicator_id", "org_unit_id", "segment", "period_start"],
-            SortMultipleOptions::default().with_maintain_order(true),
-        )
-        .collect()?;
-    let series = split_series(&rows)?;
+    let series = split_series(deviations, &by_indicator)?;
     let alpha = pipeline.def.alpha();
     let analysed: Vec<Analysis> = series
         .par_iter()
         .map(|s| analyse(s, by_indicator[s.indicator.as_str()], alpha))
         .collect();
     Ok(Signals {
-        points: point_frame(&series, &analysed)?,
+        points: point_columns(&series, &analysed, deviations.height()),
         series: series_frame(&series, &analysed, &by_indicator)?,
     })
 }
@@ -259,39 +231,66 @@ fn rebase_indices(ind: &IndicatorDef, period_months: &[i32]) -> Vec<usize> {
         .collect()
 }
 
-fn split_series(rows: &DataFrame) -> PolarsResult<Vec<Series>> {
-    let s = |n: &str| rows.column(n).and_then(|c| c.str().cloned());
-    let (ind, unit, seg, grain, period, kind) = (
-        s("indicator_id")?,
-        s("org_unit_id")?,
-        s("segment")?,
-        s("grain")?,
-        s("period")?,
-        s("target_kind")?,
+/// The series of `deviations`: the rows at each indicator's SPC grain, by indicator, unit and
+/// segment, each in time order.
+fn split_series(
+    deviations: &DataFrame,
+    by_indicator: &BTreeMap<&str, &IndicatorDef>,
+) -> PolarsResult<Vec<Series>> {
+    let texts = |n: &str| -> PolarsResult<Vec<Option<&str>>> {
+        Ok(deviations.column(n)?.str()?.iter().collect())
+    };
+    let floats = |n: &str| -> PolarsResult<Vec<Option<f64>>> {
+        Ok(deviations.column(n)?.f64()?.iter().collect())
+    };
+    let (ind, unit, seg, grain, period, kind, path) = (
+        texts("indicator_id")?,
+        texts("org_unit_id")?,
+        texts("segment")?,
+        texts("grain")?,
+        texts("period")?,
+        texts("target_kind")?,
+        texts("org_path")?,
     );
-    let start = rows.column("period_start")?.cast(&DataType::Int32)?;
-    let start = start.i32()?;
-    let value = rows.column("value")?.f64()?;
-    let target = rows.column("target_value")?.f64()?;
-    let numerator = rows.column("numerator")?.f64()?;
-    let denominator = rows.column("denominator")?.f64()?;
-    let path = s("org_path")?;
+    let start = deviations.column("period_start")?.cast(&DataType::Int32)?;
+    let start: Vec<Option<i32>> = start.i32()?.iter().collect();
+    let (value, target, numerator, denominator) = (
+        floats("value")?,
+        floats("target_value")?,
+        floats("numerator")?,
+        floats("denominator")?,
+    );
+    let spc_grain: BTreeMap<&str, Option<&str>> = by_indicator
+        .iter()
+        .map(|(id, ind)| (*id, spc_grain(ind).map(|g| g.as_str())))
+        .collect();
+    let key = |i: usize| {
+        (
+            ind[i].unwrap_or(""),
+            unit[i].unwrap_or(""),
+            seg[i].unwrap_or(""),
+        )
+    };
+    let mut rows: Vec<usize> = (0..deviations.height())
+        .filter(|&i| {
+            let at = ind[i].and_then(|id| spc_grain.get(id).copied().flatten());
+            at.is_some() && at == grain[i]
+        })
+        .collect();
+    // Stable, as the order of the periods of one series must be (a period starts once).
+    rows.sort_by(|&a, &b| (key(a), start[a]).cmp(&(key(b), start[b])));
     let mut out: Vec<Series> = Vec::new();
-    for i in 0..rows.height() {
-        let key = (
-            ind.get(i).unwrap_or(""),
-            unit.get(i).unwrap_or(""),
-            seg.get(i).unwrap_or(""),
-        );
+    for i in rows {
         let same = out
             .last()
-            .is_some_and(|l| (l.indicator.as_str(), l.unit.as_str(), l.segment.as_str()) == key);
+            .is_some_and(|l| (l.indicator.as_str(), l.unit.as_str(), l.segment.as_str()) == key(i));
         if !same {
+            let (indicator, unit, segment) = key(i);
             out.push(Series {
-                indicator: key.0.to_string(),
-                unit: key.1.to_string(),
-                segment: key.2.to_string(),
-                grain: grain.get(i).unwrap_or("").to_string(),
+                indicator: indicator.to_string(),
+                unit: unit.to_string(),
+                segment: segment.to_string(),
+                grain: grain[i].unwrap_or("").to_string(),
                 periods: Vec::new(),
                 period_months: Vec::new(),
                 values: Vec::new(),
@@ -299,33 +298,33 @@ fn split_series(rows: &DataFrame) -> PolarsResult<Vec<Series>> {
                 latest_counts: None,
                 counts: Vec::new(),
                 parent: None,
+                rows: Vec::new(),
             });
         }
         let last = out.last_mut().expect("pushed above");
-        last.periods.push(period.get(i).unwrap_or("").to_string());
-        let days = start.get(i).unwrap_or(0);
+        last.periods.push(period[i].unwrap_or("").to_string());
+        let days = start[i].unwrap_or(0);
         let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")
             + chrono::Duration::days(days as i64);
         last.period_months.push(Month::of_date(date).0);
-        last.values.push(value.get(i));
-        last.latest_counts = numerator.get(i).zip(denominator.get(i));
+        last.values.push(value[i]);
+        last.latest_counts = numerator[i].zip(denominator[i]);
         last.counts.push(last.latest_counts);
-        last.parent = path
-            .get(i)
-            .and_then(|p| p.rsplit('/').nth(1))
-            .map(String::from);
-        last.target = match kind.get(i) {
-            Some("floor") | Some("ceiling") => target.get(i),
+        last.parent = path[i].and_then(|p| p.rsplit('/').nth(1)).map(String::from);
+        last.target = match kind[i] {
+            Some("floor") | Some("ceiling") => target[i],
             _ => None,
         };
+        last.rows.push(i);
     }
     Ok(out)
 }
 
-fn point_frame(series: &[Series], analysed: &[Analysis]) -> PolarsResult<DataFrame> {
-    let mut keys: [Vec<&str>; 5] = Default::default();
-    let (mut mean, mut lpl, mut upl) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut cause, mut ptype, mut expected) = (Vec::new(), Vec::new(), Vec::new());
+/// The per-point SPC columns, one value per row of the deviations read (`n` rows).
+fn point_columns(series: &[Series], analysed: &[Analysis], n: usize) -> Vec<Column> {
+    let (mut mean, mut lpl, mut upl) = (vec![None; n], vec![None; n], vec![None; n]);
+    let (mut cause, mut ptype) = (vec![None; n], vec![None; n]);
+    let mut expected = vec![None; n];
     for (s, a) in series.iter().zip(analysed) {
         // The seasonal expectation, where a season was found: the baseline's level plus the
         // month's index, so the chart shows the winter peak that comes every winter.
@@ -333,30 +332,25 @@ fn point_frame(series: &[Series], analysed: &[Analysis]) -> PolarsResult<DataFra
             .drift
             .as_ref()
             .and_then(|d| d.season.as_ref().map(|season| (d.centre, season)));
-        for ((p, period), month) in a.spc.points.iter().zip(&s.periods).zip(&s.period_months) {
-            expected
-                .push(season.map(|(centre, season)| {
-                    centre + season.indices[month.rem_euclid(12) as usize]
-                }));
-            keys[0].push(&s.indicator);
-            keys[1].push(&s.unit);
-            keys[2].push(&s.grain);
-            keys[3].push(period);
-            keys[4].push(&s.segment);
+        for ((p, &row), month) in a.spc.points.iter().zip(&s.rows).zip(&s.period_months) {
+            expected[row] = season
+                .map(|(centre, season)| centre + season.indices[month.rem_euclid(12) as usize]);
             let finite = |x: f64| x.is_finite().then_some(x);
-            mean.push(finite(p.mean));
-            lpl.push(finite(p.lpl));
-            upl.push(finite(p.upl));
-            cause.push(p.value.map(|_| p.special_cause.label()));
-            ptype.push(p.value.map(|_| p.point_type.label()));
+            mean[row] = finite(p.mean);
+            lpl[row] = finite(p.lpl);
+            upl[row] = finite(p.upl);
+            cause[row] = p.value.map(|_| p.special_cause.label());
+            ptype[row] = p.value.map(|_| p.point_type.label());
         }
     }
-    let [a, b, c, d, e] = keys;
-    df!(
-        "indicator_id" => a, "org_unit_id" => b, "grain" => c, "period" => d, "segment" => e,
-        "spc_mean" => mean, "spc_lpl" => lpl, "spc_upl" => upl,
-        "special_cause" => cause, "point_type" => ptype, "seasonal_expected" => expected,
-    )
+    vec![
+        Column::new("spc_mean".into(), mean),
+        Column::new("spc_lpl".into(), lpl),
+        Column::new("spc_upl".into(), upl),
+        Column::new("special_cause".into(), cause),
+        Column::new("point_type".into(), ptype),
+        Column::new("seasonal_expected".into(), expected),
+    ]
 }
 
 /// The reason of an `act` for a target outside the process limits on the wrong side.

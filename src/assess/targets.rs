@@ -8,13 +8,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use polars::prelude::*;
-
 use crate::definitions::{
     Diagnostic, Diagnostics, IndicatorDef, Pipeline, Polarity, TargetKind, ToleranceDef,
     read_table_with,
 };
-use crate::org::{Groups, OrgTree};
+use crate::org::{Groups, OrgTree, OrgUnit};
 
 /// How far on the unfavourable side of the target still counts as partly met.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -300,7 +298,29 @@ impl Targets {
         grain: crate::period::Grain,
         period: &str,
     ) -> Option<usize> {
+        let candidates = self.candidates(indicator);
         let ancestors = tree.ancestors_and_self(unit);
+        self.resolve_among(&candidates, &ancestors, indicator, grain, period)
+    }
+
+    /// The CSV targets of `indicator` (not its default), by index: what `resolve_among` chooses
+    /// from, found once for all of an indicator's cells.
+    pub(crate) fn candidates(&self, indicator: &str) -> Vec<usize> {
+        let default = self.defaults.get(indicator);
+        (0..self.list.len())
+            .filter(|&i| self.list[i].indicator_id == indicator && default != Some(&i))
+            .collect()
+    }
+
+    /// `resolve` for a unit whose `ancestors_and_self` and indicator's `candidates` are known.
+    pub(crate) fn resolve_among(
+        &self,
+        candidates: &[usize],
+        ancestors: &[&OrgUnit],
+        indicator: &str,
+        grain: crate::period::Grain,
+        period: &str,
+    ) -> Option<usize> {
         let depth_of = |id: &str| {
             ancestors
                 .iter()
@@ -308,10 +328,8 @@ impl Targets {
                 .map(|from_unit| ancestors.len() - from_unit)
         };
         let mut best: Option<((usize, u8, bool, u8), usize)> = None;
-        for (i, t) in self.list.iter().enumerate() {
-            if t.indicator_id != indicator || self.defaults.get(indicator) == Some(&i) {
-                continue;
-            }
+        for &i in candidates {
+            let t = &self.list[i];
             let org_rank = match &t.org_unit_id {
                 None => 0,
                 Some(id) => match depth_of(id) {
@@ -330,35 +348,6 @@ impl Targets {
         }
         best.map(|(_, i)| i)
             .or_else(|| self.defaults.get(indicator).copied())
-    }
-
-    /// `indicator_id, org_unit_id, grain, period, __target` for every cell of `cells` with a target.
-    pub(crate) fn assignments(&self, tree: &OrgTree, cells: &DataFrame) -> PolarsResult<DataFrame> {
-        let ind = cells.column("indicator_id")?.str()?;
-        let unit = cells.column("org_unit_id")?.str()?;
-        let grain = cells.column("grain")?.str()?;
-        let period = cells.column("period")?.str()?;
-        let mut out: [Vec<&str>; 4] = Default::default();
-        let mut index: Vec<u32> = Vec::new();
-        for i in 0..cells.height() {
-            let (Some(a), Some(b), Some(c), Some(d)) =
-                (ind.get(i), unit.get(i), grain.get(i), period.get(i))
-            else {
-                continue;
-            };
-            let Some(g) = crate::period::Grain::parse(c) else {
-                continue;
-            };
-            if let Some(t) = self.resolve(tree, a, b, g, d) {
-                out[0].push(a);
-                out[1].push(b);
-                out[2].push(c);
-                out[3].push(d);
-                index.push(t as u32);
-            }
-        }
-        let [a, b, c, d] = out;
-        df!("indicator_id" => a, "org_unit_id" => b, "grain" => c, "period" => d, "__target" => index)
     }
 }
 
