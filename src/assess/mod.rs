@@ -201,6 +201,9 @@ fn floats(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
     Ok(frame.column(name)?.f64()?.iter().collect())
 }
 
+/// Every value row judged: with its previous-period and last-year values, target, status, gap,
+/// ranks, goals and place in the tree — the deviations table without its signal columns, in
+/// cell order.
 fn deviations(
     pipeline: &Pipeline,
     tree: &OrgTree,
