@@ -277,7 +277,7 @@ fn split_series(
             at.is_some() && at == grain[i]
         })
         .collect();
-    // Stable, as the order of the periods of one series must be (a period starts once).
+    // The keys are unique (a series has one row per period start): the order is fully set.
     rows.sort_by(|&a, &b| (key(a), start[a]).cmp(&(key(b), start[b])));
     let mut out: Vec<Series> = Vec::new();
     for i in rows {
