@@ -155,18 +155,29 @@ impl<'a> Cells<'a> {
             texts(values, CELL_KEY[3])?,
             texts(values, CELL_KEY[4])?,
         ];
-        let mut row_of = PlHashMap::with_capacity(values.height());
-        for i in 0..values.height() {
-            row_of.insert((indicator[i], unit[i], grain[i], period[i], segment[i]), i);
-        }
-        Ok(Cells {
+        let mut cells = Cells {
             indicator,
             unit,
             grain,
             period,
             segment,
-            row_of,
-        })
+            row_of: PlHashMap::with_capacity(values.height()),
+        };
+        for i in 0..values.height() {
+            cells.row_of.insert(cells.key(i), i);
+        }
+        Ok(cells)
+    }
+
+    /// Row `i`'s five keys.
+    fn key(&self, i: usize) -> Key5<'a> {
+        (
+            self.indicator[i],
+            self.unit[i],
+            self.grain[i],
+            self.period[i],
+            self.segment[i],
+        )
     }
 
     fn len(&self) -> usize {
@@ -197,7 +208,18 @@ fn texts<'a>(frame: &'a DataFrame, name: &str) -> PolarsResult<Vec<&'a str>> {
         .collect())
 }
 
-fn floats(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+/// Each indicator's polarity, by id.
+fn polarities(pipeline: &Pipeline) -> PlHashMap<&str, Polarity> {
+    pipeline
+        .def
+        .indicators
+        .iter()
+        .map(|i| (i.id.get_ref().as_str(), i.polarity))
+        .collect()
+}
+
+/// A float column's values in row order.
+pub(super) fn floats(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
     Ok(frame.column(name)?.f64()?.iter().collect())
 }
 
@@ -455,16 +477,7 @@ fn with_changes_and_context(
     let frame = frame.select(DEVIATION_COLUMNS[..36].iter().copied())?;
     // `indicator_values` comes sorted by cell (`finish` sorts it): checking is cheaper than
     // sorting on five text columns again.
-    let key = |i: usize| {
-        (
-            cells.indicator[i],
-            cells.unit[i],
-            cells.grain[i],
-            cells.period[i],
-            cells.segment[i],
-        )
-    };
-    if (1..n).all(|i| key(i - 1) < key(i)) {
+    if (1..n).all(|i| cells.key(i - 1) < cells.key(i)) {
         return Ok(frame);
     }
     frame
@@ -507,12 +520,7 @@ fn judge_rows(
     target: &[Option<u32>],
     ranks: &Ranks,
 ) -> PolarsResult<DataFrame> {
-    let polarity: PlHashMap<&str, Polarity> = pipeline
-        .def
-        .indicators
-        .iter()
-        .map(|i| (i.id.get_ref().as_str(), i.polarity))
-        .collect();
+    let polarity = polarities(pipeline);
     let mut out = JudgedColumns::default();
     for i in 0..cells.len() {
         let target = target[i].map(|t| (t, &targets.list[t as usize]));
@@ -690,12 +698,7 @@ fn ranks(
     value: &[Option<f64>],
     history: &History,
 ) -> Ranks {
-    let polarity: PlHashMap<&str, Polarity> = pipeline
-        .def
-        .indicators
-        .iter()
-        .map(|i| (i.id.get_ref().as_str(), i.polarity))
-        .collect();
+    let polarity = polarities(pipeline);
     let n = cells.len();
     // Keys: indicator, grain, period, segment and org kind.
     let mut groups: PlHashMap<Key5, Vec<(usize, f64)>> = PlHashMap::new();

@@ -240,9 +240,7 @@ fn split_series(
     let texts = |n: &str| -> PolarsResult<Vec<Option<&str>>> {
         Ok(deviations.column(n)?.str()?.iter().collect())
     };
-    let floats = |n: &str| -> PolarsResult<Vec<Option<f64>>> {
-        Ok(deviations.column(n)?.f64()?.iter().collect())
-    };
+    let floats = |n: &str| super::floats(deviations, n);
     let (ind, unit, seg, grain, period, kind, path) = (
         texts("indicator_id")?,
         texts("org_unit_id")?,
